@@ -1,0 +1,150 @@
+package upstream
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+)
+
+// Credentials are the facade's own Dintero client credentials, used when a
+// call brings no token of its own.
+type Credentials struct {
+	// AccountID is the account whose token endpoint issues the tokens.
+	AccountID string
+	// ClientID and ClientSecret authenticate the client (HTTP Basic).
+	ClientID     string
+	ClientSecret string
+	// Audience is the audience the tokens are for; empty means
+	// <base URL>/accounts/<AccountID>.
+	Audience string
+}
+
+// String prints the credentials with the secret masked, so that a
+// configuration can be printed whole.
+func (c Credentials) String() string {
+	return fmt.Sprintf("{AccountID:%s ClientID:%s ClientSecret:%s Audience:%s}", c.AccountID, c.ClientID, mask(c.ClientSecret), c.Audience)
+}
+
+// GoString is String, so that %#v masks the secret too.
+func (c Credentials) GoString() string { return c.String() }
+
+// LogValue logs the credentials with the secret masked.
+func (c Credentials) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("account_id", c.AccountID), slog.String("client_id", c.ClientID), slog.String("client_secret", mask(c.ClientSecret)), slog.String("audience", c.Audience))
+}
+
+// maxTokenMargin caps how early a cached token is refreshed.
+const maxTokenMargin = 5 * time.Minute
+
+// tokenSource fetches the facade's access token with client credentials and
+// caches it until shortly before it expires. Concurrent callers share one
+// fetch, which is not tied to any one caller's context: a caller that gives
+// up does not fail the others waiting on it.
+type tokenSource struct {
+	c     *Client
+	creds Credentials
+	group singleflight.Group
+
+	mu      sync.Mutex
+	token   string
+	refresh time.Time // when the token stops being handed out
+}
+
+// get returns a valid access token, fetching one if none is cached.
+func (ts *tokenSource) get(ctx context.Context) (token string, err error) {
+	now := ts.c.now()
+	ts.mu.Lock()
+	if ts.token != "" && now.Before(ts.refresh) {
+		token = ts.token
+		ts.mu.Unlock()
+		return token, nil
+	}
+	ts.mu.Unlock()
+
+	ch := ts.group.DoChan("token", func() (any, error) {
+		// The fetch keeps the first caller's values (request id, trace)
+		// but not its cancellation, and is bounded on its own.
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ts.c.opts.Timeout)
+		defer cancel()
+		return ts.fetch(fctx)
+	})
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return "", r.Err
+		}
+		return r.Val.(string), nil
+	case <-ctx.Done():
+		return "", fmt.Errorf("waiting for a Dintero token: %w", context.Cause(ctx))
+	}
+}
+
+// drop forgets token if it is still the cached one, after Dintero refused
+// it. A token fetched meanwhile by another caller is kept.
+func (ts *tokenSource) drop(token string) {
+	ts.mu.Lock()
+	if ts.token == token {
+		ts.token = ""
+	}
+	ts.mu.Unlock()
+}
+
+// accessToken is Dintero's token answer.
+type accessToken struct {
+	AccessToken string `json:"access_token"`
+	TokenType   string `json:"token_type"`
+	ExpiresIn   int64  `json:"expires_in"`
+}
+
+// fetch asks Dintero's token endpoint for a client_credentials token, with
+// the retries of an idempotent call, and caches it.
+func (ts *tokenSource) fetch(ctx context.Context) (string, error) {
+	audience := ts.creds.Audience
+	if audience == "" {
+		audience = ts.c.base + "/accounts/" + ts.creds.AccountID
+	}
+	body, err := json.Marshal(map[string]string{"grant_type": "client_credentials", "audience": audience})
+	if err != nil {
+		return "", err
+	}
+	path, err := ts.c.path("accounts", ts.creds.AccountID, "auth", "token")
+	if err != nil {
+		return "", fmt.Errorf("token endpoint: %w", err)
+	}
+	req := request{
+		method:     http.MethodPost,
+		path:       path,
+		body:       body,
+		idempotent: true,
+		basic:      &ts.creds,
+	}
+	res, err := ts.c.do(ctx, &req)
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", ErrTokenFetch, err)
+	}
+	if res.status/100 != 2 {
+		return "", fmt.Errorf("%w: %w", ErrTokenFetch, ts.c.answerError(res, fmt.Errorf("%w: HTTP %d to the token endpoint", ErrUnexpectedResponse, res.status)))
+	}
+	var at accessToken
+	if err := json.Unmarshal(res.body, &at); err != nil {
+		return "", fmt.Errorf("%w: %w", ErrTokenFetch, &Error{StatusCode: res.status, RequestID: requestID(res.header), Reason: fmt.Errorf("%w: token: %s", ErrDecode, describeJSONError(err))})
+	}
+	if at.AccessToken == "" || (at.TokenType != "" && !strings.EqualFold(at.TokenType, "Bearer")) {
+		return "", fmt.Errorf("%w: %w", ErrTokenFetch, &Error{StatusCode: res.status, RequestID: requestID(res.header), Reason: fmt.Errorf("%w: no bearer access_token", ErrUnexpectedResponse)})
+	}
+	life := time.Duration(at.ExpiresIn) * time.Second
+	margin := min(maxTokenMargin, life/10)
+	ts.mu.Lock()
+	ts.token = at.AccessToken
+	ts.refresh = ts.c.now().Add(life - margin)
+	ts.mu.Unlock()
+	ts.c.opts.Observer.TokenFetched()
+	return at.AccessToken, nil
+}
