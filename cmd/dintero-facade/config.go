@@ -1,0 +1,180 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/dintero-facade/dintero-facade/upstream"
+)
+
+// envPrefix prefixes the environment variable of every flag.
+const envPrefix = "DINTERO_FACADE_"
+
+// Config is the facade's effective configuration. Defaults are set by
+// parseConfig; it can be printed whole, because the credentials mask their
+// secret.
+type Config struct {
+	GRPCAddr        string
+	HTTPAddr        string
+	DinteroURL      string
+	DinteroTimeout  time.Duration
+	ShutdownDelay   time.Duration
+	ShutdownGrace   time.Duration
+	LogLevel        slog.Level
+	MaxRecvMsgBytes int
+	// Credentials are the facade's own client credentials, from the
+	// environment only (never flags, which ps shows); nil when unset.
+	Credentials *upstream.Credentials
+}
+
+// LogValue logs the configuration with the client secret masked.
+func (c Config) LogValue() slog.Value {
+	attrs := []slog.Attr{
+		slog.String("grpc_addr", c.GRPCAddr),
+		slog.String("http_addr", c.HTTPAddr),
+		slog.String("dintero_url", c.DinteroURL),
+		slog.Duration("dintero_timeout", c.DinteroTimeout),
+		slog.Duration("shutdown_delay", c.ShutdownDelay),
+		slog.Duration("shutdown_grace", c.ShutdownGrace),
+		slog.String("log_level", c.LogLevel.String()),
+		slog.Int("max_recv_msg_bytes", c.MaxRecvMsgBytes),
+	}
+	if c.Credentials != nil {
+		attrs = append(attrs, slog.Any("credentials", *c.Credentials))
+	} else {
+		attrs = append(attrs, slog.String("credentials", "none"))
+	}
+	return slog.GroupValue(attrs...)
+}
+
+// parseConfig reads flags from args and, for each flag not given, its
+// environment variable DINTERO_FACADE_<FLAG_IN_UPPER_SNAKE>; the flag wins.
+// getenv reads the environment.
+func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) (Config, error) {
+	cfg := Config{LogLevel: slog.LevelInfo}
+	fs := flag.NewFlagSet("dintero-facade", flag.ContinueOnError)
+	fs.SetOutput(usageOut)
+	fs.StringVar(&cfg.GRPCAddr, "grpc-addr", ":9090", "address of the gRPC server")
+	fs.StringVar(&cfg.HTTPAddr, "http-addr", ":8080", "address of the JSON gateway, /healthz and /openapi.json")
+	fs.StringVar(&cfg.DinteroURL, "dintero-url", "https://api.dintero.com/v1", "Dintero's API base URL: https, or http to a loopback host")
+	fs.DurationVar(&cfg.DinteroTimeout, "dintero-timeout", 10*time.Second, "bound of a Dintero call whose caller set no deadline, and of a token fetch")
+	fs.DurationVar(&cfg.ShutdownDelay, "shutdown-delay", 0, "on SIGTERM, how long to keep accepting while reporting NOT_SERVING (a few seconds on Kubernetes)")
+	fs.DurationVar(&cfg.ShutdownGrace, "shutdown-grace", 20*time.Second, "on SIGTERM, how long calls in flight may take to finish")
+	fs.TextVar(&cfg.LogLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
+	fs.IntVar(&cfg.MaxRecvMsgBytes, "max-recv-msg-bytes", 16<<10, "largest gRPC request accepted, in bytes")
+	fs.VisitAll(func(f *flag.Flag) {
+		f.Usage += " (env " + envName(f.Name) + ")"
+	})
+	fs.Usage = func() {
+		fmt.Fprintf(usageOut, "Usage of dintero-facade:\n")
+		fs.PrintDefaults()
+		fmt.Fprintf(usageOut, "\nDintero client credentials come from the environment only:\n"+
+			"  DINTERO_CLIENT_ID, DINTERO_CLIENT_SECRET, DINTERO_ACCOUNT_ID (all three, or none)\n"+
+			"  DINTERO_AUDIENCE (optional; default <dintero-url>/accounts/<account id>)\n")
+	}
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		if given[f.Name] {
+			return
+		}
+		if v := getenv(envName(f.Name)); v != "" {
+			if err := fs.Set(f.Name, v); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", envName(f.Name), err))
+			}
+		}
+	})
+	if err := errors.Join(errs...); err != nil {
+		return cfg, err
+	}
+	if err := checkDinteroURL(cfg.DinteroURL); err != nil {
+		return cfg, err
+	}
+	if cfg.DinteroTimeout <= 0 || cfg.ShutdownGrace <= 0 || cfg.ShutdownDelay < 0 || cfg.MaxRecvMsgBytes <= 0 {
+		return cfg, errors.New("--dintero-timeout, --shutdown-grace and --max-recv-msg-bytes must be positive, --shutdown-delay not negative")
+	}
+	creds, err := credentialsFromEnv(getenv)
+	if err != nil {
+		return cfg, err
+	}
+	cfg.Credentials = creds
+	return cfg, nil
+}
+
+// envName is the environment variable of a flag: grpc-addr becomes
+// DINTERO_FACADE_GRPC_ADDR.
+func envName(flagName string) string {
+	return envPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// checkDinteroURL refuses anything but https, except http to a loopback
+// host for local runs and tests: tokens must not cross a network in clear.
+func checkDinteroURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return fmt.Errorf("--dintero-url %q is not an absolute URL", raw)
+	}
+	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return fmt.Errorf("--dintero-url %q must have no user, query or fragment", raw)
+	}
+	switch u.Scheme {
+	case "https":
+		return nil
+	case "http":
+		if isLoopback(u.Hostname()) {
+			return nil
+		}
+		return fmt.Errorf("--dintero-url %q: http is allowed only for a loopback host (127.0.0.0/8, ::1, localhost); use https", raw)
+	}
+	return fmt.Errorf("--dintero-url %q: scheme must be https", raw)
+}
+
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// credentialsFromEnv reads the facade's client credentials: all of
+// DINTERO_CLIENT_ID, DINTERO_CLIENT_SECRET and DINTERO_ACCOUNT_ID, or none.
+func credentialsFromEnv(getenv func(string) string) (*upstream.Credentials, error) {
+	c := upstream.Credentials{
+		ClientID:     getenv("DINTERO_CLIENT_ID"),
+		ClientSecret: getenv("DINTERO_CLIENT_SECRET"),
+		AccountID:    getenv("DINTERO_ACCOUNT_ID"),
+		Audience:     getenv("DINTERO_AUDIENCE"),
+	}
+	var missing []string
+	for _, v := range []struct{ name, val string }{{"DINTERO_CLIENT_ID", c.ClientID}, {"DINTERO_CLIENT_SECRET", c.ClientSecret}, {"DINTERO_ACCOUNT_ID", c.AccountID}} {
+		if v.val == "" {
+			missing = append(missing, v.name)
+		}
+	}
+	switch len(missing) {
+	case 3:
+		if c.Audience != "" {
+			return nil, errors.New("DINTERO_AUDIENCE is set without DINTERO_CLIENT_ID, DINTERO_CLIENT_SECRET and DINTERO_ACCOUNT_ID")
+		}
+		return nil, nil
+	case 0:
+		return &c, nil
+	}
+	return nil, fmt.Errorf("client credentials are incomplete: %s not set (set all of DINTERO_CLIENT_ID, DINTERO_CLIENT_SECRET and DINTERO_ACCOUNT_ID, or none)", strings.Join(missing, ", "))
+}
+

@@ -1,0 +1,211 @@
+package service
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"runtime"
+	"runtime/debug"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	authv1 "github.com/dintero-facade/dintero-facade/gen/dintero/auth/v1"
+	"github.com/dintero-facade/dintero-facade/upstream"
+)
+
+// RequestIDKey is the metadata key (and, through the gateway, the HTTP
+// header) of the request id.
+const RequestIDKey = "x-request-id"
+
+// maxRequestIDLen bounds a caller's request id; a longer one is replaced.
+const maxRequestIDLen = 128
+
+// callInfo is what one call learns for its log line. The interceptor puts it
+// in the context; the handlers fill it.
+type callInfo struct {
+	requestID string
+	oid       string
+	grantID   string
+	meta      upstream.Meta
+}
+
+type infoKey struct{}
+
+// infoFrom returns the call's info, or a throwaway one when the handler
+// runs without the interceptors (as in unit tests).
+func infoFrom(ctx context.Context) *callInfo {
+	if i, ok := ctx.Value(infoKey{}).(*callInfo); ok {
+		return i
+	}
+	return &callInfo{}
+}
+
+// RequestIDFrom returns the call's request id, set by the interceptor.
+func RequestIDFrom(ctx context.Context) string {
+	return infoFrom(ctx).requestID
+}
+
+// Interceptor returns the one unary interceptor every call goes through,
+// over gRPC and through the gateway alike: it takes the caller's
+// x-request-id or makes one and returns it in the response header, turns a
+// panic into Internal (logged with its stack), and writes one log line per
+// call. Further interceptors, such as metrics, run inside it.
+func Interceptor(log *slog.Logger, inner ...grpc.UnaryServerInterceptor) grpc.UnaryServerInterceptor {
+	chained := Chain(inner...)
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
+		start := time.Now()
+		ci := &callInfo{requestID: incomingRequestID(ctx)}
+		ctx = context.WithValue(ctx, infoKey{}, ci)
+		_ = grpc.SetHeader(ctx, metadata.Pairs(RequestIDKey, ci.requestID))
+		resp, err = chained(ctx, req, info, recovering(log, ci, handler))
+		logCall(ctx, log, info.FullMethod, ci, err, time.Since(start))
+		return resp, err
+	}
+}
+
+// recovering wraps handler so that a panic becomes Internal. The panic's
+// value is logged only when it is a runtime error: any other value may have
+// been built from the request, and so may hold a secret.
+func recovering(log *slog.Logger, ci *callInfo, handler grpc.UnaryHandler) grpc.UnaryHandler {
+	return func(ctx context.Context, req any) (resp any, err error) {
+		defer func() {
+			if p := recover(); p != nil {
+				attrs := []slog.Attr{slog.String("request_id", ci.requestID), slog.String("stack", string(debug.Stack()))}
+				if re, ok := p.(runtime.Error); ok {
+					attrs = append(attrs, slog.String("panic", re.Error()))
+				}
+				log.LogAttrs(ctx, slog.LevelError, "recovered from a panic in a handler", attrs...)
+				resp, err = nil, status.Error(codes.Internal, "internal error")
+			}
+		}()
+		return handler(ctx, req)
+	}
+}
+
+// logCall writes the call's one line. It never logs a request or response
+// message whole, so no secret they hold reaches the log.
+func logCall(ctx context.Context, log *slog.Logger, method string, ci *callInfo, err error, took time.Duration) {
+	code := status.Code(err)
+	level := slog.LevelInfo
+	switch code {
+	case codes.OK, codes.Canceled, codes.InvalidArgument, codes.NotFound, codes.AlreadyExists, codes.PermissionDenied,
+		codes.Unauthenticated, codes.FailedPrecondition, codes.Aborted, codes.OutOfRange, codes.ResourceExhausted:
+	case codes.Internal, codes.Unknown, codes.DataLoss, codes.Unimplemented:
+		level = slog.LevelError
+	default:
+		level = slog.LevelWarn
+	}
+	if !log.Enabled(ctx, level) {
+		return
+	}
+	attrs := make([]slog.Attr, 0, 12)
+	attrs = append(attrs,
+		slog.String("method", method),
+		slog.String("code", code.String()),
+		slog.Duration("latency", took),
+		slog.String("request_id", ci.requestID),
+	)
+	if ci.oid != "" {
+		attrs = append(attrs, slog.String("oid", ci.oid))
+	}
+	if ci.grantID != "" {
+		attrs = append(attrs, slog.String("grant_id", ci.grantID))
+	}
+	if ci.meta.Attempts > 0 {
+		attrs = append(attrs, slog.Int("http_status", ci.meta.Status), slog.Int("attempts", ci.meta.Attempts))
+	}
+	if ci.meta.RequestID != "" {
+		attrs = append(attrs, slog.String("dintero_request_id", ci.meta.RequestID))
+	}
+	if err != nil {
+		attrs = append(attrs, slog.String("error", status.Convert(err).Message()))
+	}
+	log.LogAttrs(ctx, level, "call", attrs...)
+}
+
+// incomingRequestID returns the caller's x-request-id when it is usable,
+// else a new random one.
+func incomingRequestID(ctx context.Context) string {
+	if md, ok := metadata.FromIncomingContext(ctx); ok {
+		if v := md.Get(RequestIDKey); len(v) > 0 && validRequestID(v[0]) {
+			return v[0]
+		}
+	}
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// validRequestID admits printable ASCII without spaces, so that an id can
+// be logged and sent on as an HTTP header as it is.
+func validRequestID(s string) bool {
+	if s == "" || len(s) > maxRequestIDLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] > '~' {
+			return false
+		}
+	}
+	return true
+}
+
+// Chain composes interceptors into one, the first outermost.
+func Chain(interceptors ...grpc.UnaryServerInterceptor) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		for i := len(interceptors) - 1; i >= 0; i-- {
+			next, ic := handler, interceptors[i]
+			handler = func(ctx context.Context, req any) (any, error) { return ic(ctx, req, info, next) }
+		}
+		return handler(ctx, req)
+	}
+}
+
+// Intercepted returns srv with interceptor applied to every method, for
+// grpc-gateway's in-process path (RegisterAuthServiceHandlerServer), which
+// calls the server directly and so bypasses the gRPC server's interceptors.
+// Calls through the gateway are then logged, recovered and counted exactly
+// like gRPC calls.
+func Intercepted(srv authv1.AuthServiceServer, interceptor grpc.UnaryServerInterceptor) authv1.AuthServiceServer {
+	return &intercepted{srv: srv, ic: interceptor}
+}
+
+type intercepted struct {
+	authv1.UnimplementedAuthServiceServer
+	srv authv1.AuthServiceServer
+	ic  grpc.UnaryServerInterceptor
+}
+
+var (
+	deleteInfo    = &grpc.UnaryServerInfo{FullMethod: authv1.AuthService_DeleteClientGrant_FullMethodName}
+	authorizeInfo = &grpc.UnaryServerInfo{FullMethod: authv1.AuthService_Authorize_FullMethodName}
+)
+
+func (s *intercepted) DeleteClientGrant(ctx context.Context, req *authv1.DeleteClientGrantRequest) (*authv1.DeleteClientGrantResponse, error) {
+	info := *deleteInfo
+	info.Server = s.srv
+	resp, err := s.ic(ctx, req, &info, func(ctx context.Context, req any) (any, error) {
+		return s.srv.DeleteClientGrant(ctx, req.(*authv1.DeleteClientGrantRequest))
+	})
+	if err != nil {
+		return nil, err
+	}
+	return resp.(*authv1.DeleteClientGrantResponse), nil
+}
+
+func (s *intercepted) Authorize(ctx context.Context, req *authv1.AuthorizeRequest) (*authv1.AuthorizeResponse, error) {
+	info := *authorizeInfo
+	info.Server = s.srv
+	resp, err := s.ic(ctx, req, &info, func(ctx context.Context, req any) (any, error) {
+		return s.srv.Authorize(ctx, req.(*authv1.AuthorizeRequest))
+	})
+	if err != nil {
+		return nil, err
+	}
+	return resp.(*authv1.AuthorizeResponse), nil
+}
