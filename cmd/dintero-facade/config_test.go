@@ -1,0 +1,112 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+)
+
+func envOf(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestParseConfig(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		check   func(Config) string
+		wantErr string
+	}{
+		{name: "defaults", check: func(c Config) string {
+			if c.GRPCAddr != ":9090" || c.HTTPAddr != ":8080" || c.DinteroURL != "https://api.dintero.com/v1" || c.DinteroTimeout != 10*time.Second ||
+				c.ShutdownDelay != 0 || c.ShutdownGrace != 20*time.Second || c.LogLevel != slog.LevelInfo || c.Credentials != nil {
+				return fmt.Sprintf("%+v", c)
+			}
+			return ""
+		}},
+		{name: "env", env: map[string]string{"DINTERO_FACADE_GRPC_ADDR": ":1", "DINTERO_FACADE_SHUTDOWN_DELAY": "3s", "DINTERO_FACADE_LOG_LEVEL": "debug"}, check: func(c Config) string {
+			if c.GRPCAddr != ":1" || c.ShutdownDelay != 3*time.Second || c.LogLevel != slog.LevelDebug {
+				return fmt.Sprintf("%+v", c)
+			}
+			return ""
+		}},
+		{name: "flag wins", args: []string{"--grpc-addr", ":2"}, env: map[string]string{"DINTERO_FACADE_GRPC_ADDR": ":1"}, check: func(c Config) string {
+			if c.GRPCAddr != ":2" {
+				return c.GRPCAddr
+			}
+			return ""
+		}},
+		{name: "credentials", env: map[string]string{"DINTERO_CLIENT_ID": "id", "DINTERO_CLIENT_SECRET": "s3cr3t-value", "DINTERO_ACCOUNT_ID": "T123"}, check: func(c Config) string {
+			if c.Credentials == nil || c.Credentials.ClientSecret != "s3cr3t-value" || c.Credentials.AccountID != "T123" {
+				return fmt.Sprintf("%v", c.Credentials)
+			}
+			return ""
+		}},
+		{name: "loopback http", args: []string{"--dintero-url", "http://127.0.0.1:8000/v1"}},
+		{name: "localhost http", args: []string{"--dintero-url", "http://localhost:8000/v1"}},
+		{name: "ipv6 loopback http", args: []string{"--dintero-url", "http://[::1]:8000/v1"}},
+		{name: "remote http", args: []string{"--dintero-url", "http://api.dintero.com/v1"}, wantErr: "http is allowed only for a loopback host"},
+		{name: "private http", args: []string{"--dintero-url", "http://10.0.0.1/v1"}, wantErr: "http is allowed only for a loopback host"},
+		{name: "other scheme", args: []string{"--dintero-url", "ftp://api.dintero.com/v1"}, wantErr: "scheme must be https"},
+		{name: "relative", args: []string{"--dintero-url", "/v1"}, wantErr: "not an absolute URL"},
+		{name: "bad env value", env: map[string]string{"DINTERO_FACADE_SHUTDOWN_GRACE": "soon"}, wantErr: "DINTERO_FACADE_SHUTDOWN_GRACE"},
+		{name: "partial credentials", env: map[string]string{"DINTERO_CLIENT_ID": "id"}, wantErr: "DINTERO_CLIENT_SECRET, DINTERO_ACCOUNT_ID not set"},
+		{name: "audience alone", env: map[string]string{"DINTERO_AUDIENCE": "a"}, wantErr: "DINTERO_AUDIENCE is set"},
+		{name: "negative grace", args: []string{"--shutdown-grace", "-1s"}, wantErr: "must be positive"},
+		{name: "stray argument", args: []string{"serve"}, wantErr: "unexpected arguments"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var out bytes.Buffer
+			c, err := parseConfig(tc.args, envOf(tc.env), &out)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("got %v; want an error containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("got %v; want no error", err)
+			}
+			if tc.check != nil {
+				if bad := tc.check(c); bad != "" {
+					t.Errorf("got %s", bad)
+				}
+			}
+		})
+	}
+}
+
+func TestHelpListsFlagsAndEnv(t *testing.T) {
+	var out bytes.Buffer
+	_, err := parseConfig([]string{"--help"}, envOf(nil), &out)
+	if !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("got %v; want flag.ErrHelp", err)
+	}
+	for _, want := range []string{"-grpc-addr", "DINTERO_FACADE_GRPC_ADDR", "-shutdown-grace", "DINTERO_FACADE_SHUTDOWN_GRACE", "DINTERO_CLIENT_SECRET"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("--help does not mention %s:\n%s", want, out.String())
+		}
+	}
+}
+
+func TestConfigLogMasksSecret(t *testing.T) {
+	c, err := parseConfig(nil, envOf(map[string]string{"DINTERO_CLIENT_ID": "id", "DINTERO_CLIENT_SECRET": "s3cr3t-value", "DINTERO_ACCOUNT_ID": "T123"}), &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	slog.New(slog.NewJSONHandler(&out, nil)).Info("starting", "config", c)
+	if strings.Contains(out.String(), "s3cr3t-value") || !strings.Contains(out.String(), `"client_id":"id"`) {
+		t.Errorf("got %s; want the config with the secret masked", out.String())
+	}
+	if s := fmt.Sprintf("%v %+v", c, c); strings.Contains(s, "s3cr3t-value") {
+		t.Errorf("printed config holds the secret: %s", s)
+	}
+}

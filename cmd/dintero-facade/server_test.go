@@ -1,0 +1,487 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
+	"google.golang.org/grpc/status"
+
+	authv1 "github.com/dintero-facade/dintero-facade/gen/dintero/auth/v1"
+	"github.com/dintero-facade/dintero-facade/internal/dinterotest"
+	"github.com/dintero-facade/dintero-facade/service"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	removeBinary()
+	if code == 0 {
+		if err := goleak.Find(goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"), goleak.IgnoreTopFunction("net/http.(*persistConn).readLoop"), goleak.IgnoreTopFunction("internal/poll.runtime_pollWait")); err != nil {
+			fmt.Fprintf(os.Stderr, "goleak: %v\n", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// logBuffer is a log sink safe for concurrent writes.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+// calls returns the per-call log lines, decoded.
+func (l *logBuffer) calls(t *testing.T) []map[string]any {
+	t.Helper()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []map[string]any
+	for _, line := range strings.Split(l.b.String(), "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(line), &m) == nil && m["msg"] == "call" {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// facade is a server started as the binary starts it, on loopback ports.
+type facade struct {
+	grpcAddr string
+	httpURL  string
+	conn     *grpc.ClientConn
+	client   authv1.AuthServiceClient
+	log      *logBuffer
+}
+
+// startFacade parses args and env as main does and runs the server until
+// the test ends, when it must shut down cleanly.
+func startFacade(t *testing.T, dinteroURL string, args []string, env map[string]string) *facade {
+	t.Helper()
+	args = append([]string{"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--dintero-url", dinteroURL, "--log-level", "debug"}, args...)
+	cfg, err := parseConfig(args, envOf(env), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &logBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	addrs := make(chan listeners, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, cfg, slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: cfg.LogLevel})), "test", func(l listeners) { addrs <- l })
+	}()
+	var l listeners
+	select {
+	case l = <-addrs:
+	case err := <-done:
+		t.Fatalf("Run: %v", err)
+	}
+	conn, err := grpc.NewClient(l.GRPC.String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &facade{grpcAddr: l.GRPC.String(), httpURL: "http://" + l.HTTP.String(), conn: conn, client: authv1.NewAuthServiceClient(conn), log: logs}
+	t.Cleanup(func() {
+		conn.Close()
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run returned %v; want nil after a clean shutdown", err)
+		}
+		http.DefaultClient.CloseIdleConnections()
+	})
+	return f
+}
+
+// do sends an HTTP request to the facade and returns status, headers and
+// body.
+func (f *facade) do(t *testing.T, method, path string, header map[string]string) (int, http.Header, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, f.httpURL+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, resp.Header, b
+}
+
+var bearer = map[string]string{"Authorization": "Bearer caller-token-e2e"}
+
+func withBearer(ctx context.Context) context.Context {
+	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer caller-token-e2e")
+}
+
+func TestServer(t *testing.T) {
+	fake := dinterotest.New(t)
+	f := startFacade(t, fake.URL, nil, nil)
+	ctx := context.Background()
+
+	t.Run("grpc delete", func(t *testing.T) {
+		resp, err := f.client.DeleteClientGrant(withBearer(ctx), &authv1.DeleteClientGrantRequest{Oid: "T12345678", Id: "g-grpc"})
+		if err != nil || resp.GetGrant().GetId() != "g-grpc" || resp.GetGrant().GetDeletedBy() != "client-deleter" {
+			t.Fatalf("got %v, %v; want grant g-grpc", resp, err)
+		}
+	})
+	t.Run("grpc authorize", func(t *testing.T) {
+		resp, err := f.client.Authorize(withBearer(ctx), &authv1.AuthorizeRequest{Oid: "T123", Audience: "aud", ResponseType: "authenticate", ClientId: "c", VerificationCode: "v", State: "st"})
+		if err != nil || resp.GetIdToken() != dinterotest.IDToken || resp.GetQuery()["state"] != "st" {
+			t.Fatalf("got %v, %v; want the id_token and state", resp, err)
+		}
+	})
+	t.Run("gateway delete has Dintero's shape", func(t *testing.T) {
+		code, h, body := f.do(t, http.MethodDelete, "/v1/accounts/T12345678/auth/client-grants/g-http", bearer)
+		if code != 200 {
+			t.Fatalf("got %d %s; want 200", code, body)
+		}
+		var got, want map[string]any
+		if err := json.Unmarshal(body, &got); err != nil {
+			t.Fatal(err)
+		}
+		_ = json.Unmarshal(dinterotest.GrantJSON("g-http"), &want)
+		// The same instants, written in UTC.
+		want["created_at"], want["updated_at"], want["deleted_at"] = "2024-01-02T01:04:05.123456Z", "2024-01-02T03:04:05Z", "2026-11-26T06:00:00.500Z"
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("got %v;\nwant %v", got, want)
+		}
+		if !strings.HasPrefix(h.Get("Content-Type"), "application/json") || h.Get("X-Request-Id") == "" {
+			t.Errorf("got headers %v; want JSON and an X-Request-Id", h)
+		}
+	})
+	t.Run("gateway authorize takes query parameters", func(t *testing.T) {
+		before := len(fake.Requests())
+		code, _, body := f.do(t, http.MethodPost, "/v1/accounts/T123/auth/authorize?audience=aud&response_type=authenticate&client_id=c&verification_code=v&state=s1&redirect_uri=https%3A%2F%2Fapp.example.com%2Fcb&scope=openid&connection=sms", bearer)
+		var got map[string]any
+		if err := json.Unmarshal(body, &got); err != nil || code != 200 {
+			t.Fatalf("got %d %s; want 200 with JSON", code, body)
+		}
+		if got["id_token"] != dinterotest.IDToken || got["query"].(map[string]any)["state"] != "s1" {
+			t.Errorf("got %v", got)
+		}
+		q := fake.Requests()[before].Query
+		if q.Get("redirect_uri") != "https://app.example.com/cb" || q.Get("connection") != "sms" || len(q) != 8 {
+			t.Errorf("Dintero got query %v", q)
+		}
+	})
+	t.Run("gateway validation error", func(t *testing.T) {
+		code, _, body := f.do(t, http.MethodDelete, "/v1/accounts/X1/auth/client-grants/g", bearer)
+		var st struct {
+			Code    int    `json:"code"`
+			Message string `json:"message"`
+			Details []any  `json:"details"`
+		}
+		if err := json.Unmarshal(body, &st); err != nil || code != 400 || st.Code != int(codes.InvalidArgument) || !strings.Contains(st.Message, "oid") || len(st.Details) != 1 {
+			t.Errorf("got %d %s; want 400 with an InvalidArgument status naming oid", code, body)
+		}
+	})
+	t.Run("request id round trip", func(t *testing.T) {
+		_, h, _ := f.do(t, http.MethodDelete, "/v1/accounts/T123/auth/client-grants/g", map[string]string{"Authorization": "Bearer x", "X-Request-Id": "rid-from-http"})
+		last := fake.Requests()[len(fake.Requests())-1]
+		if h.Get("X-Request-Id") != "rid-from-http" || last.Header.Get("X-Request-Id") != "rid-from-http" {
+			t.Errorf("got response %q, Dintero got %q; want rid-from-http both", h.Get("X-Request-Id"), last.Header.Get("X-Request-Id"))
+		}
+	})
+	t.Run("healthz", func(t *testing.T) {
+		if code, _, body := f.do(t, http.MethodGet, "/healthz", nil); code != 200 || string(body) != "ok\n" {
+			t.Errorf("got %d %q; want 200 ok", code, body)
+		}
+	})
+	t.Run("openapi", func(t *testing.T) {
+		code, _, body := f.do(t, http.MethodGet, "/openapi.json", nil)
+		var doc struct {
+			Swagger string                    `json:"swagger"`
+			Paths   map[string]map[string]any `json:"paths"`
+		}
+		if err := json.Unmarshal(body, &doc); err != nil || code != 200 || doc.Swagger != "2.0" {
+			t.Fatalf("got %d, %v; want a Swagger 2.0 document", code, err)
+		}
+		if _, ok := doc.Paths["/v1/accounts/{oid}/auth/client-grants/{id}"]["delete"]; !ok {
+			t.Errorf("paths %v lack the DELETE", doc.Paths)
+		}
+		if _, ok := doc.Paths["/v1/accounts/{oid}/auth/authorize"]["post"]; !ok {
+			t.Errorf("paths %v lack the authorize POST", doc.Paths)
+		}
+	})
+	t.Run("health", func(t *testing.T) {
+		for _, svc := range []string{"", "dintero.auth.v1.AuthService"} {
+			resp, err := healthpb.NewHealthClient(f.conn).Check(ctx, &healthpb.HealthCheckRequest{Service: svc})
+			if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+				t.Errorf("health of %q: got %v, %v; want SERVING", svc, resp, err)
+			}
+		}
+	})
+	t.Run("reflection", func(t *testing.T) {
+		stream, err := reflectionpb.NewServerReflectionClient(f.conn).ServerReflectionInfo(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := stream.Send(&reflectionpb.ServerReflectionRequest{MessageRequest: &reflectionpb.ServerReflectionRequest_ListServices{}}); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := stream.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = stream.CloseSend()
+		var names []string
+		for _, s := range resp.GetListServicesResponse().GetService() {
+			names = append(names, s.GetName())
+		}
+		if !strings.Contains(strings.Join(names, " "), "dintero.auth.v1.AuthService") {
+			t.Errorf("got services %v; want dintero.auth.v1.AuthService among them", names)
+		}
+	})
+	t.Run("oversized request", func(t *testing.T) {
+		_, err := f.client.DeleteClientGrant(withBearer(ctx), &authv1.DeleteClientGrantRequest{Oid: "T123", Id: strings.Repeat("x", 32<<10)})
+		if status.Code(err) != codes.ResourceExhausted {
+			t.Errorf("got %v; want ResourceExhausted for a request over --max-recv-msg-bytes", err)
+		}
+	})
+}
+
+// TestGatewayErrors checks that the gateway's HTTP status follows the gRPC
+// code, and that the body is grpc-gateway's status with Dintero's message.
+func TestGatewayErrors(t *testing.T) {
+	fake := dinterotest.New(t)
+	f := startFacade(t, fake.URL, nil, nil)
+	for _, tc := range []struct {
+		dinteroStatus int
+		wantHTTP      int
+		wantCode      codes.Code
+	}{
+		{400, 400, codes.InvalidArgument},
+		{401, 401, codes.Unauthenticated},
+		{403, 403, codes.PermissionDenied},
+		{404, 404, codes.NotFound},
+		{409, 409, codes.Aborted},
+		{429, 429, codes.ResourceExhausted},
+		{500, 500, codes.Internal},
+		{501, 501, codes.Unimplemented},
+		{418, 400, codes.FailedPrecondition},
+	} {
+		t.Run(fmt.Sprint(tc.dinteroStatus), func(t *testing.T) {
+			fake.HandleRaw(dinterotest.OpDelete, func(w http.ResponseWriter, r *http.Request) {
+				dinterotest.WriteError(w, tc.dinteroStatus, "some_code", "dintero says no")
+			})
+			code, _, body := f.do(t, http.MethodDelete, "/v1/accounts/T123/auth/client-grants/g", bearer)
+			var st struct {
+				Code    codes.Code `json:"code"`
+				Message string     `json:"message"`
+			}
+			if err := json.Unmarshal(body, &st); err != nil || code != tc.wantHTTP || st.Code != tc.wantCode || st.Message != "dintero says no" {
+				t.Errorf("got %d %s; want HTTP %d with %v and Dintero's message", code, body, tc.wantHTTP, tc.wantCode)
+			}
+			_, err := f.client.DeleteClientGrant(withBearer(context.Background()), &authv1.DeleteClientGrantRequest{Oid: "T123", Id: "g"})
+			if status.Code(err) != tc.wantCode {
+				t.Errorf("over gRPC: got %v; want %v", err, tc.wantCode)
+			}
+		})
+	}
+}
+
+// TestDeadlinePropagation: a caller deadline of 200 ms against a Dintero
+// that answers after 5 s returns DeadlineExceeded well within a second, over
+// gRPC and (with Grpc-Timeout) through the gateway.
+func TestDeadlinePropagation(t *testing.T) {
+	fake := dinterotest.New(t)
+	fake.HandleRaw(dinterotest.OpDelete, func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-time.After(5 * time.Second):
+			_, _ = w.Write(dinterotest.GrantJSON("late"))
+		case <-r.Context().Done():
+		}
+	})
+	f := startFacade(t, fake.URL, nil, nil)
+
+	ctx, cancel := context.WithTimeout(withBearer(context.Background()), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := f.client.DeleteClientGrant(ctx, &authv1.DeleteClientGrantRequest{Oid: "T123", Id: "g"})
+	if took := time.Since(start); status.Code(err) != codes.DeadlineExceeded || took > time.Second {
+		t.Errorf("gRPC: got %v after %v; want DeadlineExceeded within a second", err, took)
+	}
+
+	start = time.Now()
+	code, _, body := f.do(t, http.MethodDelete, "/v1/accounts/T123/auth/client-grants/g", map[string]string{"Authorization": "Bearer x", "Grpc-Timeout": "200m"})
+	if took := time.Since(start); code != http.StatusGatewayTimeout || took > time.Second {
+		t.Errorf("gateway: got %d %s after %v; want 504 within a second", code, body, took)
+	}
+}
+
+// TestCredentialsFromEnv runs the facade with client credentials from the
+// environment: calls without a token use them, calls with one do not.
+func TestCredentialsFromEnv(t *testing.T) {
+	fake := dinterotest.New(t)
+	f := startFacade(t, fake.URL, nil, map[string]string{"DINTERO_CLIENT_ID": dinterotest.ClientID, "DINTERO_CLIENT_SECRET": dinterotest.ClientSecret, "DINTERO_ACCOUNT_ID": "T12345678"})
+	for i := range 3 {
+		if _, err := f.client.DeleteClientGrant(context.Background(), &authv1.DeleteClientGrantRequest{Oid: "T12345678", Id: fmt.Sprint("g", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if code, _, body := f.do(t, http.MethodDelete, "/v1/accounts/T12345678/auth/client-grants/g", nil); code != 200 {
+		t.Fatalf("gateway without a token: got %d %s", code, body)
+	}
+	if _, err := f.client.DeleteClientGrant(withBearer(context.Background()), &authv1.DeleteClientGrantRequest{Oid: "T12345678", Id: "own"}); err != nil {
+		t.Fatal(err)
+	}
+	if n := fake.Count(dinterotest.OpToken); n != 1 {
+		t.Errorf("got %d token fetches; want 1, cached", n)
+	}
+	reqs := fake.Requests()
+	if got := reqs[len(reqs)-1].Header.Get("Authorization"); got != "Bearer caller-token-e2e" {
+		t.Errorf("the caller's token was replaced by %q", got)
+	}
+	if strings.Contains(f.log.String(), dinterotest.ClientSecret) || !strings.Contains(f.log.String(), `"client_secret":"[REDACTED]"`) {
+		t.Errorf("the startup line must show the credentials with the secret masked:\n%s", f.log.String())
+	}
+}
+
+// panicky is an AuthService whose DeleteClientGrant panics.
+type panicky struct{ authv1.UnimplementedAuthServiceServer }
+
+func (panicky) DeleteClientGrant(context.Context, *authv1.DeleteClientGrantRequest) (*authv1.DeleteClientGrantResponse, error) {
+	panic("handler bug")
+}
+
+// TestGatewayMatchesGRPC proves that a call through the gateway's
+// in-process path is logged, recovered and counted exactly like a gRPC call:
+// both run the same interceptor.
+func TestGatewayMatchesGRPC(t *testing.T) {
+	logs := &logBuffer{}
+	var counted atomic.Int32
+	var methods sync.Map
+	count := func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		counted.Add(1)
+		resp, err := h(ctx, req)
+		methods.Store(info.FullMethod+" "+status.Code(err).String(), true)
+		return resp, err
+	}
+	ic := service.Interceptor(slog.New(slog.NewJSONHandler(logs, nil)), count)
+
+	gs := grpc.NewServer(grpc.ChainUnaryInterceptor(ic))
+	authv1.RegisterAuthServiceServer(gs, panicky{})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = gs.Serve(l) }()
+	defer gs.Stop()
+	var serving atomic.Bool
+	serving.Store(true)
+	h, err := httpHandler(context.Background(), service.Intercepted(panicky{}, ic), &serving)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := &http.Server{Handler: h, ReadHeaderTimeout: time.Second}
+	go func() { _ = hs.Serve(hl) }()
+	defer hs.Close()
+
+	conn, err := grpc.NewClient(l.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_, grpcErr := authv1.NewAuthServiceClient(conn).DeleteClientGrant(context.Background(), &authv1.DeleteClientGrantRequest{Oid: "T123", Id: "g"})
+	resp, err := http.DefaultClient.Do(mustRequest(t, http.MethodDelete, "http://"+hl.Addr().String()+"/v1/accounts/T123/auth/client-grants/g"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	http.DefaultClient.CloseIdleConnections()
+
+	if status.Code(grpcErr) != codes.Internal || resp.StatusCode != http.StatusInternalServerError {
+		t.Errorf("got gRPC %v and HTTP %d; want Internal and 500 (recovered)", grpcErr, resp.StatusCode)
+	}
+	if n := counted.Load(); n != 2 {
+		t.Errorf("the counting interceptor saw %d calls; want 2", n)
+	}
+	if _, ok := methods.Load(authv1.AuthService_DeleteClientGrant_FullMethodName + " Internal"); !ok {
+		t.Error("the counting interceptor did not see DeleteClientGrant end in Internal")
+	}
+	calls := logs.calls(t)
+	if len(calls) != 2 {
+		t.Fatalf("got %d call lines; want 2:\n%s", len(calls), logs.String())
+	}
+	for _, k := range []string{"request_id", "latency", "time"} {
+		delete(calls[0], k)
+		delete(calls[1], k)
+	}
+	if fmt.Sprint(calls[0]) != fmt.Sprint(calls[1]) {
+		t.Errorf("the two calls were logged differently:\n%v\n%v", calls[0], calls[1])
+	}
+	if n := strings.Count(logs.String(), "recovered from a panic"); n != 2 {
+		t.Errorf("got %d recovered panics in the log; want 2", n)
+	}
+}
+
+func mustRequest(t *testing.T, method, url string) *http.Request {
+	t.Helper()
+	r, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestRunFailsOnBusyPort(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	cfg, err := parseConfig([]string{"--grpc-addr", l.Addr().String(), "--dintero-url", "http://127.0.0.1:1/v1"}, envOf(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = Run(context.Background(), cfg, slog.New(slog.NewJSONHandler(io.Discard, nil)), "test", nil)
+	if err == nil || !strings.Contains(err.Error(), "gRPC listener") {
+		t.Errorf("got %v; want a gRPC listener error", err)
+	}
+	if errors.Is(err, errGraceExpired) {
+		t.Error("wrong error")
+	}
+}
