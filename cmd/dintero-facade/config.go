@@ -177,4 +177,3 @@ func credentialsFromEnv(getenv func(string) string) (*upstream.Credentials, erro
 	}
 	return nil, fmt.Errorf("client credentials are incomplete: %s not set (set all of DINTERO_CLIENT_ID, DINTERO_CLIENT_SECRET and DINTERO_ACCOUNT_ID, or none)", strings.Join(missing, ", "))
 }
-

@@ -377,7 +377,9 @@ func TestCredentialsFromEnv(t *testing.T) {
 }
 
 // panicky is an AuthService whose DeleteClientGrant panics.
-type panicky struct{ authv1.UnimplementedAuthServiceServer }
+type panicky struct {
+	authv1.UnimplementedAuthServiceServer
+}
 
 func (panicky) DeleteClientGrant(context.Context, *authv1.DeleteClientGrantRequest) (*authv1.DeleteClientGrantResponse, error) {
 	panic("handler bug")
