@@ -814,3 +814,27 @@ func TestSecretsAreMasked(t *testing.T) {
 		}
 	}
 }
+
+func TestHTTP2ToHTTPS(t *testing.T) {
+	var proto atomic.Value
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		proto.Store(r.Proto)
+		_, _ = w.Write(dinterotest.GrantJSON("g"))
+	}))
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	defer srv.Close()
+	tr := upstream.NewTransport(5 * time.Second)
+	defer tr.CloseIdleConnections()
+	tr.TLSClientConfig = srv.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
+	c, err := upstream.New(upstream.Options{BaseURL: srv.URL + "/v1", Transport: tr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.DeleteClientGrant(context.Background(), callerToken, "T123", "g"); err != nil {
+		t.Fatal(err)
+	}
+	if got := proto.Load(); got != "HTTP/2.0" {
+		t.Errorf("got %v; want HTTP/2.0", got)
+	}
+}
