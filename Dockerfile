@@ -1,7 +1,7 @@
 # Build: docker build --build-arg VERSION=$(git describe --always) -t dintero-facade .
 # The build stage pins the Go release; raise it when govulncheck (see
 # .ci/run) reports a standard-library finding fixed in a later release.
-FROM golang:1.26.8-bookworm AS build
+FROM golang:1.26.10-bookworm AS build
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download

@@ -62,6 +62,10 @@ func Status(err error, secrets ...string) *status.Status {
 	switch {
 	case errors.Is(err, upstream.ErrNoCredentials):
 		return status.New(codes.Unauthenticated, "no Dintero credentials: send an authorization bearer token, or configure the facade's client credentials")
+	case errors.Is(err, upstream.ErrBusy):
+		return status.New(codes.ResourceExhausted, "the facade has too many calls to Dintero in flight; retry with backoff")
+	case errors.Is(err, upstream.ErrCircuitOpen):
+		return status.New(codes.Unavailable, "Dintero keeps failing, so the facade paused calls to it for a moment; retry with backoff")
 	case errors.Is(err, upstream.ErrInvalidArgument):
 		return status.New(codes.InvalidArgument, scrub(err.Error(), secrets))
 	case errors.Is(err, context.Canceled):

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sony/gobreaker/v2"
 	"golang.org/x/net/http/httpguts"
 )
 
@@ -40,6 +41,13 @@ type Options struct {
 	UserAgent string
 	// Transport carries the calls. Default NewTransport(Timeout).
 	Transport http.RoundTripper
+	// MaxConcurrent bounds the calls to Dintero in flight, so that one
+	// caller's burst cannot exhaust the connection pool or Dintero's rate
+	// limit for everyone; a call over it fails at once with ErrBusy.
+	// Default 0: unbounded.
+	MaxConcurrent int
+	// Breaker configures the circuit breaker. Zero values mean defaults.
+	Breaker BreakerOptions
 	// Observer is told about every attempt, for metrics. Default none.
 	Observer Observer
 	// Now is the clock for token expiry. Default time.Now.
@@ -55,12 +63,16 @@ type Observer interface {
 	Attempt(op string, attempt, status int, elapsed time.Duration)
 	// TokenFetched reports a token fetched with the client credentials.
 	TokenFetched()
+	// BreakerState reports the circuit breaker's new state: closed,
+	// half-open or open.
+	BreakerState(state string)
 }
 
 type nopObserver struct{}
 
 func (nopObserver) Attempt(string, int, int, time.Duration) {}
 func (nopObserver) TokenFetched()                           {}
+func (nopObserver) BreakerState(string)                     {}
 
 // Call carries what a single call brings from its caller.
 type Call struct {
@@ -84,10 +96,12 @@ type Meta struct {
 
 // Client calls Dintero. It is safe for concurrent use.
 type Client struct {
-	opts   Options
-	base   string
-	http   *http.Client
-	tokens *tokenSource
+	opts    Options
+	base    string
+	http    *http.Client
+	tokens  *tokenSource
+	sem     chan struct{} // nil when unbounded
+	breaker *gobreaker.CircuitBreaker[*response]
 }
 
 // New returns a Client for opts.
@@ -136,6 +150,10 @@ func New(opts Options) (*Client, error) {
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
 	}
+	if opts.MaxConcurrent > 0 {
+		c.sem = make(chan struct{}, opts.MaxConcurrent)
+	}
+	c.breaker = newBreaker(opts.Breaker, opts.Observer)
 	if cr := opts.Credentials; cr != nil {
 		if cr.AccountID == "" || cr.ClientID == "" || cr.ClientSecret == "" {
 			return nil, errors.New("upstream: credentials need an account id, a client id and a client secret")
@@ -166,6 +184,10 @@ func NewTransport(responseHeaderTimeout time.Duration) *http.Transport {
 }
 
 func (c *Client) now() time.Time { return c.opts.Now() }
+
+// CloseIdleConnections closes the idle connections to Dintero, as a
+// server does when it stops.
+func (c *Client) CloseIdleConnections() { c.http.CloseIdleConnections() }
 
 // HasCredentials reports whether the client can authenticate calls that
 // bring no token of their own.
@@ -299,6 +321,14 @@ type response struct {
 // with 401 drops that token; an idempotent call then fetches a new one and is
 // sent once more. Authorize is not: its verification code may be spent.
 func (c *Client) send(ctx context.Context, call Call, r *request) (*response, Meta, error) {
+	if c.sem != nil {
+		select {
+		case c.sem <- struct{}{}:
+			defer func() { <-c.sem }()
+		default:
+			return nil, Meta{}, fmt.Errorf("%w (limit %d)", ErrBusy, c.opts.MaxConcurrent)
+		}
+	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.opts.Timeout)
@@ -386,7 +416,7 @@ func (c *Client) do(ctx context.Context, r *request) (*response, error) {
 			continue
 		}
 		failed := &response{attempts: attempt}
-		if ctx.Err() != nil || attempt >= c.opts.MaxAttempts || errors.Is(err, ErrBodyTooLarge) || !(r.idempotent || notSent(err)) {
+		if ctx.Err() != nil || attempt >= c.opts.MaxAttempts || errors.Is(err, ErrBodyTooLarge) || errors.Is(err, ErrCircuitOpen) || !(r.idempotent || notSent(err)) {
 			return failed, c.wrapErr(ctx, r, err)
 		}
 		if !sleep(ctx, backoff(c.opts.BackoffBase, c.opts.BackoffMax, attempt)) {
@@ -399,14 +429,32 @@ func (c *Client) do(ctx context.Context, r *request) (*response, error) {
 // itself pass unchanged; transport errors lose the URL.
 func (c *Client) wrapErr(ctx context.Context, r *request, err error) error {
 	var e *Error
-	if errors.As(err, &e) {
+	if errors.As(err, &e) || errors.Is(err, ErrCircuitOpen) {
 		return err
 	}
 	return transportError(ctx, r.method, r.path, err)
 }
 
-// once makes one attempt and reads the whole body, up to the size limit.
+// once makes one attempt through the circuit breaker.
 func (c *Client) once(ctx context.Context, r *request) (*response, error) {
+	res, err := c.breaker.Execute(func() (*response, error) {
+		res, err := c.attempt(ctx, r)
+		if err == nil && res.status >= 500 {
+			return res, errServerError
+		}
+		return res, err
+	})
+	switch {
+	case errors.Is(err, errServerError):
+		return res, nil
+	case errors.Is(err, gobreaker.ErrOpenState), errors.Is(err, gobreaker.ErrTooManyRequests):
+		return nil, ErrCircuitOpen
+	}
+	return res, err
+}
+
+// attempt makes one attempt and reads the whole body, up to the size limit.
+func (c *Client) attempt(ctx context.Context, r *request) (*response, error) {
 	u := c.base + r.path
 	if r.query != "" {
 		u += "?" + r.query

@@ -28,6 +28,7 @@ type counter struct {
 	mu       sync.Mutex
 	attempts map[string]int
 	tokens   int
+	states   []string
 }
 
 func (c *counter) Attempt(op string, _, _ int, _ time.Duration) {
@@ -42,6 +43,12 @@ func (c *counter) Attempt(op string, _, _ int, _ time.Duration) {
 func (c *counter) TokenFetched() {
 	c.mu.Lock()
 	c.tokens++
+	c.mu.Unlock()
+}
+
+func (c *counter) BreakerState(state string) {
+	c.mu.Lock()
+	c.states = append(c.states, state)
 	c.mu.Unlock()
 }
 
@@ -836,5 +843,118 @@ func TestHTTP2ToHTTPS(t *testing.T) {
 	}
 	if got := proto.Load(); got != "HTTP/2.0" {
 		t.Errorf("got %v; want HTTP/2.0", got)
+	}
+}
+
+func TestConcurrencyBound(t *testing.T) {
+	fake := dinterotest.New(t)
+	release := make(chan struct{})
+	fake.HandleRaw(dinterotest.OpDelete, func(w http.ResponseWriter, r *http.Request) {
+		<-release
+		_, _ = w.Write(dinterotest.GrantJSON("g"))
+	})
+	c := newClient(t, fake.URL, func(o *upstream.Options) { o.MaxConcurrent = 3 })
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Go(func() {
+			if _, _, err := c.DeleteClientGrant(context.Background(), callerToken, "T123", "g"); err != nil {
+				t.Errorf("a call within the bound failed: %v", err)
+			}
+		})
+	}
+	for fake.Count(dinterotest.OpDelete) < 3 {
+		time.Sleep(time.Millisecond)
+	}
+	start := time.Now()
+	_, _, err := c.DeleteClientGrant(context.Background(), callerToken, "T123", "g")
+	if !errors.Is(err, upstream.ErrBusy) || time.Since(start) > 100*time.Millisecond {
+		t.Errorf("got %v after %v; want ErrBusy at once", err, time.Since(start))
+	}
+	close(release)
+	wg.Wait()
+	if _, _, err := c.DeleteClientGrant(context.Background(), callerToken, "T123", "g"); err != nil {
+		t.Errorf("after the burst: got %v; want success", err)
+	}
+	if n := fake.Count(dinterotest.OpDelete); n != 4 {
+		t.Errorf("Dintero got %d deletes; want 4 (the refused call sent nothing)", n)
+	}
+}
+
+func TestCircuitBreaker(t *testing.T) {
+	fake := dinterotest.New(t)
+	var failing atomic.Bool
+	failing.Store(true)
+	fake.HandleRaw(dinterotest.OpDelete, func(w http.ResponseWriter, r *http.Request) {
+		if failing.Load() {
+			dinterotest.WriteError(w, 500, "", "down")
+			return
+		}
+		_, _ = w.Write(dinterotest.GrantJSON("g"))
+	})
+	obs := &counter{}
+	c := newClient(t, fake.URL, func(o *upstream.Options) {
+		o.Observer = obs
+		o.Breaker = upstream.BreakerOptions{ConsecutiveFailures: 5, OpenFor: 200 * time.Millisecond}
+	})
+	call := func() error {
+		_, _, err := c.DeleteClientGrant(context.Background(), callerToken, "T123", "g")
+		return err
+	}
+	for i := range 5 {
+		var e *upstream.Error
+		if err := call(); !errors.As(err, &e) || e.StatusCode != 500 {
+			t.Fatalf("call %d: got %v; want Dintero's 500", i, err)
+		}
+	}
+	// Open: answered at once, nothing sent.
+	start := time.Now()
+	if err := call(); !errors.Is(err, upstream.ErrCircuitOpen) || time.Since(start) > 50*time.Millisecond {
+		t.Fatalf("got %v after %v; want ErrCircuitOpen at once", err, time.Since(start))
+	}
+	if n := fake.Count(dinterotest.OpDelete); n != 5 {
+		t.Errorf("Dintero got %d calls; want 5", n)
+	}
+	// Still failing when the probe goes: open again.
+	time.Sleep(250 * time.Millisecond)
+	if err := call(); !errors.As(err, new(*upstream.Error)) {
+		t.Fatalf("probe: got %v; want Dintero's 500", err)
+	}
+	if err := call(); !errors.Is(err, upstream.ErrCircuitOpen) {
+		t.Fatalf("after a failed probe: got %v; want ErrCircuitOpen", err)
+	}
+	// Healthy again: the probe closes the breaker.
+	failing.Store(false)
+	time.Sleep(250 * time.Millisecond)
+	for i := range 3 {
+		if err := call(); err != nil {
+			t.Fatalf("call %d after recovery: %v", i, err)
+		}
+	}
+	obs.mu.Lock()
+	defer obs.mu.Unlock()
+	if want := "[open half-open open half-open closed]"; fmt.Sprint(obs.states) != want {
+		t.Errorf("got states %v; want %s", obs.states, want)
+	}
+}
+
+func TestBreakerIgnoresClientErrorsAndCancels(t *testing.T) {
+	fake := dinterotest.New(t)
+	fake.HandleRaw(dinterotest.OpDelete, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path[len(r.URL.Path)-1] == 's' {
+			<-r.Context().Done()
+			return
+		}
+		dinterotest.WriteError(w, 404, "", "no")
+	})
+	c := newClient(t, fake.URL, func(o *upstream.Options) {
+		o.Breaker = upstream.BreakerOptions{ConsecutiveFailures: 2}
+	})
+	for range 5 {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+		_, _, _ = c.DeleteClientGrant(ctx, callerToken, "T123", "slow")
+		cancel()
+		if _, _, err := c.DeleteClientGrant(context.Background(), callerToken, "T123", "g"); errors.Is(err, upstream.ErrCircuitOpen) {
+			t.Fatal("the breaker opened on 404s and caller timeouts")
+		}
 	}
 }

@@ -24,6 +24,12 @@ var (
 	// ErrInvalidArgument means a path parameter cannot be sent safely (empty,
 	// "." or ".."); nothing was sent.
 	ErrInvalidArgument = errors.New("invalid argument")
+	// ErrBusy means the bound on concurrent calls to Dintero
+	// (Options.MaxConcurrent) was reached; nothing was sent.
+	ErrBusy = errors.New("too many calls to Dintero in flight")
+	// ErrCircuitOpen means Dintero kept failing, so the client stopped
+	// calling it for a moment; nothing was sent.
+	ErrCircuitOpen = errors.New("Dintero keeps failing: calls are paused (circuit open)")
 	// ErrTransport means no HTTP answer came back: the connection failed,
 	// was reset, or the transport gave up.
 	ErrTransport = errors.New("transport failure")

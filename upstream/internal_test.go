@@ -1,7 +1,9 @@
 package upstream
 
 import (
+	"errors"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -43,6 +45,8 @@ func TestParseRetryAfter(t *testing.T) {
 		{"-5", 0},
 		{"7", 7 * time.Second},
 		{"99999999999999", 365 * 24 * time.Hour},
+		{"999999999999999999999", 365 * 24 * time.Hour},
+		{"-999999999999999999999", 0},
 		{now.Add(90 * time.Second).Format(http.TimeFormat), 90 * time.Second},
 		{now.Add(-time.Hour).Format(http.TimeFormat), 0},
 		{"soon", 0},
@@ -112,6 +116,51 @@ func FuzzParseLocation(f *testing.F) {
 		}
 		if _, ok := r.Query["id_token"]; ok {
 			t.Fatalf("id_token repeated in %v", r.Query)
+		}
+	})
+}
+
+// FuzzDeletePath checks the invariant of path building: the URL built for
+// DeleteClientGrant has exactly the expected segments, each the caller's
+// value, and no query or fragment; or the ids are refused.
+func FuzzDeletePath(f *testing.F) {
+	for _, s := range [][2]string{{"T123", "g"}, {"T123", "../token"}, {"..", "x"}, {"T1", "a/b?c=d#e"}, {"P00000000", "%2e%2e"}, {"", ""}, {"T1", "."}, {"x y", "\x00"}} {
+		f.Add(s[0], s[1])
+	}
+	c, err := New(Options{BaseURL: "https://api.dintero.com/v1"})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, oid, id string) {
+		p, err := c.path("accounts", oid, "auth", "client-grants", id)
+		if err != nil {
+			if !errors.Is(err, ErrInvalidArgument) {
+				t.Fatalf("path(%q, %q): %v; want ErrInvalidArgument", oid, id, err)
+			}
+			for _, s := range []string{oid, id} {
+				if s == "" || s == "." || s == ".." {
+					return
+				}
+			}
+			t.Fatalf("path(%q, %q) refused: %v", oid, id, err)
+		}
+		u, err := url.Parse(c.base + p)
+		if err != nil {
+			t.Fatalf("path(%q, %q) = %q does not parse: %v", oid, id, p, err)
+		}
+		if u.RawQuery != "" || u.Fragment != "" || u.Host != "api.dintero.com" {
+			t.Fatalf("path(%q, %q) = %q has a query, fragment or other host", oid, id, p)
+		}
+		segs := strings.Split(u.EscapedPath(), "/")
+		want := []string{"", "v1", "accounts", oid, "auth", "client-grants", id}
+		if len(segs) != len(want) {
+			t.Fatalf("path(%q, %q) = %q has %d segments; want %d", oid, id, u.EscapedPath(), len(segs), len(want))
+		}
+		for i, s := range segs {
+			got, err := url.PathUnescape(s)
+			if err != nil || got != want[i] {
+				t.Fatalf("segment %d of %q is %q (%v); want %q", i, u.EscapedPath(), got, err, want[i])
+			}
 		}
 	})
 }

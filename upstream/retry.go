@@ -53,13 +53,16 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 	if v == "" {
 		return 0
 	}
-	if s, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if s <= 0 {
+	const maxRetryAfter = 365 * 24 * time.Hour
+	if s, err := strconv.ParseInt(v, 10, 64); err == nil || errors.Is(err, strconv.ErrRange) {
+		switch {
+		case s <= 0 && err == nil:
 			return 0
-		}
-		// Cap absurd values before multiplying, so that they cannot overflow.
-		if s > int64(365*24*time.Hour/time.Second) {
-			s = int64(365 * 24 * time.Hour / time.Second)
+		case err != nil && s < 0: // a negative number too large to parse
+			return 0
+		case err != nil || s > int64(maxRetryAfter/time.Second):
+			// Cap absurd values, without overflowing: they mean "not soon".
+			return maxRetryAfter
 		}
 		return time.Duration(s) * time.Second
 	}

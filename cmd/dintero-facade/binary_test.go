@@ -168,7 +168,7 @@ func inflight(t *testing.T, conn *grpc.ClientConn, fake *dinterotest.Server, n i
 	return errs
 }
 
-// TestSIGTERMDrains: on SIGTERM the facade reports NOT_SERVING at once,
+// TestSIGTERMDrains: with 100 calls in flight, on SIGTERM the facade reports NOT_SERVING at once,
 // keeps accepting for --shutdown-delay, then refuses new connections, lets
 // every call in flight finish, and exits 0.
 func TestSIGTERMDrains(t *testing.T) {
@@ -179,7 +179,7 @@ func TestSIGTERMDrains(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	const calls = 20
+	const calls = 100
 	errs := inflight(t, conn, fake, calls)
 
 	start := time.Now()

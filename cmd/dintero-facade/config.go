@@ -29,6 +29,7 @@ type Config struct {
 	ShutdownGrace   time.Duration
 	LogLevel        slog.Level
 	MaxRecvMsgBytes int
+	MaxConcurrent   int
 	// Credentials are the facade's own client credentials, from the
 	// environment only (never flags, which ps shows); nil when unset.
 	Credentials *upstream.Credentials
@@ -45,6 +46,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Duration("shutdown_grace", c.ShutdownGrace),
 		slog.String("log_level", c.LogLevel.String()),
 		slog.Int("max_recv_msg_bytes", c.MaxRecvMsgBytes),
+		slog.Int("max_concurrent_upstream", c.MaxConcurrent),
 	}
 	if c.Credentials != nil {
 		attrs = append(attrs, slog.Any("credentials", *c.Credentials))
@@ -69,6 +71,7 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 	fs.DurationVar(&cfg.ShutdownGrace, "shutdown-grace", 20*time.Second, "on SIGTERM, how long calls in flight may take to finish")
 	fs.TextVar(&cfg.LogLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
 	fs.IntVar(&cfg.MaxRecvMsgBytes, "max-recv-msg-bytes", 16<<10, "largest gRPC request accepted, in bytes")
+	fs.IntVar(&cfg.MaxConcurrent, "max-concurrent-upstream", 256, "calls to Dintero in flight at most; a call over it gets ResourceExhausted at once")
 	fs.VisitAll(func(f *flag.Flag) {
 		f.Usage += " (env " + envName(f.Name) + ")"
 	})
@@ -104,8 +107,8 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 	if err := checkDinteroURL(cfg.DinteroURL); err != nil {
 		return cfg, err
 	}
-	if cfg.DinteroTimeout <= 0 || cfg.ShutdownGrace <= 0 || cfg.ShutdownDelay < 0 || cfg.MaxRecvMsgBytes <= 0 {
-		return cfg, errors.New("--dintero-timeout, --shutdown-grace and --max-recv-msg-bytes must be positive, --shutdown-delay not negative")
+	if cfg.DinteroTimeout <= 0 || cfg.ShutdownGrace <= 0 || cfg.ShutdownDelay < 0 || cfg.MaxRecvMsgBytes <= 0 || cfg.MaxConcurrent <= 0 {
+		return cfg, errors.New("--dintero-timeout, --shutdown-grace, --max-recv-msg-bytes and --max-concurrent-upstream must be positive, --shutdown-delay not negative")
 	}
 	creds, err := credentialsFromEnv(getenv)
 	if err != nil {

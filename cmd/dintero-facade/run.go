@@ -42,14 +42,16 @@ type listeners struct {
 // told the bound addresses.
 func Run(ctx context.Context, cfg Config, log *slog.Logger, version string, ready func(listeners)) error {
 	client, err := upstream.New(upstream.Options{
-		BaseURL:     cfg.DinteroURL,
-		Credentials: cfg.Credentials,
-		Timeout:     cfg.DinteroTimeout,
-		UserAgent:   "dintero-facade/" + version,
+		BaseURL:       cfg.DinteroURL,
+		Credentials:   cfg.Credentials,
+		Timeout:       cfg.DinteroTimeout,
+		MaxConcurrent: cfg.MaxConcurrent,
+		UserAgent:     "dintero-facade/" + version,
 	})
 	if err != nil {
 		return err
 	}
+	defer client.CloseIdleConnections()
 	svc := service.New(client)
 	interceptor := service.Interceptor(log)
 

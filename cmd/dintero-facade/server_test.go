@@ -83,6 +83,9 @@ type facade struct {
 	conn     *grpc.ClientConn
 	client   authv1.AuthServiceClient
 	log      *logBuffer
+	// stop shuts the server down and reports Run's error; it may be
+	// called before the test ends, and runs again harmlessly at cleanup.
+	stop func() error
 }
 
 // startFacade parses args and env as main does and runs the server until
@@ -112,13 +115,21 @@ func startFacade(t *testing.T, dinteroURL string, args []string, env map[string]
 		t.Fatal(err)
 	}
 	f := &facade{grpcAddr: l.GRPC.String(), httpURL: "http://" + l.HTTP.String(), conn: conn, client: authv1.NewAuthServiceClient(conn), log: logs}
+	var once sync.Once
+	var runErr error
+	f.stop = func() error {
+		once.Do(func() {
+			conn.Close()
+			cancel()
+			runErr = <-done
+			http.DefaultClient.CloseIdleConnections()
+		})
+		return runErr
+	}
 	t.Cleanup(func() {
-		conn.Close()
-		cancel()
-		if err := <-done; err != nil {
+		if err := f.stop(); err != nil {
 			t.Errorf("Run returned %v; want nil after a clean shutdown", err)
 		}
-		http.DefaultClient.CloseIdleConnections()
 	})
 	return f
 }
@@ -485,5 +496,18 @@ func TestRunFailsOnBusyPort(t *testing.T) {
 	}
 	if errors.Is(err, errGraceExpired) {
 		t.Error("wrong error")
+	}
+}
+
+// TestHTTPLimits: the gateway refuses oversized headers before any call.
+func TestHTTPLimits(t *testing.T) {
+	fake := dinterotest.New(t)
+	f := startFacade(t, fake.URL, nil, nil)
+	code, _, _ := f.do(t, http.MethodDelete, "/v1/accounts/T123/auth/client-grants/g", map[string]string{"Authorization": "Bearer " + strings.Repeat("x", 64<<10)})
+	if code != http.StatusRequestHeaderFieldsTooLarge {
+		t.Errorf("got %d for 64 KiB of headers; want 431", code)
+	}
+	if n := fake.Count(dinterotest.OpDelete); n != 0 {
+		t.Errorf("Dintero got %d calls; want none", n)
 	}
 }

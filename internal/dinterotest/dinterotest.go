@@ -85,6 +85,9 @@ type Options struct {
 	// instead of failing the test, for tests that send such requests on
 	// purpose.
 	Lenient bool
+	// CountOnly keeps only the count of requests per operation, not the
+	// requests, so that a long load test's memory stays flat.
+	CountOnly bool
 }
 
 // Server is the fake Dintero. Its default handlers behave like Dintero on
@@ -100,6 +103,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	requests []Request
+	counts   map[string]int
 	handlers map[string]http.HandlerFunc
 	raw      map[string]bool
 	tokenN   int
@@ -108,7 +112,7 @@ type Server struct {
 // New starts a fake Dintero on loopback; it is closed when the test ends.
 func New(t testing.TB, opts ...Options) *Server {
 	t.Helper()
-	s := &Server{t: t, handlers: map[string]http.HandlerFunc{}, raw: map[string]bool{}}
+	s := &Server{t: t, handlers: map[string]http.HandlerFunc{}, raw: map[string]bool{}, counts: map[string]int{}}
 	if len(opts) > 0 {
 		s.opts = opts[0]
 	}
@@ -163,13 +167,7 @@ func (s *Server) Requests() []Request {
 func (s *Server) Count(op string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	n := 0
-	for _, r := range s.requests {
-		if r.Op == op {
-			n++
-		}
-	}
-	return n
+	return s.counts[op]
 }
 
 // Close stops the server at once, so that later calls are refused.
@@ -241,7 +239,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) record(r Request) {
 	s.mu.Lock()
-	s.requests = append(s.requests, r)
+	s.counts[r.Op]++
+	if !s.opts.CountOnly {
+		s.requests = append(s.requests, r)
+	}
 	s.mu.Unlock()
 }
 

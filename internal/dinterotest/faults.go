@@ -1,0 +1,150 @@
+package dinterotest
+
+import (
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"testing"
+)
+
+// Fault handlers misbehave the ways a real network and a real Dintero do.
+// Install them with HandleRaw.
+
+// Reset closes the connection without an answer, with an RST.
+func Reset(w http.ResponseWriter, _ *http.Request) {
+	conn, _, err := w.(http.Hijacker).Hijack()
+	if err != nil {
+		return
+	}
+	if tc, ok := conn.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+	}
+	_ = conn.Close()
+}
+
+// ResetMidBody sends a 200 with a Content-Length, half the body, and then
+// resets the connection.
+func ResetMidBody(body []byte) http.HandlerFunc {
+	return func(w http.ResponseWriter, _ *http.Request) {
+		conn, buf, err := w.(http.Hijacker).Hijack()
+		if err != nil {
+			return
+		}
+		_, _ = buf.WriteString("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: ")
+		_, _ = buf.WriteString(strconv.Itoa(len(body)))
+		_, _ = buf.WriteString("\r\n\r\n")
+		_, _ = buf.Write(body[:len(body)/2])
+		_ = buf.Flush()
+		if tc, ok := conn.(*net.TCPConn); ok {
+			_ = tc.SetLinger(0)
+		}
+		_ = conn.Close()
+	}
+}
+
+// Stall holds the request without answering until the client gives up.
+func Stall(_ http.ResponseWriter, r *http.Request) {
+	<-r.Context().Done()
+}
+
+// StallBody sends the headers and a first byte of the body, then nothing
+// until the client gives up.
+func StallBody(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write([]byte("{"))
+	w.(http.Flusher).Flush()
+	<-r.Context().Done()
+}
+
+// Body answers status with body as it is, with contentType.
+func Body(status int, contentType string, body []byte) http.HandlerFunc {
+	return func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", contentType)
+		w.WriteHeader(status)
+		_, _ = w.Write(body)
+	}
+}
+
+// Huge answers 200 with a JSON body of n bytes, streamed without holding
+// it in memory.
+func Huge(n int) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		chunk := make([]byte, 64<<10)
+		for i := range chunk {
+			chunk[i] = ' '
+		}
+		for sent := 0; sent < n; sent += len(chunk) {
+			if _, err := w.Write(chunk); err != nil {
+				return
+			}
+		}
+	}
+}
+
+// RateLimited answers 429 with retryAfter (omitted when empty).
+func RateLimited(retryAfter func() string) http.HandlerFunc {
+	return func(w http.ResponseWriter, _ *http.Request) {
+		if retryAfter != nil {
+			w.Header().Set("Retry-After", retryAfter())
+		}
+		WriteError(w, http.StatusTooManyRequests, "TOO_MANY_REQUESTS", "rate limit exceeded")
+	}
+}
+
+// RedirectToSelf answers 302 to the same URL, a redirect loop for a client
+// that follows redirects.
+func RedirectToSelf(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Location", r.URL.String())
+	w.WriteHeader(http.StatusFound)
+}
+
+// SilentServer accepts TCP connections and never reads or answers. It
+// returns its base URL; it is closed when the test ends.
+func SilentServer(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		l.Close()
+		<-done
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+	})
+	return "http://" + l.Addr().String() + "/v1"
+}
+
+// RefusingURL returns a loopback base URL where nothing listens, so that
+// connections are refused.
+func RefusingURL(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return "http://" + addr + "/v1"
+}

@@ -1,0 +1,72 @@
+package upstream
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/sony/gobreaker/v2"
+)
+
+// BreakerOptions shape the circuit breaker in front of Dintero. It opens
+// when Dintero keeps failing (5xx answers and transport failures; 4xx
+// answers are Dintero working), answers ErrCircuitOpen at once while open,
+// and after OpenFor lets one probe through: the breaker closes if it
+// succeeds and opens again if not.
+type BreakerOptions struct {
+	// ConsecutiveFailures opens the breaker. Default 10.
+	ConsecutiveFailures uint32
+	// FailureRatio opens the breaker when at least MinRequests calls in
+	// the last Window failed at this ratio or more. Defaults 0.5, 20, 10 s.
+	FailureRatio float64
+	MinRequests  uint32
+	Window       time.Duration
+	// OpenFor is how long the breaker stays open before probing. Default 5 s.
+	OpenFor time.Duration
+	// Disabled turns the breaker off.
+	Disabled bool
+}
+
+// errServerError marks a 5xx answer as a failure for the breaker; the
+// answer itself still goes back to the caller.
+var errServerError = errors.New("server error")
+
+func newBreaker(o BreakerOptions, obs Observer) *gobreaker.CircuitBreaker[*response] {
+	if o.ConsecutiveFailures == 0 {
+		o.ConsecutiveFailures = 10
+	}
+	if o.FailureRatio <= 0 {
+		o.FailureRatio = 0.5
+	}
+	if o.MinRequests == 0 {
+		o.MinRequests = 20
+	}
+	if o.Window <= 0 {
+		o.Window = 10 * time.Second
+	}
+	if o.OpenFor <= 0 {
+		o.OpenFor = 5 * time.Second
+	}
+	return gobreaker.NewCircuitBreaker[*response](gobreaker.Settings{
+		Name:         "dintero",
+		MaxRequests:  1,
+		Interval:     o.Window,
+		BucketPeriod: o.Window / 10,
+		Timeout:      o.OpenFor,
+		ReadyToTrip: func(c gobreaker.Counts) bool {
+			if o.Disabled {
+				return false
+			}
+			return c.ConsecutiveFailures >= o.ConsecutiveFailures ||
+				(c.Requests >= o.MinRequests && float64(c.TotalFailures) >= o.FailureRatio*float64(c.Requests))
+		},
+		// A caller that gives up, or whose deadline is short, says
+		// nothing about Dintero's health.
+		IsExcluded: func(err error) bool {
+			return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+		},
+		OnStateChange: func(_ string, _, to gobreaker.State) {
+			obs.BreakerState(to.String())
+		},
+	})
+}
