@@ -50,13 +50,29 @@ func RequestIDFrom(ctx context.Context) string {
 	return infoFrom(ctx).requestID
 }
 
+// InterceptorOptions configure Interceptor.
+type InterceptorOptions struct {
+	// Log takes the per-call line and recovered panics.
+	Log *slog.Logger
+	// Audit takes the audit line of every DeleteClientGrant. It should
+	// not be subject to the log level; nil means Log.
+	Audit *slog.Logger
+	// Inner run inside, around the handler: metrics, say. They see a
+	// recovered panic as Internal.
+	Inner []grpc.UnaryServerInterceptor
+}
+
 // Interceptor returns the one unary interceptor every call goes through,
 // over gRPC and through the gateway alike: it takes the caller's
 // x-request-id or makes one and returns it in the response header, turns a
-// panic into Internal (logged with its stack), and writes one log line per
-// call. Further interceptors, such as metrics, run inside it.
-func Interceptor(log *slog.Logger, inner ...grpc.UnaryServerInterceptor) grpc.UnaryServerInterceptor {
-	chained := Chain(inner...)
+// panic into Internal (logged with its stack), writes one log line per call
+// and an audit line per DeleteClientGrant.
+func Interceptor(o InterceptorOptions) grpc.UnaryServerInterceptor {
+	chained := Chain(o.Inner...)
+	log, audit := o.Log, o.Audit
+	if audit == nil {
+		audit = log
+	}
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
 		start := time.Now()
 		ci := &callInfo{requestID: incomingRequestID(ctx)}
@@ -64,8 +80,26 @@ func Interceptor(log *slog.Logger, inner ...grpc.UnaryServerInterceptor) grpc.Un
 		_ = grpc.SetHeader(ctx, metadata.Pairs(RequestIDKey, ci.requestID))
 		resp, err = chained(ctx, req, info, recovering(log, ci, handler))
 		logCall(ctx, log, info.FullMethod, ci, err, time.Since(start))
+		if info.FullMethod == authv1.AuthService_DeleteClientGrant_FullMethodName {
+			auditDelete(ctx, audit, ci, err)
+		}
 		return resp, err
 	}
+}
+
+// auditDelete writes the audit line of the one destructive call: who
+// asked, for which account and grant, the outcome and Dintero's request id.
+func auditDelete(ctx context.Context, audit *slog.Logger, ci *callInfo, err error) {
+	audit.LogAttrs(ctx, slog.LevelInfo, "audit",
+		slog.String("action", "DeleteClientGrant"),
+		slog.Any("caller", CallerFrom(ctx)),
+		slog.String("oid", ci.oid),
+		slog.String("grant_id", ci.grantID),
+		slog.String("outcome", status.Code(err).String()),
+		slog.Int("http_status", ci.meta.Status),
+		slog.String("request_id", ci.requestID),
+		slog.String("dintero_request_id", ci.meta.RequestID),
+	)
 }
 
 // recovering wraps handler so that a panic becomes Internal. The panic's
@@ -181,15 +215,9 @@ type intercepted struct {
 	ic  grpc.UnaryServerInterceptor
 }
 
-var (
-	deleteInfo    = &grpc.UnaryServerInfo{FullMethod: authv1.AuthService_DeleteClientGrant_FullMethodName}
-	authorizeInfo = &grpc.UnaryServerInfo{FullMethod: authv1.AuthService_Authorize_FullMethodName}
-)
-
 func (s *intercepted) DeleteClientGrant(ctx context.Context, req *authv1.DeleteClientGrantRequest) (*authv1.DeleteClientGrantResponse, error) {
-	info := *deleteInfo
-	info.Server = s.srv
-	resp, err := s.ic(ctx, req, &info, func(ctx context.Context, req any) (any, error) {
+	info := &grpc.UnaryServerInfo{Server: s.srv, FullMethod: authv1.AuthService_DeleteClientGrant_FullMethodName}
+	resp, err := s.ic(ctx, req, info, func(ctx context.Context, req any) (any, error) {
 		return s.srv.DeleteClientGrant(ctx, req.(*authv1.DeleteClientGrantRequest))
 	})
 	if err != nil {
@@ -199,9 +227,8 @@ func (s *intercepted) DeleteClientGrant(ctx context.Context, req *authv1.DeleteC
 }
 
 func (s *intercepted) Authorize(ctx context.Context, req *authv1.AuthorizeRequest) (*authv1.AuthorizeResponse, error) {
-	info := *authorizeInfo
-	info.Server = s.srv
-	resp, err := s.ic(ctx, req, &info, func(ctx context.Context, req any) (any, error) {
+	info := &grpc.UnaryServerInfo{Server: s.srv, FullMethod: authv1.AuthService_Authorize_FullMethodName}
+	resp, err := s.ic(ctx, req, info, func(ctx context.Context, req any) (any, error) {
 		return s.srv.Authorize(ctx, req.(*authv1.AuthorizeRequest))
 	})
 	if err != nil {

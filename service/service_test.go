@@ -82,6 +82,7 @@ type env struct {
 	fake   *dinterotest.Server
 	client authv1.AuthServiceClient
 	log    *syncBuffer
+	audit  *syncBuffer
 }
 
 // setup serves the service with its interceptor over an in-memory gRPC
@@ -99,9 +100,10 @@ func setup(t *testing.T, mod ...func(*upstream.Options)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs, audits := &syncBuffer{}, &syncBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	gs := grpc.NewServer(grpc.ChainUnaryInterceptor(service.Interceptor(log)))
+	audit := slog.New(slog.NewJSONHandler(audits, nil))
+	gs := grpc.NewServer(grpc.ChainUnaryInterceptor(service.Interceptor(service.InterceptorOptions{Log: log, Audit: audit})))
 	authv1.RegisterAuthServiceServer(gs, service.New(up))
 	l := bufconn.Listen(1 << 20)
 	go func() { _ = gs.Serve(l) }()
@@ -113,7 +115,7 @@ func setup(t *testing.T, mod ...func(*upstream.Options)) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return &env{fake: fake, client: authv1.NewAuthServiceClient(conn), log: logs}
+	return &env{fake: fake, client: authv1.NewAuthServiceClient(conn), log: logs, audit: audits}
 }
 
 func withToken(ctx context.Context) context.Context {
@@ -547,7 +549,7 @@ func TestNoSecretsInLogsOrStatuses(t *testing.T) {
 	if err != nil || resp.GetGrant().GetOidc().GetClientSecret() != oidcCS {
 		t.Fatalf("got %v, %v; want the grant with its oidc secret", resp, err)
 	}
-	logs := e.log.String()
+	logs := e.log.String() + e.audit.String()
 	if n := len(e.log.lines(t)); n != 6 {
 		t.Errorf("got %d log lines; want one per call (6):\n%s", n, logs)
 	}
@@ -605,7 +607,7 @@ func TestLogLine(t *testing.T) {
 func TestRecovery(t *testing.T) {
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, nil))
-	ic := service.Interceptor(log)
+	ic := service.Interceptor(service.InterceptorOptions{Log: log})
 	info := &grpc.UnaryServerInfo{FullMethod: authv1.AuthService_Authorize_FullMethodName}
 	_, err := ic(context.Background(), goodAuthorize, info, func(ctx context.Context, req any) (any, error) {
 		panic("bad request " + req.(*authv1.AuthorizeRequest).GetVerificationCode())
@@ -651,5 +653,44 @@ func TestInterceptedRunsTheInterceptor(t *testing.T) {
 	sort.Strings(methods)
 	if fmt.Sprint(methods) != fmt.Sprint(want) {
 		t.Errorf("got %v; want %v", methods, want)
+	}
+}
+
+func TestAuditLine(t *testing.T) {
+	e := setup(t)
+	e.fake.HandleRaw(dinterotest.OpDelete, func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/missing") {
+			dinterotest.WriteError(w, 404, "not_found", "no such grant")
+			return
+		}
+		w.Header().Set("Request-Id", "drid-9")
+		_, _ = w.Write(dinterotest.GrantJSON("g"))
+	})
+	ctx := metadata.AppendToOutgoingContext(withToken(context.Background()), "x-request-id", "rid-audit")
+	if _, err := e.client.DeleteClientGrant(ctx, &authv1.DeleteClientGrantRequest{Oid: "T12345678", Id: "g"}); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = e.client.DeleteClientGrant(ctx, &authv1.DeleteClientGrantRequest{Oid: "T123", Id: "missing"})
+	_, _ = e.client.DeleteClientGrant(ctx, &authv1.DeleteClientGrantRequest{Oid: "bad", Id: "x"})
+	_, _ = e.client.Authorize(withToken(context.Background()), goodAuthorize)
+	lines := e.audit.lines(t)
+	if len(lines) != 3 {
+		t.Fatalf("got %d audit lines; want one per DeleteClientGrant (3), none for Authorize:\n%s", len(lines), e.audit.String())
+	}
+	want := []map[string]any{
+		{"msg": "audit", "action": "DeleteClientGrant", "oid": "T12345678", "grant_id": "g", "outcome": "OK", "http_status": 200.0, "request_id": "rid-audit", "dintero_request_id": "drid-9"},
+		{"oid": "T123", "grant_id": "missing", "outcome": "NotFound", "http_status": 404.0, "dintero_request_id": dinterotest.RequestID},
+		{"oid": "bad", "grant_id": "x", "outcome": "InvalidArgument", "http_status": 0.0},
+	}
+	for i, w := range want {
+		for k, v := range w {
+			if lines[i][k] != v {
+				t.Errorf("audit line %d: %s = %v; want %v", i, k, lines[i][k], v)
+			}
+		}
+		caller, _ := lines[i]["caller"].(map[string]any)
+		if caller["addr"] != "bufconn" || !strings.HasPrefix(fmt.Sprint(caller["user_agent"]), "grpc-go/") {
+			t.Errorf("audit line %d: caller %v; want the peer address and user agent", i, caller)
+		}
 	}
 }

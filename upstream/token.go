@@ -119,6 +119,7 @@ func (ts *tokenSource) fetch(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("token endpoint: %w", err)
 	}
 	req := request{
+		op:         "Token",
 		method:     http.MethodPost,
 		path:       path,
 		body:       body,

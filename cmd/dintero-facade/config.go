@@ -30,6 +30,14 @@ type Config struct {
 	LogLevel        slog.Level
 	MaxRecvMsgBytes int
 	MaxConcurrent   int
+	MetricsAddr     string
+	TLSCert         string
+	TLSKey          string
+	ClientCA        string
+	// Tracing is on when the standard OTEL_EXPORTER_OTLP_ENDPOINT (or
+	// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) is set; the exporter reads its
+	// settings from the standard OTEL_* variables.
+	Tracing bool
 	// Credentials are the facade's own client credentials, from the
 	// environment only (never flags, which ps shows); nil when unset.
 	Credentials *upstream.Credentials
@@ -47,6 +55,11 @@ func (c Config) LogValue() slog.Value {
 		slog.String("log_level", c.LogLevel.String()),
 		slog.Int("max_recv_msg_bytes", c.MaxRecvMsgBytes),
 		slog.Int("max_concurrent_upstream", c.MaxConcurrent),
+		slog.String("metrics_addr", c.MetricsAddr),
+		slog.String("tls_cert", c.TLSCert),
+		slog.String("tls_key", c.TLSKey),
+		slog.String("client_ca", c.ClientCA),
+		slog.Bool("tracing", c.Tracing),
 	}
 	if c.Credentials != nil {
 		attrs = append(attrs, slog.Any("credentials", *c.Credentials))
@@ -72,6 +85,10 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 	fs.TextVar(&cfg.LogLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
 	fs.IntVar(&cfg.MaxRecvMsgBytes, "max-recv-msg-bytes", 16<<10, "largest gRPC request accepted, in bytes")
 	fs.IntVar(&cfg.MaxConcurrent, "max-concurrent-upstream", 256, "calls to Dintero in flight at most; a call over it gets ResourceExhausted at once")
+	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "address of a separate server for /metrics; empty serves it on --http-addr")
+	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate for TLS on both listeners (with --tls-key)")
+	fs.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key for TLS on both listeners (with --tls-cert)")
+	fs.StringVar(&cfg.ClientCA, "client-ca", "", "PEM CA bundle: require callers' certificates signed by it (mutual TLS; needs --tls-cert)")
 	fs.VisitAll(func(f *flag.Flag) {
 		f.Usage += " (env " + envName(f.Name) + ")"
 	})
@@ -110,6 +127,13 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 	if cfg.DinteroTimeout <= 0 || cfg.ShutdownGrace <= 0 || cfg.ShutdownDelay < 0 || cfg.MaxRecvMsgBytes <= 0 || cfg.MaxConcurrent <= 0 {
 		return cfg, errors.New("--dintero-timeout, --shutdown-grace, --max-recv-msg-bytes and --max-concurrent-upstream must be positive, --shutdown-delay not negative")
 	}
+	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
+		return cfg, errors.New("--tls-cert and --tls-key go together")
+	}
+	if cfg.ClientCA != "" && cfg.TLSCert == "" {
+		return cfg, errors.New("--client-ca needs --tls-cert and --tls-key: mutual TLS is TLS first")
+	}
+	cfg.Tracing = getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != ""
 	creds, err := credentialsFromEnv(getenv)
 	if err != nil {
 		return cfg, err

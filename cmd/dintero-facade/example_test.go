@@ -63,7 +63,8 @@ func exampleFacade() (addr string, stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	ready, done := make(chan listeners, 1), make(chan error, 1)
 	go func() {
-		done <- Run(ctx, cfg, slog.New(slog.NewJSONHandler(io.Discard, nil)), "example", func(l listeners) { ready <- l })
+		quiet := slog.New(slog.NewJSONHandler(io.Discard, nil))
+		done <- Run(ctx, Options{Config: cfg, Log: quiet, Audit: quiet, Version: "example", Ready: func(l listeners) { ready <- l }})
 	}()
 	l := <-ready
 	return l.GRPC.String(), func() {

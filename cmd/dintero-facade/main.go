@@ -29,7 +29,8 @@ func main() {
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if err := Run(ctx, cfg, log, version, nil); err != nil {
+	audit := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	if err := Run(ctx, Options{Config: cfg, Log: log, Audit: audit, Version: version}); err != nil {
 		log.Error("dintero-facade stopped", "error", err.Error())
 		stop()
 		os.Exit(1)

@@ -2,19 +2,35 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/textproto"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
+	"go.opentelemetry.io/otel/propagation"
+	sdkresource "go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
@@ -30,86 +46,188 @@ import (
 // ran out, and were cut.
 var errGraceExpired = errors.New("shutdown grace expired: calls in flight were cut")
 
-// listeners are the bound addresses, reported once both servers accept.
+// listeners are the bound addresses, reported once the servers accept.
 type listeners struct {
-	GRPC, HTTP net.Addr
+	GRPC, HTTP, Metrics net.Addr
+}
+
+// Options are what Run needs besides the configuration.
+type Options struct {
+	Config Config
+	// Log takes the structured logs; Audit the audit lines, which the log
+	// level must not silence (nil: a JSON logger on stderr at info).
+	Log, Audit *slog.Logger
+	// Version names the build in the User-Agent and the startup line.
+	Version string
+	// Ready, when set, is told the bound addresses.
+	Ready func(listeners)
+	// TracerProvider replaces the OTLP exporter the configuration asks for
+	// (tests record spans in memory with it).
+	TracerProvider trace.TracerProvider
 }
 
 // Run serves the facade until ctx ends, then shuts down in stages: health
 // turns NOT_SERVING at once, the listeners keep accepting for
-// cfg.ShutdownDelay, then stop, and calls in flight get cfg.ShutdownGrace to
-// finish. It returns nil when every call finished. ready, when not nil, is
-// told the bound addresses.
-func Run(ctx context.Context, cfg Config, log *slog.Logger, version string, ready func(listeners)) error {
+// ShutdownDelay, then stop, and calls in flight get ShutdownGrace to finish.
+// It returns nil when every call finished.
+func Run(ctx context.Context, o Options) (err error) {
+	cfg, log := o.Config, o.Log
+	audit := o.Audit
+	if audit == nil {
+		audit = slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	}
+
+	tp, prop, stopTracing, err := tracing(ctx, o)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if serr := stopTracing(sctx); serr != nil {
+			log.Warn("flushing traces", "error", serr.Error())
+		}
+	}()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	upMetrics, err := upstream.NewMetrics(reg)
+	if err != nil {
+		return err
+	}
+	srvMetrics := grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram())
+	reg.MustRegister(srvMetrics)
+
+	var transport http.RoundTripper = upstream.NewTransport(cfg.DinteroTimeout)
+	if tp != nil {
+		transport = upstream.TracingTransport(transport, tp, prop)
+	}
 	client, err := upstream.New(upstream.Options{
 		BaseURL:       cfg.DinteroURL,
 		Credentials:   cfg.Credentials,
 		Timeout:       cfg.DinteroTimeout,
 		MaxConcurrent: cfg.MaxConcurrent,
-		UserAgent:     "dintero-facade/" + version,
+		UserAgent:     "dintero-facade/" + o.Version,
+		Transport:     transport,
+		Observer:      upMetrics,
 	})
 	if err != nil {
 		return err
 	}
 	defer client.CloseIdleConnections()
 	svc := service.New(client)
-	interceptor := service.Interceptor(log)
+	interceptor := service.Interceptor(service.InterceptorOptions{
+		Log:   log,
+		Audit: audit,
+		Inner: []grpc.UnaryServerInterceptor{srvMetrics.UnaryServerInterceptor()},
+	})
+
+	tlsConfig, err := serverTLS(cfg)
+	if err != nil {
+		return err
+	}
 
 	var lc net.ListenConfig
-	gl, err := lc.Listen(ctx, "tcp", cfg.GRPCAddr)
-	if err != nil {
-		return fmt.Errorf("gRPC listener: %w", err)
+	var ls []net.Listener
+	defer func() {
+		if err != nil {
+			for _, l := range ls {
+				l.Close()
+			}
+		}
+	}()
+	listen := func(what, addr string) (net.Listener, error) {
+		l, err := lc.Listen(ctx, "tcp", addr)
+		if err != nil {
+			return nil, fmt.Errorf("%s listener: %w", what, err)
+		}
+		ls = append(ls, l)
+		return l, nil
 	}
-	hl, err := lc.Listen(ctx, "tcp", cfg.HTTPAddr)
+	gl, err := listen("gRPC", cfg.GRPCAddr)
 	if err != nil {
-		gl.Close()
-		return fmt.Errorf("HTTP listener: %w", err)
+		return err
+	}
+	hl, err := listen("HTTP", cfg.HTTPAddr)
+	if err != nil {
+		return err
+	}
+	var ml net.Listener
+	if cfg.MetricsAddr != "" {
+		if ml, err = listen("metrics", cfg.MetricsAddr); err != nil {
+			return err
+		}
 	}
 
-	gs := grpc.NewServer(
+	gopts := []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(interceptor),
 		grpc.MaxRecvMsgSize(cfg.MaxRecvMsgBytes),
-	)
+	}
+	if tlsConfig != nil {
+		gopts = append(gopts, grpc.Creds(credentials.NewTLS(tlsConfig)))
+	}
+	if tp != nil {
+		gopts = append(gopts, grpc.StatsHandler(otelgrpc.NewServerHandler(otelgrpc.WithTracerProvider(tp), otelgrpc.WithPropagators(prop))))
+	}
+	gs := grpc.NewServer(gopts...)
 	authv1.RegisterAuthServiceServer(gs, svc)
 	hs := health.NewServer()
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	hs.SetServingStatus(authv1.AuthService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 	healthpb.RegisterHealthServer(gs, hs)
 	reflection.Register(gs)
+	srvMetrics.InitializeMetrics(gs)
 
 	var serving atomic.Bool
 	serving.Store(true)
-	handler, err := httpHandler(ctx, service.Intercepted(svc, interceptor), &serving)
+	gw, err := gateway(ctx, service.Intercepted(svc, interceptor))
 	if err != nil {
-		gl.Close()
-		hl.Close()
 		return err
 	}
-	httpSrv := &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       10 * time.Second,
-		// A call may take the Dintero timeout for a token fetch and again
-		// for the call itself, with retries inside the latter.
-		WriteTimeout:   2*cfg.DinteroTimeout + 5*time.Second,
-		IdleTimeout:    2 * time.Minute,
-		MaxHeaderBytes: 32 << 10,
-		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	if tp != nil {
+		gw = otelhttp.NewHandler(gw, "gateway", otelhttp.WithTracerProvider(tp), otelhttp.WithPropagators(prop),
+			otelhttp.WithSpanNameFormatter(func(op string, r *http.Request) string { return op + " " + r.Method }))
+	}
+	metricsHandler := promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
+	mux := httpMux(gw, &serving)
+	if ml == nil {
+		mux.Handle("GET /metrics", metricsHandler)
+	}
+	httpSrv := newHTTPServer(mux, cfg, log, tlsConfig)
+	var metricsSrv *http.Server
+	if ml != nil {
+		mm := http.NewServeMux()
+		mm.Handle("GET /metrics", metricsHandler)
+		metricsSrv = newHTTPServer(mm, cfg, log, nil)
 	}
 
-	log.Info("dintero-facade starting", "version", version, "config", cfg, "grpc_addr", gl.Addr().String(), "http_addr", hl.Addr().String())
-	errc := make(chan error, 2)
+	log.Info("dintero-facade starting", "version", o.Version, "config", cfg,
+		"grpc_addr", gl.Addr().String(), "http_addr", hl.Addr().String())
+	if cfg.Credentials != nil {
+		log.Warn("the facade holds Dintero client credentials: every caller that can reach it can act with them")
+	}
+	errc := make(chan error, 3)
 	go func() { errc <- gs.Serve(gl) }()
-	go func() { errc <- httpSrv.Serve(hl) }()
-	if ready != nil {
-		ready(listeners{GRPC: gl.Addr(), HTTP: hl.Addr()})
+	go func() { errc <- serveHTTP(httpSrv, hl) }()
+	if metricsSrv != nil {
+		go func() { errc <- metricsSrv.Serve(ml) }()
+	}
+	if o.Ready != nil {
+		l := listeners{GRPC: gl.Addr(), HTTP: hl.Addr()}
+		if ml != nil {
+			l.Metrics = ml.Addr()
+		}
+		o.Ready(l)
 	}
 
 	select {
 	case err := <-errc:
-		// A server failed on its own: stop the other and report it.
+		// A server failed on its own: stop the others and report it.
 		gs.Stop()
 		_ = httpSrv.Close()
+		if metricsSrv != nil {
+			_ = metricsSrv.Close()
+		}
 		return fmt.Errorf("server failed: %w", err)
 	case <-ctx.Done():
 	}
@@ -136,12 +254,17 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, version string, read
 			<-done
 		}
 	})
-	wg.Go(func() {
-		if err := httpSrv.Shutdown(graceCtx); err != nil {
-			cut.Store(true)
-			_ = httpSrv.Close()
+	for _, srv := range []*http.Server{httpSrv, metricsSrv} {
+		if srv == nil {
+			continue
 		}
-	})
+		wg.Go(func() {
+			if err := srv.Shutdown(graceCtx); err != nil {
+				cut.Store(true)
+				_ = srv.Close()
+			}
+		})
+	}
 	wg.Wait()
 	if cut.Load() {
 		log.Error("shutdown grace expired: calls in flight were cut", "grace", cfg.ShutdownGrace)
@@ -151,10 +274,82 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, version string, read
 	return nil
 }
 
-// httpHandler serves the JSON gateway under /v1/, /healthz and the OpenAPI
-// document. The gateway calls srv in process, which is about twice as fast
-// as a loopback gRPC connection; srv must therefore carry the interceptors.
-func httpHandler(ctx context.Context, srv authv1.AuthServiceServer, serving *atomic.Bool) (http.Handler, error) {
+// tracing returns the tracer provider and propagator, or a nil provider
+// when tracing is off. stop flushes and ends the exporter.
+func tracing(ctx context.Context, o Options) (trace.TracerProvider, propagation.TextMapPropagator, func(context.Context) error, error) {
+	prop := propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
+	nothing := func(context.Context) error { return nil }
+	if o.TracerProvider != nil {
+		return o.TracerProvider, prop, nothing, nil
+	}
+	if !o.Config.Tracing {
+		return nil, prop, nothing, nil
+	}
+	exp, err := otlptracegrpc.New(ctx)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("OTLP trace exporter: %w", err)
+	}
+	res, err := sdkresource.Merge(sdkresource.Default(), sdkresource.NewSchemaless(
+		semconv.ServiceName("dintero-facade"), semconv.ServiceVersion(o.Version)))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
+	return tp, prop, tp.Shutdown, nil
+}
+
+// serverTLS builds the listeners' TLS configuration, nil without TLS. With
+// a client CA, callers must present a certificate it signed.
+func serverTLS(cfg Config) (*tls.Config, error) {
+	if cfg.TLSCert == "" {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+	if err != nil {
+		return nil, fmt.Errorf("--tls-cert/--tls-key: %w", err)
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+	if cfg.ClientCA != "" {
+		pem, err := os.ReadFile(cfg.ClientCA)
+		if err != nil {
+			return nil, fmt.Errorf("--client-ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--client-ca %s: no PEM certificate in it", cfg.ClientCA)
+		}
+		tc.ClientCAs = pool
+		tc.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	return tc, nil
+}
+
+func newHTTPServer(h http.Handler, cfg Config, log *slog.Logger, tc *tls.Config) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		TLSConfig:         tc,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		// A call may take the Dintero timeout for a token fetch and again
+		// for the call itself, with retries inside the latter.
+		WriteTimeout:   2*cfg.DinteroTimeout + 5*time.Second,
+		IdleTimeout:    2 * time.Minute,
+		MaxHeaderBytes: 32 << 10,
+		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+}
+
+func serveHTTP(srv *http.Server, l net.Listener) error {
+	if srv.TLSConfig != nil {
+		return srv.ServeTLS(l, "", "")
+	}
+	return srv.Serve(l)
+}
+
+// gateway returns the JSON gateway, calling srv in process: no second
+// serialisation and no HTTP/2 framing on the hot path. srv must therefore
+// carry the interceptors (service.Intercepted).
+func gateway(ctx context.Context, srv authv1.AuthServiceServer) (http.Handler, error) {
 	gw := runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
 			// Dintero's own field names, so a grant has Dintero's shape.
@@ -167,6 +362,18 @@ func httpHandler(ctx context.Context, srv authv1.AuthServiceServer, serving *ato
 	if err := authv1.RegisterAuthServiceHandlerServer(ctx, gw, srv); err != nil {
 		return nil, fmt.Errorf("registering the gateway: %w", err)
 	}
+	// The in-process path has no gRPC peer: say who called.
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c := service.Caller{Addr: r.RemoteAddr, UserAgent: r.UserAgent()}
+		if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 && len(r.TLS.VerifiedChains[0]) > 0 {
+			c.Identity = service.Identity(r.TLS.VerifiedChains[0][0])
+		}
+		gw.ServeHTTP(w, r.WithContext(service.WithCaller(r.Context(), c)))
+	}), nil
+}
+
+// httpMux serves the gateway under /v1/, /healthz and the OpenAPI document.
+func httpMux(gw http.Handler, serving *atomic.Bool) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle("/v1/", gw)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -182,7 +389,7 @@ func httpHandler(ctx context.Context, srv authv1.AuthServiceServer, serving *ato
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(openapiv2.JSON)
 	})
-	return mux, nil
+	return mux
 }
 
 // incomingHeader admits X-Request-Id to the call's metadata, besides what

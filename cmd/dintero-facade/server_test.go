@@ -90,7 +90,7 @@ type facade struct {
 
 // startFacade parses args and env as main does and runs the server until
 // the test ends, when it must shut down cleanly.
-func startFacade(t *testing.T, dinteroURL string, args []string, env map[string]string) *facade {
+func startFacade(t *testing.T, dinteroURL string, args []string, env map[string]string, mods ...func(*Options)) *facade {
 	t.Helper()
 	args = append([]string{"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--dintero-url", dinteroURL, "--log-level", "debug"}, args...)
 	cfg, err := parseConfig(args, envOf(env), io.Discard)
@@ -101,9 +101,17 @@ func startFacade(t *testing.T, dinteroURL string, args []string, env map[string]
 	ctx, cancel := context.WithCancel(context.Background())
 	addrs := make(chan listeners, 1)
 	done := make(chan error, 1)
-	go func() {
-		done <- Run(ctx, cfg, slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: cfg.LogLevel})), "test", func(l listeners) { addrs <- l })
-	}()
+	o := Options{
+		Config:  cfg,
+		Log:     slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: cfg.LogLevel})),
+		Audit:   slog.New(slog.NewJSONHandler(logs, nil)),
+		Version: "test",
+		Ready:   func(l listeners) { addrs <- l },
+	}
+	for _, m := range mods {
+		m(&o)
+	}
+	go func() { done <- Run(ctx, o) }()
 	var l listeners
 	select {
 	case l = <-addrs:
@@ -409,7 +417,7 @@ func TestGatewayMatchesGRPC(t *testing.T) {
 		methods.Store(info.FullMethod+" "+status.Code(err).String(), true)
 		return resp, err
 	}
-	ic := service.Interceptor(slog.New(slog.NewJSONHandler(logs, nil)), count)
+	ic := service.Interceptor(service.InterceptorOptions{Log: slog.New(slog.NewJSONHandler(logs, nil)), Inner: []grpc.UnaryServerInterceptor{count}})
 
 	gs := grpc.NewServer(grpc.ChainUnaryInterceptor(ic))
 	authv1.RegisterAuthServiceServer(gs, panicky{})
@@ -421,10 +429,11 @@ func TestGatewayMatchesGRPC(t *testing.T) {
 	defer gs.Stop()
 	var serving atomic.Bool
 	serving.Store(true)
-	h, err := httpHandler(context.Background(), service.Intercepted(panicky{}, ic), &serving)
+	gw, err := gateway(context.Background(), service.Intercepted(panicky{}, ic))
 	if err != nil {
 		t.Fatal(err)
 	}
+	h := httpMux(gw, &serving)
 	hl, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -490,7 +499,7 @@ func TestRunFailsOnBusyPort(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = Run(context.Background(), cfg, slog.New(slog.NewJSONHandler(io.Discard, nil)), "test", nil)
+	err = Run(context.Background(), Options{Config: cfg, Log: slog.New(slog.NewJSONHandler(io.Discard, nil)), Version: "test"})
 	if err == nil || !strings.Contains(err.Error(), "gRPC listener") {
 		t.Errorf("got %v; want a gRPC listener error", err)
 	}

@@ -130,11 +130,17 @@ func New(t testing.TB, opts ...Options) *Server {
 	if s.router, err = gorillamux.NewRouter(doc); err != nil {
 		t.Fatalf("dinterotest: routing the spec: %v", err)
 	}
-	s.handlers[OpDelete] = s.deleteGrant
-	s.handlers[OpAuthorize] = s.authorize
-	s.handlers[OpToken] = s.token
+	for _, op := range []string{OpDelete, OpAuthorize, OpToken} {
+		s.Default(op)
+	}
 	t.Cleanup(s.srv.Close)
 	return s
+}
+
+// Default restores the fake's own handler of op.
+func (s *Server) Default(op string) {
+	h := map[string]http.HandlerFunc{OpDelete: s.deleteGrant, OpAuthorize: s.authorize, OpToken: s.token}[op]
+	s.Handle(op, h)
 }
 
 // Handle replaces the handler of op. The answer is still checked against

@@ -1,0 +1,292 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
+
+	authv1 "github.com/dintero-facade/dintero-facade/gen/dintero/auth/v1"
+	"github.com/dintero-facade/dintero-facade/internal/dinterotest"
+)
+
+// scrape returns the Prometheus text exposition at url.
+func scrape(t *testing.T, client *http.Client, url string) string {
+	t.Helper()
+	resp, err := client.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET %s: %d", url, resp.StatusCode)
+	}
+	return string(b)
+}
+
+// metric returns the value of the series whose name and labels match,
+// 0 when absent.
+func metric(t *testing.T, text, name string, labels ...string) float64 {
+	t.Helper()
+	for _, line := range strings.Split(text, "\n") {
+		if !strings.HasPrefix(line, name+"{") && !strings.HasPrefix(line, name+" ") {
+			continue
+		}
+		ok := true
+		for _, l := range labels {
+			ok = ok && strings.Contains(line, l)
+		}
+		if !ok {
+			continue
+		}
+		v, err := strconv.ParseFloat(line[strings.LastIndex(line, " ")+1:], 64)
+		if err != nil {
+			t.Fatalf("metric line %q: %v", line, err)
+		}
+		return v
+	}
+	return 0
+}
+
+func TestMetrics(t *testing.T) {
+	fake := dinterotest.New(t)
+	for _, separate := range []bool{false, true} {
+		t.Run(fmt.Sprint("separate=", separate), func(t *testing.T) {
+			var args []string
+			if separate {
+				args = []string{"--metrics-addr", "127.0.0.1:0"}
+			}
+			var metricsAddr string
+			f := startFacade(t, fake.URL, args, map[string]string{"DINTERO_CLIENT_ID": dinterotest.ClientID, "DINTERO_CLIENT_SECRET": dinterotest.ClientSecret, "DINTERO_ACCOUNT_ID": "T12345678"},
+				func(o *Options) {
+					ready := o.Ready
+					o.Ready = func(l listeners) {
+						if l.Metrics != nil {
+							metricsAddr = "http://" + l.Metrics.String()
+						}
+						ready(l)
+					}
+				})
+			url := f.httpURL + "/metrics"
+			if separate {
+				url = metricsAddr + "/metrics"
+				if code, _, _ := f.do(t, http.MethodGet, "/metrics", nil); code != http.StatusNotFound {
+					t.Errorf("/metrics on the HTTP port: got %d; want 404 when --metrics-addr is set", code)
+				}
+			}
+			calls := 3
+			for i := range calls {
+				if _, err := f.client.DeleteClientGrant(context.Background(), &authv1.DeleteClientGrantRequest{Oid: "T12345678", Id: fmt.Sprint("grant-secretish-", i)}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if code, _, _ := f.do(t, http.MethodDelete, "/v1/accounts/T12345678/auth/client-grants/gw-grant", bearer); code != 200 {
+				t.Fatalf("gateway call: %d", code)
+			}
+			fake.HandleRaw(dinterotest.OpDelete, dinterotest.Body(503, "text/plain", nil))
+			_, _ = f.client.DeleteClientGrant(withBearer(context.Background()), &authv1.DeleteClientGrantRequest{Oid: "T12345678", Id: "g"})
+			fake.Default(dinterotest.OpDelete)
+
+			text := scrape(t, http.DefaultClient, url)
+			checks := []struct {
+				name   string
+				labels []string
+				want   float64
+			}{
+				{"grpc_server_handled_total", []string{`grpc_method="DeleteClientGrant"`, `grpc_code="OK"`}, float64(calls + 1)},
+				{"grpc_server_handled_total", []string{`grpc_method="DeleteClientGrant"`, `grpc_code="Unavailable"`}, 1},
+				{"grpc_server_handling_seconds_count", []string{`grpc_method="DeleteClientGrant"`}, float64(calls + 2)},
+				{"dintero_upstream_requests_total", []string{`operation="DeleteClientGrant"`, `status="200"`, `attempt="1"`}, float64(calls + 1)},
+				{"dintero_upstream_requests_total", []string{`operation="DeleteClientGrant"`, `status="503"`, `attempt="3"`}, 1},
+				{"dintero_upstream_requests_total", []string{`operation="Token"`, `status="200"`}, 1},
+				{"dintero_upstream_retries_total", []string{`operation="DeleteClientGrant"`}, 2},
+				{"dintero_upstream_token_fetches_total", nil, 1},
+				{"dintero_upstream_request_duration_seconds_count", []string{`operation="DeleteClientGrant"`}, float64(calls + 4)},
+				{"dintero_upstream_circuit_state", []string{`state="closed"`}, 1},
+			}
+			for _, c := range checks {
+				if got := metric(t, text, c.name, c.labels...); got != c.want {
+					t.Errorf("%s%v = %v; want %v", c.name, c.labels, got, c.want)
+				}
+			}
+			for _, m := range []string{"go_goroutines", "process_cpu_seconds_total"} {
+				if !strings.Contains(text, m) {
+					t.Errorf("no %s: the runtime and process collectors are missing", m)
+				}
+			}
+			for _, leak := range []string{"grant-secretish", "gw-grant", "T12345678", dinterotest.AccessToken(1), dinterotest.ClientSecret, "caller-token-e2e"} {
+				if strings.Contains(text, leak) {
+					t.Errorf("a metric label holds %q", leak)
+				}
+			}
+			if n := len(regexp.MustCompile(`(?m)^dintero_upstream_requests_total\{`).FindAllString(text, -1)); n > 10 {
+				t.Errorf("%d request series after a few calls; labels must stay bounded", n)
+			}
+		})
+	}
+}
+
+// TestTracing records spans in memory: the gRPC server span, the upstream
+// client span in the same trace, the traceparent Dintero received, and no
+// secret in any attribute.
+func TestTracing(t *testing.T) {
+	const code, token = "vc-trace-SECRET-5150", "tok-trace-SECRET-8086"
+	fake := dinterotest.New(t)
+	rec := tracetest.NewSpanRecorder()
+	tp := trace.NewTracerProvider(trace.WithSpanProcessor(rec))
+	f := startFacade(t, fake.URL, nil, nil, func(o *Options) { o.TracerProvider = tp })
+	ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+token)
+	if _, err := f.client.Authorize(ctx, &authv1.AuthorizeRequest{Oid: "T123", Audience: "a", ResponseType: "authenticate", ClientId: "c", VerificationCode: code, RedirectUri: "https://app.example.com/cb"}); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, _ := f.do(t, http.MethodPost, "/v1/accounts/T123/auth/authorize?audience=a&response_type=authenticate&client_id=c&verification_code="+code, map[string]string{"Authorization": "Bearer " + token}); code != 200 {
+		t.Fatalf("gateway authorize: %d", code)
+	}
+	spans := rec.Ended()
+	var server, client, gateway int
+	reqs := fake.Requests()
+	for _, s := range spans {
+		switch {
+		case s.Name() == authv1.AuthService_Authorize_FullMethodName[1:] || s.Name() == "dintero.auth.v1.AuthService/Authorize":
+			server++
+			// The upstream call of this trace must have carried its id.
+			if !strings.Contains(reqs[0].Header.Get("Traceparent"), s.SpanContext().TraceID().String()) {
+				t.Errorf("Dintero got traceparent %q; want trace %s", reqs[0].Header.Get("Traceparent"), s.SpanContext().TraceID())
+			}
+		case s.Name() == "Dintero POST":
+			client++
+		case s.Name() == "gateway POST":
+			gateway++
+		}
+		for _, a := range s.Attributes() {
+			if v := a.Value.Emit(); strings.Contains(v, code) || strings.Contains(v, token) || strings.Contains(v, dinterotest.IDToken) {
+				t.Errorf("span %q attribute %s holds a secret: %s", s.Name(), a.Key, v)
+			}
+		}
+		for _, e := range s.Events() {
+			for _, a := range e.Attributes {
+				if v := a.Value.Emit(); strings.Contains(v, code) || strings.Contains(v, token) {
+					t.Errorf("span %q event %q holds a secret: %s", s.Name(), e.Name, v)
+				}
+			}
+		}
+	}
+	if server != 1 || client != 2 || gateway != 1 {
+		names := make([]string, 0, len(spans))
+		for _, s := range spans {
+			names = append(names, s.Name())
+		}
+		t.Errorf("got spans %v; want one gRPC server span, one gateway span and two Dintero client spans", names)
+	}
+	for i, r := range reqs {
+		if r.Header.Get("Traceparent") == "" {
+			t.Errorf("Dintero request %d had no traceparent", i)
+		}
+		if r.Query.Get("verification_code") != code {
+			t.Errorf("Dintero request %d lost its query: %v", i, r.Query)
+		}
+	}
+}
+
+// TestAuditIgnoresLogLevel: with --log-level error the per-call lines are
+// gone, the audit line is not.
+func TestAuditIgnoresLogLevel(t *testing.T) {
+	fake := dinterotest.New(t)
+	f := startFacade(t, fake.URL, []string{"--log-level", "error"}, nil)
+	if _, err := f.client.DeleteClientGrant(withBearer(context.Background()), &authv1.DeleteClientGrantRequest{Oid: "T123", Id: "g-audit"}); err != nil {
+		t.Fatal(err)
+	}
+	logs := f.log.String()
+	if strings.Contains(logs, `"msg":"call"`) || !strings.Contains(logs, `"msg":"audit"`) || !strings.Contains(logs, `"grant_id":"g-audit"`) {
+		t.Errorf("want the audit line and no call line at --log-level error:\n%s", logs)
+	}
+}
+
+func TestTLS(t *testing.T) {
+	pki := dinterotest.NewPKI(t)
+	fake := dinterotest.New(t)
+	t.Run("tls", func(t *testing.T) {
+		f := startFacade(t, fake.URL, []string{"--tls-cert", pki.CertFile, "--tls-key", pki.KeyFile}, nil)
+		conn := tlsConn(t, f.grpcAddr, pki.ClientTLS())
+		if _, err := authv1.NewAuthServiceClient(conn).DeleteClientGrant(withBearer(context.Background()), &authv1.DeleteClientGrantRequest{Oid: "T123", Id: "g"}); err != nil {
+			t.Errorf("gRPC over TLS: %v", err)
+		}
+		if err := httpsDelete(t, f, pki.ClientTLS()); err != nil {
+			t.Errorf("HTTPS: %v", err)
+		}
+		// Go's TLS server answers a plain HTTP request with a 400.
+		if resp, err := http.Get(f.httpURL + "/healthz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusBadRequest {
+				t.Errorf("plain HTTP on the TLS listener: got %d; want 400", resp.StatusCode)
+			}
+		}
+	})
+	t.Run("mtls", func(t *testing.T) {
+		f := startFacade(t, fake.URL, []string{"--tls-cert", pki.CertFile, "--tls-key", pki.KeyFile, "--client-ca", pki.CAFile}, nil)
+		good := pki.Client(t, "refunds", "spiffe://example.org/ns/payments/sa/refunds")
+		conn := tlsConn(t, f.grpcAddr, pki.ClientTLS(good))
+		if _, err := authv1.NewAuthServiceClient(conn).DeleteClientGrant(withBearer(context.Background()), &authv1.DeleteClientGrantRequest{Oid: "T123", Id: "g-mtls"}); err != nil {
+			t.Errorf("gRPC with a client certificate: %v", err)
+		}
+		if err := httpsDelete(t, f, pki.ClientTLS(good)); err != nil {
+			t.Errorf("HTTPS with a client certificate: %v", err)
+		}
+		if n := strings.Count(f.log.String(), `"identity":"spiffe://example.org/ns/payments/sa/refunds"`); n != 2 {
+			t.Errorf("got %d audit lines naming the mTLS identity; want 2 (gRPC and gateway):\n%s", n, f.log.String())
+		}
+		// Without a certificate, or with one from another CA: refused.
+		other := dinterotest.NewPKI(t).Client(t, "intruder", "")
+		for name, cfg := range map[string]*tls.Config{"no certificate": pki.ClientTLS(), "another CA": pki.ClientTLS(other)} {
+			conn := tlsConn(t, f.grpcAddr, cfg)
+			if _, err := authv1.NewAuthServiceClient(conn).DeleteClientGrant(withBearer(context.Background()), &authv1.DeleteClientGrantRequest{Oid: "T123", Id: "g"}); err == nil {
+				t.Errorf("gRPC with %s: accepted", name)
+			}
+			if err := httpsDelete(t, f, cfg); err == nil {
+				t.Errorf("HTTPS with %s: accepted", name)
+			}
+		}
+		if n := fake.Count(dinterotest.OpDelete); n != 4 {
+			t.Errorf("Dintero got %d deletes; want 4 (the refused callers sent nothing)", n)
+		}
+	})
+}
+
+func tlsConn(t *testing.T, addr string, cfg *tls.Config) *grpc.ClientConn {
+	t.Helper()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(cfg)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+func httpsDelete(t *testing.T, f *facade, cfg *tls.Config) error {
+	t.Helper()
+	tr := &http.Transport{TLSClientConfig: cfg}
+	defer tr.CloseIdleConnections()
+	req, _ := http.NewRequest(http.MethodDelete, strings.Replace(f.httpURL, "http://", "https://", 1)+"/v1/accounts/T123/auth/client-grants/g", nil)
+	req.Header.Set("Authorization", "Bearer x")
+	resp, err := (&http.Client{Transport: tr}).Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("HTTP %d", resp.StatusCode)
+	}
+	return nil
+}

@@ -1,0 +1,120 @@
+package upstream
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// TracingTransport wraps base with otelhttp, so that each attempt is a
+// client span and carries the W3C traceparent to Dintero. otelhttp records
+// the whole URL as url.full, and authorize's query holds the one-time
+// verification code; so the query is taken off the request otelhttp sees and
+// put back on the one that goes on the wire.
+func TracingTransport(base http.RoundTripper, tp trace.TracerProvider, prop propagation.TextMapPropagator) http.RoundTripper {
+	inner := otelhttp.NewTransport(restoreQuery{next: base},
+		otelhttp.WithTracerProvider(tp),
+		otelhttp.WithPropagators(prop),
+		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return "Dintero " + r.Method }),
+	)
+	return hideQuery{next: inner}
+}
+
+type queryKey struct{}
+
+// hideQuery moves the query into the request's context.
+type hideQuery struct{ next http.RoundTripper }
+
+func (h hideQuery) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.URL.RawQuery == "" {
+		return h.next.RoundTrip(r)
+	}
+	r2 := r.Clone(context.WithValue(r.Context(), queryKey{}, r.URL.RawQuery))
+	r2.URL.RawQuery = ""
+	return h.next.RoundTrip(r2)
+}
+
+// restoreQuery puts the query back before the request is sent.
+type restoreQuery struct{ next http.RoundTripper }
+
+func (h restoreQuery) RoundTrip(r *http.Request) (*http.Response, error) {
+	if q, ok := r.Context().Value(queryKey{}).(string); ok {
+		r = r.Clone(r.Context())
+		r.URL.RawQuery = q
+	}
+	return h.next.RoundTrip(r)
+}
+
+// Metrics is an Observer that exports the client's Prometheus metrics. Its
+// labels are bounded: the operation, the HTTP status, the attempt number and
+// the breaker state; never an id, a token or another unbounded value.
+type Metrics struct {
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	retries  *prometheus.CounterVec
+	tokens   prometheus.Counter
+	breaker  *prometheus.GaugeVec
+}
+
+// NewMetrics registers the client's metrics with reg.
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	m := &Metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dintero_upstream_requests_total",
+			Help: "HTTP attempts to Dintero, by operation, HTTP status (0: no answer) and attempt number.",
+		}, []string{"operation", "status", "attempt"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "dintero_upstream_request_duration_seconds",
+			Help:    "Duration of HTTP attempts to Dintero, by operation.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"operation"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dintero_upstream_retries_total",
+			Help: "HTTP attempts to Dintero after the first of a call, by operation.",
+		}, []string{"operation"}),
+		tokens: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "dintero_upstream_token_fetches_total",
+			Help: "Access tokens fetched with the facade's client credentials.",
+		}),
+		breaker: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "dintero_upstream_circuit_state",
+			Help: "1 for the circuit breaker's current state (closed, half-open, open), 0 for the others.",
+		}, []string{"state"}),
+	}
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.retries, m.tokens, m.breaker} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	m.BreakerState("closed")
+	return m, nil
+}
+
+// Attempt counts an attempt.
+func (m *Metrics) Attempt(op string, attempt, status int, elapsed time.Duration) {
+	m.requests.WithLabelValues(op, strconv.Itoa(status), strconv.Itoa(attempt)).Inc()
+	m.duration.WithLabelValues(op).Observe(elapsed.Seconds())
+	if attempt > 1 {
+		m.retries.WithLabelValues(op).Inc()
+	}
+}
+
+// TokenFetched counts a token fetch.
+func (m *Metrics) TokenFetched() { m.tokens.Inc() }
+
+// BreakerState records the breaker's new state.
+func (m *Metrics) BreakerState(state string) {
+	for _, s := range []string{"closed", "half-open", "open"} {
+		v := 0.0
+		if s == state {
+			v = 1
+		}
+		m.breaker.WithLabelValues(s).Set(v)
+	}
+}
