@@ -50,10 +50,10 @@ func CodeForHTTP(status int) codes.Code {
 }
 
 // Status turns an error from upstream into the gRPC status the caller gets.
-// It is the one place where upstream results become gRPC codes. The
-// message keeps Dintero's own; any of secrets found in it is masked, so that
-// a message that echoes the request cannot leak a token or a code.
-func Status(err error, secrets ...string) *status.Status {
+// It is the one place where upstream results become gRPC codes. The message
+// keeps Dintero's own, in which upstream has already masked the request's
+// secrets.
+func Status(err error) *status.Status {
 	if err == nil {
 		return status.New(codes.OK, "")
 	}
@@ -67,26 +67,26 @@ func Status(err error, secrets ...string) *status.Status {
 	case errors.Is(err, upstream.ErrCircuitOpen):
 		return status.New(codes.Unavailable, "Dintero keeps failing, so the facade paused calls to it for a moment; retry with backoff")
 	case errors.Is(err, upstream.ErrInvalidArgument):
-		return status.New(codes.InvalidArgument, scrub(err.Error(), secrets))
+		return status.New(codes.InvalidArgument, err.Error())
 	case errors.Is(err, context.Canceled):
 		return status.New(codes.Canceled, "the call was canceled")
 	case errors.Is(err, context.DeadlineExceeded):
 		return status.New(codes.DeadlineExceeded, "Dintero did not answer within the deadline")
 	case isUE && ue.Reason == nil:
-		return httpStatus(ue, errors.Is(err, upstream.ErrTokenFetch), secrets)
+		return httpStatus(ue, errors.Is(err, upstream.ErrTokenFetch))
 	case isUE:
 		// An answer the operation cannot use: a bug at one end or the
 		// other, not something the caller can fix.
-		return withInfo(status.New(codes.Internal, "unusable answer from Dintero: "+ue.Reason.Error()), ue, secrets)
+		return withInfo(status.New(codes.Internal, "unusable answer from Dintero: "+ue.Reason.Error()), ue)
 	case errors.Is(err, upstream.ErrTransport):
-		return status.New(codes.Unavailable, scrub(err.Error(), secrets))
+		return status.New(codes.Unavailable, err.Error())
 	}
 	return status.New(codes.Internal, "internal error")
 }
 
 // httpStatus maps Dintero's error answer, keeping its message and adding
 // ErrorInfo and, for 429, RetryInfo.
-func httpStatus(e *upstream.Error, tokenFetch bool, secrets []string) *status.Status {
+func httpStatus(e *upstream.Error, tokenFetch bool) *status.Status {
 	code := CodeForHTTP(e.StatusCode)
 	msg := e.Message
 	if msg == "" {
@@ -100,7 +100,7 @@ func httpStatus(e *upstream.Error, tokenFetch bool, secrets []string) *status.St
 			code = codes.Unauthenticated
 		}
 	}
-	st := withInfo(status.New(code, scrub(msg, secrets)), e, secrets)
+	st := withInfo(status.New(code, msg), e)
 	if e.StatusCode == http.StatusTooManyRequests && e.RetryAfter > 0 {
 		if s, err := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(e.RetryAfter)}); err == nil {
 			st = s
@@ -109,13 +109,13 @@ func httpStatus(e *upstream.Error, tokenFetch bool, secrets []string) *status.St
 	return st
 }
 
-func withInfo(st *status.Status, e *upstream.Error, secrets []string) *status.Status {
+func withInfo(st *status.Status, e *upstream.Error) *status.Status {
 	info := &errdetails.ErrorInfo{
 		Reason: Reason(e.Code, e.StatusCode),
 		Domain: ErrorDomain,
 		Metadata: map[string]string{
 			"http_status":        strconv.Itoa(e.StatusCode),
-			"dintero_code":       scrub(e.Code, secrets),
+			"dintero_code":       e.Code,
 			"dintero_request_id": e.RequestID,
 		},
 	}
@@ -165,17 +165,6 @@ func Reason(code string, httpStatus int) string {
 	}
 	if s == "" || s[0] < 'A' || s[0] > 'Z' {
 		return "HTTP_" + strconv.Itoa(httpStatus)
-	}
-	return s
-}
-
-// scrub masks every secret found in s. Secrets shorter than 4 bytes are
-// left alone: masking them would garble messages and hide nothing.
-func scrub(s string, secrets []string) string {
-	for _, sec := range secrets {
-		if len(sec) >= 4 && strings.Contains(s, sec) {
-			s = strings.ReplaceAll(s, sec, "[REDACTED]")
-		}
 	}
 	return s
 }

@@ -37,7 +37,7 @@ func (s *Server) DeleteClientGrant(ctx context.Context, req *authv1.DeleteClient
 	g, meta, err := s.dintero.DeleteClientGrant(ctx, call, req.GetOid(), req.GetId())
 	info.meta = meta
 	if err != nil {
-		return nil, Status(err, secretsOf(call)...).Err()
+		return nil, Status(err).Err()
 	}
 	return &authv1.DeleteClientGrantResponse{Grant: GrantToProto(g)}, nil
 }
@@ -63,7 +63,7 @@ func (s *Server) Authorize(ctx context.Context, req *authv1.AuthorizeRequest) (*
 	})
 	info.meta = meta
 	if err != nil {
-		return nil, Status(err, append(secretsOf(call), req.GetVerificationCode())...).Err()
+		return nil, Status(err).Err()
 	}
 	return &authv1.AuthorizeResponse{Location: rd.Location, IdToken: rd.IDToken, Query: rd.Query}, nil
 }
@@ -79,15 +79,6 @@ func callFrom(ctx context.Context) upstream.Call {
 	}
 	c.RequestID = RequestIDFrom(ctx)
 	return c
-}
-
-// secretsOf lists the secrets a call carries, for scrubbing messages.
-func secretsOf(c upstream.Call) []string {
-	if c.Authorization == "" {
-		return nil
-	}
-	_, tok, _ := strings.Cut(c.Authorization, " ")
-	return []string{c.Authorization, tok}
 }
 
 // GrantToProto translates Dintero's grant. Timestamps become the same

@@ -207,7 +207,7 @@ func (c *Client) DeleteClientGrant(ctx context.Context, call Call, oid, id strin
 		return nil, meta, err
 	}
 	if res.status/100 != 2 {
-		return nil, meta, c.answerError(res, fmt.Errorf("%w: HTTP %d to DELETE", ErrUnexpectedResponse, res.status))
+		return nil, meta, c.answerError(&r, res, fmt.Errorf("%w: HTTP %d to DELETE", ErrUnexpectedResponse, res.status))
 	}
 	g, err := DecodeGrant(res.body)
 	if err != nil {
@@ -254,13 +254,13 @@ func (c *Client) Authorize(ctx context.Context, call Call, p AuthorizeParams) (*
 			q[kv.k] = []string{kv.v}
 		}
 	}
-	r := request{op: "Authorize", method: http.MethodPost, path: path, query: q.Encode()}
+	r := request{op: "Authorize", method: http.MethodPost, path: path, query: q.Encode(), secrets: []string{p.VerificationCode}}
 	res, meta, err := c.send(ctx, call, &r)
 	if err != nil {
 		return nil, meta, err
 	}
 	if res.status/100 != 2 && res.status/100 != 3 {
-		return nil, meta, c.answerError(res, fmt.Errorf("%w: HTTP %d to authorize", ErrUnexpectedResponse, res.status))
+		return nil, meta, c.answerError(&r, res, fmt.Errorf("%w: HTTP %d to authorize", ErrUnexpectedResponse, res.status))
 	}
 	rd, err := ParseLocation(res.header.Get("Location"))
 	if err != nil {
@@ -269,12 +269,12 @@ func (c *Client) Authorize(ctx context.Context, call Call, p AuthorizeParams) (*
 	return rd, meta, nil
 }
 
-// answerError turns a non-success answer into an Error: Dintero's error for
-// 4xx and 5xx, else an Error with reason for a status the operation does not
-// expect.
-func (c *Client) answerError(res *response, reason error) *Error {
+// answerError turns a non-success answer to r into an Error: Dintero's
+// error for 4xx and 5xx, with r's secrets masked, else an Error with reason
+// for a status the operation does not expect.
+func (c *Client) answerError(r *request, res *response, reason error) *Error {
 	if res.status >= 400 {
-		return decodeError(res.status, res.header, res.body, c.now())
+		return decodeError(res.status, res.header, res.body, c.now(), r.secretValues()...)
 	}
 	return &Error{StatusCode: res.status, RequestID: requestID(res.header), Reason: reason}
 }
@@ -306,6 +306,21 @@ type request struct {
 	auth       string       // Authorization header value
 	basic      *Credentials // HTTP Basic instead of auth
 	requestID  string
+	secrets    []string // further secrets the request carries
+}
+
+// secretValues lists what r carries that must never travel back: its
+// Authorization value and bearer token, its client secret, and the rest.
+func (r *request) secretValues() []string {
+	out := append([]string(nil), r.secrets...)
+	if r.auth != "" {
+		_, tok, _ := strings.Cut(r.auth, " ")
+		out = append(out, r.auth, tok)
+	}
+	if r.basic != nil {
+		out = append(out, r.basic.ClientSecret)
+	}
+	return out
 }
 
 // response is Dintero's answer with its body read.

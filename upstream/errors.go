@@ -105,8 +105,10 @@ type errorBody struct {
 
 // decodeError builds the Error for an HTTP error answer. A body of another
 // shape (HTML from a proxy, empty, truncated) still gives an Error with the
-// status: the body is only a bonus.
-func decodeError(status int, h http.Header, body []byte, now time.Time) *Error {
+// status: the body is only a bonus. Any of secrets (what the request
+// carried: its token, client secret, verification code) that Dintero echoes
+// is masked.
+func decodeError(status int, h http.Header, body []byte, now time.Time, secrets ...string) *Error {
 	e := &Error{
 		StatusCode: status,
 		RequestID:  requestID(h),
@@ -114,11 +116,24 @@ func decodeError(status int, h http.Header, body []byte, now time.Time) *Error {
 	}
 	var eb errorBody
 	if json.Unmarshal(body, &eb) == nil && eb.Error != nil {
-		e.Code = eb.Error.Code
-		e.Message = eb.Error.Message
-		e.Errors = eb.Error.Errors
+		e.Code = Scrub(eb.Error.Code, secrets)
+		e.Message = Scrub(eb.Error.Message, secrets)
+		for _, raw := range eb.Error.Errors {
+			e.Errors = append(e.Errors, json.RawMessage(Scrub(string(raw), secrets)))
+		}
 	}
 	return e
+}
+
+// Scrub masks every one of secrets found in s. Secrets shorter than 4
+// bytes are left alone: masking them would garble messages and hide nothing.
+func Scrub(s string, secrets []string) string {
+	for _, sec := range secrets {
+		if len(sec) >= 4 && strings.Contains(s, sec) {
+			s = strings.ReplaceAll(s, sec, "[REDACTED]")
+		}
+	}
+	return s
 }
 
 // requestID reads Dintero's request id from a response.

@@ -131,7 +131,7 @@ func (ts *tokenSource) fetch(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("%w: %w", ErrTokenFetch, err)
 	}
 	if res.status/100 != 2 {
-		return "", fmt.Errorf("%w: %w", ErrTokenFetch, ts.c.answerError(res, fmt.Errorf("%w: HTTP %d to the token endpoint", ErrUnexpectedResponse, res.status)))
+		return "", fmt.Errorf("%w: %w", ErrTokenFetch, ts.c.answerError(&req, res, fmt.Errorf("%w: HTTP %d to the token endpoint", ErrUnexpectedResponse, res.status)))
 	}
 	var at accessToken
 	if err := json.Unmarshal(res.body, &at); err != nil {

@@ -64,6 +64,9 @@ type Options struct {
 	// TracerProvider replaces the OTLP exporter the configuration asks for
 	// (tests record spans in memory with it).
 	TracerProvider trace.TracerProvider
+	// wrap, when set, wraps the service inside the interceptors; tests
+	// inject faults, such as a panic, with it.
+	wrap func(authv1.AuthServiceServer) authv1.AuthServiceServer
 }
 
 // Run serves the facade until ctx ends, then shuts down in stages: health
@@ -115,7 +118,10 @@ func Run(ctx context.Context, o Options) (err error) {
 		return err
 	}
 	defer client.CloseIdleConnections()
-	svc := service.New(client)
+	var svc authv1.AuthServiceServer = service.New(client)
+	if o.wrap != nil {
+		svc = o.wrap(svc)
+	}
 	interceptor := service.Interceptor(service.InterceptorOptions{
 		Log:   log,
 		Audit: audit,

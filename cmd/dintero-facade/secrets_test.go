@@ -1,0 +1,171 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	authv1 "github.com/dintero-facade/dintero-facade/gen/dintero/auth/v1"
+	"github.com/dintero-facade/dintero-facade/internal/dinterotest"
+)
+
+// panicOn is an AuthService that panics when the verification code says
+// so, and otherwise calls the real one.
+type panicOn struct {
+	authv1.AuthServiceServer
+	code string
+}
+
+func (p panicOn) Authorize(ctx context.Context, r *authv1.AuthorizeRequest) (*authv1.AuthorizeResponse, error) {
+	if r.GetVerificationCode() == p.code {
+		panic("cannot redeem " + r.GetVerificationCode() + " with " + fmt.Sprint(metadata.ValueFromIncomingContext(ctx, "authorization")))
+	}
+	return p.AuthServiceServer.Authorize(ctx, r)
+}
+
+// TestNoSecretAnywhere sets distinctive secrets, drives every path over
+// gRPC and the gateway (success, Dintero errors that echo the secrets, a
+// transport failure, a timeout, validation, a token refresh and a recovered
+// panic) and asserts that no secret appears in the logs, the statuses and
+// HTTP error bodies, the metrics or the trace spans.
+func TestNoSecretAnywhere(t *testing.T) {
+	const (
+		callerToken = "caller-TOKEN-S3CR3T-a1b2"
+		code        = "VCODE-S3CR3T-c3d4"
+		panicCode   = "PANIC-VCODE-S3CR3T-e5f6"
+		idToken     = "IDTOKEN-S3CR3T-g7h8"
+	)
+	// The client secret and the tokens the fake issues are distinctive too.
+	secrets := []string{callerToken, code, panicCode, idToken, dinterotest.ClientSecret, dinterotest.AccessToken(1), dinterotest.AccessToken(2), dinterotest.AccessToken(3), "oidc-secret-in-grant"}
+
+	fake := dinterotest.New(t, dinterotest.Options{Lenient: true})
+	mode := "ok"
+	fake.HandleRaw(dinterotest.OpAuthorize, func(w http.ResponseWriter, r *http.Request) {
+		switch mode {
+		case "ok":
+			w.Header().Set("Location", "https://app.example.com/cb?id_token="+idToken+"&state=s")
+			w.WriteHeader(http.StatusFound)
+		case "echo":
+			dinterotest.WriteError(w, 400, "bad_code "+code, "code "+r.URL.Query().Get("verification_code")+" with "+r.Header.Get("Authorization")+" is spent")
+		case "unauthorized":
+			dinterotest.WriteError(w, 401, "expired", "token "+r.Header.Get("Authorization")+" expired")
+		case "reset":
+			dinterotest.Reset(w, r)
+		case "stall":
+			dinterotest.Stall(w, r)
+		}
+	})
+	rec := tracetest.NewSpanRecorder()
+	f := startFacade(t, fake.URL, nil, map[string]string{"DINTERO_CLIENT_ID": dinterotest.ClientID, "DINTERO_CLIENT_SECRET": dinterotest.ClientSecret, "DINTERO_ACCOUNT_ID": "T12345678"},
+		func(o *Options) {
+			o.TracerProvider = trace.NewTracerProvider(trace.WithSpanProcessor(rec))
+			o.wrap = func(s authv1.AuthServiceServer) authv1.AuthServiceServer { return panicOn{s, panicCode} }
+		})
+
+	var seen []string // every status message and HTTP body
+	req := func(vc string) *authv1.AuthorizeRequest {
+		return &authv1.AuthorizeRequest{Oid: "T123", Audience: "a", ResponseType: "authenticate", ClientId: "c", VerificationCode: vc, RedirectUri: "https://app.example.com/cb"}
+	}
+	grpcCall := func(withToken bool, r *authv1.AuthorizeRequest) codes.Code {
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer cancel()
+		if withToken {
+			ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+callerToken)
+		}
+		_, err := f.client.Authorize(ctx, r)
+		seen = append(seen, fmt.Sprint(status.Convert(err).Proto()))
+		return status.Code(err)
+	}
+	httpCall := func(withToken bool, r *authv1.AuthorizeRequest) int {
+		q := url.Values{"audience": {r.Audience}, "response_type": {r.ResponseType}, "client_id": {r.ClientId}, "verification_code": {r.VerificationCode}}
+		h := map[string]string{"Grpc-Timeout": "300m"}
+		if withToken {
+			h["Authorization"] = "Bearer " + callerToken
+		}
+		c, _, body := f.do(t, http.MethodPost, "/v1/accounts/"+r.Oid+"/auth/authorize?"+q.Encode(), h)
+		if c != 200 {
+			seen = append(seen, string(body))
+		}
+		return c
+	}
+
+	steps := []struct {
+		mode     string
+		token    bool
+		vc       string
+		oid      string
+		wantGRPC codes.Code
+		wantHTTP int
+	}{
+		{"ok", true, code, "T123", codes.OK, 200},
+		{"ok", false, code, "T123", codes.OK, 200}, // the facade's own token
+		{"echo", true, code, "T123", codes.InvalidArgument, 400},
+		{"echo", false, code, "T123", codes.InvalidArgument, 400},
+		{"unauthorized", false, code, "T123", codes.Unauthenticated, 401}, // drops the cached token
+		{"ok", false, code, "T123", codes.OK, 200},                        // a fresh one is fetched
+		{"reset", true, code, "T123", codes.Unavailable, 503},
+		{"stall", true, code, "T123", codes.DeadlineExceeded, 504},
+		{"ok", true, code, "bad-oid", codes.InvalidArgument, 400},
+		{"ok", true, panicCode, "T123", codes.Internal, 500},
+	}
+	for _, s := range steps {
+		mode = s.mode
+		r := req(s.vc)
+		r.Oid = s.oid
+		if got := grpcCall(s.token, r); got != s.wantGRPC {
+			t.Errorf("%s over gRPC: got %v; want %v", s.mode, got, s.wantGRPC)
+		}
+		if got := httpCall(s.token, r); got != s.wantHTTP {
+			t.Errorf("%s through the gateway: got %d; want %d", s.mode, got, s.wantHTTP)
+		}
+	}
+	// DeleteClientGrant returns the grant's OIDC secret to the caller,
+	// and must log none of it.
+	resp, err := f.client.DeleteClientGrant(context.Background(), &authv1.DeleteClientGrantRequest{Oid: "T12345678", Id: "g"})
+	if err != nil || resp.GetGrant().GetOidc().GetClientSecret() != "oidc-secret-in-grant" {
+		t.Fatalf("got %v, %v; want the grant with its OIDC secret", resp, err)
+	}
+	// The 401 step drops the cached token twice (once per path), so the
+	// facade fetches one at first and two more after.
+	if n := fake.Count(dinterotest.OpToken); n != 3 {
+		t.Errorf("got %d token fetches; want 3", n)
+	}
+
+	logs := f.log.String()
+	if !strings.Contains(logs, "recovered from a panic") || !strings.Contains(logs, "goroutine") {
+		t.Errorf("the panic was not logged with its stack:\n%s", logs)
+	}
+	metrics := scrape(t, http.DefaultClient, f.httpURL+"/metrics")
+	var spans strings.Builder
+	for _, s := range rec.Ended() {
+		fmt.Fprintf(&spans, "%s %v %s", s.Name(), s.Attributes(), s.Status().Description)
+		for _, e := range s.Events() {
+			fmt.Fprintf(&spans, " %s %v", e.Name, e.Attributes)
+		}
+		spans.WriteString("\n")
+	}
+	if len(rec.Ended()) < len(steps) {
+		t.Errorf("only %d spans recorded", len(rec.Ended()))
+	}
+	places := map[string]string{"logs": logs, "statuses and HTTP bodies": strings.Join(seen, "\n"), "metrics": metrics, "spans": spans.String()}
+	for where, text := range places {
+		for _, s := range secrets {
+			if strings.Contains(text, s) {
+				t.Errorf("the %s hold %q", where, s)
+			}
+		}
+	}
+	if !strings.Contains(strings.Join(seen, "\n"), "[REDACTED]") {
+		t.Error("Dintero's echoing messages should come back with the secrets masked")
+	}
+}
