@@ -31,9 +31,13 @@ type Config struct {
 	MaxRecvMsgBytes int
 	MaxConcurrent   int
 	MetricsAddr     string
+	PprofAddr       string
 	TLSCert         string
 	TLSKey          string
 	ClientCA        string
+	// Mock runs a local mock Dintero in process and points the facade at
+	// it, with the mock's client credentials: a demo needing no account.
+	Mock bool
 	// Tracing is on when the standard OTEL_EXPORTER_OTLP_ENDPOINT (or
 	// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) is set; the exporter reads its
 	// settings from the standard OTEL_* variables.
@@ -56,10 +60,12 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("max_recv_msg_bytes", c.MaxRecvMsgBytes),
 		slog.Int("max_concurrent_upstream", c.MaxConcurrent),
 		slog.String("metrics_addr", c.MetricsAddr),
+		slog.String("pprof_addr", c.PprofAddr),
 		slog.String("tls_cert", c.TLSCert),
 		slog.String("tls_key", c.TLSKey),
 		slog.String("client_ca", c.ClientCA),
 		slog.Bool("tracing", c.Tracing),
+		slog.Bool("mock", c.Mock),
 	}
 	if c.Credentials != nil {
 		attrs = append(attrs, slog.Any("credentials", *c.Credentials))
@@ -86,6 +92,8 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 	fs.IntVar(&cfg.MaxRecvMsgBytes, "max-recv-msg-bytes", 16<<10, "largest gRPC request accepted, in bytes")
 	fs.IntVar(&cfg.MaxConcurrent, "max-concurrent-upstream", 256, "calls to Dintero in flight at most; a call over it gets ResourceExhausted at once")
 	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "address of a separate server for /metrics; empty serves it on --http-addr")
+	fs.StringVar(&cfg.PprofAddr, "pprof-addr", "", "address of a separate server for /debug/pprof/ (profiling); empty: off. Keep it on loopback")
+	fs.BoolVar(&cfg.Mock, "mock", false, "serve a local mock Dintero in process and call it instead of --dintero-url, with its client credentials (a demo needing no Dintero account)")
 	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate for TLS on both listeners (with --tls-key)")
 	fs.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key for TLS on both listeners (with --tls-cert)")
 	fs.StringVar(&cfg.ClientCA, "client-ca", "", "PEM CA bundle: require callers' certificates signed by it (mutual TLS; needs --tls-cert)")
@@ -139,6 +147,9 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 		return cfg, err
 	}
 	cfg.Credentials = creds
+	if cfg.Mock && given["dintero-url"] {
+		return cfg, errors.New("--mock and --dintero-url exclude each other")
+	}
 	return cfg, nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/textproto"
 	"os"
 	"strings"
@@ -38,6 +39,7 @@ import (
 
 	authv1 "github.com/dintero-facade/dintero-facade/gen/dintero/auth/v1"
 	"github.com/dintero-facade/dintero-facade/gen/openapiv2"
+	"github.com/dintero-facade/dintero-facade/internal/dinteromock"
 	"github.com/dintero-facade/dintero-facade/service"
 	"github.com/dintero-facade/dintero-facade/upstream"
 )
@@ -101,6 +103,14 @@ func Run(ctx context.Context, o Options) (err error) {
 	srvMetrics := grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram())
 	reg.MustRegister(srvMetrics)
 
+	if cfg.Mock {
+		stopMock, err := startMock(&cfg, log)
+		if err != nil {
+			return err
+		}
+		defer stopMock()
+	}
+
 	var transport http.RoundTripper = upstream.NewTransport(cfg.DinteroTimeout)
 	if tp != nil {
 		transport = upstream.TracingTransport(transport, tp, prop)
@@ -158,9 +168,14 @@ func Run(ctx context.Context, o Options) (err error) {
 	if err != nil {
 		return err
 	}
-	var ml net.Listener
+	var ml, pl net.Listener
 	if cfg.MetricsAddr != "" {
 		if ml, err = listen("metrics", cfg.MetricsAddr); err != nil {
+			return err
+		}
+	}
+	if cfg.PprofAddr != "" {
+		if pl, err = listen("pprof", cfg.PprofAddr); err != nil {
 			return err
 		}
 	}
@@ -200,11 +215,22 @@ func Run(ctx context.Context, o Options) (err error) {
 		mux.Handle("GET /metrics", metricsHandler)
 	}
 	httpSrv := newHTTPServer(mux, cfg, log, tlsConfig)
-	var metricsSrv *http.Server
+	var metricsSrv, pprofSrv *http.Server
 	if ml != nil {
 		mm := http.NewServeMux()
 		mm.Handle("GET /metrics", metricsHandler)
 		metricsSrv = newHTTPServer(mm, cfg, log, nil)
+	}
+	if pl != nil {
+		pm := http.NewServeMux()
+		pm.HandleFunc("/debug/pprof/", pprof.Index)
+		pm.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		pm.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		pm.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		pm.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		pprofSrv = newHTTPServer(pm, cfg, log, nil)
+		// A CPU profile runs for its whole ?seconds=.
+		pprofSrv.WriteTimeout = 0
 	}
 
 	log.Info("dintero-facade starting", "version", o.Version, "config", cfg,
@@ -212,11 +238,14 @@ func Run(ctx context.Context, o Options) (err error) {
 	if cfg.Credentials != nil {
 		log.Warn("the facade holds Dintero client credentials: every caller that can reach it can act with them")
 	}
-	errc := make(chan error, 3)
+	errc := make(chan error, 4)
 	go func() { errc <- gs.Serve(gl) }()
 	go func() { errc <- serveHTTP(httpSrv, hl) }()
 	if metricsSrv != nil {
 		go func() { errc <- metricsSrv.Serve(ml) }()
+	}
+	if pprofSrv != nil {
+		go func() { errc <- pprofSrv.Serve(pl) }()
 	}
 	if o.Ready != nil {
 		l := listeners{GRPC: gl.Addr(), HTTP: hl.Addr()}
@@ -230,9 +259,10 @@ func Run(ctx context.Context, o Options) (err error) {
 	case err := <-errc:
 		// A server failed on its own: stop the others and report it.
 		gs.Stop()
-		_ = httpSrv.Close()
-		if metricsSrv != nil {
-			_ = metricsSrv.Close()
+		for _, srv := range []*http.Server{httpSrv, metricsSrv, pprofSrv} {
+			if srv != nil {
+				_ = srv.Close()
+			}
 		}
 		return fmt.Errorf("server failed: %w", err)
 	case <-ctx.Done():
@@ -260,7 +290,7 @@ func Run(ctx context.Context, o Options) (err error) {
 			<-done
 		}
 	})
-	for _, srv := range []*http.Server{httpSrv, metricsSrv} {
+	for _, srv := range []*http.Server{httpSrv, metricsSrv, pprofSrv} {
 		if srv == nil {
 			continue
 		}
@@ -414,4 +444,31 @@ func outgoingHeader(key string) (string, bool) {
 		return "X-Request-Id", true
 	}
 	return runtime.MetadataHeaderPrefix + key, true
+}
+
+// startMock serves the mock Dintero on a loopback port and points cfg at
+// it, with the mock's client credentials unless cfg has its own.
+func startMock(cfg *Config, log *slog.Logger) (stop func(), err error) {
+	m, err := dinteromock.New(dinteromock.Options{})
+	if err != nil {
+		return nil, err
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("mock listener: %w", err)
+	}
+	srv := &http.Server{Handler: m, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(l) }()
+	cfg.DinteroURL = "http://" + l.Addr().String() + "/v1"
+	if cfg.Credentials == nil {
+		cfg.Credentials = &upstream.Credentials{AccountID: dinteromock.DefaultAccount, ClientID: dinteromock.DefaultClientID, ClientSecret: dinteromock.DefaultClientSecret}
+	}
+	d := dinteromock.Defaults()
+	ids := make([]string, 0, len(d.Grants[dinteromock.DefaultAccount]))
+	for _, g := range d.Grants[dinteromock.DefaultAccount] {
+		ids = append(ids, g.ID)
+	}
+	log.Warn("--mock: calling a local mock Dintero, not Dintero", "dintero_url", cfg.DinteroURL,
+		"account", dinteromock.DefaultAccount, "grant_ids", ids, "verification_codes", d.VerificationCodes)
+	return func() { _ = srv.Close() }, nil
 }

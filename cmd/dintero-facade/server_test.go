@@ -92,7 +92,11 @@ type facade struct {
 // the test ends, when it must shut down cleanly.
 func startFacade(t *testing.T, dinteroURL string, args []string, env map[string]string, mods ...func(*Options)) *facade {
 	t.Helper()
-	args = append([]string{"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--dintero-url", dinteroURL, "--log-level", "debug"}, args...)
+	base := []string{"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--log-level", "debug"}
+	if dinteroURL != "" {
+		base = append(base, "--dintero-url", dinteroURL)
+	}
+	args = append(base, args...)
 	cfg, err := parseConfig(args, envOf(env), io.Discard)
 	if err != nil {
 		t.Fatal(err)

@@ -88,6 +88,11 @@ type Options struct {
 	// CountOnly keeps only the count of requests per operation, not the
 	// requests, so that a long load test's memory stays flat.
 	CountOnly bool
+	// Backend, when set, answers every request that the spec admits,
+	// instead of the fake's own handlers (Handle and HandleRaw then have no
+	// effect). Its answers are checked against the spec too: this is how
+	// the mock Dintero is held to the spec.
+	Backend http.Handler
 }
 
 // Server is the fake Dintero. Its default handlers behave like Dintero on
@@ -217,6 +222,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	h, raw := s.handlers[rec.Op], s.raw[rec.Op]
 	s.mu.Unlock()
+	if s.opts.Backend != nil {
+		h, raw = s.opts.Backend.ServeHTTP, false
+	}
 	if raw {
 		h(w, r)
 		return

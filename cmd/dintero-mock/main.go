@@ -1,0 +1,79 @@
+// Command dintero-mock serves a local, stateful Dintero auth API on
+// loopback: client-grant deletion, authorize with one-time verification
+// codes, client-credentials tokens (RS256) and a JWKS. Point the facade at
+// it with --dintero-url http://127.0.0.1:8000/v1.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/dintero-facade/dintero-facade/internal/dinteromock"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil && !errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintln(os.Stderr, "dintero-mock:", err)
+		os.Exit(2)
+	}
+}
+
+func run(args []string) error {
+	fs := flag.NewFlagSet("dintero-mock", flag.ContinueOnError)
+	addr := fs.String("addr", "127.0.0.1:8000", "listen address (keep it on loopback)")
+	grants := fs.String("grants", "", `JSON file of grants by account, {"T12345678": [{"id": …}, …]}; empty: a built-in set`)
+	codes := fs.String("codes", "", "comma-separated one-time verification codes; empty: 123456,234567,345678")
+	latency := fs.Duration("latency", 0, "fault: latency added to every answer")
+	fail := fs.Float64("failure-rate", 0, "fault: share of calls answered 503, 0 to 1")
+	rateLimit := fs.Float64("rate-limit-rate", 0, "fault: share of calls answered 429, 0 to 1")
+	retryAfter := fs.Int("retry-after", 1, "fault: Retry-After seconds of the 429s")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	o := dinteromock.Options{Faults: dinteromock.Faults{Latency: *latency, FailureRate: *fail, RateLimitRate: *rateLimit, RetryAfter: *retryAfter}}
+	if *grants != "" {
+		g, err := dinteromock.LoadGrants(*grants)
+		if err != nil {
+			return err
+		}
+		o.Grants = g
+	}
+	if *codes != "" {
+		o.VerificationCodes = strings.Split(*codes, ",")
+	}
+	m, err := dinteromock.New(o)
+	if err != nil {
+		return err
+	}
+	l, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	log.Info("dintero-mock serving", "url", "http://"+l.Addr().String()+"/v1",
+		"client_id", dinteromock.DefaultClientID, "client_secret", dinteromock.DefaultClientSecret,
+		"account", dinteromock.DefaultAccount, "note", "test credentials of the mock, not secrets")
+	srv := &http.Server{Handler: m, ReadHeaderTimeout: 5 * time.Second}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	if err := srv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

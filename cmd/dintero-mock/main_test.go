@@ -1,0 +1,28 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestRunRefusesBadInput(t *testing.T) {
+	bad := filepath.Join(t.TempDir(), "grants.json")
+	if err := os.WriteFile(bad, []byte(`{"T123": [{"client_id": "no id"}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--grants", bad}, "has no id"},
+		{[]string{"--grants", filepath.Join(t.TempDir(), "missing.json")}, "no such file"},
+		{[]string{"--addr", "256.0.0.1:1"}, "256.0.0.1"},
+		{[]string{"--no-such-flag"}, "not defined"},
+	} {
+		if err := run(tc.args); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("run(%q) = %v; want an error containing %q", tc.args, err, tc.want)
+		}
+	}
+}
