@@ -141,7 +141,7 @@ func logCall(ctx context.Context, log *slog.Logger, method string, ci *callInfo,
 	attrs = append(attrs,
 		slog.String("method", method),
 		slog.String("code", code.String()),
-		slog.Duration("latency", took),
+		slog.Float64("latency_ms", float64(took.Microseconds())/1000),
 		slog.String("request_id", ci.requestID),
 	)
 	if ci.oid != "" {

@@ -595,7 +595,7 @@ func TestLogLine(t *testing.T) {
 				t.Errorf("line %d: %s = %v; want %v", i, k, lines[i][k], v)
 			}
 		}
-		if _, ok := lines[i]["latency"]; !ok {
+		if _, ok := lines[i]["latency_ms"]; !ok {
 			t.Errorf("line %d has no latency", i)
 		}
 	}

@@ -472,7 +472,7 @@ func TestGatewayMatchesGRPC(t *testing.T) {
 	if len(calls) != 2 {
 		t.Fatalf("got %d call lines; want 2:\n%s", len(calls), logs.String())
 	}
-	for _, k := range []string{"request_id", "latency", "time"} {
+	for _, k := range []string{"request_id", "latency_ms", "time"} {
 		delete(calls[0], k)
 		delete(calls[1], k)
 	}
