@@ -54,10 +54,8 @@ func CallerFrom(ctx context.Context) Caller {
 			c.Identity = Identity(ti.State.VerifiedChains[0][0])
 		}
 	}
-	if md, ok := metadata.FromIncomingContext(ctx); ok {
-		if ua := md.Get("user-agent"); len(ua) > 0 {
-			c.UserAgent = ua[0]
-		}
+	if ua := metadata.ValueFromIncomingContext(ctx, "user-agent"); len(ua) > 0 {
+		c.UserAgent = ua[0]
 	}
 	return c
 }

@@ -65,8 +65,10 @@ type InterceptorOptions struct {
 // Interceptor returns the one unary interceptor every call goes through,
 // over gRPC and through the gateway alike: it takes the caller's
 // x-request-id or makes one and returns it in the response header, turns a
-// panic into Internal (logged with its stack), writes one log line per call
-// and an audit line per DeleteClientGrant.
+// panic into Internal (logged with its stack), and writes one line per call.
+// For DeleteClientGrant, the one destructive call, that line is the audit
+// line: it names the caller too, and goes to the audit logger, which the
+// log level does not silence.
 func Interceptor(o InterceptorOptions) grpc.UnaryServerInterceptor {
 	chained := Chain(o.Inner...)
 	log, audit := o.Log, o.Audit
@@ -77,29 +79,15 @@ func Interceptor(o InterceptorOptions) grpc.UnaryServerInterceptor {
 		start := time.Now()
 		ci := &callInfo{requestID: incomingRequestID(ctx)}
 		ctx = context.WithValue(ctx, infoKey{}, ci)
-		_ = grpc.SetHeader(ctx, metadata.Pairs(RequestIDKey, ci.requestID))
+		_ = grpc.SetHeader(ctx, metadata.MD{RequestIDKey: {ci.requestID}})
 		resp, err = chained(ctx, req, info, recovering(log, ci, handler))
-		logCall(ctx, log, info.FullMethod, ci, err, time.Since(start))
 		if info.FullMethod == authv1.AuthService_DeleteClientGrant_FullMethodName {
-			auditDelete(ctx, audit, ci, err)
+			logCall(ctx, audit, "audit", info.FullMethod, ci, err, time.Since(start))
+		} else {
+			logCall(ctx, log, "call", info.FullMethod, ci, err, time.Since(start))
 		}
 		return resp, err
 	}
-}
-
-// auditDelete writes the audit line of the one destructive call: who
-// asked, for which account and grant, the outcome and Dintero's request id.
-func auditDelete(ctx context.Context, audit *slog.Logger, ci *callInfo, err error) {
-	audit.LogAttrs(ctx, slog.LevelInfo, "audit",
-		slog.String("action", "DeleteClientGrant"),
-		slog.Any("caller", CallerFrom(ctx)),
-		slog.String("oid", ci.oid),
-		slog.String("grant_id", ci.grantID),
-		slog.String("outcome", status.Code(err).String()),
-		slog.Int("http_status", ci.meta.Status),
-		slog.String("request_id", ci.requestID),
-		slog.String("dintero_request_id", ci.meta.RequestID),
-	)
 }
 
 // recovering wraps handler so that a panic becomes Internal. The panic's
@@ -121,9 +109,10 @@ func recovering(log *slog.Logger, ci *callInfo, handler grpc.UnaryHandler) grpc.
 	}
 }
 
-// logCall writes the call's one line. It never logs a request or response
+// logCall writes the call's one line, msg "call", or "audit" for the audit
+// line, which also names the caller. It never logs a request or response
 // message whole, so no secret they hold reaches the log.
-func logCall(ctx context.Context, log *slog.Logger, method string, ci *callInfo, err error, took time.Duration) {
+func logCall(ctx context.Context, log *slog.Logger, msg, method string, ci *callInfo, err error, took time.Duration) {
 	code := status.Code(err)
 	level := slog.LevelInfo
 	switch code {
@@ -144,6 +133,9 @@ func logCall(ctx context.Context, log *slog.Logger, method string, ci *callInfo,
 		slog.Float64("latency_ms", float64(took.Microseconds())/1000),
 		slog.String("request_id", ci.requestID),
 	)
+	if msg == "audit" {
+		attrs = append(attrs, slog.Any("caller", CallerFrom(ctx)))
+	}
 	if ci.oid != "" {
 		attrs = append(attrs, slog.String("oid", ci.oid))
 	}
@@ -159,16 +151,14 @@ func logCall(ctx context.Context, log *slog.Logger, method string, ci *callInfo,
 	if err != nil {
 		attrs = append(attrs, slog.String("error", status.Convert(err).Message()))
 	}
-	log.LogAttrs(ctx, level, "call", attrs...)
+	log.LogAttrs(ctx, level, msg, attrs...)
 }
 
 // incomingRequestID returns the caller's x-request-id when it is usable,
 // else a new random one.
 func incomingRequestID(ctx context.Context) string {
-	if md, ok := metadata.FromIncomingContext(ctx); ok {
-		if v := md.Get(RequestIDKey); len(v) > 0 && validRequestID(v[0]) {
-			return v[0]
-		}
+	if v := metadata.ValueFromIncomingContext(ctx, RequestIDKey); len(v) > 0 && validRequestID(v[0]) {
+		return v[0]
 	}
 	var b [16]byte
 	_, _ = rand.Read(b[:])

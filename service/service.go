@@ -72,10 +72,10 @@ func (s *Server) Authorize(ctx context.Context, req *authv1.AuthorizeRequest) (*
 // authorization, passed to Dintero as it came, and the request id.
 func callFrom(ctx context.Context) upstream.Call {
 	var c upstream.Call
-	if md, ok := metadata.FromIncomingContext(ctx); ok {
-		if v := md.Get("authorization"); len(v) > 0 {
-			c.Authorization = strings.TrimSpace(v[0])
-		}
+	// ValueFromIncomingContext reads one key; FromIncomingContext would
+	// copy all the metadata on every call.
+	if v := metadata.ValueFromIncomingContext(ctx, "authorization"); len(v) > 0 {
+		c.Authorization = strings.TrimSpace(v[0])
 	}
 	c.RequestID = RequestIDFrom(ctx)
 	return c

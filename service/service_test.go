@@ -550,8 +550,8 @@ func TestNoSecretsInLogsOrStatuses(t *testing.T) {
 		t.Fatalf("got %v, %v; want the grant with its oidc secret", resp, err)
 	}
 	logs := e.log.String() + e.audit.String()
-	if n := len(e.log.lines(t)); n != 6 {
-		t.Errorf("got %d log lines; want one per call (6):\n%s", n, logs)
+	if n, m := len(e.log.lines(t)), len(e.audit.lines(t)); n != 5 || m != 1 {
+		t.Errorf("got %d call lines and %d audit lines; want one per call (5 Authorize, 1 DeleteClientGrant):\n%s", n, m, logs)
 	}
 	for _, secret := range []string{token, code, idTok, oidcCS} {
 		if strings.Contains(logs, secret) {
@@ -581,13 +581,13 @@ func TestLogLine(t *testing.T) {
 	if status.Code(err) != codes.NotFound {
 		t.Fatalf("got %v; want NotFound", err)
 	}
-	lines := e.log.lines(t)
-	if len(lines) != 2 {
-		t.Fatalf("got %d lines; want 2", len(lines))
+	lines := e.audit.lines(t)
+	if len(lines) != 2 || len(e.log.lines(t)) != 0 {
+		t.Fatalf("got %d audit lines and %d call lines; want 2 and none: a DeleteClientGrant's line is its audit line", len(lines), len(e.log.lines(t)))
 	}
 	want := []map[string]any{
-		{"msg": "call", "level": "INFO", "method": authv1.AuthService_DeleteClientGrant_FullMethodName, "code": "OK", "oid": "T12345678", "grant_id": "grant-5", "http_status": 200.0, "attempts": 1.0, "request_id": "caller-rid-77", "dintero_request_id": dinterotest.RequestID},
-		{"msg": "call", "level": "INFO", "code": "NotFound", "oid": "T123", "grant_id": "gone", "http_status": 404.0, "error": "no such grant", "dintero_request_id": dinterotest.RequestID},
+		{"msg": "audit", "level": "INFO", "method": authv1.AuthService_DeleteClientGrant_FullMethodName, "code": "OK", "oid": "T12345678", "grant_id": "grant-5", "http_status": 200.0, "attempts": 1.0, "request_id": "caller-rid-77", "dintero_request_id": dinterotest.RequestID},
+		{"msg": "audit", "level": "INFO", "code": "NotFound", "oid": "T123", "grant_id": "gone", "http_status": 404.0, "error": "no such grant", "dintero_request_id": dinterotest.RequestID},
 	}
 	for i, w := range want {
 		for k, v := range w {
@@ -630,7 +630,7 @@ func TestRecovery(t *testing.T) {
 	if !strings.Contains(out, "assignment to entry in nil map") || strings.Count(out, "service_test.TestRecovery") < 2 {
 		t.Errorf("want both panics logged with their stacks, the runtime error's message too:\n%s", out)
 	}
-	if strings.Count(out, `"code":"Internal"`) != 2 {
+	if strings.Count(out, `"code":"Internal"`) != 2 || strings.Count(out, `"msg":"call"`) != 2 {
 		t.Errorf("want one Internal call line per panic:\n%s", out)
 	}
 }
@@ -678,9 +678,9 @@ func TestAuditLine(t *testing.T) {
 		t.Fatalf("got %d audit lines; want one per DeleteClientGrant (3), none for Authorize:\n%s", len(lines), e.audit.String())
 	}
 	want := []map[string]any{
-		{"msg": "audit", "action": "DeleteClientGrant", "oid": "T12345678", "grant_id": "g", "outcome": "OK", "http_status": 200.0, "request_id": "rid-audit", "dintero_request_id": "drid-9"},
-		{"oid": "T123", "grant_id": "missing", "outcome": "NotFound", "http_status": 404.0, "dintero_request_id": dinterotest.RequestID},
-		{"oid": "bad", "grant_id": "x", "outcome": "InvalidArgument", "http_status": 0.0},
+		{"msg": "audit", "method": authv1.AuthService_DeleteClientGrant_FullMethodName, "oid": "T12345678", "grant_id": "g", "code": "OK", "http_status": 200.0, "request_id": "rid-audit", "dintero_request_id": "drid-9"},
+		{"oid": "T123", "grant_id": "missing", "code": "NotFound", "http_status": 404.0, "dintero_request_id": dinterotest.RequestID},
+		{"oid": "bad", "grant_id": "x", "code": "InvalidArgument"},
 	}
 	for i, w := range want {
 		for k, v := range w {

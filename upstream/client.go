@@ -180,6 +180,9 @@ func NewTransport(responseHeaderTimeout time.Duration) *http.Transport {
 		MaxIdleConnsPerHost:    256,
 		IdleConnTimeout:        90 * time.Second,
 		MaxResponseHeaderBytes: 64 << 10,
+		// Dintero's bodies are small: gzip would cost more CPU than it
+		// saves bytes.
+		DisableCompression: true,
 	}
 }
 
@@ -503,7 +506,7 @@ func (c *Client) attempt(ctx context.Context, r *request) (*response, error) {
 		return nil, err
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, c.opts.MaxBodyBytes+1))
+	b, err := readBody(resp, c.opts.MaxBodyBytes)
 	if err != nil {
 		return nil, err
 	}
@@ -511,4 +514,17 @@ func (c *Client) attempt(ctx context.Context, r *request) (*response, error) {
 		return nil, &Error{StatusCode: resp.StatusCode, RequestID: requestID(resp.Header), Reason: fmt.Errorf("%w: over %d bytes", ErrBodyTooLarge, c.opts.MaxBodyBytes)}
 	}
 	return &response{status: resp.StatusCode, header: resp.Header, body: b}, nil
+}
+
+// readBody reads a response body up to max+1 bytes: one allocation of the
+// right size when the length is announced, a growing buffer otherwise.
+func readBody(resp *http.Response, max int64) ([]byte, error) {
+	if n := resp.ContentLength; n >= 0 && n <= max {
+		b := make([]byte, n)
+		if _, err := io.ReadFull(resp.Body, b); err != nil {
+			return nil, err
+		}
+		return b, nil
+	}
+	return io.ReadAll(io.LimitReader(resp.Body, max+1))
 }

@@ -48,6 +48,10 @@ import (
 // ran out, and were cut.
 var errGraceExpired = errors.New("shutdown grace expired: calls in flight were cut")
 
+// streamWorkers is how many goroutines serve gRPC calls; a call that finds
+// them all busy gets a goroutine of its own.
+const streamWorkers = 128
+
 // listeners are the bound addresses, reported once the servers accept.
 type listeners struct {
 	GRPC, HTTP, Metrics net.Addr
@@ -183,6 +187,9 @@ func Run(ctx context.Context, o Options) (err error) {
 	gopts := []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(interceptor),
 		grpc.MaxRecvMsgSize(cfg.MaxRecvMsgBytes),
+		// Reused workers keep the stacks a call has grown; a goroutine per
+		// call would grow (copy) its stack on every call.
+		grpc.NumStreamWorkers(streamWorkers),
 	}
 	if tlsConfig != nil {
 		gopts = append(gopts, grpc.Creds(credentials.NewTLS(tlsConfig)))

@@ -55,7 +55,8 @@ func (l *logBuffer) Write(p []byte) (int, error) {
 	return l.b.Write(p)
 }
 
-// calls returns the per-call log lines, decoded.
+// calls returns the per-call log lines (audit lines for DeleteClientGrant),
+// decoded.
 func (l *logBuffer) calls(t *testing.T) []map[string]any {
 	t.Helper()
 	l.mu.Lock()
@@ -63,7 +64,7 @@ func (l *logBuffer) calls(t *testing.T) []map[string]any {
 	var out []map[string]any
 	for _, line := range strings.Split(l.b.String(), "\n") {
 		var m map[string]any
-		if json.Unmarshal([]byte(line), &m) == nil && m["msg"] == "call" {
+		if json.Unmarshal([]byte(line), &m) == nil && (m["msg"] == "call" || m["msg"] == "audit") {
 			out = append(out, m)
 		}
 	}
@@ -472,9 +473,15 @@ func TestGatewayMatchesGRPC(t *testing.T) {
 	if len(calls) != 2 {
 		t.Fatalf("got %d call lines; want 2:\n%s", len(calls), logs.String())
 	}
-	for _, k := range []string{"request_id", "latency_ms", "time"} {
-		delete(calls[0], k)
-		delete(calls[1], k)
+	// The caller differs by nature (another peer, another user agent), and
+	// so do the ids and the timing; everything else must be the same.
+	for i := range calls {
+		if c, _ := calls[i]["caller"].(map[string]any); c["addr"] == "" || c["addr"] == nil {
+			t.Errorf("line %d names no caller: %v", i, calls[i])
+		}
+		for _, k := range []string{"request_id", "latency_ms", "time", "caller"} {
+			delete(calls[i], k)
+		}
 	}
 	if fmt.Sprint(calls[0]) != fmt.Sprint(calls[1]) {
 		t.Errorf("the two calls were logged differently:\n%v\n%v", calls[0], calls[1])

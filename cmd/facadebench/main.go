@@ -68,6 +68,7 @@ func main() {
 	flag.StringVar(&o.facadeBin, "facade-bin", "", "dintero-facade binary; empty builds ./cmd/dintero-facade")
 	flag.BoolVar(&o.nginx, "nginx", true, "include nginx when it is installed")
 	flag.StringVar(&o.facadeArgs, "facade-args", "", "extra flags for the facade, space-separated")
+	flag.StringVar(&o.facadeEnv, "facade-env", "", "extra environment for the facade, space-separated KEY=VALUE (GOGC=200, say)")
 	flag.StringVar(&o.only, "only", "", "comma-separated paths to run (direct, goproxy, nginx, facade_grpc, facade_gateway, facade_authorize_grpc); empty: all")
 	flag.Parse()
 	fatal(run(o))
@@ -84,6 +85,7 @@ type options struct {
 	nginx           bool
 	facadeArgs      string
 	only            string
+	facadeEnv       string
 }
 
 func fatal(err error) {
@@ -146,7 +148,12 @@ func (p *proc) stop() {
 }
 
 func start(name string, logTo io.Writer, bin string, args ...string) (*proc, error) {
+	return startEnv(name, logTo, nil, bin, args...)
+}
+
+func startEnv(name string, logTo io.Writer, env []string, bin string, args ...string) (*proc, error) {
 	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = logTo, logTo
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting %s: %w", name, err)
@@ -247,7 +254,7 @@ func run(o options) error {
 		return err
 	}
 	defer facadeLog.Close()
-	facade, err := start("facade", facadeLog, bin, facadeArgs...)
+	facade, err := startEnv("facade", facadeLog, strings.Fields(o.facadeEnv), bin, facadeArgs...)
 	if err != nil {
 		return err
 	}
