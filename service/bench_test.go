@@ -24,7 +24,7 @@ func BenchmarkDeleteClientGrant(b *testing.B) {
 		b.Fatal(err)
 	}
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
-	srv := service.Intercepted(service.New(up), service.Interceptor(service.InterceptorOptions{Log: log, Audit: log}))
+	srv := service.Intercepted(service.New(up, service.Options{}), service.Interceptor(service.InterceptorOptions{Log: log, Audit: log}))
 	ctx := metadata.NewIncomingContext(context.Background(), metadata.Pairs("authorization", "Bearer caller-token"))
 	ctx = grpc.NewContextWithServerTransportStream(ctx, nopStream{})
 	req := &authv1.DeleteClientGrantRequest{Oid: "T12345678", Id: "3d5c2f3a-6a1e-4e55-9d2f-2f1b8f0c9a77"}

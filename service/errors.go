@@ -61,7 +61,7 @@ func Status(err error) *status.Status {
 	isUE := errors.As(err, &ue)
 	switch {
 	case errors.Is(err, upstream.ErrNoCredentials):
-		return status.New(codes.Unauthenticated, "no Dintero credentials: send an authorization bearer token, or configure the facade's client credentials")
+		return status.New(codes.Unauthenticated, err.Error()+": send an authorization bearer token")
 	case errors.Is(err, upstream.ErrBusy):
 		return status.New(codes.ResourceExhausted, "the facade has too many calls to Dintero in flight; retry with backoff")
 	case errors.Is(err, upstream.ErrCircuitOpen):

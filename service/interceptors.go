@@ -31,6 +31,7 @@ type callInfo struct {
 	requestID string
 	oid       string
 	grantID   string
+	decision  string // about the facade's credentials; see checkUse
 	meta      upstream.Meta
 }
 
@@ -68,7 +69,8 @@ type InterceptorOptions struct {
 // panic into Internal (logged with its stack), and writes one line per call.
 // For DeleteClientGrant, the one destructive call, that line is the audit
 // line: it names the caller too, and goes to the audit logger, which the
-// log level does not silence.
+// log level does not silence. So does the line of any call the policy
+// denied.
 func Interceptor(o InterceptorOptions) grpc.UnaryServerInterceptor {
 	chained := Chain(o.Inner...)
 	log, audit := o.Log, o.Audit
@@ -81,7 +83,7 @@ func Interceptor(o InterceptorOptions) grpc.UnaryServerInterceptor {
 		ctx = context.WithValue(ctx, infoKey{}, ci)
 		_ = grpc.SetHeader(ctx, metadata.MD{RequestIDKey: {ci.requestID}})
 		resp, err = chained(ctx, req, info, recovering(log, ci, handler))
-		if info.FullMethod == authv1.AuthService_DeleteClientGrant_FullMethodName {
+		if info.FullMethod == authv1.AuthService_DeleteClientGrant_FullMethodName || ci.decision == DecisionDenied {
 			logCall(ctx, audit, "audit", info.FullMethod, ci, err, time.Since(start))
 		} else {
 			logCall(ctx, log, "call", info.FullMethod, ci, err, time.Since(start))
@@ -141,6 +143,9 @@ func logCall(ctx context.Context, log *slog.Logger, msg, method string, ci *call
 	}
 	if ci.grantID != "" {
 		attrs = append(attrs, slog.String("grant_id", ci.grantID))
+	}
+	if ci.decision != "" {
+		attrs = append(attrs, slog.String("credentials", ci.decision))
 	}
 	if ci.meta.Attempts > 0 {
 		attrs = append(attrs, slog.Int("http_status", ci.meta.Status), slog.Int("attempts", ci.meta.Attempts))

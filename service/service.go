@@ -8,7 +8,9 @@ import (
 	"strings"
 	"time"
 
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	authv1 "github.com/dintero-facade/dintero-facade/gen/dintero/auth/v1"
@@ -19,11 +21,59 @@ import (
 type Server struct {
 	authv1.UnimplementedAuthServiceServer
 	dintero *upstream.Client
+	opts    Options
+}
+
+// Options configure a Server.
+type Options struct {
+	// Policy says who may act with the facade's own credentials; nil lets
+	// every caller use them.
+	Policy *Policy
+	// Metrics counts the decisions about the facade's credentials; nil
+	// counts nothing.
+	Metrics *Metrics
 }
 
 // New returns a Server that calls Dintero with client.
-func New(client *upstream.Client) *Server {
-	return &Server{dintero: client}
+func New(client *upstream.Client, opts Options) *Server {
+	return &Server{dintero: client, opts: opts}
+}
+
+// Decisions about the use of the facade's own credentials, as logged and
+// counted.
+const (
+	DecisionOwnToken      = "own_token"      // the caller brought its own token
+	DecisionNoCredentials = "no_credentials" // none for the account: Unauthenticated
+	DecisionUnrestricted  = "unrestricted"   // no policy: every caller may
+	DecisionAllowed       = "allowed"        // the policy allows it
+	DecisionDenied        = "denied"         // the policy does not: PermissionDenied
+)
+
+// checkUse decides whether the call may go on: with the caller's own token
+// always; with the facade's credentials when the policy allows the caller
+// (its mTLS identity) operation on account. A denial sends nothing.
+func (s *Server) checkUse(ctx context.Context, info *callInfo, call upstream.Call, operation, account string) error {
+	switch {
+	case call.Authorization != "":
+		info.decision = DecisionOwnToken
+	case !s.dintero.HasCredentials(account):
+		info.decision = DecisionNoCredentials
+	case s.opts.Policy == nil:
+		info.decision = DecisionUnrestricted
+	case s.opts.Policy.Allows(CallerFrom(ctx).Identity, account, operation):
+		info.decision = DecisionAllowed
+	default:
+		info.decision = DecisionDenied
+	}
+	s.opts.Metrics.decision(operation, account, info.decision, s.dintero.HasCredentials(account))
+	if info.decision != DecisionDenied {
+		return nil
+	}
+	who := CallerFrom(ctx).Identity
+	if who == "" {
+		who = "a caller without a client certificate"
+	}
+	return status.Errorf(codes.PermissionDenied, "%s may not use %s on account %s with the facade's credentials; bring your own Dintero token or ask for a policy rule", who, operation, account)
 }
 
 // DeleteClientGrant deletes a client grant at Dintero.
@@ -34,6 +84,9 @@ func (s *Server) DeleteClientGrant(ctx context.Context, req *authv1.DeleteClient
 		return nil, err
 	}
 	call := callFrom(ctx)
+	if err := s.checkUse(ctx, info, call, "DeleteClientGrant", req.GetOid()); err != nil {
+		return nil, err
+	}
 	g, meta, err := s.dintero.DeleteClientGrant(ctx, call, req.GetOid(), req.GetId())
 	info.meta = meta
 	if err != nil {
@@ -50,6 +103,9 @@ func (s *Server) Authorize(ctx context.Context, req *authv1.AuthorizeRequest) (*
 		return nil, err
 	}
 	call := callFrom(ctx)
+	if err := s.checkUse(ctx, info, call, "Authorize", req.GetOid()); err != nil {
+		return nil, err
+	}
 	rd, meta, err := s.dintero.Authorize(ctx, call, upstream.AuthorizeParams{
 		OID:              req.GetOid(),
 		Audience:         req.GetAudience(),

@@ -104,7 +104,7 @@ func setup(t *testing.T, mod ...func(*upstream.Options)) *env {
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	audit := slog.New(slog.NewJSONHandler(audits, nil))
 	gs := grpc.NewServer(grpc.ChainUnaryInterceptor(service.Interceptor(service.InterceptorOptions{Log: log, Audit: audit})))
-	authv1.RegisterAuthServiceServer(gs, service.New(up))
+	authv1.RegisterAuthServiceServer(gs, service.New(up, service.Options{}))
 	l := bufconn.Listen(1 << 20)
 	go func() { _ = gs.Serve(l) }()
 	t.Cleanup(gs.Stop)
@@ -454,7 +454,7 @@ func TestReason(t *testing.T) {
 
 func TestAuth(t *testing.T) {
 	creds := func(o *upstream.Options) {
-		o.Credentials = &upstream.Credentials{AccountID: "T12345678", ClientID: dinterotest.ClientID, ClientSecret: dinterotest.ClientSecret}
+		o.Credentials = []upstream.Credentials{{AccountID: "T123", ClientID: dinterotest.ClientID, ClientSecret: dinterotest.ClientSecret}}
 	}
 	t.Run("caller token", func(t *testing.T) {
 		e := setup(t, creds)
@@ -476,7 +476,7 @@ func TestAuth(t *testing.T) {
 	})
 	t.Run("refused credentials", func(t *testing.T) {
 		e := setup(t, func(o *upstream.Options) {
-			o.Credentials = &upstream.Credentials{AccountID: "T12345678", ClientID: "wrong", ClientSecret: "wrong-secret-1234"}
+			o.Credentials = []upstream.Credentials{{AccountID: "T123", ClientID: "wrong", ClientSecret: "wrong-secret-1234"}}
 		})
 		_, err := e.client.DeleteClientGrant(context.Background(), &authv1.DeleteClientGrantRequest{Oid: "T123", Id: "g"})
 		if st := status.Convert(err); st.Code() != codes.Unauthenticated || !strings.Contains(st.Message(), "client credentials") || strings.Contains(st.Message(), "wrong-secret") {
@@ -641,7 +641,7 @@ func TestInterceptedRunsTheInterceptor(t *testing.T) {
 		methods = append(methods, info.FullMethod)
 		return nil, errors.New("stopped by the interceptor")
 	}
-	srv := service.Intercepted(service.New(nil), ic)
+	srv := service.Intercepted(service.New(nil, service.Options{}), ic)
 	if _, err := srv.DeleteClientGrant(context.Background(), &authv1.DeleteClientGrantRequest{}); err == nil {
 		t.Error("got no error; want the interceptor's")
 	}

@@ -86,3 +86,7 @@ func ValidateAuthorize(r *authv1.AuthorizeRequest) error {
 	v.required("verification_code", r.GetVerificationCode())
 	return v.err("invalid AuthorizeRequest")
 }
+
+// ValidAccountID reports whether s is a Dintero account id: P or T, then
+// exactly 3 or 8 digits.
+func ValidAccountID(s string) bool { return oidPattern.MatchString(s) }

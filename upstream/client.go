@@ -13,7 +13,9 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/sony/gobreaker/v2"
@@ -25,8 +27,10 @@ import (
 type Options struct {
 	// BaseURL is Dintero's API root, such as https://api.dintero.com/v1.
 	BaseURL string
-	// Credentials, when set, are used for calls without a token of their own.
-	Credentials *Credentials
+	// Credentials are the client credentials of each account the facade
+	// may act for, used for calls to it without a token of their own. At
+	// most one per account. SetCredentials replaces them at run time.
+	Credentials []Credentials
 	// Timeout bounds a call whose context has no deadline, and each token
 	// fetch. Default 10 s.
 	Timeout time.Duration
@@ -99,8 +103,8 @@ type Client struct {
 	opts    Options
 	base    string
 	http    *http.Client
-	tokens  *tokenSource
-	sem     chan struct{} // nil when unbounded
+	tokens  atomic.Pointer[map[string]*tokenSource] // by account
+	sem     chan struct{}                           // nil when unbounded
 	breaker *gobreaker.CircuitBreaker[*response]
 }
 
@@ -154,13 +158,44 @@ func New(opts Options) (*Client, error) {
 		c.sem = make(chan struct{}, opts.MaxConcurrent)
 	}
 	c.breaker = newBreaker(opts.Breaker, opts.Observer)
-	if cr := opts.Credentials; cr != nil {
-		if cr.AccountID == "" || cr.ClientID == "" || cr.ClientSecret == "" {
-			return nil, errors.New("upstream: credentials need an account id, a client id and a client secret")
-		}
-		c.tokens = &tokenSource{c: c, creds: *cr}
+	if err := c.SetCredentials(opts.Credentials); err != nil {
+		return nil, err
 	}
 	return c, nil
+}
+
+// SetCredentials replaces the client credentials, checked whole: on error
+// nothing changes. Accounts whose credentials did not change keep their
+// cached token; the tokens of the others are dropped. Calls in flight finish
+// with the credentials they started with.
+func (c *Client) SetCredentials(creds []Credentials) error {
+	old := c.tokens.Load()
+	next := make(map[string]*tokenSource, len(creds))
+	for i, cr := range creds {
+		if cr.AccountID == "" || cr.ClientID == "" || cr.ClientSecret == "" {
+			return fmt.Errorf("upstream: credentials %d need an account id, a client id and a client secret", i)
+		}
+		if _, dup := next[cr.AccountID]; dup {
+			return fmt.Errorf("upstream: account %s has credentials twice", cr.AccountID)
+		}
+		if old != nil {
+			if ts, ok := (*old)[cr.AccountID]; ok && ts.creds == cr {
+				next[cr.AccountID] = ts
+				continue
+			}
+		}
+		next[cr.AccountID] = &tokenSource{c: c, creds: cr}
+	}
+	c.tokens.Store(&next)
+	return nil
+}
+
+// tokenSource returns the token source of account, nil without credentials.
+func (c *Client) tokenSource(account string) *tokenSource {
+	if m := c.tokens.Load(); m != nil {
+		return (*m)[account]
+	}
+	return nil
 }
 
 // NewTransport returns the transport a Client uses by default: explicit
@@ -192,9 +227,23 @@ func (c *Client) now() time.Time { return c.opts.Now() }
 // server does when it stops.
 func (c *Client) CloseIdleConnections() { c.http.CloseIdleConnections() }
 
-// HasCredentials reports whether the client can authenticate calls that
-// bring no token of their own.
-func (c *Client) HasCredentials() bool { return c.tokens != nil }
+// HasCredentials reports whether the client holds credentials for account,
+// to authenticate calls that bring no token of their own.
+func (c *Client) HasCredentials(account string) bool { return c.tokenSource(account) != nil }
+
+// Accounts lists the accounts the client holds credentials for.
+func (c *Client) Accounts() []string {
+	m := c.tokens.Load()
+	if m == nil {
+		return nil
+	}
+	out := make([]string, 0, len(*m))
+	for a := range *m {
+		out = append(out, a)
+	}
+	sort.Strings(out)
+	return out
+}
 
 // DeleteClientGrant deletes grant id of account oid and returns the deleted
 // grant. It is idempotent, so it is retried on connection errors, 429, 502,
@@ -204,7 +253,7 @@ func (c *Client) DeleteClientGrant(ctx context.Context, call Call, oid, id strin
 	if err != nil {
 		return nil, Meta{}, err
 	}
-	r := request{op: "DeleteClientGrant", method: http.MethodDelete, path: path, idempotent: true}
+	r := request{op: "DeleteClientGrant", method: http.MethodDelete, path: path, idempotent: true, account: oid}
 	res, meta, err := c.send(ctx, call, &r)
 	if err != nil {
 		return nil, meta, err
@@ -257,7 +306,7 @@ func (c *Client) Authorize(ctx context.Context, call Call, p AuthorizeParams) (*
 			q[kv.k] = []string{kv.v}
 		}
 	}
-	r := request{op: "Authorize", method: http.MethodPost, path: path, query: q.Encode(), secrets: []string{p.VerificationCode}}
+	r := request{op: "Authorize", method: http.MethodPost, path: path, query: q.Encode(), secrets: []string{p.VerificationCode}, account: p.OID}
 	res, meta, err := c.send(ctx, call, &r)
 	if err != nil {
 		return nil, meta, err
@@ -310,6 +359,7 @@ type request struct {
 	basic      *Credentials // HTTP Basic instead of auth
 	requestID  string
 	secrets    []string // further secrets the request carries
+	account    string   // whose credentials apply without a caller token
 }
 
 // secretValues lists what r carries that must never travel back: its
@@ -363,10 +413,11 @@ func (c *Client) send(ctx context.Context, call Call, r *request) (*response, Me
 		r.auth = call.Authorization
 		return c.finish(c.do(ctx, r))
 	}
-	if c.tokens == nil {
-		return nil, meta, ErrNoCredentials
+	ts := c.tokenSource(r.account)
+	if ts == nil {
+		return nil, meta, fmt.Errorf("%w for account %s", ErrNoCredentials, r.account)
 	}
-	tok, err := c.tokens.get(ctx)
+	tok, err := ts.get(ctx)
 	if err != nil {
 		return nil, meta, err
 	}
@@ -375,12 +426,12 @@ func (c *Client) send(ctx context.Context, call Call, r *request) (*response, Me
 	if err != nil || res.status != http.StatusUnauthorized {
 		return c.finish(res, err)
 	}
-	c.tokens.drop(tok)
+	ts.drop(tok)
 	if !r.idempotent {
 		return c.finish(res, nil)
 	}
 	first := res.attempts
-	if tok, err = c.tokens.get(ctx); err != nil {
+	if tok, err = ts.get(ctx); err != nil {
 		return nil, Meta{Status: res.status, Attempts: first, RequestID: requestID(res.header)}, err
 	}
 	r.auth = "Bearer " + tok

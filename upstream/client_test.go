@@ -75,8 +75,10 @@ func newClient(t *testing.T, base string, mod ...func(*upstream.Options)) *upstr
 	return c
 }
 
+// withCredentials gives the client credentials for account T123, the
+// account the tests call.
 func withCredentials(o *upstream.Options) {
-	o.Credentials = &upstream.Credentials{AccountID: "T12345678", ClientID: dinterotest.ClientID, ClientSecret: dinterotest.ClientSecret}
+	o.Credentials = []upstream.Credentials{{AccountID: "T123", ClientID: dinterotest.ClientID, ClientSecret: dinterotest.ClientSecret}}
 }
 
 var callerToken = upstream.Call{Authorization: "Bearer caller-token-abc", RequestID: "req-42"}
@@ -624,10 +626,10 @@ func TestCredentials(t *testing.T) {
 		if got, want := tok.Header.Get("Authorization"), dinterotest.BasicAuth(dinterotest.ClientID, dinterotest.ClientSecret); got != want {
 			t.Errorf("token auth: got %q; want %q", got, want)
 		}
-		if want := `{"audience":"` + fake.URL + `/accounts/T12345678","grant_type":"client_credentials"}`; string(tok.Body) != want {
+		if want := `{"audience":"` + fake.URL + `/accounts/T123","grant_type":"client_credentials"}`; string(tok.Body) != want {
 			t.Errorf("token body: got %s; want %s", tok.Body, want)
 		}
-		if tok.EscapedURL != "/v1/accounts/T12345678/auth/token" {
+		if tok.EscapedURL != "/v1/accounts/T123/auth/token" {
 			t.Errorf("token URL: got %s", tok.EscapedURL)
 		}
 		if got, want := reqs[1].Header.Get("Authorization"), "Bearer "+dinterotest.AccessToken(1); got != want {
@@ -730,13 +732,15 @@ func TestTokenRefreshAfter401(t *testing.T) {
 		fake := dinterotest.New(t)
 		refusing(fake, dinterotest.OpAuthorize)
 		c := newClient(t, fake.URL, withCredentials)
-		_, _, err := c.Authorize(context.Background(), upstream.Call{}, allParams)
+		p := allParams
+		p.OID = "T123"
+		_, _, err := c.Authorize(context.Background(), upstream.Call{}, p)
 		var e *upstream.Error
 		if !errors.As(err, &e) || e.StatusCode != 401 || fake.Count(dinterotest.OpAuthorize) != 1 {
 			t.Fatalf("got %v after %d calls; want the 401 after 1", err, fake.Count(dinterotest.OpAuthorize))
 		}
 		// The token was dropped: the caller's retry gets a fresh one.
-		if _, _, err := c.Authorize(context.Background(), upstream.Call{}, allParams); err != nil {
+		if _, _, err := c.Authorize(context.Background(), upstream.Call{}, p); err != nil {
 			t.Fatalf("retry: %v", err)
 		}
 		if n := fake.Count(dinterotest.OpToken); n != 2 {
@@ -782,7 +786,7 @@ func TestTokenExpiry(t *testing.T) {
 func TestTokenFetchErrors(t *testing.T) {
 	fake := dinterotest.New(t)
 	c := newClient(t, fake.URL, func(o *upstream.Options) {
-		o.Credentials = &upstream.Credentials{AccountID: "T12345678", ClientID: "wrong", ClientSecret: "wrong-secret-777"}
+		o.Credentials = []upstream.Credentials{{AccountID: "T123", ClientID: "wrong", ClientSecret: "wrong-secret-777"}}
 	})
 	_, _, err := c.DeleteClientGrant(context.Background(), upstream.Call{}, "T123", "g")
 	var e *upstream.Error
@@ -804,7 +808,8 @@ func TestNew(t *testing.T) {
 	}{
 		{"relative", upstream.Options{BaseURL: "/v1"}},
 		{"query", upstream.Options{BaseURL: "https://api.dintero.com/v1?x=1"}},
-		{"partial credentials", upstream.Options{BaseURL: "https://api.dintero.com/v1", Credentials: &upstream.Credentials{AccountID: "T123"}}},
+		{"partial credentials", upstream.Options{BaseURL: "https://api.dintero.com/v1", Credentials: []upstream.Credentials{{AccountID: "T123"}}}},
+		{"an account twice", upstream.Options{BaseURL: "https://api.dintero.com/v1", Credentials: []upstream.Credentials{{AccountID: "T123", ClientID: "a", ClientSecret: "s"}, {AccountID: "T123", ClientID: "b", ClientSecret: "t"}}}},
 	} {
 		if _, err := upstream.New(tc.opts); err == nil {
 			t.Errorf("%s: got no error; want one", tc.name)

@@ -17,7 +17,7 @@ import (
 var (
 	// ErrNoCredentials means the call had no caller token and the client has
 	// no client credentials; nothing was sent.
-	ErrNoCredentials = errors.New("no Dintero credentials: the call has no bearer token and no client credentials are configured")
+	ErrNoCredentials = errors.New("no Dintero credentials: the call has no bearer token and the facade has no client credentials")
 	// ErrTokenFetch means the facade could not get a token with its client
 	// credentials; it wraps the cause.
 	ErrTokenFetch = errors.New("fetching a Dintero token with the client credentials")

@@ -13,8 +13,8 @@ import (
 	"golang.org/x/sync/singleflight"
 )
 
-// Credentials are the facade's own Dintero client credentials, used when a
-// call brings no token of its own.
+// Credentials are the facade's own Dintero client credentials for one
+// account, used for calls to that account that bring no token of their own.
 type Credentials struct {
 	// AccountID is the account whose token endpoint issues the tokens.
 	AccountID string
@@ -34,6 +34,12 @@ func (c Credentials) String() string {
 
 // GoString is String, so that %#v masks the secret too.
 func (c Credentials) GoString() string { return c.String() }
+
+// MarshalJSON encodes the credentials with the secret masked: slog, for
+// one, encodes a struct nested in a list as JSON, without its LogValue.
+func (c Credentials) MarshalJSON() ([]byte, error) {
+	return json.Marshal(map[string]string{"account_id": c.AccountID, "client_id": c.ClientID, "client_secret": mask(c.ClientSecret), "audience": c.Audience})
+}
 
 // LogValue logs the credentials with the secret masked.
 func (c Credentials) LogValue() slog.Value {

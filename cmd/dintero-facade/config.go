@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dintero-facade/dintero-facade/service"
 	"github.com/dintero-facade/dintero-facade/upstream"
 )
 
@@ -41,10 +42,15 @@ type Config struct {
 	// Tracing is on when the standard OTEL_EXPORTER_OTLP_ENDPOINT (or
 	// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) is set; the exporter reads its
 	// settings from the standard OTEL_* variables.
-	Tracing bool
-	// Credentials are the facade's own client credentials, from the
-	// environment only (never flags, which ps shows); nil when unset.
-	Credentials *upstream.Credentials
+	Tracing         bool
+	CredentialsFile string
+	PolicyFile      string
+	// Policy is the loaded --policy-file, nil without one.
+	Policy *service.Policy
+	// EnvCredentials are the environment's one-account shortcut (never
+	// flags, which ps shows); Credentials add those of --credentials-file.
+	EnvCredentials []upstream.Credentials
+	Credentials    []upstream.Credentials
 }
 
 // LogValue logs the configuration with the client secret masked.
@@ -67,11 +73,12 @@ func (c Config) LogValue() slog.Value {
 		slog.Bool("tracing", c.Tracing),
 		slog.Bool("mock", c.Mock),
 	}
-	if c.Credentials != nil {
-		attrs = append(attrs, slog.Any("credentials", *c.Credentials))
-	} else {
-		attrs = append(attrs, slog.String("credentials", "none"))
+	attrs = append(attrs, slog.String("credentials_file", c.CredentialsFile), slog.String("policy_file", c.PolicyFile))
+	creds := make([]slog.Attr, 0, len(c.Credentials))
+	for _, cr := range c.Credentials {
+		creds = append(creds, slog.Any(cr.AccountID, cr))
 	}
+	attrs = append(attrs, slog.Attr{Key: "credentials", Value: slog.GroupValue(creds...)})
 	return slog.GroupValue(attrs...)
 }
 
@@ -94,6 +101,8 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "address of a separate server for /metrics; empty serves it on --http-addr")
 	fs.StringVar(&cfg.PprofAddr, "pprof-addr", "", "address of a separate server for /debug/pprof/ (profiling); empty: off. Keep it on loopback")
 	fs.BoolVar(&cfg.Mock, "mock", false, "serve a local mock Dintero in process and call it instead of --dintero-url, with its client credentials (a demo needing no Dintero account)")
+	fs.StringVar(&cfg.CredentialsFile, "credentials-file", "", "YAML or JSON list of {account_id, client_id, client_secret, audience}: the facade's credentials per account, reloaded on SIGHUP and when the file changes")
+	fs.StringVar(&cfg.PolicyFile, "policy-file", "", "YAML or JSON policy: which mTLS identities may use the facade's credentials, on which accounts and operations (needs --client-ca)")
 	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate for TLS on both listeners (with --tls-key)")
 	fs.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key for TLS on both listeners (with --tls-cert)")
 	fs.StringVar(&cfg.ClientCA, "client-ca", "", "PEM CA bundle: require callers' certificates signed by it (mutual TLS; needs --tls-cert)")
@@ -146,7 +155,23 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 	if err != nil {
 		return cfg, err
 	}
-	cfg.Credentials = creds
+	if creds != nil {
+		cfg.EnvCredentials = []upstream.Credentials{*creds}
+	}
+	cfg.Credentials = cfg.EnvCredentials
+	if cfg.CredentialsFile != "" {
+		if cfg.Credentials, err = loadCredentials(cfg.CredentialsFile, cfg.EnvCredentials); err != nil {
+			return cfg, err
+		}
+	}
+	if cfg.PolicyFile != "" {
+		if cfg.ClientCA == "" {
+			return cfg, errors.New("--policy-file needs --client-ca: without mutual TLS there is no caller identity to trust")
+		}
+		if cfg.Policy, err = service.LoadPolicy(cfg.PolicyFile); err != nil {
+			return cfg, fmt.Errorf("--policy-file: %w", err)
+		}
+	}
 	if cfg.Mock && given["dintero-url"] {
 		return cfg, errors.New("--mock and --dintero-url exclude each other")
 	}

@@ -25,7 +25,7 @@ func TestParseConfig(t *testing.T) {
 	}{
 		{name: "defaults", check: func(c Config) string {
 			if c.GRPCAddr != ":9090" || c.HTTPAddr != ":8080" || c.DinteroURL != "https://api.dintero.com/v1" || c.DinteroTimeout != 10*time.Second ||
-				c.ShutdownDelay != 0 || c.ShutdownGrace != 20*time.Second || c.LogLevel != slog.LevelInfo || c.Credentials != nil {
+				c.ShutdownDelay != 0 || c.ShutdownGrace != 20*time.Second || c.LogLevel != slog.LevelInfo || len(c.Credentials) != 0 {
 				return fmt.Sprintf("%+v", c)
 			}
 			return ""
@@ -43,7 +43,7 @@ func TestParseConfig(t *testing.T) {
 			return ""
 		}},
 		{name: "credentials", env: map[string]string{"DINTERO_CLIENT_ID": "id", "DINTERO_CLIENT_SECRET": "s3cr3t-value", "DINTERO_ACCOUNT_ID": "T123"}, check: func(c Config) string {
-			if c.Credentials == nil || c.Credentials.ClientSecret != "s3cr3t-value" || c.Credentials.AccountID != "T123" {
+			if len(c.Credentials) != 1 || c.Credentials[0].ClientSecret != "s3cr3t-value" || c.Credentials[0].AccountID != "T123" {
 				return fmt.Sprintf("%v", c.Credentials)
 			}
 			return ""

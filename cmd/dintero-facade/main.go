@@ -30,7 +30,19 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	audit := slog.New(slog.NewJSONHandler(os.Stderr, nil))
-	if err := Run(ctx, Options{Config: cfg, Log: log, Audit: audit, Version: version}); err != nil {
+	// SIGHUP reloads --credentials-file.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	reload := make(chan struct{}, 1)
+	go func() {
+		for range hup {
+			select {
+			case reload <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	if err := Run(ctx, Options{Config: cfg, Log: log, Audit: audit, Version: version, Reload: reload}); err != nil {
 		log.Error("dintero-facade stopped", "error", err.Error())
 		stop()
 		os.Exit(1)

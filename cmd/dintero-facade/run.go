@@ -70,6 +70,9 @@ type Options struct {
 	// TracerProvider replaces the OTLP exporter the configuration asks for
 	// (tests record spans in memory with it).
 	TracerProvider trace.TracerProvider
+	// Reload, when it fires, reloads --credentials-file (main sends
+	// SIGHUP here).
+	Reload <-chan struct{}
 	// wrap, when set, wraps the service inside the interceptors; tests
 	// inject faults, such as a panic, with it.
 	wrap func(authv1.AuthServiceServer) authv1.AuthServiceServer
@@ -132,7 +135,16 @@ func Run(ctx context.Context, o Options) (err error) {
 		return err
 	}
 	defer client.CloseIdleConnections()
-	var svc authv1.AuthServiceServer = service.New(client)
+	if cfg.CredentialsFile != "" {
+		if err := watchCredentials(ctx, cfg.CredentialsFile, cfg.EnvCredentials, o.Reload, client, log); err != nil {
+			return err
+		}
+	}
+	svcMetrics, err := service.NewMetrics(reg)
+	if err != nil {
+		return err
+	}
+	var svc authv1.AuthServiceServer = service.New(client, service.Options{Policy: cfg.Policy, Metrics: svcMetrics})
 	if o.wrap != nil {
 		svc = o.wrap(svc)
 	}
@@ -242,8 +254,13 @@ func Run(ctx context.Context, o Options) (err error) {
 
 	log.Info("dintero-facade starting", "version", o.Version, "config", cfg,
 		"grpc_addr", gl.Addr().String(), "http_addr", hl.Addr().String())
-	if cfg.Credentials != nil {
-		log.Warn("the facade holds Dintero client credentials: every caller that can reach it can act with them")
+	if len(cfg.Credentials) > 0 || cfg.CredentialsFile != "" {
+		switch {
+		case cfg.Policy == nil && cfg.ClientCA == "":
+			log.Warn("the facade holds Dintero client credentials and has neither --policy-file nor mutual TLS: every caller that can reach it can act with them")
+		case cfg.Policy == nil:
+			log.Warn("the facade holds Dintero client credentials and has no --policy-file: every caller with a client certificate can act with them")
+		}
 	}
 	errc := make(chan error, 4)
 	go func() { errc <- gs.Serve(gl) }()
@@ -467,8 +484,8 @@ func startMock(cfg *Config, log *slog.Logger) (stop func(), err error) {
 	srv := &http.Server{Handler: m, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(l) }()
 	cfg.DinteroURL = "http://" + l.Addr().String() + "/v1"
-	if cfg.Credentials == nil {
-		cfg.Credentials = &upstream.Credentials{AccountID: dinteromock.DefaultAccount, ClientID: dinteromock.DefaultClientID, ClientSecret: dinteromock.DefaultClientSecret}
+	if len(cfg.Credentials) == 0 {
+		cfg.Credentials = []upstream.Credentials{{AccountID: dinteromock.DefaultAccount, ClientID: dinteromock.DefaultClientID, ClientSecret: dinteromock.DefaultClientSecret}}
 	}
 	d := dinteromock.Defaults()
 	ids := make([]string, 0, len(d.Grants[dinteromock.DefaultAccount]))

@@ -74,7 +74,7 @@ func TestNoSecretAnywhere(t *testing.T) {
 
 	var seen []string // every status message and HTTP body
 	req := func(vc string) *authv1.AuthorizeRequest {
-		return &authv1.AuthorizeRequest{Oid: "T123", Audience: "a", ResponseType: "authenticate", ClientId: "c", VerificationCode: vc, RedirectUri: "https://app.example.com/cb"}
+		return &authv1.AuthorizeRequest{Oid: "T12345678", Audience: "a", ResponseType: "authenticate", ClientId: "c", VerificationCode: vc, RedirectUri: "https://app.example.com/cb"}
 	}
 	grpcCall := func(withToken bool, r *authv1.AuthorizeRequest) codes.Code {
 		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
@@ -107,16 +107,16 @@ func TestNoSecretAnywhere(t *testing.T) {
 		wantGRPC codes.Code
 		wantHTTP int
 	}{
-		{"ok", true, code, "T123", codes.OK, 200},
-		{"ok", false, code, "T123", codes.OK, 200}, // the facade's own token
-		{"echo", true, code, "T123", codes.InvalidArgument, 400},
-		{"echo", false, code, "T123", codes.InvalidArgument, 400},
-		{"unauthorized", false, code, "T123", codes.Unauthenticated, 401}, // drops the cached token
-		{"ok", false, code, "T123", codes.OK, 200},                        // a fresh one is fetched
-		{"reset", true, code, "T123", codes.Unavailable, 503},
-		{"stall", true, code, "T123", codes.DeadlineExceeded, 504},
+		{"ok", true, code, "T12345678", codes.OK, 200},
+		{"ok", false, code, "T12345678", codes.OK, 200}, // the facade's own token
+		{"echo", true, code, "T12345678", codes.InvalidArgument, 400},
+		{"echo", false, code, "T12345678", codes.InvalidArgument, 400},
+		{"unauthorized", false, code, "T12345678", codes.Unauthenticated, 401}, // drops the cached token
+		{"ok", false, code, "T12345678", codes.OK, 200},                        // a fresh one is fetched
+		{"reset", true, code, "T12345678", codes.Unavailable, 503},
+		{"stall", true, code, "T12345678", codes.DeadlineExceeded, 504},
 		{"ok", true, code, "bad-oid", codes.InvalidArgument, 400},
-		{"ok", true, panicCode, "T123", codes.Internal, 500},
+		{"ok", true, panicCode, "T12345678", codes.Internal, 500},
 	}
 	for _, s := range steps {
 		mode = s.mode

@@ -36,7 +36,7 @@ func setup(t *testing.T, o dinteromock.Options, mod ...func(*upstream.Options)) 
 	uo := upstream.Options{
 		BaseURL:     fake.URL,
 		Transport:   tr,
-		Credentials: &upstream.Credentials{AccountID: dinteromock.DefaultAccount, ClientID: dinteromock.DefaultClientID, ClientSecret: dinteromock.DefaultClientSecret},
+		Credentials: []upstream.Credentials{{AccountID: dinteromock.DefaultAccount, ClientID: dinteromock.DefaultClientID, ClientSecret: dinteromock.DefaultClientSecret}},
 		BackoffBase: time.Millisecond, BackoffMax: 2 * time.Millisecond,
 	}
 	for _, f := range mod {
@@ -71,8 +71,8 @@ func TestDeleteIsStateful(t *testing.T) {
 	if _, _, err := c.DeleteClientGrant(ctx, upstream.Call{}, dinteromock.DefaultAccount, id); status(err) != 404 {
 		t.Errorf("second delete: got %v; want 404", err)
 	}
-	if _, _, err := c.DeleteClientGrant(ctx, upstream.Call{}, "T999", id); status(err) != 404 {
-		t.Errorf("other account: got %v; want 404", err)
+	if _, _, err := c.DeleteClientGrant(ctx, upstream.Call{}, dinteromock.DefaultAccount, "no-such-grant"); status(err) != 404 {
+		t.Errorf("unknown grant: got %v; want 404", err)
 	}
 	if n := fake.Count(dinterotest.OpToken); n != 1 {
 		t.Errorf("got %d token requests; want 1", n)
@@ -88,13 +88,13 @@ func TestAuthentication(t *testing.T) {
 		}
 	}
 	_, _, bad := setup(t, dinteromock.Options{}, func(o *upstream.Options) {
-		o.Credentials = &upstream.Credentials{AccountID: dinteromock.DefaultAccount, ClientID: dinteromock.DefaultClientID, ClientSecret: "wrong"}
+		o.Credentials = []upstream.Credentials{{AccountID: dinteromock.DefaultAccount, ClientID: dinteromock.DefaultClientID, ClientSecret: "wrong"}}
 	})
 	if _, _, err := bad.DeleteClientGrant(ctx, upstream.Call{}, dinteromock.DefaultAccount, "x"); !errors.Is(err, upstream.ErrTokenFetch) || status(err) != 401 {
 		t.Errorf("wrong secret: got %v; want the token endpoint's 401", err)
 	}
 	_, _, reader := setup(t, dinteromock.Options{Clients: []dinteromock.Client{{ID: "reader", Secret: "reader-secret", Scopes: []string{"read:accounts"}}}}, func(o *upstream.Options) {
-		o.Credentials = &upstream.Credentials{AccountID: dinteromock.DefaultAccount, ClientID: "reader", ClientSecret: "reader-secret"}
+		o.Credentials = []upstream.Credentials{{AccountID: dinteromock.DefaultAccount, ClientID: "reader", ClientSecret: "reader-secret"}}
 	})
 	if _, _, err := reader.DeleteClientGrant(ctx, upstream.Call{}, dinteromock.DefaultAccount, "x"); status(err) != 403 {
 		t.Errorf("without admin:accounts: got %v; want 403", err)
@@ -214,7 +214,7 @@ func TestLoadGrants(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, _, c := setup(t, dinteromock.Options{Grants: grants}, func(o *upstream.Options) {
-		o.Credentials.AccountID = "P00000001"
+		o.Credentials[0].AccountID = "P00000001"
 	})
 	if g, _, err := c.DeleteClientGrant(context.Background(), upstream.Call{}, "P00000001", "g1"); err != nil || g.ClientID != "c" {
 		t.Errorf("got %+v, %v; want grant g1 from the file", g, err)
