@@ -88,6 +88,11 @@ type Options struct {
 	// CountOnly keeps only the count of requests per operation, not the
 	// requests, so that a long load test's memory stays flat.
 	CountOnly bool
+	// Clients, when set, are the client credentials the token endpoint
+	// accepts for each account ({client id, client secret} pairs, several
+	// allowed, for rotations), instead of ClientID and ClientSecret for
+	// any account; its tokens are then AccountToken(account, n).
+	Clients map[string][][2]string
 	// Backend, when set, answers every request that the spec admits,
 	// instead of the fake's own handlers (Handle and HandleRaw then have no
 	// effect). Its answers are checked against the spec too: this is how
@@ -112,6 +117,7 @@ type Server struct {
 	handlers map[string]http.HandlerFunc
 	raw      map[string]bool
 	tokenN   int
+	tokensOf map[string]int
 }
 
 // New starts a fake Dintero on loopback; it is closed when the test ends.
@@ -348,17 +354,56 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	user, pass, ok := r.BasicAuth()
-	if !ok || user != ClientID || pass != ClientSecret {
+	account := r.PathValue("oid")
+	s.mu.Lock()
+	clients := s.opts.Clients
+	s.mu.Unlock()
+	valid := ok && user == ClientID && pass == ClientSecret
+	if clients != nil {
+		valid = false
+		for _, c := range clients[account] {
+			valid = valid || (ok && c[0] == user && c[1] == pass)
+		}
+	}
+	if !valid {
 		WriteError(w, http.StatusUnauthorized, "INVALID_CLIENT", "client authentication failed")
 		return
 	}
 	s.mu.Lock()
 	s.tokenN++
-	n := s.tokenN
+	if s.tokensOf == nil {
+		s.tokensOf = map[string]int{}
+	}
+	s.tokensOf[account]++
+	n, na := s.tokenN, s.tokensOf[account]
 	s.mu.Unlock()
+	tok := AccessToken(n)
+	if clients != nil {
+		tok = AccountToken(account, na)
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Request-Id", RequestID)
-	_ = json.NewEncoder(w).Encode(map[string]any{"access_token": AccessToken(n), "token_type": "Bearer", "expires_in": 3600})
+	_ = json.NewEncoder(w).Encode(map[string]any{"access_token": tok, "token_type": "Bearer", "expires_in": 3600})
+}
+
+// SetClients replaces Options.Clients, as a credentials rotation at Dintero.
+func (s *Server) SetClients(c map[string][][2]string) {
+	s.mu.Lock()
+	s.opts.Clients = c
+	s.mu.Unlock()
+}
+
+// TokensIssued returns how many tokens the fake issued for account.
+func (s *Server) TokensIssued(account string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.tokensOf[account]
+}
+
+// AccountToken returns the n-th token the fake issues for account, from 1,
+// when Options.Clients is set.
+func AccountToken(account string, n int) string {
+	return fmt.Sprintf("fake-access-token-%s-%d", account, n)
 }
 
 // AccessToken returns the n-th access token the fake issues, from 1.

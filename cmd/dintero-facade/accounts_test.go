@@ -1,0 +1,265 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	authv1 "github.com/dintero-facade/dintero-facade/gen/dintero/auth/v1"
+	"github.com/dintero-facade/dintero-facade/internal/dinterotest"
+	"github.com/dintero-facade/dintero-facade/upstream"
+)
+
+// secretDir lays out credentials as Kubernetes mounts a Secret: the file is
+// a symlink through ..data to a versioned directory, and an update swaps
+// ..data atomically.
+type secretDir struct {
+	dir string
+	n   int
+}
+
+func (s *secretDir) file() string { return filepath.Join(s.dir, "credentials.yaml") }
+
+func (s *secretDir) write(t *testing.T, content string) {
+	t.Helper()
+	s.n++
+	version := fmt.Sprintf("..v%d", s.n)
+	if err := os.Mkdir(filepath.Join(s.dir, version), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(s.dir, version, "credentials.yaml"), []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tmp := filepath.Join(s.dir, "..data_tmp")
+	if err := os.Symlink(version, tmp); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, filepath.Join(s.dir, "..data")); err != nil {
+		t.Fatal(err)
+	}
+	if s.n == 1 {
+		if err := os.Symlink(filepath.Join("..data", "credentials.yaml"), s.file()); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func credentialsYAML(secretB string) string {
+	return `- account_id: T111
+  client_id: client-a
+  client_secret: secret-a-0001
+- account_id: P22222222
+  client_id: client-b
+  client_secret: ` + secretB + "\n"
+}
+
+// waitLog waits until the facade's log holds want.
+func waitLog(t *testing.T, f *facade, want string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for strings.Count(f.log.String(), want) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("the log never said %q %d times:\n%s", want, n, f.log.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestCredentialsReload: the credentials file changes under load (a
+// Kubernetes-style symlink swap): no call fails, the changed account
+// fetches a new token and the other keeps its own; a bad file is refused
+// and the previous credentials stay; SIGHUP reloads too.
+func TestCredentialsReload(t *testing.T) {
+	fake := dinterotest.New(t, dinterotest.Options{Clients: map[string][][2]string{
+		"T111":      {{"client-a", "secret-a-0001"}},
+		"P22222222": {{"client-b", "secret-b-0001"}, {"client-b", "secret-b-0002"}}, // a rotation: both valid
+	}, CountOnly: true})
+	sd := &secretDir{dir: t.TempDir()}
+	sd.write(t, credentialsYAML("secret-b-0001"))
+	reload := make(chan struct{}, 1)
+	f := startFacade(t, fake.URL, []string{"--credentials-file", sd.file()}, nil, func(o *Options) { o.Reload = reload })
+
+	var calls, failed atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range 8 {
+		account := []string{"T111", "P22222222"}[i%2]
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				_, err := f.client.DeleteClientGrant(context.Background(), &authv1.DeleteClientGrantRequest{Oid: account, Id: "g"})
+				calls.Add(1)
+				if err != nil {
+					failed.Add(1)
+					t.Errorf("a call for %s failed during the reload: %v", account, err)
+				}
+			}
+		})
+	}
+	for calls.Load() < 200 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	sd.write(t, credentialsYAML("secret-b-0002"))
+	waitLog(t, f, "credentials reloaded", 1)
+	before := calls.Load()
+	for calls.Load() < before+200 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if a, b := fake.TokensIssued("T111"), fake.TokensIssued("P22222222"); a != 1 || b != 2 {
+		t.Errorf("token fetches: %d for T111, %d for P22222222; want 1 (unchanged) and 2 (changed)", a, b)
+	}
+
+	sd.write(t, "- account_id: nope\n  client_id: x\n  client_secret: leaked-if-logged\n")
+	waitLog(t, f, "credentials not reloaded", 1)
+	before = calls.Load()
+	for calls.Load() < before+200 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	reload <- struct{}{}
+	waitLog(t, f, `"why":"SIGHUP"`, 1)
+	close(stop)
+	wg.Wait()
+	if failed.Load() != 0 {
+		t.Errorf("%d of %d calls failed", failed.Load(), calls.Load())
+	}
+	if strings.Contains(f.log.String(), "leaked-if-logged") || strings.Contains(f.log.String(), "secret-b-0002") {
+		t.Error("a client secret reached the log")
+	}
+	t.Logf("%d calls during two reloads and a refused file, %d failed", calls.Load(), failed.Load())
+}
+
+func TestLoadCredentials(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	good := write("good.json", `[{"account_id":"T111","client_id":"a","client_secret":"sa-secret"},{"account_id":"P22222222","client_id":"b","client_secret":"sb-secret","audience":"https://api.dintero.com/v1/accounts/P22222222"}]`)
+	creds, err := loadCredentials(good, nil)
+	if err != nil || len(creds) != 2 || creds[1].Audience == "" {
+		t.Fatalf("JSON file: got %v, %v", creds, err)
+	}
+	for _, tc := range []struct{ name, content, want string }{
+		{"bad account", "- {account_id: X1, client_id: a, client_secret: s3cr3t-1}\n", `account_id "X1"`},
+		{"missing secret", "- {account_id: T111, client_id: a}\n", "needs client_id and client_secret"},
+		{"twice", "- {account_id: T111, client_id: a, client_secret: s3cr3t-1}\n- {account_id: T111, client_id: b, client_secret: s3cr3t-2}\n", "twice"},
+		{"unknown field", "- {account_id: T111, client_id: a, client_secret: s3cr3t-1, secret: x}\n", "unknown field"},
+		{"not a list", "account_id: T111\n", "not a list"},
+	} {
+		_, err := loadCredentials(write(tc.name+".yaml", tc.content), nil)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "s3cr3t") {
+			t.Errorf("%s: got %v; want an error containing %q and no secret", tc.name, err, tc.want)
+		}
+	}
+	// The environment's account and the file's may not overlap.
+	if _, err := loadCredentials(good, []upstream.Credentials{{AccountID: "T111", ClientID: "env", ClientSecret: "e"}}); err == nil {
+		t.Error("an account in both the environment and the file was accepted")
+	}
+}
+
+// TestPolicy runs the policy table over real mutual TLS.
+func TestPolicy(t *testing.T) {
+	pki := dinterotest.NewPKI(t)
+	fake := dinterotest.New(t, dinterotest.Options{Clients: map[string][][2]string{
+		"T111": {{"client-a", "secret-a-0001"}}, "P22222222": {{"client-b", "secret-b-0001"}},
+	}})
+	dir := t.TempDir()
+	creds := filepath.Join(dir, "credentials.yaml")
+	policy := filepath.Join(dir, "policy.yaml")
+	_ = os.WriteFile(creds, []byte(credentialsYAML("secret-b-0001")), 0o600)
+	_ = os.WriteFile(policy, []byte(`rules:
+  - identity: spiffe://example.org/ns/payments/sa/refunds
+    accounts: ["T*"]
+    operations: [DeleteClientGrant]
+`), 0o600)
+	f := startFacade(t, fake.URL, []string{"--tls-cert", pki.CertFile, "--tls-key", pki.KeyFile, "--client-ca", pki.CAFile, "--credentials-file", creds, "--policy-file", policy}, nil)
+	refunds := authv1.NewAuthServiceClient(tlsConn(t, f.grpcAddr, pki.ClientTLS(pki.Client(t, "refunds", "spiffe://example.org/ns/payments/sa/refunds"))))
+	other := authv1.NewAuthServiceClient(tlsConn(t, f.grpcAddr, pki.ClientTLS(pki.Client(t, "reports", "spiffe://example.org/ns/reports/sa/reports"))))
+	del := func(c authv1.AuthServiceClient, ctx context.Context, oid string) error {
+		_, err := c.DeleteClientGrant(ctx, &authv1.DeleteClientGrantRequest{Oid: oid, Id: "g"})
+		return err
+	}
+	authz := func(c authv1.AuthServiceClient, ctx context.Context, oid string) error {
+		_, err := c.Authorize(ctx, &authv1.AuthorizeRequest{Oid: oid, Audience: "a", ResponseType: "authenticate", ClientId: "c", VerificationCode: "v"})
+		return err
+	}
+	own := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer own-token")
+	bg := context.Background()
+	for _, tc := range []struct {
+		name     string
+		call     func() error
+		want     codes.Code
+		sentToDi bool
+	}{
+		{"allowed", func() error { return del(refunds, bg, "T111") }, codes.OK, true},
+		{"denied by account", func() error { return del(refunds, bg, "P22222222") }, codes.PermissionDenied, false},
+		{"denied by operation", func() error { return authz(refunds, bg, "T111") }, codes.PermissionDenied, false},
+		{"denied: unknown identity", func() error { return del(other, bg, "T111") }, codes.PermissionDenied, false},
+		{"own token bypasses the policy", func() error { return del(other, own, "P22222222") }, codes.OK, true},
+		{"own token, authorize", func() error { return authz(other, own, "T111") }, codes.OK, true},
+		{"no credentials for the account", func() error { return del(refunds, bg, "T999") }, codes.Unauthenticated, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := len(fake.Requests())
+			err := tc.call()
+			if status.Code(err) != tc.want {
+				t.Fatalf("got %v; want %v", err, tc.want)
+			}
+			sent := false
+			for _, r := range fake.Requests()[before:] {
+				sent = sent || r.Op == dinterotest.OpDelete || r.Op == dinterotest.OpAuthorize
+			}
+			if sent != tc.sentToDi {
+				t.Errorf("sent to Dintero: %v; want %v", sent, tc.sentToDi)
+			}
+		})
+	}
+	logs := f.log.String()
+	if n := strings.Count(logs, `"credentials":"denied"`); n != 3 {
+		t.Errorf("got %d audit lines of denials; want 3:\n%s", n, logs)
+	}
+	if !strings.Contains(logs, `"msg":"audit","method":"/dintero.auth.v1.AuthService/Authorize"`) {
+		t.Error("the denied Authorize was not audited")
+	}
+	tr := &http.Transport{TLSClientConfig: pki.ClientTLS(pki.Client(t, "prometheus", "spiffe://example.org/ns/monitoring/sa/prometheus"))}
+	defer tr.CloseIdleConnections()
+	metrics := scrape(t, &http.Client{Transport: tr}, strings.Replace(f.httpURL, "http://", "https://", 1)+"/metrics")
+	for _, want := range []struct {
+		labels []string
+		n      float64
+	}{
+		{[]string{`account="T111"`, `decision="allowed"`, `operation="DeleteClientGrant"`}, 1},
+		{[]string{`account="P22222222"`, `decision="denied"`}, 1},
+		{[]string{`account="P22222222"`, `decision="own_token"`}, 1},
+		{[]string{`account="other"`, `decision="no_credentials"`}, 1},
+	} {
+		if got := metric(t, metrics, "dintero_facade_credential_decisions_total", want.labels...); got != want.n {
+			t.Errorf("decisions%v = %v; want %v", want.labels, got, want.n)
+		}
+	}
+}
+
+func TestPolicyNeedsMTLS(t *testing.T) {
+	_, err := parseConfig([]string{"--policy-file", "/dev/null"}, envOf(nil), nil)
+	if err == nil || !strings.Contains(err.Error(), "--client-ca") {
+		t.Errorf("got %v; want a policy without mutual TLS refused", err)
+	}
+}
