@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -506,9 +507,10 @@ func TestNoSecretsInLogsOrStatuses(t *testing.T) {
 		oidcCS = "oidc-SECRET-ecf8427e"
 	)
 	e := setup(t)
-	var mode string
+	var mode atomic.Value
+	mode.Store("")
 	e.fake.HandleRaw(dinterotest.OpAuthorize, func(w http.ResponseWriter, r *http.Request) {
-		switch mode {
+		switch mode.Load().(string) {
 		case "ok":
 			w.Header().Set("Location", "https://app.example.com/cb?id_token="+idTok+"&state=s")
 			w.WriteHeader(302)
@@ -531,7 +533,7 @@ func TestNoSecretsInLogsOrStatuses(t *testing.T) {
 	req.VerificationCode = code
 	var statuses []string
 	for _, m := range []string{"ok", "echo", "bad location", "reset"} {
-		mode = m
+		mode.Store(m)
 		resp, err := e.client.Authorize(ctx, req)
 		if m == "ok" && (err != nil || resp.GetIdToken() != idTok) {
 			t.Fatalf("got %v, %v; want the id_token", resp, err)

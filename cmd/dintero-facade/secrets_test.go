@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -49,9 +50,12 @@ func TestNoSecretAnywhere(t *testing.T) {
 	secrets := []string{callerToken, code, panicCode, idToken, dinterotest.ClientSecret, dinterotest.AccessToken(1), dinterotest.AccessToken(2), dinterotest.AccessToken(3), "oidc-secret-in-grant"}
 
 	fake := dinterotest.New(t, dinterotest.Options{Lenient: true})
-	mode := "ok"
+	// The fake's handlers of an earlier step may still run (a stalled call's
+	// server side ends after the caller gave up), so mode is atomic.
+	var mode atomic.Value
+	mode.Store("ok")
 	fake.HandleRaw(dinterotest.OpAuthorize, func(w http.ResponseWriter, r *http.Request) {
-		switch mode {
+		switch mode.Load().(string) {
 		case "ok":
 			w.Header().Set("Location", "https://app.example.com/cb?id_token="+idToken+"&state=s")
 			w.WriteHeader(http.StatusFound)
@@ -119,7 +123,7 @@ func TestNoSecretAnywhere(t *testing.T) {
 		{"ok", true, panicCode, "T12345678", codes.Internal, 500},
 	}
 	for _, s := range steps {
-		mode = s.mode
+		mode.Store(s.mode)
 		r := req(s.vc)
 		r.Oid = s.oid
 		if got := grpcCall(s.token, r); got != s.wantGRPC {
