@@ -3,7 +3,6 @@ package service_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -14,7 +13,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -41,49 +39,14 @@ import (
 var update = flag.Bool("update", false, "rewrite golden files")
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"), goleak.IgnoreTopFunction("net/http.(*persistConn).readLoop"), goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"))
-}
-
-// syncBuffer is a log sink safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// lines decodes the JSON log lines.
-func (s *syncBuffer) lines(t *testing.T) []map[string]any {
-	t.Helper()
-	var out []map[string]any
-	for _, l := range strings.Split(strings.TrimSpace(s.String()), "\n") {
-		if l == "" {
-			continue
-		}
-		var m map[string]any
-		if err := json.Unmarshal([]byte(l), &m); err != nil {
-			t.Fatalf("log line %q: %v", l, err)
-		}
-		out = append(out, m)
-	}
-	return out
+	goleak.VerifyTestMain(m, dinterotest.LeakOptions()...)
 }
 
 type env struct {
 	fake   *dinterotest.Server
 	client authv1.AuthServiceClient
-	log    *syncBuffer
-	audit  *syncBuffer
+	log    *dinterotest.LogBuffer
+	audit  *dinterotest.LogBuffer
 }
 
 // setup serves the service with its interceptor over an in-memory gRPC
@@ -101,7 +64,7 @@ func setup(t *testing.T, mod ...func(*upstream.Options)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs, audits := &syncBuffer{}, &syncBuffer{}
+	logs, audits := &dinterotest.LogBuffer{}, &dinterotest.LogBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	audit := slog.New(slog.NewJSONHandler(audits, nil))
 	gs := grpc.NewServer(grpc.ChainUnaryInterceptor(service.Interceptor(service.InterceptorOptions{Log: log, Audit: audit})))
@@ -552,7 +515,7 @@ func TestNoSecretsInLogsOrStatuses(t *testing.T) {
 		t.Fatalf("got %v, %v; want the grant with its oidc secret", resp, err)
 	}
 	logs := e.log.String() + e.audit.String()
-	if n, m := len(e.log.lines(t)), len(e.audit.lines(t)); n != 5 || m != 1 {
+	if n, m := len(e.log.Lines(t)), len(e.audit.Lines(t)); n != 5 || m != 1 {
 		t.Errorf("got %d call lines and %d audit lines; want one per call (5 Authorize, 1 DeleteClientGrant):\n%s", n, m, logs)
 	}
 	for _, secret := range []string{token, code, idTok, oidcCS} {
@@ -583,9 +546,9 @@ func TestLogLine(t *testing.T) {
 	if status.Code(err) != codes.NotFound {
 		t.Fatalf("got %v; want NotFound", err)
 	}
-	lines := e.audit.lines(t)
-	if len(lines) != 2 || len(e.log.lines(t)) != 0 {
-		t.Fatalf("got %d audit lines and %d call lines; want 2 and none: a DeleteClientGrant's line is its audit line", len(lines), len(e.log.lines(t)))
+	lines := e.audit.Lines(t)
+	if len(lines) != 2 || len(e.log.Lines(t)) != 0 {
+		t.Fatalf("got %d audit lines and %d call lines; want 2 and none: a DeleteClientGrant's line is its audit line", len(lines), len(e.log.Lines(t)))
 	}
 	want := []map[string]any{
 		{"msg": "audit", "level": "INFO", "method": authv1.AuthService_DeleteClientGrant_FullMethodName, "code": "OK", "oid": "T12345678", "grant_id": "grant-5", "http_status": 200.0, "attempts": 1.0, "request_id": "caller-rid-77", "dintero_request_id": dinterotest.RequestID},
@@ -607,7 +570,7 @@ func TestLogLine(t *testing.T) {
 }
 
 func TestRecovery(t *testing.T) {
-	logs := &syncBuffer{}
+	logs := &dinterotest.LogBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, nil))
 	ic := service.Interceptor(service.InterceptorOptions{Log: log})
 	info := &grpc.UnaryServerInfo{FullMethod: authv1.AuthService_Authorize_FullMethodName}
@@ -675,7 +638,7 @@ func TestAuditLine(t *testing.T) {
 	_, _ = e.client.DeleteClientGrant(ctx, &authv1.DeleteClientGrantRequest{Oid: "T123", Id: "missing"})
 	_, _ = e.client.DeleteClientGrant(ctx, &authv1.DeleteClientGrantRequest{Oid: "bad", Id: "x"})
 	_, _ = e.client.Authorize(withToken(context.Background()), goodAuthorize)
-	lines := e.audit.lines(t)
+	lines := e.audit.Lines(t)
 	if len(lines) != 3 {
 		t.Fatalf("got %d audit lines; want one per DeleteClientGrant (3), none for Authorize:\n%s", len(lines), e.audit.String())
 	}

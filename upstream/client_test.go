@@ -20,7 +20,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"), goleak.IgnoreTopFunction("net/http.(*persistConn).readLoop"), goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"))
+	goleak.VerifyTestMain(m, dinterotest.LeakOptions()...)
 }
 
 // counter is an Observer that counts attempts per operation.
@@ -431,27 +431,21 @@ func TestRetries(t *testing.T) {
 	}
 }
 
-// resetting answers by closing the connection without a response.
+// resetting resets the first okAfter connections (dinterotest.Reset), then
+// answers like Dintero.
 func resetting(n *atomic.Int32, okAfter int) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if int(n.Add(1)) > okAfter {
-			w.Header().Set("Location", "https://a.example/cb?id_token=x")
-			w.Header().Set("Content-Type", "application/json")
-			if r.Method == http.MethodPost {
-				w.WriteHeader(302)
-				return
-			}
-			_, _ = w.Write(dinterotest.GrantJSON("g"))
+		if int(n.Add(1)) <= okAfter {
+			dinterotest.Reset(w, r)
 			return
 		}
-		conn, _, err := w.(http.Hijacker).Hijack()
-		if err != nil {
-			panic(err)
+		w.Header().Set("Location", "https://a.example/cb?id_token=x")
+		w.Header().Set("Content-Type", "application/json")
+		if r.Method == http.MethodPost {
+			w.WriteHeader(302)
+			return
 		}
-		if tc, ok := conn.(*net.TCPConn); ok {
-			_ = tc.SetLinger(0)
-		}
-		_ = conn.Close()
+		_, _ = w.Write(dinterotest.GrantJSON("g"))
 	}
 }
 

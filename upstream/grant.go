@@ -14,27 +14,29 @@ import (
 )
 
 // Grant is Dintero's client grant, as returned by DELETE client-grants/{id}.
+// Unset fields are left out when it is encoded, as Dintero does (the mock
+// Dintero serves this type).
 type Grant struct {
 	ID        string     `json:"id"`
 	ClientID  string     `json:"client_id"`
 	Audience  string     `json:"audience"`
 	Scope     []string   `json:"scope"`
-	Type      string     `json:"type"`
-	OIDC      *OIDC      `json:"oidc"`
-	CreatedAt *time.Time `json:"created_at"`
-	UpdatedAt *time.Time `json:"updated_at"`
-	DeletedAt *time.Time `json:"deleted_at"`
-	CreatedBy string     `json:"created_by"`
-	DeletedBy string     `json:"deleted_by"`
+	Type      string     `json:"type,omitempty"`
+	OIDC      *OIDC      `json:"oidc,omitempty"`
+	CreatedAt *time.Time `json:"created_at,omitempty"`
+	UpdatedAt *time.Time `json:"updated_at,omitempty"`
+	DeletedAt *time.Time `json:"deleted_at,omitempty"`
+	CreatedBy string     `json:"created_by,omitempty"`
+	DeletedBy string     `json:"deleted_by,omitempty"`
 }
 
 // OIDC is a grant's OpenID Connect configuration. Its ClientSecret is
 // returned to the caller, so it is kept, but it is masked whenever the value
 // is printed or logged.
 type OIDC struct {
-	ClientID     string `json:"client_id"`
-	ClientSecret string `json:"client_secret"`
-	Authority    string `json:"authority"`
+	ClientID     string `json:"client_id,omitempty"`
+	ClientSecret string `json:"client_secret,omitempty"`
+	Authority    string `json:"authority,omitempty"`
 }
 
 // String prints the configuration with the client secret masked.

@@ -74,13 +74,13 @@ type process struct {
 	cmd      *exec.Cmd
 	grpcAddr string
 	httpAddr string
-	stderr   *logBuffer
+	stderr   *dinterotest.LogBuffer
 	exited   chan error
 }
 
 func startBinary(t *testing.T, dinteroURL string, args ...string) *process {
 	t.Helper()
-	p := &process{grpcAddr: freeAddr(t), httpAddr: freeAddr(t), stderr: &logBuffer{}, exited: make(chan error, 1)}
+	p := &process{grpcAddr: freeAddr(t), httpAddr: freeAddr(t), stderr: &dinterotest.LogBuffer{}, exited: make(chan error, 1)}
 	p.cmd = exec.Command(binary(t), append([]string{"--dintero-url", dinteroURL}, args...)...)
 	p.cmd.Env = append(os.Environ(), "DINTERO_FACADE_GRPC_ADDR="+p.grpcAddr, "DINTERO_FACADE_HTTP_ADDR="+p.httpAddr)
 	p.cmd.Stderr = p.stderr

@@ -17,14 +17,6 @@ import (
 	"github.com/dintero-facade/dintero-facade/internal/dinterotest"
 )
 
-// leakOptions ignore the idle keep-alive goroutines of net/http's shared
-// client, which belong to no test.
-var leakOptions = []goleak.Option{
-	goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
-	goleak.IgnoreTopFunction("net/http.(*persistConn).readLoop"),
-	goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
-}
-
 // TestFaults injects each fault between the facade and Dintero and checks
 // the code the caller gets, that it comes within the caller's deadline,
 // that the facade still serves a good call afterwards, and that no
@@ -64,7 +56,7 @@ func TestFaults(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			defer goleak.VerifyNone(t, append(leakOptions, goleak.IgnoreCurrent())...)
+			defer goleak.VerifyNone(t, append(dinterotest.LeakOptions(), goleak.IgnoreCurrent())...)
 			fake := dinterotest.New(t)
 			url := fake.URL
 			if tc.url != nil {

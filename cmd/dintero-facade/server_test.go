@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -35,46 +34,12 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	removeBinary()
 	if code == 0 {
-		if err := goleak.Find(goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"), goleak.IgnoreTopFunction("net/http.(*persistConn).readLoop"), goleak.IgnoreTopFunction("internal/poll.runtime_pollWait")); err != nil {
+		if err := goleak.Find(dinterotest.LeakOptions()...); err != nil {
 			fmt.Fprintf(os.Stderr, "goleak: %v\n", err)
 			code = 1
 		}
 	}
 	os.Exit(code)
-}
-
-// logBuffer is a log sink safe for concurrent writes.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-// calls returns the per-call log lines (audit lines for DeleteClientGrant),
-// decoded.
-func (l *logBuffer) calls(t *testing.T) []map[string]any {
-	t.Helper()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []map[string]any
-	for _, line := range strings.Split(l.b.String(), "\n") {
-		var m map[string]any
-		if json.Unmarshal([]byte(line), &m) == nil && (m["msg"] == "call" || m["msg"] == "audit") {
-			out = append(out, m)
-		}
-	}
-	return out
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // facade is a server started as the binary starts it, on loopback ports.
@@ -83,7 +48,7 @@ type facade struct {
 	httpURL  string
 	conn     *grpc.ClientConn
 	client   authv1.AuthServiceClient
-	log      *logBuffer
+	log      *dinterotest.LogBuffer
 	// stop shuts the server down and reports Run's error; it may be
 	// called before the test ends, and runs again harmlessly at cleanup.
 	stop func() error
@@ -102,7 +67,7 @@ func startFacade(t *testing.T, dinteroURL string, args []string, env map[string]
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &logBuffer{}
+	logs := &dinterotest.LogBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	addrs := make(chan listeners, 1)
 	done := make(chan error, 1)
@@ -413,7 +378,7 @@ func (panicky) DeleteClientGrant(context.Context, *authv1.DeleteClientGrantReque
 // in-process path is logged, recovered and counted exactly like a gRPC call:
 // both run the same interceptor.
 func TestGatewayMatchesGRPC(t *testing.T) {
-	logs := &logBuffer{}
+	logs := &dinterotest.LogBuffer{}
 	var counted atomic.Int32
 	var methods sync.Map
 	count := func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
@@ -469,7 +434,7 @@ func TestGatewayMatchesGRPC(t *testing.T) {
 	if _, ok := methods.Load(authv1.AuthService_DeleteClientGrant_FullMethodName + " Internal"); !ok {
 		t.Error("the counting interceptor did not see DeleteClientGrant end in Internal")
 	}
-	calls := logs.calls(t)
+	calls := logs.Lines(t, "call", "audit")
 	if len(calls) != 2 {
 		t.Fatalf("got %d call lines; want 2:\n%s", len(calls), logs.String())
 	}

@@ -25,6 +25,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/dintero-facade/dintero-facade/upstream"
 )
 
 // Client is an API client the token endpoint accepts.
@@ -35,26 +37,10 @@ type Client struct {
 }
 
 // Grant is a client grant, in Dintero's JSON shape.
-type Grant struct {
-	ID        string     `json:"id"`
-	ClientID  string     `json:"client_id"`
-	Audience  string     `json:"audience"`
-	Scope     []string   `json:"scope"`
-	Type      string     `json:"type,omitempty"`
-	OIDC      *OIDC      `json:"oidc,omitempty"`
-	CreatedAt *time.Time `json:"created_at,omitempty"`
-	UpdatedAt *time.Time `json:"updated_at,omitempty"`
-	DeletedAt *time.Time `json:"deleted_at,omitempty"`
-	CreatedBy string     `json:"created_by,omitempty"`
-	DeletedBy string     `json:"deleted_by,omitempty"`
-}
+type Grant = upstream.Grant
 
 // OIDC is a grant's OpenID Connect configuration.
-type OIDC struct {
-	ClientID     string `json:"client_id,omitempty"`
-	ClientSecret string `json:"client_secret,omitempty"`
-	Authority    string `json:"authority,omitempty"`
-}
+type OIDC = upstream.OIDC
 
 // Faults make the mock misbehave, for tests and demos. A request can set
 // its own with the Dintero-Mock-Fault header, such as
@@ -194,7 +180,7 @@ func New(o Options) (*Mock, error) {
 	mux.HandleFunc("GET /v1/.well-known/jwks.json", m.jwks)
 	mux.HandleFunc("GET /v1/accounts/{oid}/auth/.well-known/jwks.json", m.jwks)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "NOT_FOUND", "the mock serves only the auth endpoints the facade uses")
+		WriteError(w, http.StatusNotFound, "NOT_FOUND", "the mock serves only the auth endpoints the facade uses")
 	})
 	m.mux = mux
 	return m, nil
@@ -207,7 +193,7 @@ func (m *Mock) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h := r.Header.Get("Dintero-Mock-Fault"); h != "" {
 		var err error
 		if f, err = parseFaults(h, f); err != nil {
-			writeError(w, http.StatusBadRequest, "BAD_MOCK_FAULT", err.Error())
+			WriteError(w, http.StatusBadRequest, "BAD_MOCK_FAULT", err.Error())
 			return
 		}
 	}
@@ -222,11 +208,11 @@ func (m *Mock) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if f.RetryAfter > 0 {
 			w.Header().Set("Retry-After", strconv.Itoa(f.RetryAfter))
 		}
-		writeError(w, http.StatusTooManyRequests, "TOO_MANY_REQUESTS", "rate limit exceeded (mock fault)")
+		WriteError(w, http.StatusTooManyRequests, "TOO_MANY_REQUESTS", "rate limit exceeded (mock fault)")
 		return
 	}
 	if f.FailureRate > 0 && mrand.Float64() < f.FailureRate {
-		writeError(w, http.StatusServiceUnavailable, "SERVICE_UNAVAILABLE", "unavailable (mock fault)")
+		WriteError(w, http.StatusServiceUnavailable, "SERVICE_UNAVAILABLE", "unavailable (mock fault)")
 		return
 	}
 	m.mux.ServeHTTP(w, r)
@@ -270,7 +256,9 @@ func requestID() string {
 	return "mock-" + base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-func writeError(w http.ResponseWriter, status int, code, message string) {
+// WriteError writes Dintero's error body, {"error":{"code","message"}},
+// with status.
+func WriteError(w http.ResponseWriter, status int, code, message string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{"code": code, "message": message}})
@@ -286,7 +274,7 @@ func (m *Mock) token(w http.ResponseWriter, r *http.Request) {
 	id, secret, ok := r.BasicAuth()
 	i := slices.IndexFunc(m.opts.Clients, func(c Client) bool { return c.ID == id })
 	if !ok || i < 0 || m.opts.Clients[i].Secret != secret {
-		writeError(w, http.StatusUnauthorized, "INVALID_CLIENT", "client authentication failed")
+		WriteError(w, http.StatusUnauthorized, "INVALID_CLIENT", "client authentication failed")
 		return
 	}
 	var body struct {
@@ -294,15 +282,15 @@ func (m *Mock) token(w http.ResponseWriter, r *http.Request) {
 		Audience  string `json:"audience"`
 	}
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10)).Decode(&body); err != nil {
-		writeError(w, http.StatusBadRequest, "INVALID_REQUEST", "the body is not JSON")
+		WriteError(w, http.StatusBadRequest, "INVALID_REQUEST", "the body is not JSON")
 		return
 	}
 	if body.GrantType != "client_credentials" {
-		writeError(w, http.StatusBadRequest, "UNSUPPORTED_GRANT_TYPE", "grant_type must be client_credentials")
+		WriteError(w, http.StatusBadRequest, "UNSUPPORTED_GRANT_TYPE", "grant_type must be client_credentials")
 		return
 	}
 	if body.Audience == "" {
-		writeError(w, http.StatusBadRequest, "INVALID_REQUEST", "audience is required")
+		WriteError(w, http.StatusBadRequest, "INVALID_REQUEST", "audience is required")
 		return
 	}
 	now := m.opts.Now()
@@ -312,7 +300,7 @@ func (m *Mock) token(w http.ResponseWriter, r *http.Request) {
 		"iat":   now.Unix(), "exp": now.Add(m.opts.TokenTTL).Unix(),
 	})
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, "SERVER_ERROR", "signing failed")
+		WriteError(w, http.StatusInternalServerError, "SERVER_ERROR", "signing failed")
 		return
 	}
 	writeJSON(w, map[string]any{"access_token": tok, "token_type": "Bearer", "expires_in": int64(m.opts.TokenTTL / time.Second)})
@@ -343,12 +331,12 @@ func (m *Mock) bearer(r *http.Request) (jwt.MapClaims, error) {
 func (m *Mock) deleteGrant(w http.ResponseWriter, r *http.Request) {
 	claims, err := m.bearer(r)
 	if err != nil {
-		writeError(w, http.StatusUnauthorized, "UNAUTHORIZED", err.Error())
+		WriteError(w, http.StatusUnauthorized, "UNAUTHORIZED", err.Error())
 		return
 	}
 	scopes := strings.Fields(fmt.Sprint(claims["scope"]))
 	if !slices.Contains(scopes, "admin:accounts") && !slices.Contains(scopes, "write:accounts") {
-		writeError(w, http.StatusForbidden, "FORBIDDEN", "the token needs the scope admin:accounts or write:accounts")
+		WriteError(w, http.StatusForbidden, "FORBIDDEN", "the token needs the scope admin:accounts or write:accounts")
 		return
 	}
 	oid, id := r.PathValue("oid"), r.PathValue("id")
@@ -359,7 +347,7 @@ func (m *Mock) deleteGrant(w http.ResponseWriter, r *http.Request) {
 	}
 	m.mu.Unlock()
 	if !ok {
-		writeError(w, http.StatusNotFound, "NOT_FOUND", "client grant "+id+" not found")
+		WriteError(w, http.StatusNotFound, "NOT_FOUND", "client grant "+id+" not found")
 		return
 	}
 	now := m.opts.Now().UTC()
@@ -370,22 +358,22 @@ func (m *Mock) deleteGrant(w http.ResponseWriter, r *http.Request) {
 
 func (m *Mock) authorize(w http.ResponseWriter, r *http.Request) {
 	if _, err := m.bearer(r); err != nil {
-		writeError(w, http.StatusUnauthorized, "UNAUTHORIZED", err.Error())
+		WriteError(w, http.StatusUnauthorized, "UNAUTHORIZED", err.Error())
 		return
 	}
 	q := r.URL.Query()
 	for _, p := range []string{"audience", "response_type", "client_id", "verification_code"} {
 		if q.Get(p) == "" {
-			writeError(w, http.StatusBadRequest, "INVALID_REQUEST", p+" is required")
+			WriteError(w, http.StatusBadRequest, "INVALID_REQUEST", p+" is required")
 			return
 		}
 	}
 	if q.Get("response_type") != "authenticate" {
-		writeError(w, http.StatusBadRequest, "UNSUPPORTED_RESPONSE_TYPE", "response_type must be authenticate")
+		WriteError(w, http.StatusBadRequest, "UNSUPPORTED_RESPONSE_TYPE", "response_type must be authenticate")
 		return
 	}
 	if s := q.Get("scope"); s != "" && s != "openid" {
-		writeError(w, http.StatusBadRequest, "INVALID_SCOPE", "scope must be openid")
+		WriteError(w, http.StatusBadRequest, "INVALID_SCOPE", "scope must be openid")
 		return
 	}
 	redirect := q.Get("redirect_uri")
@@ -394,7 +382,7 @@ func (m *Mock) authorize(w http.ResponseWriter, r *http.Request) {
 	}
 	u, err := url.Parse(redirect)
 	if err != nil || !u.IsAbs() {
-		writeError(w, http.StatusBadRequest, "INVALID_REDIRECT_URI", "redirect_uri must be an absolute URL")
+		WriteError(w, http.StatusBadRequest, "INVALID_REDIRECT_URI", "redirect_uri must be an absolute URL")
 		return
 	}
 	code := q.Get("verification_code")
@@ -405,7 +393,7 @@ func (m *Mock) authorize(w http.ResponseWriter, r *http.Request) {
 	}
 	m.mu.Unlock()
 	if !known || used {
-		writeError(w, http.StatusBadRequest, "INVALID_VERIFICATION_CODE", "the verification code is invalid or was already used")
+		WriteError(w, http.StatusBadRequest, "INVALID_VERIFICATION_CODE", "the verification code is invalid or was already used")
 		return
 	}
 	now := m.opts.Now()
@@ -415,15 +403,22 @@ func (m *Mock) authorize(w http.ResponseWriter, r *http.Request) {
 		"iat": now.Unix(), "exp": now.Add(10 * time.Minute).Unix(),
 	})
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, "SERVER_ERROR", "signing failed")
+		WriteError(w, http.StatusInternalServerError, "SERVER_ERROR", "signing failed")
 		return
 	}
-	rq := u.Query()
-	rq.Set("id_token", idt)
-	if st := q.Get("state"); st != "" {
-		rq.Set("state", st)
+	Redirect(w, u, idt, q.Get("state"))
+}
+
+// Redirect answers authorize as Dintero does: 302 to target, with idToken
+// and, when set, state added to its query.
+func Redirect(w http.ResponseWriter, target *url.URL, idToken, state string) {
+	u := *target
+	q := u.Query()
+	q.Set("id_token", idToken)
+	if state != "" {
+		q.Set("state", state)
 	}
-	u.RawQuery = rq.Encode()
+	u.RawQuery = q.Encode()
 	w.Header().Set("Location", u.String())
 	w.WriteHeader(http.StatusFound)
 }

@@ -25,6 +25,8 @@ import (
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/gorillamux"
+
+	"github.com/dintero-facade/dintero-facade/internal/dinteromock"
 )
 
 // The operations of the fake, named as in Dintero's spec.
@@ -295,13 +297,11 @@ func authenticate(_ context.Context, in *openapi3filter.AuthenticationInput) err
 	return nil
 }
 
-// WriteError writes Dintero's error body with status.
+// WriteError writes Dintero's error body with status and the fake's
+// request id.
 func WriteError(w http.ResponseWriter, status int, code, message string) {
-	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Request-Id", RequestID)
-	w.WriteHeader(status)
-	b, _ := json.Marshal(map[string]any{"error": map[string]any{"code": code, "message": message}})
-	_, _ = w.Write(b)
+	dinteromock.WriteError(w, status, code, message)
 }
 
 // GrantJSON returns the grant the fake's DELETE answers with, for id: every
@@ -341,15 +341,8 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, http.StatusBadRequest, "INVALID_REDIRECT_URI", "redirect_uri is not a URL")
 		return
 	}
-	rq := u.Query()
-	rq.Set("id_token", IDToken)
-	if st := q.Get("state"); st != "" {
-		rq.Set("state", st)
-	}
-	u.RawQuery = rq.Encode()
-	w.Header().Set("Location", u.String())
 	w.Header().Set("Request-Id", RequestID)
-	w.WriteHeader(http.StatusFound)
+	dinteromock.Redirect(w, u, IDToken, q.Get("state"))
 }
 
 func (s *Server) token(w http.ResponseWriter, r *http.Request) {
