@@ -252,3 +252,33 @@ func TestBinaryRefusesBadConfig(t *testing.T) {
 		t.Errorf("got %v, %s; want exit 2 naming the URL problem", err, out)
 	}
 }
+
+// TestSIGHUPReloadsCredentials: the binary reloads --credentials-file on
+// SIGHUP.
+func TestSIGHUPReloadsCredentials(t *testing.T) {
+	fake := dinterotest.New(t)
+	file := filepath.Join(t.TempDir(), "credentials.yaml")
+	if err := os.WriteFile(file, []byte("- {account_id: T111, client_id: a, client_secret: sighup-secret-1}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := startBinary(t, fake.URL, "--credentials-file", file)
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !bytes.Contains([]byte(p.stderr.String()), []byte(`"why":"SIGHUP"`)) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no reload after SIGHUP:\n%s", p.stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if bytes.Contains([]byte(p.stderr.String()), []byte("sighup-secret-1")) {
+		t.Error("the client secret reached the log")
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.wait(t, 5*time.Second); code != 0 {
+		t.Errorf("exit code %d after SIGHUP and SIGTERM; want 0", code)
+	}
+}

@@ -363,6 +363,9 @@ func TestCredentialsFromEnv(t *testing.T) {
 	if strings.Contains(f.log.String(), dinterotest.ClientSecret) || !strings.Contains(f.log.String(), `"client_secret":"[REDACTED]"`) {
 		t.Errorf("the startup line must show the credentials with the secret masked:\n%s", f.log.String())
 	}
+	if !strings.Contains(f.log.String(), "neither --policy-file nor mutual TLS: every caller that can reach it can act with them") {
+		t.Errorf("no warning that every caller can act with the credentials:\n%s", f.log.String())
+	}
 }
 
 // panicky is an AuthService whose DeleteClientGrant panics.
