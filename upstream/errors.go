@@ -29,7 +29,7 @@ var (
 	ErrBusy = errors.New("too many calls to Dintero in flight")
 	// ErrCircuitOpen means Dintero kept failing, so the client stopped
 	// calling it for a moment; nothing was sent.
-	ErrCircuitOpen = errors.New("Dintero keeps failing: calls are paused (circuit open)")
+	ErrCircuitOpen = errors.New("circuit open: Dintero keeps failing, so calls are paused")
 	// ErrTransport means no HTTP answer came back: the connection failed,
 	// was reset, or the transport gave up.
 	ErrTransport = errors.New("transport failure")
