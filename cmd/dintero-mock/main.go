@@ -32,6 +32,7 @@ func run(args []string) error {
 	fs := flag.NewFlagSet("dintero-mock", flag.ContinueOnError)
 	addr := fs.String("addr", "127.0.0.1:8000", "listen address (keep it on loopback)")
 	grants := fs.String("grants", "", `JSON file of grants by account, {"T12345678": [{"id": …}, …]}; empty: a built-in set`)
+	clients := fs.String("clients", "", `JSON file of API clients, [{"client_id", "client_secret", "scopes": ["admin:accounts"]}]; empty: mock-client/mock-client-secret with admin:accounts`)
 	codes := fs.String("codes", "", "comma-separated one-time verification codes; empty: 123456,234567,345678")
 	latency := fs.Duration("latency", 0, "fault: latency added to every answer")
 	fail := fs.Float64("failure-rate", 0, "fault: share of calls answered 503, 0 to 1")
@@ -47,6 +48,13 @@ func run(args []string) error {
 			return err
 		}
 		o.Grants = g
+	}
+	if *clients != "" {
+		c, err := dinteromock.LoadClients(*clients)
+		if err != nil {
+			return err
+		}
+		o.Clients = c
 	}
 	if *codes != "" {
 		o.VerificationCodes = strings.Split(*codes, ",")

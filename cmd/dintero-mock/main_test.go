@@ -19,10 +19,20 @@ func TestRunRefusesBadInput(t *testing.T) {
 		{[]string{"--grants", bad}, "has no id"},
 		{[]string{"--grants", filepath.Join(t.TempDir(), "missing.json")}, "no such file"},
 		{[]string{"--addr", "256.0.0.1:1"}, "256.0.0.1"},
+		{[]string{"--clients", writeFile(t, `[{"client_id": "only-id"}]`)}, "needs client_id and client_secret"},
 		{[]string{"--no-such-flag"}, "not defined"},
 	} {
 		if err := run(tc.args); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("run(%q) = %v; want an error containing %q", tc.args, err, tc.want)
 		}
 	}
+}
+
+func writeFile(t *testing.T, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "f.json")
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

@@ -102,6 +102,25 @@ func Defaults() Options {
 	}
 }
 
+// LoadClients reads API clients from a JSON file:
+// [{"client_id", "client_secret", "scopes": […]}, …].
+func LoadClients(path string) ([]Client, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var cs []Client
+	if err := json.Unmarshal(b, &cs); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	for i, c := range cs {
+		if c.ID == "" || c.Secret == "" {
+			return nil, fmt.Errorf("%s: client %d needs client_id and client_secret", path, i+1)
+		}
+	}
+	return cs, nil
+}
+
 // LoadGrants reads grants from a JSON file: {"<account id>": [<grant>, …]}.
 func LoadGrants(path string) (map[string][]Grant, error) {
 	b, err := os.ReadFile(path)

@@ -204,6 +204,24 @@ func TestFaults(t *testing.T) {
 	}
 }
 
+func TestLoadClients(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "clients.json")
+	if err := os.WriteFile(path, []byte(`[{"client_id":"ops","client_secret":"ops-secret","scopes":["write:accounts"]}]`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	clients, err := dinteromock.LoadClients(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, c := setup(t, dinteromock.Options{Clients: clients}, func(o *upstream.Options) {
+		o.Credentials = []upstream.Credentials{{AccountID: dinteromock.DefaultAccount, ClientID: "ops", ClientSecret: "ops-secret"}}
+	})
+	// write:accounts is enough to delete.
+	if _, _, err := c.DeleteClientGrant(context.Background(), upstream.Call{}, dinteromock.DefaultAccount, "2f3c9c1e-6f1a-4f0e-9a53-6f2d0b1c4a01"); err != nil {
+		t.Errorf("a configured client with write:accounts: %v", err)
+	}
+}
+
 func TestLoadGrants(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "grants.json")
 	if err := os.WriteFile(path, []byte(`{"P00000001":[{"id":"g1","client_id":"c","audience":"a","scope":["s"]}]}`), 0o600); err != nil {
