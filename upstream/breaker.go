@@ -23,8 +23,6 @@ type BreakerOptions struct {
 	Window       time.Duration
 	// OpenFor is how long the breaker stays open before probing. Default 5 s.
 	OpenFor time.Duration
-	// Disabled turns the breaker off.
-	Disabled bool
 }
 
 // errServerError marks a 5xx answer as a failure for the breaker; the
@@ -54,9 +52,6 @@ func newBreaker(o BreakerOptions, obs Observer) *gobreaker.CircuitBreaker[*respo
 		BucketPeriod: o.Window / 10,
 		Timeout:      o.OpenFor,
 		ReadyToTrip: func(c gobreaker.Counts) bool {
-			if o.Disabled {
-				return false
-			}
 			return c.ConsecutiveFailures >= o.ConsecutiveFailures ||
 				(c.Requests >= o.MinRequests && float64(c.TotalFailures) >= o.FailureRatio*float64(c.Requests))
 		},

@@ -116,18 +116,18 @@ func decodeError(status int, h http.Header, body []byte, now time.Time, secrets 
 	}
 	var eb errorBody
 	if json.Unmarshal(body, &eb) == nil && eb.Error != nil {
-		e.Code = Scrub(eb.Error.Code, secrets)
-		e.Message = Scrub(eb.Error.Message, secrets)
+		e.Code = scrub(eb.Error.Code, secrets)
+		e.Message = scrub(eb.Error.Message, secrets)
 		for _, raw := range eb.Error.Errors {
-			e.Errors = append(e.Errors, json.RawMessage(Scrub(string(raw), secrets)))
+			e.Errors = append(e.Errors, json.RawMessage(scrub(string(raw), secrets)))
 		}
 	}
 	return e
 }
 
-// Scrub masks every one of secrets found in s. Secrets shorter than 4
+// scrub masks every one of secrets found in s. Secrets shorter than 4
 // bytes are left alone: masking them would garble messages and hide nothing.
-func Scrub(s string, secrets []string) string {
+func scrub(s string, secrets []string) string {
 	for _, sec := range secrets {
 		if len(sec) >= 4 && strings.Contains(s, sec) {
 			s = strings.ReplaceAll(s, sec, "[REDACTED]")
