@@ -23,13 +23,16 @@ func TracingTransport(base http.RoundTripper, tp trace.TracerProvider, prop prop
 		otelhttp.WithPropagators(prop),
 		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return "Dintero " + r.Method }),
 	)
-	return hideQuery{next: inner}
+	return hideQuery{next: inner, base: base}
 }
 
 type queryKey struct{}
 
 // hideQuery moves the query into the request's context.
-type hideQuery struct{ next http.RoundTripper }
+type hideQuery struct {
+	next http.RoundTripper
+	base http.RoundTripper // the transport that holds the connections
+}
 
 func (h hideQuery) RoundTrip(r *http.Request) (*http.Response, error) {
 	if r.URL.RawQuery == "" {
@@ -38,6 +41,15 @@ func (h hideQuery) RoundTrip(r *http.Request) (*http.Response, error) {
 	r2 := r.Clone(context.WithValue(r.Context(), queryKey{}, r.URL.RawQuery))
 	r2.URL.RawQuery = ""
 	return h.next.RoundTrip(r2)
+}
+
+// CloseIdleConnections closes the idle connections of the transport
+// underneath, so that Client.CloseIdleConnections reaches it through the
+// wrapping (otelhttp's transport does not pass the call on).
+func (h hideQuery) CloseIdleConnections() {
+	if c, ok := h.base.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
 }
 
 // restoreQuery puts the query back before the request is sent.

@@ -136,7 +136,10 @@ func Run(ctx context.Context, o Options) (err error) {
 	}
 	defer client.CloseIdleConnections()
 	if cfg.CredentialsFile != "" {
-		if err := watchCredentials(ctx, cfg.CredentialsFile, cfg.EnvCredentials, o.Reload, client, log); err != nil {
+		// The watcher stops when Run returns, for whatever reason.
+		wctx, stopWatching := context.WithCancel(ctx)
+		defer stopWatching()
+		if err := watchCredentials(wctx, cfg.CredentialsFile, cfg.EnvCredentials, o.Reload, client, log); err != nil {
 			return err
 		}
 	}
