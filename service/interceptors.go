@@ -55,8 +55,9 @@ func RequestIDFrom(ctx context.Context) string {
 type InterceptorOptions struct {
 	// Log takes the per-call line and recovered panics.
 	Log *slog.Logger
-	// Audit takes the audit line of every DeleteClientGrant. It should
-	// not be subject to the log level; nil means Log.
+	// Audit takes the audit lines: those of DeleteClientGrant and of calls
+	// the policy denied. It should not be subject to the log level; nil
+	// means Log.
 	Audit *slog.Logger
 	// Inner run inside, around the handler: metrics, say. They see a
 	// recovered panic as Internal.

@@ -53,23 +53,26 @@ const (
 // always; with the facade's credentials when the policy allows the caller
 // (its mTLS identity) operation on account. A denial sends nothing.
 func (s *Server) checkUse(ctx context.Context, info *callInfo, call upstream.Call, operation, account string) error {
+	known := s.dintero.HasCredentials(account)
+	var who string
 	switch {
 	case call.Authorization != "":
 		info.decision = DecisionOwnToken
-	case !s.dintero.HasCredentials(account):
+	case !known:
 		info.decision = DecisionNoCredentials
 	case s.opts.Policy == nil:
 		info.decision = DecisionUnrestricted
-	case s.opts.Policy.Allows(CallerFrom(ctx).Identity, account, operation):
-		info.decision = DecisionAllowed
 	default:
+		who = CallerFrom(ctx).Identity
 		info.decision = DecisionDenied
+		if s.opts.Policy.Allows(who, account, operation) {
+			info.decision = DecisionAllowed
+		}
 	}
-	s.opts.Metrics.decision(operation, account, info.decision, s.dintero.HasCredentials(account))
+	s.opts.Metrics.decision(operation, account, info.decision, known)
 	if info.decision != DecisionDenied {
 		return nil
 	}
-	who := CallerFrom(ctx).Identity
 	if who == "" {
 		who = "a caller without a client certificate"
 	}

@@ -465,6 +465,10 @@ func (c *Client) do(ctx context.Context, r *request) (*response, error) {
 	for attempt := 1; ; attempt++ {
 		start := time.Now()
 		res, err := c.once(ctx, r)
+		if errors.Is(err, ErrCircuitOpen) {
+			// Nothing was sent: neither an attempt nor worth another.
+			return &response{attempts: attempt - 1}, err
+		}
 		status := 0
 		if res != nil {
 			status = res.status
@@ -485,7 +489,7 @@ func (c *Client) do(ctx context.Context, r *request) (*response, error) {
 			continue
 		}
 		failed := &response{attempts: attempt}
-		if ctx.Err() != nil || attempt >= c.opts.MaxAttempts || errors.Is(err, ErrBodyTooLarge) || errors.Is(err, ErrCircuitOpen) || !(r.idempotent || notSent(err)) {
+		if ctx.Err() != nil || attempt >= c.opts.MaxAttempts || errors.Is(err, ErrBodyTooLarge) || !(r.idempotent || notSent(err)) {
 			return failed, c.wrapErr(ctx, r, err)
 		}
 		if !sleep(ctx, backoff(c.opts.BackoffBase, c.opts.BackoffMax, attempt)) {
@@ -498,7 +502,7 @@ func (c *Client) do(ctx context.Context, r *request) (*response, error) {
 // itself pass unchanged; transport errors lose the URL.
 func (c *Client) wrapErr(ctx context.Context, r *request, err error) error {
 	var e *Error
-	if errors.As(err, &e) || errors.Is(err, ErrCircuitOpen) {
+	if errors.As(err, &e) {
 		return err
 	}
 	return transportError(ctx, r.method, r.path, err)

@@ -905,13 +905,14 @@ func TestCircuitBreaker(t *testing.T) {
 			t.Fatalf("call %d: got %v; want Dintero's 500", i, err)
 		}
 	}
-	// Open: answered at once, nothing sent.
+	// Open: answered at once, nothing sent, no attempt counted.
 	start := time.Now()
-	if err := call(); !errors.Is(err, upstream.ErrCircuitOpen) || time.Since(start) > 50*time.Millisecond {
+	_, meta, err := c.DeleteClientGrant(context.Background(), callerToken, "T123", "g")
+	if !errors.Is(err, upstream.ErrCircuitOpen) || time.Since(start) > 50*time.Millisecond {
 		t.Fatalf("got %v after %v; want ErrCircuitOpen at once", err, time.Since(start))
 	}
-	if n := fake.Count(dinterotest.OpDelete); n != 5 {
-		t.Errorf("Dintero got %d calls; want 5", n)
+	if n := fake.Count(dinterotest.OpDelete); n != 5 || meta.Attempts != 0 || obs.get("DeleteClientGrant") != 5 {
+		t.Errorf("Dintero got %d calls, meta says %d attempts, the observer saw %d; want 5, 0 and 5", n, meta.Attempts, obs.get("DeleteClientGrant"))
 	}
 	// Still failing when the probe goes: open again.
 	time.Sleep(250 * time.Millisecond)

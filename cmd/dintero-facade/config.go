@@ -236,6 +236,9 @@ func credentialsFromEnv(getenv func(string) string) (*upstream.Credentials, erro
 		}
 		return nil, nil
 	case 0:
+		if !service.ValidAccountID(c.AccountID) {
+			return nil, fmt.Errorf("DINTERO_ACCOUNT_ID %q is not a Dintero account id (P or T, then 3 or 8 digits)", c.AccountID)
+		}
 		return &c, nil
 	}
 	return nil, fmt.Errorf("client credentials are incomplete: %s not set (set all of DINTERO_CLIENT_ID, DINTERO_CLIENT_SECRET and DINTERO_ACCOUNT_ID, or none)", strings.Join(missing, ", "))

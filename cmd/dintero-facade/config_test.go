@@ -57,6 +57,7 @@ func TestParseConfig(t *testing.T) {
 		{name: "relative", args: []string{"--dintero-url", "/v1"}, wantErr: "not an absolute URL"},
 		{name: "bad env value", env: map[string]string{"DINTERO_FACADE_SHUTDOWN_GRACE": "soon"}, wantErr: "DINTERO_FACADE_SHUTDOWN_GRACE"},
 		{name: "partial credentials", env: map[string]string{"DINTERO_CLIENT_ID": "id"}, wantErr: "DINTERO_CLIENT_SECRET, DINTERO_ACCOUNT_ID not set"},
+		{name: "bad account id", env: map[string]string{"DINTERO_CLIENT_ID": "id", "DINTERO_CLIENT_SECRET": "s", "DINTERO_ACCOUNT_ID": "acct-1"}, wantErr: "DINTERO_ACCOUNT_ID"},
 		{name: "audience alone", env: map[string]string{"DINTERO_AUDIENCE": "a"}, wantErr: "DINTERO_AUDIENCE is set"},
 		{name: "negative grace", args: []string{"--shutdown-grace", "-1s"}, wantErr: "must be positive"},
 		{name: "stray argument", args: []string{"serve"}, wantErr: "unexpected arguments"},

@@ -31,10 +31,12 @@ func TestFaults(t *testing.T) {
 		url       func(t *testing.T) string
 		wantCode  codes.Code
 		maxTime   time.Duration
-		wantCalls int // requests Dintero saw; 0: not checked
+		wantCalls int    // requests Dintero saw; 0: not checked
+		wantLog   string // in the call's log line, when set
 		check     func(t *testing.T, st *status.Status)
 	}{
-		{name: "connection refused", url: func(t *testing.T) string { return dinterotest.RefusingURL(t) }, wantCode: codes.Unavailable, maxTime: deadline},
+		{name: "connection refused", url: func(t *testing.T) string { return dinterotest.RefusingURL(t) }, wantCode: codes.Unavailable, maxTime: deadline, wantLog: `"attempts":3`},
+		{name: "accepts and never answers, authorize", authorize: true, url: func(t *testing.T) string { return dinterotest.SilentServer(t) }, wantCode: codes.DeadlineExceeded, maxTime: deadline + 300*time.Millisecond, wantLog: `"attempts":1`},
 		{name: "reset before the headers", handler: dinterotest.Reset, wantCode: codes.Unavailable, maxTime: deadline, wantCalls: 3},
 		{name: "authorize reset before the headers is not resent", authorize: true, handler: dinterotest.Reset, wantCode: codes.Unavailable, maxTime: deadline, wantCalls: 1},
 		{name: "reset in the middle of the body", handler: dinterotest.ResetMidBody(grant), wantCode: codes.Unavailable, maxTime: deadline, wantCalls: 3},
@@ -100,6 +102,9 @@ func TestFaults(t *testing.T) {
 			}
 			if tc.check != nil {
 				tc.check(t, st)
+			}
+			if tc.wantLog != "" && !strings.Contains(f.log.String(), tc.wantLog) {
+				t.Errorf("the call's log line lacks %s:\n%s", tc.wantLog, f.log.String())
 			}
 			if grew := after.TotalAlloc - before.TotalAlloc; grew > 32<<20 {
 				t.Errorf("the call allocated %d MiB; want the body limit to bound it", grew>>20)

@@ -54,7 +54,7 @@ const streamWorkers = 128
 
 // listeners are the bound addresses, reported once the servers accept.
 type listeners struct {
-	GRPC, HTTP, Metrics net.Addr
+	GRPC, HTTP, Metrics, Pprof net.Addr
 }
 
 // Options are what Run needs besides the configuration.
@@ -279,6 +279,9 @@ func Run(ctx context.Context, o Options) (err error) {
 		if ml != nil {
 			l.Metrics = ml.Addr()
 		}
+		if pl != nil {
+			l.Pprof = pl.Addr()
+		}
 		o.Ready(l)
 	}
 
@@ -302,6 +305,14 @@ func Run(ctx context.Context, o Options) (err error) {
 		time.Sleep(cfg.ShutdownDelay)
 	}
 
+	// The metrics and pprof servers serve no calls: close them, so that a
+	// scrape or a profile under way cannot hold up the exit or count as a
+	// cut call.
+	for _, srv := range []*http.Server{metricsSrv, pprofSrv} {
+		if srv != nil {
+			_ = srv.Close()
+		}
+	}
 	graceCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -317,17 +328,12 @@ func Run(ctx context.Context, o Options) (err error) {
 			<-done
 		}
 	})
-	for _, srv := range []*http.Server{httpSrv, metricsSrv, pprofSrv} {
-		if srv == nil {
-			continue
+	wg.Go(func() {
+		if err := httpSrv.Shutdown(graceCtx); err != nil {
+			cut.Store(true)
+			_ = httpSrv.Close()
 		}
-		wg.Go(func() {
-			if err := srv.Shutdown(graceCtx); err != nil {
-				cut.Store(true)
-				_ = srv.Close()
-			}
-		})
-	}
+	})
 	wg.Wait()
 	if cut.Load() {
 		log.Error("shutdown grace expired: calls in flight were cut", "grace", cfg.ShutdownGrace)

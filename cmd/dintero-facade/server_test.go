@@ -499,3 +499,31 @@ func TestHTTPLimits(t *testing.T) {
 		t.Errorf("Dintero got %d calls; want none", n)
 	}
 }
+
+// TestShutdownIgnoresSideServers: a CPU profile under way on --pprof-addr
+// neither holds up the shutdown nor counts as a cut call.
+func TestShutdownIgnoresSideServers(t *testing.T) {
+	fake := dinterotest.New(t)
+	var pprofAddr string
+	f := startFacade(t, fake.URL, []string{"--pprof-addr", "127.0.0.1:0", "--shutdown-grace", "5s"}, nil, func(o *Options) {
+		ready := o.Ready
+		o.Ready = func(l listeners) { pprofAddr = l.Pprof.String(); ready(l) }
+	})
+	started := make(chan struct{})
+	go func() {
+		close(started)
+		resp, err := http.Get("http://" + pprofAddr + "/debug/pprof/profile?seconds=30")
+		if err == nil {
+			resp.Body.Close()
+		}
+	}()
+	<-started
+	time.Sleep(200 * time.Millisecond) // the profile is under way
+	start := time.Now()
+	if err := f.stop(); err != nil {
+		t.Errorf("Run returned %v; want nil: a profile is not a call", err)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("shutdown took %v; the profile held it up", took)
+	}
+}
