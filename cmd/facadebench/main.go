@@ -38,6 +38,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/encoding/protojson"
 
 	authv1 "github.com/dintero-facade/dintero-facade/gen/dintero/auth/v1"
 )
@@ -56,6 +57,9 @@ func main() {
 		case "goproxy":
 			fatal(serveGoProxy(os.Args[2], os.Args[3]))
 			return
+		case "grpcfloor":
+			fatal(serveGRPCFloor(os.Args[2]))
+			return
 		}
 	}
 	var o options
@@ -69,7 +73,7 @@ func main() {
 	flag.BoolVar(&o.nginx, "nginx", true, "include nginx when it is installed")
 	flag.StringVar(&o.facadeArgs, "facade-args", "", "extra flags for the facade, space-separated")
 	flag.StringVar(&o.facadeEnv, "facade-env", "", "extra environment for the facade, space-separated KEY=VALUE (GOGC=200, say)")
-	flag.StringVar(&o.only, "only", "", "comma-separated paths to run (direct, goproxy, nginx, facade_grpc, facade_gateway, facade_authorize_grpc); empty: all")
+	flag.StringVar(&o.only, "only", "", "comma-separated paths to run (direct, goproxy, nginx, grpc_floor, facade_grpc, facade_gateway, facade_authorize_grpc); empty: all")
 	flag.Parse()
 	fatal(run(o))
 }
@@ -126,6 +130,44 @@ func serveGoProxy(addr, target string) error {
 		Transport: &http.Transport{MaxIdleConns: 512, MaxIdleConnsPerHost: 256, IdleConnTimeout: 90 * time.Second},
 	}
 	return (&http.Server{Addr: addr, Handler: p, ReadHeaderTimeout: 5 * time.Second}).ListenAndServe()
+}
+
+// serveGRPCFloor is the cheapest gRPC server for the call: grpc-go with
+// its defaults, answering DeleteClientGrant with a grant decoded once at
+// start, and calling nothing. The facade over gRPC cannot be faster than
+// this, so it bounds what the facade can reach on the machine.
+func serveGRPCFloor(addr string) error {
+	f, err := newFloorServer()
+	if err != nil {
+		return err
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	gs := grpc.NewServer()
+	authv1.RegisterAuthServiceServer(gs, f)
+	return gs.Serve(l)
+}
+
+// newFloorServer decodes the grant the floor answers with.
+func newFloorServer() (floorServer, error) {
+	grant := &authv1.ClientGrant{}
+	if err := protojson.Unmarshal([]byte(grantJSON), grant); err != nil {
+		return floorServer{}, fmt.Errorf("the grant JSON as a ClientGrant: %w", err)
+	}
+	return floorServer{resp: &authv1.DeleteClientGrantResponse{Grant: grant}}, nil
+}
+
+// floorServer answers DeleteClientGrant with resp; Authorize is left
+// unimplemented.
+type floorServer struct {
+	authv1.UnimplementedAuthServiceServer
+	resp *authv1.DeleteClientGrantResponse
+}
+
+func (f floorServer) DeleteClientGrant(context.Context, *authv1.DeleteClientGrantRequest) (*authv1.DeleteClientGrantResponse, error) {
+	return f.resp, nil
 }
 
 // proc is a process the benchmark started.
@@ -187,15 +229,20 @@ type path struct {
 	name string
 	// call makes one call; worker says which of the concurrent callers.
 	call func(ctx context.Context, worker int) error
-	// pid is the process whose CPU time is charged to the path, 0 if none.
+	// pid is the process between the load generator and the stub (a
+	// proxy, the facade, the gRPC floor), 0 if none.
 	pid int
+	// stubPID is the stub Dintero's process, 0 if the path does not reach it.
+	stubPID int
 }
 
 type sample struct {
 	rps           float64
 	p50, p90, p99 time.Duration
 	errors        int64
-	cpuPerCall    time.Duration
+	// The CPU time per call of the process in the middle, of the stub and
+	// of the load generator (this process).
+	cpuPerCall, stubCPU, loadCPU time.Duration
 }
 
 func run(o options) error {
@@ -230,7 +277,7 @@ func run(o options) error {
 		}
 	}()
 	addrs := map[string]string{}
-	for _, n := range []string{"stub", "goproxy", "nginx", "grpc", "http"} {
+	for _, n := range []string{"stub", "goproxy", "nginx", "grpcfloor", "grpc", "http"} {
 		if addrs[n], err = freePort(); err != nil {
 			return err
 		}
@@ -245,6 +292,11 @@ func run(o options) error {
 		return err
 	}
 	procs = append(procs, goproxy)
+	floor, err := start("grpcfloor", logs, self, "grpcfloor", addrs["grpcfloor"])
+	if err != nil {
+		return err
+	}
+	procs = append(procs, floor)
 	facadeArgs := []string{"--grpc-addr", addrs["grpc"], "--http-addr", addrs["http"], "--dintero-url", "http://" + addrs["stub"] + "/v1"}
 	if o.facadeArgs != "" {
 		facadeArgs = append(facadeArgs, strings.Fields(o.facadeArgs)...)
@@ -277,8 +329,16 @@ func run(o options) error {
 			return fmt.Errorf("%s: %w", n, err)
 		}
 	}
+	var nginxWorker int
+	if nginxPID != 0 {
+		// Its one worker does the work; the master only waits.
+		nginxWorker = childOf(nginxPID)
+	}
 
-	paths, closeAll, err := makePaths(o, addrs, nginxPID != 0, facade.cmd.Process.Pid, goproxy.cmd.Process.Pid, stub.cmd.Process.Pid)
+	paths, closeAll, err := makePaths(o, addrs, pids{
+		stub: stub.cmd.Process.Pid, goproxy: goproxy.cmd.Process.Pid, nginx: nginxWorker,
+		floor: floor.cmd.Process.Pid, facade: facade.cmd.Process.Pid,
+	})
 	if err != nil {
 		return err
 	}
@@ -346,7 +406,12 @@ http {
 	return start("nginx", logTo, bin, "-p", nd, "-c", cf, "-g", "daemon off;")
 }
 
-func makePaths(o options, addrs map[string]string, withNginx bool, facadePID, goproxyPID, stubPID int) ([]path, func(), error) {
+// pids are the processes the benchmark started; 0 for one that did not run.
+type pids struct {
+	stub, goproxy, nginx, floor, facade int
+}
+
+func makePaths(o options, addrs map[string]string, ps pids) ([]path, func(), error) {
 	var closers []func()
 	closeAll := func() {
 		for _, c := range closers {
@@ -358,7 +423,7 @@ func makePaths(o options, addrs map[string]string, withNginx bool, facadePID, go
 		closers = append(closers, tr.CloseIdleConnections)
 		client := &http.Client{Transport: tr}
 		u := "http://" + base + grantPath
-		return path{name: name, pid: pid, call: func(ctx context.Context, _ int) error {
+		return path{name: name, pid: pid, stubPID: ps.stub, call: func(ctx context.Context, _ int) error {
 			req, err := http.NewRequestWithContext(ctx, http.MethodDelete, u, nil)
 			if err != nil {
 				return err
@@ -379,36 +444,53 @@ func makePaths(o options, addrs map[string]string, withNginx bool, facadePID, go
 			return nil
 		}}
 	}
-	paths := []path{httpPath("direct", addrs["stub"], stubPID), httpPath("goproxy", addrs["goproxy"], goproxyPID)}
-	if withNginx {
-		paths = append(paths, httpPath("nginx", addrs["nginx"], 0))
-	}
-
-	conns := make([]authv1.AuthServiceClient, o.grpcConns)
-	for i := range conns {
-		cc, err := grpc.NewClient(addrs["grpc"], grpc.WithTransportCredentials(insecure.NewCredentials()))
-		if err != nil {
-			closeAll()
-			return nil, nil, err
+	grpcClients := func(addr string) ([]authv1.AuthServiceClient, error) {
+		cs := make([]authv1.AuthServiceClient, o.grpcConns)
+		for i := range cs {
+			cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+			if err != nil {
+				return nil, err
+			}
+			closers = append(closers, func() { cc.Close() })
+			cs[i] = authv1.NewAuthServiceClient(cc)
 		}
-		closers = append(closers, func() { cc.Close() })
-		conns[i] = authv1.NewAuthServiceClient(cc)
+		return cs, nil
 	}
 	md := metadata.Pairs("authorization", "Bearer bench-token")
 	del := &authv1.DeleteClientGrantRequest{Oid: "T12345678", Id: "3d5c2f3a-6a1e-4e55-9d2f-2f1b8f0c9a77"}
-	paths = append(paths,
-		path{name: "facade_grpc", pid: facadePID, call: func(ctx context.Context, w int) error {
-			resp, err := conns[w%len(conns)].DeleteClientGrant(metadata.NewOutgoingContext(ctx, md), del)
+	grpcDelete := func(name string, cs []authv1.AuthServiceClient, pid, stubPID int) path {
+		return path{name: name, pid: pid, stubPID: stubPID, call: func(ctx context.Context, w int) error {
+			resp, err := cs[w%len(cs)].DeleteClientGrant(metadata.NewOutgoingContext(ctx, md), del)
 			if err == nil && resp.GetGrant().GetId() == "" {
 				err = errors.New("no grant")
 			}
 			return err
-		}},
-		httpPath("facade_gateway", addrs["http"], facadePID),
+		}}
+	}
+
+	direct := httpPath("direct", addrs["stub"], 0)
+	paths := []path{direct, httpPath("goproxy", addrs["goproxy"], ps.goproxy)}
+	if ps.nginx != 0 {
+		paths = append(paths, httpPath("nginx", addrs["nginx"], ps.nginx))
+	}
+	floor, err := grpcClients(addrs["grpcfloor"])
+	if err != nil {
+		closeAll()
+		return nil, nil, err
+	}
+	facade, err := grpcClients(addrs["grpc"])
+	if err != nil {
+		closeAll()
+		return nil, nil, err
+	}
+	paths = append(paths,
+		grpcDelete("grpc_floor", floor, ps.floor, 0),
+		grpcDelete("facade_grpc", facade, ps.facade, ps.stub),
+		httpPath("facade_gateway", addrs["http"], ps.facade),
 	)
 	authz := &authv1.AuthorizeRequest{Oid: "T12345678", Audience: "https://api.dintero.com/v1/accounts/T12345678", ResponseType: "authenticate", ClientId: "bench-client", VerificationCode: "123456", State: "st", RedirectUri: "https://app.example.com/cb"}
-	paths = append(paths, path{name: "facade_authorize_grpc", pid: facadePID, call: func(ctx context.Context, w int) error {
-		resp, err := conns[w%len(conns)].Authorize(metadata.NewOutgoingContext(ctx, md), authz)
+	paths = append(paths, path{name: "facade_authorize_grpc", pid: ps.facade, stubPID: ps.stub, call: func(ctx context.Context, w int) error {
+		resp, err := facade[w%len(facade)].Authorize(metadata.NewOutgoingContext(ctx, md), authz)
 		if err == nil && resp.GetIdToken() == "" {
 			err = errors.New("no id_token")
 		}
@@ -421,7 +503,8 @@ func makePaths(o options, addrs map[string]string, withNginx bool, facadePID, go
 func measure(p path, conc int, d time.Duration) sample {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
-	cpuBefore := cpuTime(p.pid)
+	self := os.Getpid()
+	cpuBefore, stubBefore, loadBefore := cpuTime(p.pid), cpuTime(p.stubPID), cpuTime(self)
 	lats := make([][]time.Duration, conc)
 	var errs atomic.Int64
 	var wg sync.WaitGroup
@@ -443,7 +526,7 @@ func measure(p path, conc int, d time.Duration) sample {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	cpu := cpuTime(p.pid) - cpuBefore
+	cpu, stubCPU, loadCPU := cpuTime(p.pid)-cpuBefore, cpuTime(p.stubPID)-stubBefore, cpuTime(self)-loadBefore
 	var all []time.Duration
 	for _, l := range lats {
 		all = append(all, l...)
@@ -456,9 +539,8 @@ func measure(p path, conc int, d time.Duration) sample {
 	}
 	s.rps = float64(n) / elapsed.Seconds()
 	s.p50, s.p90, s.p99 = all[n*50/100], all[n*90/100], all[min(n-1, n*99/100)]
-	if p.pid != 0 {
-		s.cpuPerCall = cpu / time.Duration(n+int(s.errors))
-	}
+	calls := time.Duration(n + int(s.errors))
+	s.cpuPerCall, s.stubCPU, s.loadCPU = cpu/calls, stubCPU/calls, loadCPU/calls
 	return s
 }
 
@@ -480,6 +562,32 @@ func cpuTime(pid int) time.Duration {
 	st, _ := strconv.ParseInt(f[12], 10, 64)
 	const ticksPerSecond = 100 // USER_HZ on Linux
 	return time.Duration(ut+st) * time.Second / ticksPerSecond
+}
+
+// childOf returns a child process of pid, found by scanning /proc (the
+// kernel here has no /proc/PID/task/TID/children), or pid itself if it has
+// none. nginx serves from a worker process that its master forks.
+func childOf(pid int) int {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return pid
+	}
+	for _, e := range ents {
+		c, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", c))
+		if err != nil {
+			continue
+		}
+		// The fields after the command name: state, then the parent's pid.
+		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
+		if len(f) > 1 && f[1] == strconv.Itoa(pid) {
+			return c
+		}
+	}
+	return pid
 }
 
 // peakRSS returns the peak resident set size of pid, from /proc.
@@ -517,7 +625,13 @@ func report(w io.Writer, o options, paths []path, sat, lat map[string][]sample, 
 	fmt.Fprintf(w, "facadebench: %d rounds, %v at %d in flight and %v at 1 in flight per path and round; medians of the rounds\n\n",
 		o.rounds, o.duration, o.concurrency, o.latencyDuration)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "path\tcalls/s @64\tp50 µs\tp90 µs\tp99 µs\terrors\t| p50 µs @1\tp90 µs @1\tp99 µs @1\terrors @1\t| CPU µs/call @64\t")
+	fmt.Fprintln(tw, "path\tcalls/s @64\tp50 µs\tp90 µs\tp99 µs\terrors\t| p50 µs @1\tp90 µs @1\tp99 µs @1\terrors @1\t| CPU µs/call @64: middle\tstub\tload gen\tall\t")
+	cpu := func(d time.Duration, ran bool) string {
+		if !ran {
+			return "-"
+		}
+		return fmt.Sprintf("%.1f", float64(d)/float64(time.Microsecond))
+	}
 	for _, p := range paths {
 		s, l := median(sat[p.name], byRPS), median(lat[p.name], byP50)
 		var errs, lerrs int64
@@ -527,17 +641,15 @@ func report(w io.Writer, o options, paths []path, sat, lat map[string][]sample, 
 		for _, x := range lat[p.name] {
 			lerrs += x.errors
 		}
-		cpu := "-"
-		if p.pid != 0 {
-			cpu = fmt.Sprintf("%.1f", float64(s.cpuPerCall)/float64(time.Microsecond))
-		}
-		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%s\t%d\t| %s\t%s\t%s\t%d\t| %s\t\n", p.name, s.rps, us(s.p50), us(s.p90), us(s.p99), errs, us(l.p50), us(l.p90), us(l.p99), lerrs, cpu)
+		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%s\t%d\t| %s\t%s\t%s\t%d\t| %s\t%s\t%s\t%s\t\n", p.name, s.rps, us(s.p50), us(s.p90), us(s.p99), errs, us(l.p50), us(l.p90), us(l.p99), lerrs,
+			cpu(s.cpuPerCall, p.pid != 0), cpu(s.stubCPU, p.stubPID != 0), cpu(s.loadCPU, true), cpu(s.cpuPerCall+s.stubCPU+s.loadCPU, true))
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "\nfacade peak RSS: %.1f MiB\n\n", float64(rss)/(1<<20))
 
 	direct, grpcS := median(sat["direct"], byRPS), median(sat["facade_grpc"], byRPS)
-	gw := median(sat["facade_gateway"], byRPS)
+	gw, floor := median(sat["facade_gateway"], byRPS), median(sat["grpc_floor"], byRPS)
+	nginx := median(sat["nginx"], byRPS)
 	dl, gl := median(lat["direct"], byP50), median(lat["facade_grpc"], byP50)
 	ratio := func(name string, a, b sample) {
 		if a.rps > 0 && b.rps > 0 {
@@ -547,12 +659,24 @@ func report(w io.Writer, o options, paths []path, sat, lat map[string][]sample, 
 	ratio("grpc_vs_direct_rps", grpcS, direct)
 	ratio("gateway_vs_direct_rps", gw, direct)
 	if withNginx {
-		ratio("grpc_vs_nginx_rps", grpcS, median(sat["nginx"], byRPS))
+		ratio("grpc_vs_nginx_rps", grpcS, nginx)
 	}
 	ratio("grpc_vs_goproxy_rps", grpcS, median(sat["goproxy"], byRPS))
+	// The bound: a gRPC server that does no work at all, driven the same way.
+	ratio("grpc_floor_vs_direct_rps", floor, direct)
+	if withNginx {
+		ratio("grpc_floor_vs_nginx_rps", floor, nginx)
+	}
+	ratio("grpc_vs_grpc_floor_rps", grpcS, floor)
 	if dl.p50 > 0 && gl.p50 > 0 {
 		fmt.Fprintf(w, "added_p50_us=%s\n", us(gl.p50-dl.p50))
 		fmt.Fprintf(w, "added_p99_us=%s\n", us(gl.p99-dl.p99))
+	}
+	// A facade call is a gRPC hop plus the direct call, so the floor's
+	// whole latency bounds what the facade adds.
+	if fl := median(lat["grpc_floor"], byP50); fl.p50 > 0 {
+		fmt.Fprintf(w, "grpc_floor_p50_us=%s\n", us(fl.p50))
+		fmt.Fprintf(w, "grpc_floor_p99_us=%s\n", us(fl.p99))
 	}
 	fmt.Fprintf(w, "facade_cpu_us_per_call=%.1f\n", float64(grpcS.cpuPerCall)/float64(time.Microsecond))
 	fmt.Fprintf(w, "facade_peak_rss_mib=%.1f\n", float64(rss)/(1<<20))

@@ -2,10 +2,15 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"os"
+	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	authv1 "github.com/dintero-facade/dintero-facade/gen/dintero/auth/v1"
 )
 
 func TestMedian(t *testing.T) {
@@ -39,26 +44,65 @@ func TestCPUTimeAndRSSOfThisProcess(t *testing.T) {
 }
 
 func TestReportRatios(t *testing.T) {
-	paths := []path{{name: "direct"}, {name: "nginx"}, {name: "goproxy"}, {name: "facade_grpc", pid: 1}, {name: "facade_gateway", pid: 1}}
+	paths := []path{{name: "direct", stubPID: 2}, {name: "nginx", pid: 3, stubPID: 2}, {name: "goproxy"}, {name: "grpc_floor", pid: 4},
+		{name: "facade_grpc", pid: 1, stubPID: 2}, {name: "facade_gateway", pid: 1}}
 	sat := map[string][]sample{
 		"direct":         {{rps: 1000}},
 		"nginx":          {{rps: 500}},
 		"goproxy":        {{rps: 250}},
-		"facade_grpc":    {{rps: 400, cpuPerCall: 50 * time.Microsecond}},
+		"grpc_floor":     {{rps: 1200}},
+		"facade_grpc":    {{rps: 400, cpuPerCall: 50 * time.Microsecond, stubCPU: 15 * time.Microsecond, loadCPU: 12500 * time.Nanosecond}},
 		"facade_gateway": {{rps: 300}},
 	}
 	lat := map[string][]sample{
 		"direct":      {{p50: 100 * time.Microsecond, p99: 200 * time.Microsecond}},
+		"grpc_floor":  {{p50: 90 * time.Microsecond, p99: 180 * time.Microsecond}},
 		"facade_grpc": {{p50: 250 * time.Microsecond, p99: 600 * time.Microsecond}},
 	}
 	var out bytes.Buffer
 	report(&out, options{rounds: 1, concurrency: 64}, paths, sat, lat, 40<<20, true)
 	for _, want := range []string{
 		"ratio grpc_vs_direct_rps=0.40\n", "ratio gateway_vs_direct_rps=0.30\n", "ratio grpc_vs_nginx_rps=0.80\n",
-		"ratio grpc_vs_goproxy_rps=1.60\n", "added_p50_us=150\n", "added_p99_us=400\n", "facade_cpu_us_per_call=50.0\n", "facade_peak_rss_mib=40.0\n",
+		"ratio grpc_vs_goproxy_rps=1.60\n", "ratio grpc_floor_vs_direct_rps=1.20\n", "ratio grpc_floor_vs_nginx_rps=2.40\n",
+		"ratio grpc_vs_grpc_floor_rps=0.33\n", "added_p50_us=150\n", "added_p99_us=400\n",
+		"grpc_floor_p50_us=90\n", "grpc_floor_p99_us=180\n", "facade_cpu_us_per_call=50.0\n", "facade_peak_rss_mib=40.0\n",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, out.String())
 		}
+	}
+	// The facade's row ends with its own CPU, the stub's, the load
+	// generator's and their sum.
+	if row := regexp.MustCompile(`(?m)^ *facade_grpc .*\| +50\.0 +15\.0 +12\.5 +77\.5 *$`); !row.MatchString(out.String()) {
+		t.Errorf("report lacks the facade's CPU columns 50.0, 15.0, 12.5, 77.5:\n%s", out.String())
+	}
+}
+
+func TestChildOf(t *testing.T) {
+	cmd := exec.Command("sleep", "10")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	if got, want := childOf(os.Getpid()), cmd.Process.Pid; got != want {
+		t.Errorf("childOf(this test) = %d; want the sleep, %d", got, want)
+	}
+	if got, want := childOf(cmd.Process.Pid), cmd.Process.Pid; got != want {
+		t.Errorf("childOf(a process without children) = %d; want itself, %d", got, want)
+	}
+}
+
+func TestFloorAnswersTheGrant(t *testing.T) {
+	f, err := newFloorServer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := f.DeleteClientGrant(context.Background(), &authv1.DeleteClientGrantRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := resp.GetGrant()
+	if g.GetId() != "3d5c2f3a-6a1e-4e55-9d2f-2f1b8f0c9a77" || len(g.GetScope()) != 3 || g.GetOidc().GetAuthority() == "" || g.GetDeletedAt().AsTime().IsZero() {
+		t.Errorf("the floor's grant = %v; want the whole grant JSON", g)
 	}
 }
