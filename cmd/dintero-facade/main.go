@@ -27,6 +27,9 @@ func main() {
 		os.Exit(2)
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	decideGC(os.Getenv, os.ReadFile).apply()
+	gogc, memoryLimit := gcInEffect()
+	log.Info("garbage collector", "gogc", gogc, "memory_limit_bytes", memoryLimit)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	audit := slog.New(slog.NewJSONHandler(os.Stderr, nil))

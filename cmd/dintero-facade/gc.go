@@ -1,0 +1,88 @@
+package main
+
+import (
+	"math"
+	"runtime/debug"
+	"runtime/metrics"
+	"strconv"
+	"strings"
+)
+
+// defaultGOGC is the collector's target unless the operator sets GOGC. At
+// Go's default of 100 the facade's live heap, a few MiB, is collected many
+// times a second under load, and the calls that overlap a cycle make the
+// p99 latency; BENCHMARKS.md has the measurements.
+const defaultGOGC = 400
+
+// cgroupMemoryFiles hold the container's memory limit: cgroup v2's, then v1's.
+var cgroupMemoryFiles = [...]string{"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"}
+
+// gcSettings are the collector settings the facade applies at start; a zero
+// field leaves the runtime's own value, which the operator's GOGC or
+// GOMEMLIMIT has set.
+type gcSettings struct {
+	// GOGC is the collection target in percent.
+	GOGC int
+	// MemoryLimit is the soft memory limit in bytes.
+	MemoryLimit int64
+}
+
+// decideGC chooses the collector settings. Unless GOGC is set, the target
+// is defaultGOGC; because that lets the heap grow to five times the live
+// heap, a soft memory limit of 90 % of the container's memory limit keeps a
+// burst inside the container, unless GOMEMLIMIT is set or there is no limit.
+func decideGC(getenv func(string) string, readFile func(string) ([]byte, error)) gcSettings {
+	var s gcSettings
+	if getenv("GOGC") == "" {
+		s.GOGC = defaultGOGC
+	}
+	if getenv("GOMEMLIMIT") == "" {
+		if limit := cgroupMemoryLimit(readFile); limit > 0 {
+			s.MemoryLimit = limit / 10 * 9
+		}
+	}
+	return s
+}
+
+// cgroupMemoryLimit returns the memory limit of the process's cgroup in
+// bytes, 0 when it has none or it cannot be read.
+func cgroupMemoryLimit(readFile func(string) ([]byte, error)) int64 {
+	for _, f := range cgroupMemoryFiles {
+		b, err := readFile(f)
+		if err != nil {
+			continue
+		}
+		n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+		// v2 writes "max" for no limit; v1 a page-rounded MaxInt64.
+		if err != nil || n <= 0 || n >= 1<<60 {
+			return 0
+		}
+		return n
+	}
+	return 0
+}
+
+// apply sets the collector. It changes the whole process, so only main
+// calls it.
+func (s gcSettings) apply() {
+	if s.GOGC != 0 {
+		debug.SetGCPercent(s.GOGC)
+	}
+	if s.MemoryLimit > 0 {
+		debug.SetMemoryLimit(s.MemoryLimit)
+	}
+}
+
+// gcInEffect reads the collector's settings back from the runtime: the
+// target in percent (-1 when off) and the soft memory limit in bytes (0
+// when there is none), for the startup log.
+func gcInEffect() (gogc, memoryLimit int64) {
+	ss := []metrics.Sample{{Name: "/gc/gogc:percent"}, {Name: "/gc/gomemlimit:bytes"}}
+	metrics.Read(ss)
+	// GOGC=off reads as the uint64 of -1, which converts back to -1.
+	gogc, memoryLimit = int64(ss[0].Value.Uint64()), int64(ss[1].Value.Uint64())
+	if memoryLimit == math.MaxInt64 {
+		memoryLimit = 0
+	}
+	return gogc, memoryLimit
+}
