@@ -49,6 +49,7 @@ func TestDecideGC(t *testing.T) {
 // TestBinaryTunesTheCollector: the real binary applies the settings, and
 // reports what the runtime then has in effect.
 func TestBinaryTunesTheCollector(t *testing.T) {
+	binary(t) // built before GOGC changes: the compiler reads it too
 	fake := dinterotest.New(t)
 	for _, tt := range []struct{ gogc, want string }{
 		{"", `"gogc":400`},
