@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	authv1 "github.com/dintero-facade/dintero-facade/gen/dintero/auth/v1"
+	"github.com/dintero-facade/dintero-facade/internal/dinteromock"
 	"github.com/dintero-facade/dintero-facade/internal/dinterotest"
 	"github.com/dintero-facade/dintero-facade/service"
 	"github.com/dintero-facade/dintero-facade/upstream"
@@ -17,15 +18,29 @@ import (
 
 // BenchmarkDeleteClientGrant is the service's cost per call, interceptor
 // and per-call log line (JSON, info level, to io.Discard) and audit line
-// included, over an in-memory transport to Dintero.
+// included, over an in-memory transport to the mock in its stateless mode
+// (whose cost is included).
 func BenchmarkDeleteClientGrant(b *testing.B) {
-	up, err := upstream.New(upstream.Options{BaseURL: "http://dintero.invalid/v1", Transport: dinterotest.MemTransport{Handler: dinterotest.FastDintero()}})
+	key, _ := dinterotest.TestKeys(b)
+	m, err := dinteromock.New(dinteromock.Options{Stateless: true, Key: key})
+	if err != nil {
+		b.Fatal(err)
+	}
+	tok, err := m.IssueToken("bench", dinteromock.Audience("T12345678"), []string{"admin:accounts"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	up, err := upstream.New(upstream.Options{BaseURL: "https://api.dintero.com/v1", Transport: dinterotest.MemTransport{Handler: m}})
 	if err != nil {
 		b.Fatal(err)
 	}
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
-	srv := service.Intercepted(service.New(up, service.Options{}), service.Interceptor(service.InterceptorOptions{Log: log, Audit: log}))
-	ctx := metadata.NewIncomingContext(context.Background(), metadata.Pairs("authorization", "Bearer caller-token"))
+	ic, err := service.Interceptor(service.InterceptorOptions{Log: log, Audit: log})
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := service.Intercepted(service.New(up, service.Options{}), ic)
+	ctx := metadata.NewIncomingContext(context.Background(), metadata.Pairs("authorization", "Bearer "+tok))
 	ctx = grpc.NewContextWithServerTransportStream(ctx, nopStream{})
 	req := &authv1.DeleteClientGrantRequest{Oid: "T12345678", Id: "3d5c2f3a-6a1e-4e55-9d2f-2f1b8f0c9a77"}
 	b.ReportAllocs()

@@ -21,13 +21,13 @@ type Caller struct {
 	UserAgent string
 }
 
-// LogValue logs the caller.
+// LogValue logs the caller, each string cut to a fixed length.
 func (c Caller) LogValue() slog.Value {
 	attrs := make([]slog.Attr, 0, 3)
 	if c.Identity != "" {
-		attrs = append(attrs, slog.String("identity", c.Identity))
+		attrs = append(attrs, slog.String("identity", cut(c.Identity)))
 	}
-	return slog.GroupValue(append(attrs, slog.String("addr", c.Addr), slog.String("user_agent", c.UserAgent))...)
+	return slog.GroupValue(append(attrs, slog.String("addr", cut(c.Addr)), slog.String("user_agent", cut(c.UserAgent)))...)
 }
 
 type callerKey struct{}
@@ -39,9 +39,9 @@ func WithCaller(ctx context.Context, c Caller) context.Context {
 	return context.WithValue(ctx, callerKey{}, c)
 }
 
-// CallerFrom returns who made the call: what WithCaller recorded, else the
+// callerFrom returns who made the call: what WithCaller recorded, else the
 // gRPC peer and its user agent.
-func CallerFrom(ctx context.Context) Caller {
+func callerFrom(ctx context.Context) Caller {
 	if c, ok := ctx.Value(callerKey{}).(Caller); ok {
 		return c
 	}

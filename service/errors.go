@@ -8,16 +8,45 @@ import (
 	"strings"
 	"unicode"
 
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	rpccode "google.golang.org/genproto/googleapis/rpc/code"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/protoadapt"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/structpb"
 
+	authv1 "github.com/dintero-facade/dintero-facade/gen/dintero/auth/v1"
 	"github.com/dintero-facade/dintero-facade/upstream"
 )
 
-// ErrorDomain is the google.rpc.ErrorInfo domain of errors from Dintero.
+// ErrorDomain is the google.rpc.ErrorInfo domain of errors that carry
+// Dintero's answer: its HTTP errors, OAuth's errors in authorize's redirect,
+// and answers the facade cannot use.
 const ErrorDomain = "api.dintero.com"
+
+// FacadeDomain is the google.rpc.ErrorInfo domain of errors the facade
+// raises itself, before or instead of an answer from Dintero.
+const FacadeDomain = "dintero-facade"
+
+// Reasons of FacadeDomain, and the facade's reasons about Dintero's
+// answers.
+const (
+	ReasonInvalidArgument    = "INVALID_ARGUMENT"
+	ReasonPolicyDenied       = "POLICY_DENIED"
+	ReasonNoCredentials      = "NO_CREDENTIALS"
+	ReasonBusy               = "FACADE_BUSY"
+	ReasonCircuitOpen        = "CIRCUIT_OPEN"
+	ReasonTransport          = "DINTERO_UNREACHABLE"
+	ReasonDeadline           = "DEADLINE_EXCEEDED"
+	ReasonCanceled           = "CANCELED"
+	ReasonInternal           = "INTERNAL"
+	ReasonUnusableAnswer     = "UNUSABLE_ANSWER"
+	ReasonNotFoundUncertain  = "NOT_FOUND_AFTER_UNCERTAIN_ATTEMPT"
+	ReasonUnknownOAuthError  = "OAUTH_ERROR"
+	metaVerificationCodeSent = "verification_code_sent"
+)
 
 // CodeForHTTP maps the HTTP status of Dintero's error answer to a gRPC code.
 func CodeForHTTP(status int) codes.Code {
@@ -49,45 +78,107 @@ func CodeForHTTP(status int) codes.Code {
 	}
 }
 
-// Status turns an error from upstream into the gRPC status the caller gets.
-// It is the one place where upstream results become gRPC codes. The message
-// keeps Dintero's own, in which upstream has already masked the request's
-// secrets.
-func Status(err error) *status.Status {
-	if err == nil {
-		return status.New(codes.OK, "")
+// CodeForOAuthError maps the OAuth error of authorize's redirect (RFC 6749
+// §4.1.2.1 and §4.2.2.1, OpenID Connect Core §3.1.2.6) to a gRPC code.
+// server_error and temporarily_unavailable stand for the 500 and 503 a
+// redirect cannot carry; an error OAuth does not define is Unknown.
+func CodeForOAuthError(code string) codes.Code {
+	switch code {
+	case "invalid_request", "unsupported_response_type", "invalid_scope",
+		"invalid_request_uri", "invalid_request_object", "request_not_supported",
+		"request_uri_not_supported", "registration_not_supported":
+		return codes.InvalidArgument
+	case "access_denied", "unauthorized_client":
+		return codes.PermissionDenied
+	case "login_required":
+		return codes.Unauthenticated
+	case "interaction_required", "consent_required", "account_selection_required":
+		return codes.FailedPrecondition
+	case "server_error":
+		return codes.Internal
+	case "temporarily_unavailable":
+		return codes.Unavailable
 	}
-	var ue *upstream.Error
-	isUE := errors.As(err, &ue)
-	switch {
-	case errors.Is(err, upstream.ErrNoCredentials):
-		return status.New(codes.Unauthenticated, err.Error()+": send an authorization bearer token")
-	case errors.Is(err, upstream.ErrBusy):
-		return status.New(codes.ResourceExhausted, "the facade has too many calls to Dintero in flight; retry with backoff")
-	case errors.Is(err, upstream.ErrCircuitOpen):
-		return status.New(codes.Unavailable, "Dintero keeps failing, so the facade paused calls to it for a moment; retry with backoff")
-	case errors.Is(err, upstream.ErrInvalidArgument):
-		return status.New(codes.InvalidArgument, err.Error())
-	case errors.Is(err, context.Canceled):
-		return status.New(codes.Canceled, "the call was canceled")
-	case errors.Is(err, context.DeadlineExceeded):
-		return status.New(codes.DeadlineExceeded, "Dintero did not answer within the deadline")
-	case isUE && ue.Reason == nil:
-		return httpStatus(ue, errors.Is(err, upstream.ErrTokenFetch))
-	case isUE:
-		// An answer the operation cannot use: a bug at one end or the
-		// other, not something the caller can fix.
-		return withInfo(status.New(codes.Internal, "unusable answer from Dintero: "+ue.Reason.Error()), ue)
-	case errors.Is(err, upstream.ErrTransport):
-		return status.New(codes.Unavailable, err.Error())
-	}
-	return status.New(codes.Internal, "internal error")
+	return codes.Unknown
 }
 
-// httpStatus maps Dintero's error answer, keeping its message and adding
-// ErrorInfo and, for 429, RetryInfo.
-func httpStatus(e *upstream.Error, tokenFetch bool) *status.Status {
+// statusOf turns an error from upstream into the gRPC status the caller of
+// method op gets. It is the one place where upstream results become gRPC
+// codes. Every status carries one google.rpc.ErrorInfo; the message keeps
+// Dintero's, in which upstream has already masked the request's secrets.
+func statusOf(op string, err error, meta upstream.Meta) *status.Status {
+	var (
+		ue *upstream.Error
+		oe *upstream.OAuthError
+	)
+	switch {
+	case errors.Is(err, upstream.ErrNoCredentials):
+		return failure(op, meta, codes.Unauthenticated, ReasonNoCredentials, err.Error()+": send an authorization bearer token")
+	case errors.Is(err, upstream.ErrBusy):
+		return failure(op, meta, codes.ResourceExhausted, ReasonBusy, "the facade has too many calls to Dintero in flight; retry with backoff")
+	case errors.Is(err, upstream.ErrCircuitOpen):
+		return failure(op, meta, codes.Unavailable, ReasonCircuitOpen, "Dintero keeps failing, so the facade paused calls to it for a moment; retry with backoff")
+	case errors.Is(err, upstream.ErrInvalidArgument):
+		return failure(op, meta, codes.InvalidArgument, ReasonInvalidArgument, err.Error())
+	case errors.Is(err, context.Canceled):
+		return failure(op, meta, codes.Canceled, ReasonCanceled, "the call was canceled")
+	case errors.Is(err, context.DeadlineExceeded):
+		return failure(op, meta, codes.DeadlineExceeded, ReasonDeadline, "Dintero did not answer within the deadline")
+	case errors.As(err, &oe):
+		return oauthStatus(op, oe, meta)
+	case errors.As(err, &ue) && ue.Reason == nil:
+		return httpStatus(op, ue, meta, errors.Is(err, upstream.ErrTokenFetch))
+	case ue != nil:
+		// An answer the operation cannot use: a bug at one end or the
+		// other, not something the caller can fix.
+		info := dinteroInfo(ReasonUnusableAnswer, ue.StatusCode, "", ue.RequestID)
+		return withDetails(op, meta, status.New(codes.Internal, "unusable answer from Dintero: "+ue.Reason.Error()), info)
+	case errors.Is(err, upstream.ErrTransport):
+		return failure(op, meta, codes.Unavailable, ReasonTransport, err.Error())
+	}
+	return failure(op, meta, codes.Internal, ReasonInternal, "internal error")
+}
+
+// failure is an error of the facade's own, in FacadeDomain.
+func failure(op string, meta upstream.Meta, code codes.Code, reason, msg string, extra ...protoadapt.MessageV1) *status.Status {
+	info := &errdetails.ErrorInfo{Reason: reason, Domain: FacadeDomain, Metadata: map[string]string{}}
+	return withDetails(op, meta, status.New(code, msg), info, extra...)
+}
+
+// withDetails completes info with what every error says (whether
+// authorize's code was sent, which attempts had an unknown outcome) and
+// attaches it and extra to st.
+func withDetails(op string, meta upstream.Meta, st *status.Status, info *errdetails.ErrorInfo, extra ...protoadapt.MessageV1) *status.Status {
+	if op == opAuthorize {
+		info.Metadata[metaVerificationCodeSent] = strconv.FormatBool(meta.Sent)
+	}
+	if len(meta.Uncertain) > 0 {
+		info.Metadata["uncertain_attempts"] = strings.Join(meta.Uncertain, "; ")
+	}
+	if s, err := st.WithDetails(append([]protoadapt.MessageV1{info}, extra...)...); err == nil {
+		return s
+	}
+	return st
+}
+
+func dinteroInfo(reason string, httpStatus int, code, requestID string) *errdetails.ErrorInfo {
+	return &errdetails.ErrorInfo{
+		Reason: reason,
+		Domain: ErrorDomain,
+		Metadata: map[string]string{
+			"http_status":        strconv.Itoa(httpStatus),
+			"dintero_code":       code,
+			"dintero_request_id": requestID,
+		},
+	}
+}
+
+// httpStatus maps Dintero's error answer, keeping its message and its
+// detail: ErrorInfo, DinteroError, BadRequest for its errors that name a
+// field, and RetryInfo for 429.
+func httpStatus(op string, e *upstream.Error, meta upstream.Meta, tokenFetch bool) *status.Status {
 	code := CodeForHTTP(e.StatusCode)
+	reason := Reason(e.Code, e.StatusCode)
 	msg := e.Message
 	if msg == "" {
 		msg = "Dintero answered HTTP " + strconv.Itoa(e.StatusCode) + " " + http.StatusText(e.StatusCode)
@@ -100,29 +191,102 @@ func httpStatus(e *upstream.Error, tokenFetch bool) *status.Status {
 			code = codes.Unauthenticated
 		}
 	}
-	st := withInfo(status.New(code, msg), e)
-	if e.StatusCode == http.StatusTooManyRequests && e.RetryAfter > 0 {
-		if s, err := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(e.RetryAfter)}); err == nil {
-			st = s
-		}
+	if op == opDelete && e.StatusCode == http.StatusNotFound && len(e.Uncertain) > 0 {
+		reason = ReasonNotFoundUncertain
+		msg = "Dintero has no such grant now, but an earlier attempt of this call (" + strings.Join(e.Uncertain, "; ") +
+			") may have deleted it: its answer was lost. Dintero said: " + msg
 	}
-	return st
+	info := dinteroInfo(reason, e.StatusCode, e.Code, e.RequestID)
+	if tokenFetch {
+		info.Metadata["token_fetch"] = "true"
+	}
+	var extra []protoadapt.MessageV1
+	if e.Code != "" || e.Message != "" || len(e.Errors) > 0 {
+		de := &authv1.DinteroError{Code: e.Code, Message: e.Message}
+		for _, item := range e.Errors {
+			if v, err := structpb.NewValue(item); err == nil {
+				de.Errors = append(de.Errors, v)
+			}
+		}
+		extra = append(extra, de)
+	}
+	if br := fieldViolations(e.Errors); br != nil {
+		extra = append(extra, br)
+	}
+	if e.StatusCode == http.StatusTooManyRequests && e.RetryAfter > 0 {
+		extra = append(extra, &errdetails.RetryInfo{RetryDelay: durationpb.New(e.RetryAfter)})
+	}
+	return withDetails(op, meta, status.New(code, msg), info, extra...)
 }
 
-func withInfo(st *status.Status, e *upstream.Error) *status.Status {
-	info := &errdetails.ErrorInfo{
-		Reason: Reason(e.Code, e.StatusCode),
-		Domain: ErrorDomain,
-		Metadata: map[string]string{
-			"http_status":        strconv.Itoa(e.StatusCode),
-			"dintero_code":       e.Code,
-			"dintero_request_id": e.RequestID,
-		},
+// fieldKeys are the keys by which an item of Dintero's errors names the
+// field it is about.
+var fieldKeys = []string{"field", "path", "param", "parameter", "property"}
+
+// fieldViolations turns Dintero's errors that name a field into a
+// google.rpc.BadRequest; nil when none does.
+func fieldViolations(items []any) *errdetails.BadRequest {
+	var br errdetails.BadRequest
+	for _, item := range items {
+		m, ok := item.(map[string]any)
+		if !ok {
+			continue
+		}
+		var field string
+		for _, k := range fieldKeys {
+			switch v := m[k].(type) {
+			case string:
+				field = v
+			case []any:
+				parts := make([]string, 0, len(v))
+				for _, p := range v {
+					if s, ok := p.(string); ok {
+						parts = append(parts, s)
+					}
+				}
+				field = strings.Join(parts, ".")
+			}
+			if field != "" {
+				break
+			}
+		}
+		if field == "" {
+			continue
+		}
+		desc := "invalid"
+		for _, k := range []string{"message", "description", "code"} {
+			if s, ok := m[k].(string); ok && s != "" {
+				desc = s
+				break
+			}
+		}
+		br.FieldViolations = append(br.FieldViolations, &errdetails.BadRequest_FieldViolation{Field: field, Description: desc})
 	}
-	if s, err := st.WithDetails(info); err == nil {
-		return s
+	if len(br.FieldViolations) == 0 {
+		return nil
 	}
-	return st
+	return &br
+}
+
+// oauthStatus maps OAuth's error in authorize's redirect.
+func oauthStatus(op string, e *upstream.OAuthError, meta upstream.Meta) *status.Status {
+	reason := Reason(e.Code, 0)
+	if strings.HasPrefix(reason, "HTTP_") {
+		reason = ReasonUnknownOAuthError
+	}
+	msg := "Dintero refused the authorization: " + e.Code
+	if e.Description != "" {
+		msg += ": " + e.Description
+	}
+	info := dinteroInfo(reason, e.StatusCode, "", e.RequestID)
+	delete(info.Metadata, "dintero_code")
+	info.Metadata["oauth_error"] = e.Code
+	for k, v := range map[string]string{"error_description": e.Description, "error_uri": e.URI, "state": e.State} {
+		if v != "" {
+			info.Metadata[k] = v
+		}
+	}
+	return withDetails(op, meta, status.New(CodeForOAuthError(e.Code), msg), info)
 }
 
 // Reason turns Dintero's error code into an ErrorInfo reason, which must be
@@ -167,4 +331,49 @@ func Reason(code string, httpStatus int) string {
 		return "HTTP_" + strconv.Itoa(httpStatus)
 	}
 	return s
+}
+
+// HTTPError is the JSON gateway's form of st: the HTTP status Dintero gave
+// when the error carries one (an error status of Dintero's), else the
+// status grpc-gateway gives the code; and Dintero's error document, with the
+// gRPC status beside its fields.
+func HTTPError(st *status.Status) (int, *authv1.ErrorResponse) {
+	body := &authv1.ErrorBody{Message: st.Message(), GrpcCode: rpccode.Code(st.Code()).String(), Details: st.Proto().GetDetails()}
+	httpStatus := runtime.HTTPStatusFromCode(st.Code())
+	var reason string
+	var dintero *authv1.DinteroError
+	var bad *errdetails.BadRequest
+	for _, d := range st.Details() {
+		switch d := d.(type) {
+		case *errdetails.ErrorInfo:
+			reason = d.GetReason()
+			if n, err := strconv.Atoi(d.GetMetadata()["http_status"]); err == nil && d.GetDomain() == ErrorDomain && n >= 400 && n <= 599 {
+				httpStatus = n
+			}
+		case *authv1.DinteroError:
+			dintero = d
+		case *errdetails.BadRequest:
+			bad = d
+		}
+	}
+	switch {
+	case dintero.GetCode() != "" && reason != ReasonNotFoundUncertain:
+		body.Code = dintero.GetCode()
+	case reason != "":
+		body.Code = reason
+	default:
+		body.Code = body.GrpcCode
+	}
+	switch {
+	case len(dintero.GetErrors()) > 0:
+		body.Errors = dintero.GetErrors()
+	case bad != nil:
+		for _, v := range bad.GetFieldViolations() {
+			body.Errors = append(body.Errors, structpb.NewStructValue(&structpb.Struct{Fields: map[string]*structpb.Value{
+				"field":   structpb.NewStringValue(v.GetField()),
+				"message": structpb.NewStringValue(v.GetDescription()),
+			}}))
+		}
+	}
+	return httpStatus, &authv1.ErrorResponse{Error: body}
 }

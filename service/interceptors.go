@@ -4,11 +4,14 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"log/slog"
 	"runtime"
 	"runtime/debug"
 	"time"
+	"unicode/utf8"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -31,7 +34,7 @@ type callInfo struct {
 	requestID string
 	oid       string
 	grantID   string
-	decision  string // about the facade's credentials; see checkUse
+	decision  string // about the facade's credentials; see authenticate
 	meta      upstream.Meta
 }
 
@@ -46,18 +49,12 @@ func infoFrom(ctx context.Context) *callInfo {
 	return &callInfo{}
 }
 
-// RequestIDFrom returns the call's request id, set by the interceptor.
-func RequestIDFrom(ctx context.Context) string {
-	return infoFrom(ctx).requestID
-}
-
 // InterceptorOptions configure Interceptor.
 type InterceptorOptions struct {
-	// Log takes the per-call line and recovered panics.
+	// Log takes the per-call line and recovered panics. Required.
 	Log *slog.Logger
-	// Audit takes the audit lines: those of DeleteClientGrant and of calls
-	// the policy denied. It should not be subject to the log level; nil
-	// means Log.
+	// Audit takes the audit lines. Required, and not subject to the log
+	// level, so that audit lines cannot be switched off.
 	Audit *slog.Logger
 	// Inner run inside, around the handler: metrics, say. They see a
 	// recovered panic as Internal.
@@ -68,29 +65,39 @@ type InterceptorOptions struct {
 // over gRPC and through the gateway alike: it takes the caller's
 // x-request-id or makes one and returns it in the response header, turns a
 // panic into Internal (logged with its stack), and writes one line per call.
-// For DeleteClientGrant, the one destructive call, that line is the audit
-// line: it names the caller too, and goes to the audit logger, which the
-// log level does not silence. So does the line of any call the policy
+// The line is an audit line, which names the caller too and goes to the
+// audit logger, for every call that acts at Dintero on someone's behalf
+// without being a plain read: DeleteClientGrant, the one destructive call;
+// any call made with the facade's own credentials; any call the policy
 // denied.
-func Interceptor(o InterceptorOptions) grpc.UnaryServerInterceptor {
-	chained := Chain(o.Inner...)
-	log, audit := o.Log, o.Audit
-	if audit == nil {
-		audit = log
+func Interceptor(o InterceptorOptions) (grpc.UnaryServerInterceptor, error) {
+	if o.Log == nil || o.Audit == nil {
+		return nil, errors.New("service: the interceptor needs a log and an audit logger")
 	}
+	chained := chain(o.Inner...)
+	log, audit := o.Log, o.Audit
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
 		start := time.Now()
 		ci := &callInfo{requestID: incomingRequestID(ctx)}
 		ctx = context.WithValue(ctx, infoKey{}, ci)
 		_ = grpc.SetHeader(ctx, metadata.MD{RequestIDKey: {ci.requestID}})
 		resp, err = chained(ctx, req, info, recovering(log, ci, handler))
-		if info.FullMethod == authv1.AuthService_DeleteClientGrant_FullMethodName || ci.decision == DecisionDenied {
+		if audited(info.FullMethod, ci.decision) {
 			logCall(ctx, audit, "audit", info.FullMethod, ci, err, time.Since(start))
 		} else {
 			logCall(ctx, log, "call", info.FullMethod, ci, err, time.Since(start))
 		}
 		return resp, err
+	}, nil
+}
+
+// audited reports whether a call's line is an audit line.
+func audited(method, decision string) bool {
+	switch decision {
+	case decisionDenied, decisionAllowed, decisionUnrestricted:
+		return true
 	}
+	return method == authv1.AuthService_DeleteClientGrant_FullMethodName
 }
 
 // recovering wraps handler so that a panic becomes Internal. The panic's
@@ -119,7 +126,13 @@ func logCall(ctx context.Context, log *slog.Logger, msg, method string, ci *call
 	code := status.Code(err)
 	level := slog.LevelInfo
 	switch code {
-	case codes.OK, codes.Canceled, codes.InvalidArgument, codes.NotFound, codes.AlreadyExists, codes.PermissionDenied,
+	case codes.OK:
+		if len(ci.meta.Undecoded) > 0 {
+			// A success all the same, but Dintero's answer was not read
+			// whole: someone should look.
+			level = slog.LevelWarn
+		}
+	case codes.Canceled, codes.InvalidArgument, codes.NotFound, codes.AlreadyExists, codes.PermissionDenied,
 		codes.Unauthenticated, codes.FailedPrecondition, codes.Aborted, codes.OutOfRange, codes.ResourceExhausted:
 	case codes.Internal, codes.Unknown, codes.DataLoss, codes.Unimplemented:
 		level = slog.LevelError
@@ -137,13 +150,13 @@ func logCall(ctx context.Context, log *slog.Logger, msg, method string, ci *call
 		slog.String("request_id", ci.requestID),
 	)
 	if msg == "audit" {
-		attrs = append(attrs, slog.Any("caller", CallerFrom(ctx)))
+		attrs = append(attrs, slog.Any("caller", callerFrom(ctx)))
 	}
 	if ci.oid != "" {
-		attrs = append(attrs, slog.String("oid", ci.oid))
+		attrs = append(attrs, slog.String("oid", cut(ci.oid)))
 	}
 	if ci.grantID != "" {
-		attrs = append(attrs, slog.String("grant_id", ci.grantID))
+		attrs = append(attrs, slog.String("grant_id", cut(ci.grantID)))
 	}
 	if ci.decision != "" {
 		attrs = append(attrs, slog.String("credentials", ci.decision))
@@ -152,12 +165,57 @@ func logCall(ctx context.Context, log *slog.Logger, msg, method string, ci *call
 		attrs = append(attrs, slog.Int("http_status", ci.meta.Status), slog.Int("attempts", ci.meta.Attempts))
 	}
 	if ci.meta.RequestID != "" {
-		attrs = append(attrs, slog.String("dintero_request_id", ci.meta.RequestID))
+		attrs = append(attrs, slog.String("dintero_request_id", cut(ci.meta.RequestID)))
+	}
+	if len(ci.meta.Uncertain) > 0 {
+		// The outcome of some attempts is unknown: with a 404 at the end,
+		// the call itself may have deleted the grant.
+		attrs = append(attrs, slog.Any("uncertain_attempts", ci.meta.Uncertain))
+	}
+	if len(ci.meta.Undecoded) > 0 {
+		attrs = append(attrs, slog.Any("undecoded", ci.meta.Undecoded))
 	}
 	if err != nil {
-		attrs = append(attrs, slog.String("error", status.Convert(err).Message()))
+		st := status.Convert(err)
+		attrs = append(attrs, slog.String("error", cutN(st.Message(), maxLoggedError)))
+		if r := reasonOf(st); r != "" {
+			attrs = append(attrs, slog.String("reason", r))
+		}
 	}
 	log.LogAttrs(ctx, level, msg, attrs...)
+}
+
+// maxLogged bounds each string a caller chose (an id, a user agent) in a
+// log line, and maxLoggedError the error message, so that a caller cannot
+// make a line of any size.
+const (
+	maxLogged      = 256
+	maxLoggedError = 1024
+)
+
+// cut shortens s to maxLogged bytes.
+func cut(s string) string { return cutN(s, maxLogged) }
+
+// cutN shortens s to at most n bytes, on a rune boundary, marking the cut.
+func cutN(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	i := n
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return s[:i] + "…(cut)"
+}
+
+// reasonOf returns the reason of a status's ErrorInfo.
+func reasonOf(st *status.Status) string {
+	for _, d := range st.Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok {
+			return info.GetReason()
+		}
+	}
+	return ""
 }
 
 // incomingRequestID returns the caller's x-request-id when it is usable,
@@ -185,8 +243,8 @@ func validRequestID(s string) bool {
 	return true
 }
 
-// Chain composes interceptors into one, the first outermost.
-func Chain(interceptors ...grpc.UnaryServerInterceptor) grpc.UnaryServerInterceptor {
+// chain composes interceptors into one, the first outermost.
+func chain(interceptors ...grpc.UnaryServerInterceptor) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		for i := len(interceptors) - 1; i >= 0; i-- {
 			next, ic := handler, interceptors[i]

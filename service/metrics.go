@@ -4,23 +4,42 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Metrics counts the service's decisions about the facade's credentials.
-// The account label is bounded: an account the facade holds credentials
-// for, or "other".
+// Metrics counts the service's decisions about the facade's credentials,
+// and the parts of Dintero's success answers it could not read. Labels are
+// bounded: the account is one the facade holds credentials for, or
+// "other"; a part is a field of Dintero's grant, or "body".
 type Metrics struct {
-	decisions *prometheus.CounterVec
+	decisions       *prometheus.CounterVec
+	undecodedFields *prometheus.CounterVec
 }
 
 // NewMetrics registers the service's metrics with reg.
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
-	m := &Metrics{decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "dintero_facade_credential_decisions_total",
-		Help: "Calls by operation, account (one the facade holds credentials for, else other) and decision about the facade's credentials (own_token, no_credentials, unrestricted, allowed, denied).",
-	}, []string{"operation", "account", "decision"})}
-	if err := reg.Register(m.decisions); err != nil {
-		return nil, err
+	m := &Metrics{
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dintero_facade_credential_decisions_total",
+			Help: "Calls by operation, account (one the facade holds credentials for, else other) and decision about the facade's credentials (own_token, no_credentials, unrestricted, allowed, denied).",
+		}, []string{"operation", "account", "decision"}),
+		undecodedFields: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dintero_facade_undecoded_fields_total",
+			Help: "Parts of Dintero's success answers that could not be read and were left unset (the call still succeeded), by operation and part (a field of the grant, or body).",
+		}, []string{"operation", "field"}),
+	}
+	for _, c := range []prometheus.Collector{m.decisions, m.undecodedFields} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
 	}
 	return m, nil
+}
+
+func (m *Metrics) undecoded(operation string, fields []string) {
+	if m == nil {
+		return
+	}
+	for _, f := range fields {
+		m.undecodedFields.WithLabelValues(operation, f).Inc()
+	}
 }
 
 func (m *Metrics) decision(operation, account, decision string, known bool) {

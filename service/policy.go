@@ -10,8 +10,9 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// Operations a policy can name.
-var policyOperations = []string{"DeleteClientGrant", "Authorize"}
+// policyOperations are the operations a policy can name: the methods of
+// the service.
+var policyOperations = []string{opDelete, opAuthorize}
 
 // Policy says which callers may act with the facade's own client
 // credentials, on which accounts and with which operations. It binds only

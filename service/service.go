@@ -5,16 +5,22 @@ package service
 
 import (
 	"context"
+	"path"
 	"strings"
 	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	authv1 "github.com/dintero-facade/dintero-facade/gen/dintero/auth/v1"
 	"github.com/dintero-facade/dintero-facade/upstream"
+)
+
+// The operations, named as the generated service descriptor names them.
+var (
+	opDelete    = path.Base(authv1.AuthService_DeleteClientGrant_FullMethodName)
+	opAuthorize = path.Base(authv1.AuthService_Authorize_FullMethodName)
 )
 
 // Server implements authv1.AuthServiceServer.
@@ -29,8 +35,8 @@ type Options struct {
 	// Policy says who may act with the facade's own credentials; nil lets
 	// every caller use them.
 	Policy *Policy
-	// Metrics counts the decisions about the facade's credentials; nil
-	// counts nothing.
+	// Metrics counts the decisions about the facade's credentials and the
+	// answers it could not read whole; nil counts nothing.
 	Metrics *Metrics
 }
 
@@ -42,71 +48,82 @@ func New(client *upstream.Client, opts Options) *Server {
 // Decisions about the use of the facade's own credentials, as logged and
 // counted.
 const (
-	DecisionOwnToken      = "own_token"      // the caller brought its own token
-	DecisionNoCredentials = "no_credentials" // none for the account: Unauthenticated
-	DecisionUnrestricted  = "unrestricted"   // no policy: every caller may
-	DecisionAllowed       = "allowed"        // the policy allows it
-	DecisionDenied        = "denied"         // the policy does not: PermissionDenied
+	decisionOwnToken      = "own_token"      // the caller brought its own token
+	decisionNoCredentials = "no_credentials" // none for the account: Unauthenticated
+	decisionUnrestricted  = "unrestricted"   // no policy: every caller may
+	decisionAllowed       = "allowed"        // the policy allows it
+	decisionDenied        = "denied"         // the policy does not: PermissionDenied
 )
 
-// checkUse decides whether the call may go on: with the caller's own token
-// always; with the facade's credentials when the policy allows the caller
-// (its mTLS identity) operation on account. A denial sends nothing.
-func (s *Server) checkUse(ctx context.Context, info *callInfo, call upstream.Call, operation, account string) error {
-	known := s.dintero.HasCredentials(account)
+// authenticate decides how the call authenticates at Dintero: with the
+// caller's own token always; else with the facade's credentials for
+// account, when the policy allows the caller (its mTLS identity) op on it.
+// The credentials are read once, so that the call uses the very
+// credentials the decision was made on, whatever a reload does meanwhile.
+// A denial sends nothing.
+func (s *Server) authenticate(ctx context.Context, info *callInfo, call *upstream.Call, op, account string) error {
+	// One read of the credentials: the decision and the call use it.
+	src := s.dintero.CredentialsFor(account)
 	var who string
 	switch {
 	case call.Authorization != "":
-		info.decision = DecisionOwnToken
-	case !known:
-		info.decision = DecisionNoCredentials
+		info.decision = decisionOwnToken
+	case src == nil:
+		info.decision = decisionNoCredentials
 	case s.opts.Policy == nil:
-		info.decision = DecisionUnrestricted
+		info.decision = decisionUnrestricted
 	default:
-		who = CallerFrom(ctx).Identity
-		info.decision = DecisionDenied
-		if s.opts.Policy.Allows(who, account, operation) {
-			info.decision = DecisionAllowed
+		who = callerFrom(ctx).Identity
+		info.decision = decisionDenied
+		if s.opts.Policy.Allows(who, account, op) {
+			info.decision = decisionAllowed
 		}
 	}
-	s.opts.Metrics.decision(operation, account, info.decision, known)
-	if info.decision != DecisionDenied {
+	s.opts.Metrics.decision(op, account, info.decision, src != nil)
+	switch info.decision {
+	case decisionOwnToken:
+		return nil
+	case decisionDenied:
+	default:
+		call.Credentials = src
 		return nil
 	}
 	if who == "" {
 		who = "a caller without a client certificate"
 	}
-	return status.Errorf(codes.PermissionDenied, "%s may not use %s on account %s with the facade's credentials; bring your own Dintero token or ask for a policy rule", who, operation, account)
+	return failure(op, upstream.Meta{}, codes.PermissionDenied, ReasonPolicyDenied,
+		who+" may not use "+op+" on account "+account+" with the facade's credentials; bring your own Dintero token or ask for a policy rule").Err()
 }
 
 // DeleteClientGrant deletes a client grant at Dintero.
 func (s *Server) DeleteClientGrant(ctx context.Context, req *authv1.DeleteClientGrantRequest) (*authv1.DeleteClientGrantResponse, error) {
 	info := infoFrom(ctx)
 	info.oid, info.grantID = req.GetOid(), req.GetId()
-	if err := ValidateDeleteClientGrant(req); err != nil {
+	if err := validateDeleteClientGrant(req); err != nil {
 		return nil, err
 	}
 	call := callFrom(ctx)
-	if err := s.checkUse(ctx, info, call, "DeleteClientGrant", req.GetOid()); err != nil {
+	if err := s.authenticate(ctx, info, &call, opDelete, req.GetOid()); err != nil {
 		return nil, err
 	}
 	g, meta, err := s.dintero.DeleteClientGrant(ctx, call, req.GetOid(), req.GetId())
 	info.meta = meta
 	if err != nil {
-		return nil, Status(err).Err()
+		return nil, statusOf(opDelete, err, meta).Err()
 	}
-	return &authv1.DeleteClientGrantResponse{Grant: GrantToProto(g)}, nil
+	s.opts.Metrics.undecoded(opDelete, meta.Undecoded)
+	return &authv1.DeleteClientGrantResponse{Grant: grantToProto(g)}, nil
 }
 
 // Authorize redeems a verification code at Dintero.
 func (s *Server) Authorize(ctx context.Context, req *authv1.AuthorizeRequest) (*authv1.AuthorizeResponse, error) {
 	info := infoFrom(ctx)
 	info.oid = req.GetOid()
-	if err := ValidateAuthorize(req); err != nil {
+	if err := validateAuthorize(req); err != nil {
 		return nil, err
 	}
 	call := callFrom(ctx)
-	if err := s.checkUse(ctx, info, call, "Authorize", req.GetOid()); err != nil {
+	if err := s.authenticate(ctx, info, &call, opAuthorize, req.GetOid()); err != nil {
 		return nil, err
 	}
 	rd, meta, err := s.dintero.Authorize(ctx, call, upstream.AuthorizeParams{
@@ -122,9 +139,12 @@ func (s *Server) Authorize(ctx context.Context, req *authv1.AuthorizeRequest) (*
 	})
 	info.meta = meta
 	if err != nil {
-		return nil, Status(err).Err()
+		return nil, statusOf(opAuthorize, err, meta).Err()
 	}
-	return &authv1.AuthorizeResponse{Location: rd.Location, IdToken: rd.IDToken, Query: rd.Query}, nil
+	return &authv1.AuthorizeResponse{
+		Location: rd.Location, IdToken: rd.IDToken, AccessToken: rd.AccessToken,
+		Query: rd.Query, Fragment: rd.Fragment,
+	}, nil
 }
 
 // callFrom takes what upstream needs from the call's metadata: the caller's
@@ -136,13 +156,13 @@ func callFrom(ctx context.Context) upstream.Call {
 	if v := metadata.ValueFromIncomingContext(ctx, "authorization"); len(v) > 0 {
 		c.Authorization = strings.TrimSpace(v[0])
 	}
-	c.RequestID = RequestIDFrom(ctx)
+	c.RequestID = infoFrom(ctx).requestID
 	return c
 }
 
-// GrantToProto translates Dintero's grant. Timestamps become the same
+// grantToProto translates Dintero's grant. Timestamps become the same
 // instant in UTC; a missing one stays unset.
-func GrantToProto(g *upstream.Grant) *authv1.ClientGrant {
+func grantToProto(g *upstream.Grant) *authv1.ClientGrant {
 	out := &authv1.ClientGrant{
 		Id:        g.ID,
 		ClientId:  g.ClientID,

@@ -1,19 +1,22 @@
 package service
 
 import (
-	"regexp"
+	"net/url"
+	"path"
 	"strings"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	authv1 "github.com/dintero-facade/dintero-facade/gen/dintero/auth/v1"
+	"github.com/dintero-facade/dintero-facade/upstream"
 )
 
-// oidPattern is Dintero's account id pattern ^[PT]{1}(?=(?:.{3}|.{8})$)[0-9]*$
-// without the look-ahead, which RE2 lacks: P or T, then exactly 3 or 8 digits.
-var oidPattern = regexp.MustCompile(`^[PT](?:[0-9]{3}|[0-9]{8})$`)
+// The values Dintero's authorize page names for response_type and scope.
+const (
+	responseTypeAuthenticate = "authenticate"
+	scopeOpenID              = "openid"
+)
 
 // violations collects what is wrong with a request, field by field.
 type violations []*errdetails.BadRequest_FieldViolation
@@ -26,7 +29,7 @@ func (v *violations) oid(oid string) {
 	switch {
 	case oid == "":
 		v.add("oid", "required: Dintero's account id, P or T followed by 3 or 8 digits")
-	case !oidPattern.MatchString(oid):
+	case !upstream.ValidAccountID(oid):
 		v.add("oid", "must be P or T followed by exactly 3 or 8 digits, such as P00000000 or T123")
 	}
 }
@@ -37,9 +40,9 @@ func (v *violations) required(field, value string) {
 	}
 }
 
-// err returns InvalidArgument with a google.rpc.BadRequest detail naming
-// every bad field, or nil when there is none.
-func (v violations) err(msg string) error {
+// err returns InvalidArgument naming every bad field in its message and in
+// a google.rpc.BadRequest, or nil when there is none. Nothing was sent.
+func (v violations) err(op, msg string) error {
 	if len(v) == 0 {
 		return nil
 	}
@@ -55,15 +58,42 @@ func (v violations) err(msg string) error {
 		b.WriteString(": ")
 		b.WriteString(f.Description)
 	}
-	st, err := status.New(codes.InvalidArgument, b.String()).WithDetails(&errdetails.BadRequest{FieldViolations: v})
-	if err != nil {
-		return status.Error(codes.InvalidArgument, b.String())
-	}
-	return st.Err()
+	return failure(op, upstream.Meta{}, codes.InvalidArgument, ReasonInvalidArgument, b.String(), &errdetails.BadRequest{FieldViolations: v}).Err()
 }
 
-// ValidateDeleteClientGrant checks a request before anything is sent.
-func ValidateDeleteClientGrant(r *authv1.DeleteClientGrantRequest) error {
+// maxNamed bounds how many parameters one refusal names, and maxName
+// their length: a caller must not make an error of any size.
+const (
+	maxNamed = 10
+	maxName  = 64
+)
+
+// InvalidQuery refuses a call through the JSON gateway whose query names
+// parameters the request does not have (unknown) or that its path binds
+// (bound), naming each in a google.rpc.BadRequest; msg, when set, says
+// instead what is wrong with the query as a whole. method is the full gRPC
+// method. Nothing was sent.
+func InvalidQuery(method string, unknown, bound []string, msg string) error {
+	var v violations
+	for i, k := range append(unknown, bound...) {
+		if i == maxNamed {
+			v.add("query", "and more parameters")
+			break
+		}
+		desc := "unknown query parameter"
+		if i >= len(unknown) {
+			desc = "given in the path, not in the query"
+		}
+		v.add(cutN(k, maxName), desc)
+	}
+	if msg != "" {
+		v.add("query", msg)
+	}
+	return v.err(path.Base(method), "invalid query")
+}
+
+// validateDeleteClientGrant checks a request before anything is sent.
+func validateDeleteClientGrant(r *authv1.DeleteClientGrantRequest) error {
 	var v violations
 	v.oid(r.GetOid())
 	switch id := r.GetId(); id {
@@ -72,21 +102,33 @@ func ValidateDeleteClientGrant(r *authv1.DeleteClientGrantRequest) error {
 	case ".", "..":
 		v.add("id", `must not be "." or ".."`)
 	}
-	return v.err("invalid DeleteClientGrantRequest")
+	return v.err(opDelete, "invalid DeleteClientGrantRequest")
 }
 
-// ValidateAuthorize checks a request before anything is sent. Enum values
-// (scope, response_type) are left to Dintero, the authority on them.
-func ValidateAuthorize(r *authv1.AuthorizeRequest) error {
+// validateAuthorize checks a request before anything is sent, so that a
+// request Dintero would refuse does not spend the user's code: the required
+// parameters, the values Dintero's authorize page names for response_type
+// and scope, and a redirect_uri that is an absolute URL.
+func validateAuthorize(r *authv1.AuthorizeRequest) error {
 	var v violations
 	v.oid(r.GetOid())
 	v.required("audience", r.GetAudience())
-	v.required("response_type", r.GetResponseType())
 	v.required("client_id", r.GetClientId())
 	v.required("verification_code", r.GetVerificationCode())
-	return v.err("invalid AuthorizeRequest")
+	switch rt := r.GetResponseType(); rt {
+	case responseTypeAuthenticate:
+	case "":
+		v.add("response_type", "required: "+responseTypeAuthenticate)
+	default:
+		v.add("response_type", "must be "+responseTypeAuthenticate)
+	}
+	if s := r.GetScope(); s != "" && s != scopeOpenID {
+		v.add("scope", "must be "+scopeOpenID+" or left out")
+	}
+	if ru := r.GetRedirectUri(); ru != "" {
+		if u, err := url.Parse(ru); err != nil || !u.IsAbs() || u.Host == "" {
+			v.add("redirect_uri", "must be an absolute URL, a callback registered for the client")
+		}
+	}
+	return v.err(opAuthorize, "invalid AuthorizeRequest")
 }
-
-// ValidAccountID reports whether s is a Dintero account id: P or T, then
-// exactly 3 or 8 digits.
-func ValidAccountID(s string) bool { return oidPattern.MatchString(s) }

@@ -25,6 +25,9 @@ type BreakerOptions struct {
 	OpenFor time.Duration
 }
 
+// breakerFailure reports whether an answer counts as Dintero failing.
+func breakerFailure(status int) bool { return status >= 500 }
+
 // errServerError marks a 5xx answer as a failure for the breaker; the
 // answer itself still goes back to the caller.
 var errServerError = errors.New("server error")

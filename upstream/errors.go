@@ -2,14 +2,19 @@ package upstream
 
 import (
 	"context"
-	"encoding/json"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/url"
+	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/go-json-experiment/json"
 )
 
 // Sentinel errors name why a call failed when Dintero gave no usable answer,
@@ -38,8 +43,9 @@ var (
 	// ErrDecode means a success body could not be decoded.
 	ErrDecode = errors.New("undecodable response body")
 	// ErrUnexpectedResponse means Dintero answered with a status or shape
-	// the operation does not expect: a 3xx on DELETE, a success without a
-	// Location on authorize, a token without an access_token.
+	// the operation does not expect: a 3xx on DELETE, an authorize answer
+	// that carries neither a token nor an error, a token answer without an
+	// access_token.
 	ErrUnexpectedResponse = errors.New("unexpected response")
 )
 
@@ -49,7 +55,8 @@ var (
 // sentinel errors above and StatusCode what Dintero answered.
 //
 // Error never holds a token, a secret, a verification code or an id_token:
-// it keeps Dintero's message, which Dintero writes for the caller.
+// it keeps Dintero's text, in which every form of what the request carried
+// is masked.
 type Error struct {
 	// StatusCode is the HTTP status of Dintero's answer.
 	StatusCode int
@@ -57,12 +64,17 @@ type Error struct {
 	Code string
 	// Message is Dintero's error message (error.message).
 	Message string
-	// Errors holds Dintero's nested validation errors (error.errors).
-	Errors []json.RawMessage
+	// Errors holds Dintero's nested errors (error.errors), each as decoded
+	// JSON (map[string]any, []any, string, float64, bool or nil).
+	Errors []any
 	// RequestID is Dintero's request id, from Request-Id or X-Request-Id.
 	RequestID string
 	// RetryAfter is Dintero's Retry-After, zero when absent or invalid.
 	RetryAfter time.Duration
+	// Uncertain describes the earlier attempts of a retried call whose
+	// outcome is unknown (Meta.Uncertain): a DELETE answered 404 after one
+	// of them may have deleted the grant itself.
+	Uncertain []string
 	// Reason is nil for an HTTP error status, else the sentinel error.
 	Reason error
 }
@@ -71,7 +83,7 @@ type Error struct {
 func (e *Error) Error() string {
 	var b strings.Builder
 	b.WriteString("dintero: HTTP ")
-	fmt.Fprintf(&b, "%d", e.StatusCode)
+	b.WriteString(strconv.Itoa(e.StatusCode))
 	if t := http.StatusText(e.StatusCode); t != "" {
 		b.WriteString(" ")
 		b.WriteString(t)
@@ -97,17 +109,16 @@ func (e *Error) Unwrap() error { return e.Reason }
 // errorBody is Dintero's error document: {"error":{"code","message","errors"}}.
 type errorBody struct {
 	Error *struct {
-		Code    string            `json:"code"`
-		Message string            `json:"message"`
-		Errors  []json.RawMessage `json:"errors"`
+		Code    string `json:"code"`
+		Message string `json:"message"`
+		Errors  []any  `json:"errors"`
 	} `json:"error"`
 }
 
 // decodeError builds the Error for an HTTP error answer. A body of another
 // shape (HTML from a proxy, empty, truncated) still gives an Error with the
-// status: the body is only a bonus. Any of secrets (what the request
-// carried: its token, client secret, verification code) that Dintero echoes
-// is masked.
+// status: the body is only a bonus. Every form of any of secrets (what the
+// request carried) that Dintero echoes is masked.
 func decodeError(status int, h http.Header, body []byte, now time.Time, secrets ...string) *Error {
 	e := &Error{
 		StatusCode: status,
@@ -116,24 +127,90 @@ func decodeError(status int, h http.Header, body []byte, now time.Time, secrets 
 	}
 	var eb errorBody
 	if json.Unmarshal(body, &eb) == nil && eb.Error != nil {
-		e.Code = scrub(eb.Error.Code, secrets)
-		e.Message = scrub(eb.Error.Message, secrets)
-		for _, raw := range eb.Error.Errors {
-			e.Errors = append(e.Errors, json.RawMessage(scrub(string(raw), secrets)))
+		m := newMasker(secrets)
+		e.Code = m.mask(eb.Error.Code)
+		e.Message = m.mask(eb.Error.Message)
+		for _, item := range eb.Error.Errors {
+			e.Errors = append(e.Errors, m.maskJSON(item))
 		}
 	}
 	return e
 }
 
-// scrub masks every one of secrets found in s. Secrets shorter than 4
-// bytes are left alone: masking them would garble messages and hide nothing.
-func scrub(s string, secrets []string) string {
-	for _, sec := range secrets {
-		if len(sec) >= 4 && strings.Contains(s, sec) {
-			s = strings.ReplaceAll(s, sec, "[REDACTED]")
+// answerError turns a non-success answer to r into an Error: Dintero's
+// error for 4xx and 5xx, with r's secrets masked, else an Error with reason
+// for a status the operation does not expect.
+func (c *Client) answerError(r *request, res *response, reason error) *Error {
+	var e *Error
+	if res.status >= 400 {
+		e = decodeError(res.status, res.header, res.body, c.now(), r.secretValues()...)
+	} else {
+		e = &Error{StatusCode: res.status, RequestID: requestID(res.header), Reason: reason}
+	}
+	if n := len(r.uncertain); n > 0 && !uncertainStatus(res.status) {
+		e.Uncertain = slices.Clone(r.uncertain)
+	}
+	return e
+}
+
+// credentialPattern finds an Authorization value echoed in text, whatever
+// its secret: the scheme and the credential after it.
+var credentialPattern = regexp.MustCompile(`(?i)\b(basic|bearer)\s+[A-Za-z0-9._~+/=-]{6,}`)
+
+// jwtPattern finds a JWT (a token, an id_token) echoed in text.
+var jwtPattern = regexp.MustCompile(`eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*`)
+
+// masker hides secrets in text Dintero wrote: each secret in every form a
+// server may echo it (raw, base64 in both alphabets with and without
+// padding, URL-escaped), any Authorization value, and any JWT.
+type masker struct{ forms []string }
+
+func newMasker(secrets []string) masker {
+	var forms []string
+	for _, s := range secrets {
+		// Secrets shorter than 4 bytes are left alone: masking them would
+		// garble messages and hide nothing.
+		if len(s) < 4 {
+			continue
+		}
+		b := []byte(s)
+		forms = append(forms, s, url.QueryEscape(s), url.PathEscape(s),
+			base64.StdEncoding.EncodeToString(b), base64.RawStdEncoding.EncodeToString(b),
+			base64.URLEncoding.EncodeToString(b), base64.RawURLEncoding.EncodeToString(b))
+	}
+	// Longest first, so that a form inside another is not masked half.
+	slices.SortFunc(forms, func(a, b string) int { return len(b) - len(a) })
+	return masker{forms: slices.Compact(forms)}
+}
+
+func (m masker) mask(s string) string {
+	for _, f := range m.forms {
+		if strings.Contains(s, f) {
+			s = strings.ReplaceAll(s, f, "[REDACTED]")
 		}
 	}
-	return s
+	s = credentialPattern.ReplaceAllString(s, "$1 [REDACTED]")
+	return jwtPattern.ReplaceAllString(s, "[REDACTED]")
+}
+
+// maskJSON masks every string, keys included, of a decoded JSON value.
+func (m masker) maskJSON(v any) any {
+	switch v := v.(type) {
+	case string:
+		return m.mask(v)
+	case []any:
+		for i := range v {
+			v[i] = m.maskJSON(v[i])
+		}
+		return v
+	case map[string]any:
+		out := make(map[string]any, len(v))
+		for k, x := range v {
+			out[m.mask(k)] = m.maskJSON(x)
+		}
+		return out
+	}
+	return v
 }
 
 // requestID reads Dintero's request id from a response.

@@ -1,6 +1,7 @@
 package upstream
 
 import (
+	"encoding/base64"
 	"errors"
 	"net/http"
 	"net/url"
@@ -83,27 +84,41 @@ func FuzzDecodeGrant(f *testing.F) {
 	f.Add(`null`)
 	f.Add(`{"created_at":"SECRETSTAMP"}`)
 	f.Add(`{"oidc":{"client_secret":1}}`)
+	f.Add(`{"id":"g","id":"h"}`)
+	f.Add(`{"created_at":"0000-01-01T00:00:00Z"}`)
 	f.Fuzz(func(t *testing.T, body string) {
-		g, err := DecodeGrant([]byte(body))
-		if (g == nil) == (err == nil) {
-			t.Fatalf("DecodeGrant(%q) = %v, %v; want exactly one", body, g, err)
+		g, undecoded := decodeGrant([]byte(body), "called-id")
+		if g == nil {
+			t.Fatalf("decodeGrant(%q) = nil; a 2xx is always a grant", body)
 		}
-		if err != nil && strings.Contains(body, "SECRET") && strings.Contains(err.Error(), "SECRET") {
-			t.Fatalf("error %q quotes the body", err)
+		if g.ID == "" {
+			t.Fatalf("decodeGrant(%q) has no id; want the called one at least", body)
+		}
+		for _, ts := range []*time.Time{g.CreatedAt, g.UpdatedAt, g.DeletedAt} {
+			if ts != nil && (ts.Year() < 1 || ts.Year() > 9999) {
+				t.Fatalf("decodeGrant(%q) has a timestamp %v a protobuf Timestamp cannot hold", body, ts)
+			}
+		}
+		for _, u := range undecoded {
+			if strings.Contains(u, "SECRET") {
+				t.Fatalf("undecoded %q quotes the body", undecoded)
+			}
 		}
 	})
 }
 
-func FuzzParseLocation(f *testing.F) {
+func FuzzParseRedirect(f *testing.F) {
 	f.Add("https://a.example/cb?id_token=SECRET&state=s")
+	f.Add("https://a.example/cb#id_token=SECRET&access_token=SECRET2")
 	f.Add("https://a.example/cb?id_token=%zzSECRET")
+	f.Add("https://a.example/cb?error=access_denied&error_description=x")
 	f.Add("://SECRET")
 	f.Add("")
 	f.Add("/relative?id_token=a&id_token=b")
 	f.Fuzz(func(t *testing.T, loc string) {
-		r, err := ParseLocation(loc)
+		r, err := parseRedirect(loc)
 		if (r == nil) == (err == nil) {
-			t.Fatalf("ParseLocation(%q) = %v, %v; want exactly one", loc, r, err)
+			t.Fatalf("parseRedirect(%q) = %v, %v; want exactly one", loc, r, err)
 		}
 		if err != nil {
 			if strings.Contains(loc, "SECRET") && strings.Contains(err.Error(), "SECRET") {
@@ -114,10 +129,67 @@ func FuzzParseLocation(f *testing.F) {
 		if r.Location != loc {
 			t.Fatalf("Location %q; want %q", r.Location, loc)
 		}
-		if _, ok := r.Query["id_token"]; ok {
-			t.Fatalf("id_token repeated in %v", r.Query)
+		for _, m := range []map[string]string{r.Query, r.Fragment} {
+			if _, ok := m["id_token"]; ok {
+				t.Fatalf("id_token repeated in %v", m)
+			}
+			if _, ok := m["access_token"]; ok {
+				t.Fatalf("access_token repeated in %v", m)
+			}
 		}
 	})
+}
+
+// FuzzMask checks that no secret of at least 4 bytes survives masking in
+// any of the forms a server may echo it.
+func FuzzMask(f *testing.F) {
+	f.Add("s3cr3t/PW=1", "you sent s3cr3t/PW=1 and czNjcjN0L1BXPTE= and s3cr3t%2FPW%3D1")
+	f.Add("abcd", "abcdabcd")
+	f.Add("Basic Zm9vOmJhcg==", "header Basic Zm9vOmJhcg== echoed")
+	f.Fuzz(func(t *testing.T, secret, text string) {
+		if len(secret) < 4 {
+			return
+		}
+		m := newMasker([]string{secret})
+		for _, form := range []string{secret, base64.StdEncoding.EncodeToString([]byte(secret)), base64.RawURLEncoding.EncodeToString([]byte(secret)), url.QueryEscape(secret)} {
+			got := m.mask(text + form + text)
+			if strings.Contains(got, form) && !strings.Contains(strings.ReplaceAll(text+form+text, form, ""), form) {
+				t.Fatalf("mask(%q) = %q still holds %q", text+form+text, got, form)
+			}
+		}
+	})
+}
+
+func TestParseTimestamp(t *testing.T) {
+	want := time.Date(2023, 11, 7, 5, 31, 56, 123000000, time.UTC)
+	for _, s := range []string{
+		"2023-11-07T05:31:56.123Z",
+		"2023-11-07T05:31:56.123+00:00",
+		"2023-11-07T05:31:56.123+0000",
+		"2023-11-07T05:31:56.123+00",
+		"2023-11-07T07:31:56.123+02:00",
+		"2023-11-07T07:31:56.123+0200",
+		"2023-11-07T00:01:56.123-05:30",
+		"2023-11-07T05:31:56.123",
+		"2023-11-07 05:31:56.123Z",
+		"2023-11-07t05:31:56.123z",
+		"2023-11-07T05:31:56.123000000000000Z",
+		"2023-11-07T05:31:56.1230Z",
+		" 2023-11-07T05:31:56.123Z ",
+	} {
+		got, err := parseTimestamp(s)
+		if err != nil || !got.Equal(want) {
+			t.Errorf("parseTimestamp(%q) = %v, %v; want %v", s, got, err, want)
+		}
+	}
+	if got, err := parseTimestamp("2023-11-07T05:31:56Z"); err != nil || !got.Equal(want.Truncate(time.Second)) {
+		t.Errorf("without a fraction: got %v, %v", got, err)
+	}
+	for _, s := range []string{"", "yesterday", "2023-11-07", "2023-13-07T05:31:56Z", "0000-01-01T00:00:00Z", "2023-11-07T05:31:56.123+2", "1699335116"} {
+		if got, err := parseTimestamp(s); err == nil {
+			t.Errorf("parseTimestamp(%q) = %v; want an error", s, got)
+		}
+	}
 }
 
 // FuzzDeletePath checks the invariant of path building: the URL built for
@@ -163,4 +235,16 @@ func FuzzDeletePath(f *testing.F) {
 			}
 		}
 	})
+}
+
+// BenchmarkDecodeGrant is the JSON decoding of Dintero's grant alone.
+func BenchmarkDecodeGrant(b *testing.B) {
+	body := []byte(`{"id":"3d5c2f3a-6a1e-4e55-9d2f-2f1b8f0c9a77","client_id":"0d5f2f0e-2d0a-4b8e-8b8a-5e3f3c1f9e21","audience":"https://api.dintero.com/v1/accounts/T12345678","scope":["admin:accounts","write:checkout","read:checkout"],"type":"authorization_code","oidc":{"client_id":"oidc-client-7d1f","client_secret":"oidc-secret-not-a-real-one","authority":"https://identityserver.example.com/access"},"created_at":"2024-01-02T03:04:05.123456+02:00","updated_at":"2024-01-02T03:04:05Z","deleted_at":"2026-11-26T06:00:00.5Z","created_by":"user-creator-0001","deleted_by":"client-deleter-0001"}`)
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, undecoded := decodeGrant(body, "x"); undecoded != nil {
+			b.Fatal(undecoded)
+		}
+	}
 }

@@ -22,6 +22,17 @@ func retryableStatus(status int) bool {
 	return false
 }
 
+// uncertainStatus reports whether an answer leaves the outcome of the call
+// unknown: a proxy in front of Dintero failed or timed out, and may have
+// passed the request on before it did.
+func uncertainStatus(status int) bool {
+	switch status {
+	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return true
+	}
+	return false
+}
+
 // notSent reports whether a transport error proves that the request never
 // left the process: the connection could not be made. Only such an error
 // lets a non-idempotent call (authorize) be tried again.

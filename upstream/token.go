@@ -2,7 +2,7 @@ package upstream
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/go-json-experiment/json"
+	"golang.org/x/net/http/httpguts"
 	"golang.org/x/sync/singleflight"
 )
 
@@ -22,8 +24,29 @@ type Credentials struct {
 	ClientID     string
 	ClientSecret string
 	// Audience is the audience the tokens are for; empty means
-	// <base URL>/accounts/<AccountID>.
+	// DefaultAudience(AccountID).
 	Audience string
+}
+
+// Check says what is wrong with the credentials, naming fields, never a
+// value.
+func (c Credentials) Check() error {
+	var missing []string
+	if c.ClientID == "" {
+		missing = append(missing, "client_id")
+	}
+	if c.ClientSecret == "" {
+		missing = append(missing, "client_secret")
+	}
+	switch {
+	case !ValidAccountID(c.AccountID):
+		return errors.New("account_id is not a Dintero account id (P or T, then 3 or 8 digits)")
+	case len(missing) > 0:
+		return fmt.Errorf("account %s needs %s", c.AccountID, strings.Join(missing, " and "))
+	case strings.ContainsAny(c.ClientID, ":\r\n"):
+		return fmt.Errorf("account %s: client_id must not contain a colon or a line break", c.AccountID)
+	}
+	return nil
 }
 
 // String prints the credentials with the secret masked, so that a
@@ -38,13 +61,21 @@ func (c Credentials) GoString() string { return c.String() }
 // MarshalJSON encodes the credentials with the secret masked: slog, for
 // one, encodes a struct nested in a list as JSON, without its LogValue.
 func (c Credentials) MarshalJSON() ([]byte, error) {
-	return json.Marshal(map[string]string{"account_id": c.AccountID, "client_id": c.ClientID, "client_secret": mask(c.ClientSecret), "audience": c.Audience})
+	return json.Marshal(struct {
+		AccountID    string `json:"account_id"`
+		ClientID     string `json:"client_id"`
+		ClientSecret string `json:"client_secret"`
+		Audience     string `json:"audience"`
+	}{c.AccountID, c.ClientID, mask(c.ClientSecret), c.Audience})
 }
 
 // LogValue logs the credentials with the secret masked.
 func (c Credentials) LogValue() slog.Value {
 	return slog.GroupValue(slog.String("account_id", c.AccountID), slog.String("client_id", c.ClientID), slog.String("client_secret", mask(c.ClientSecret)), slog.String("audience", c.Audience))
 }
+
+// maxTokenLife caps the lifetime of a token, in seconds.
+const maxTokenLife = 24 * 60 * 60
 
 // maxTokenMargin caps how early a cached token is refreshed.
 const maxTokenMargin = 5 * time.Minute
@@ -114,9 +145,12 @@ type accessToken struct {
 func (ts *tokenSource) fetch(ctx context.Context) (string, error) {
 	audience := ts.creds.Audience
 	if audience == "" {
-		audience = ts.c.base + "/accounts/" + ts.creds.AccountID
+		audience = DefaultAudience(ts.creds.AccountID)
 	}
-	body, err := json.Marshal(map[string]string{"grant_type": "client_credentials", "audience": audience})
+	body, err := json.Marshal(struct {
+		GrantType string `json:"grant_type"`
+		Audience  string `json:"audience"`
+	}{"client_credentials", audience})
 	if err != nil {
 		return "", err
 	}
@@ -141,12 +175,14 @@ func (ts *tokenSource) fetch(ctx context.Context) (string, error) {
 	}
 	var at accessToken
 	if err := json.Unmarshal(res.body, &at); err != nil {
-		return "", fmt.Errorf("%w: %w", ErrTokenFetch, &Error{StatusCode: res.status, RequestID: requestID(res.header), Reason: fmt.Errorf("%w: token: %s", ErrDecode, describeJSONError(err))})
+		return "", fmt.Errorf("%w: %w", ErrTokenFetch, &Error{StatusCode: res.status, RequestID: requestID(res.header), Reason: fmt.Errorf("%w: the token answer is not the documented JSON object", ErrDecode)})
 	}
-	if at.AccessToken == "" || (at.TokenType != "" && !strings.EqualFold(at.TokenType, "Bearer")) {
+	if at.AccessToken == "" || !httpguts.ValidHeaderFieldValue(at.AccessToken) || (at.TokenType != "" && !strings.EqualFold(at.TokenType, "Bearer")) {
 		return "", fmt.Errorf("%w: %w", ErrTokenFetch, &Error{StatusCode: res.status, RequestID: requestID(res.header), Reason: fmt.Errorf("%w: no bearer access_token", ErrUnexpectedResponse)})
 	}
-	life := time.Duration(at.ExpiresIn) * time.Second
+	// A token without a positive lifetime is used for this call only; an
+	// absurd lifetime is cut to a day, so a refresh still comes.
+	life := time.Duration(min(max(at.ExpiresIn, 0), maxTokenLife)) * time.Second
 	margin := min(maxTokenMargin, life/10)
 	ts.mu.Lock()
 	ts.token = at.AccessToken

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	authv1 "github.com/dintero-facade/dintero-facade/gen/dintero/auth/v1"
+	"github.com/dintero-facade/dintero-facade/internal/dinteromock"
 	"github.com/dintero-facade/dintero-facade/internal/dinterotest"
 	"github.com/dintero-facade/dintero-facade/upstream"
 )
@@ -55,6 +56,14 @@ func (s *secretDir) write(t *testing.T, content string) {
 	}
 }
 
+// twoClients are a client of each of two accounts at Dintero, besides
+// the test data set's.
+func twoClients(secretB string) []dinteromock.Client {
+	return append(dinterotest.Clients(),
+		dinteromock.Client{ID: "client-a", Secret: "secret-a-0001", Accounts: []string{"T111"}, Scopes: []string{"admin:accounts"}},
+		dinteromock.Client{ID: "client-b", Secret: secretB, Accounts: []string{"P22222222"}, Scopes: []string{"admin:accounts"}})
+}
+
 func credentialsYAML(secretB string) string {
 	return `- account_id: T111
   client_id: client-a
@@ -81,10 +90,7 @@ func waitLog(t *testing.T, f *facade, want string, n int) {
 // fetches a new token and the other keeps its own; a bad file is refused
 // and the previous credentials stay; SIGHUP reloads too.
 func TestCredentialsReload(t *testing.T) {
-	fake := dinterotest.New(t, dinterotest.Options{Clients: map[string][][2]string{
-		"T111":      {{"client-a", "secret-a-0001"}},
-		"P22222222": {{"client-b", "secret-b-0001"}, {"client-b", "secret-b-0002"}}, // a rotation: both valid
-	}, CountOnly: true})
+	fake := dinterotest.New(t, dinterotest.Options{Mock: dinteromock.Options{Clients: twoClients("secret-b-0001")}, CountOnly: true})
 	sd := &secretDir{dir: t.TempDir()}
 	sd.write(t, credentialsYAML("secret-b-0001"))
 	reload := make(chan struct{}, 1)
@@ -96,13 +102,15 @@ func TestCredentialsReload(t *testing.T) {
 	for i := range 8 {
 		account := []string{"T111", "P22222222"}[i%2]
 		wg.Go(func() {
-			for {
+			for n := 0; ; n++ {
 				select {
 				case <-stop:
 					return
 				default:
 				}
-				_, err := f.client.DeleteClientGrant(context.Background(), &authv1.DeleteClientGrantRequest{Oid: account, Id: "g"})
+				id := fmt.Sprint("g", i, "-", n)
+				fake.AddGrants(account, id)
+				_, err := f.client.DeleteClientGrant(context.Background(), &authv1.DeleteClientGrantRequest{Oid: account, Id: id})
 				calls.Add(1)
 				if err != nil {
 					failed.Add(1)
@@ -114,13 +122,17 @@ func TestCredentialsReload(t *testing.T) {
 	for calls.Load() < 200 {
 		time.Sleep(5 * time.Millisecond)
 	}
+	// A rotation: Dintero first, then the facade.
+	if err := fake.Mock.SetClients(twoClients("secret-b-0002")); err != nil {
+		t.Fatal(err)
+	}
 	sd.write(t, credentialsYAML("secret-b-0002"))
 	waitLog(t, f, "credentials reloaded", 1)
 	before := calls.Load()
 	for calls.Load() < before+200 {
 		time.Sleep(5 * time.Millisecond)
 	}
-	if a, b := fake.TokensIssued("T111"), fake.TokensIssued("P22222222"); a != 1 || b != 2 {
+	if a, b := len(fake.Mock.IssuedTokens("T111")), len(fake.Mock.IssuedTokens("P22222222")); a != 1 || b != 2 {
 		t.Errorf("token fetches: %d for T111, %d for P22222222; want 1 (unchanged) and 2 (changed)", a, b)
 	}
 
@@ -157,16 +169,27 @@ func TestLoadCredentials(t *testing.T) {
 	if err != nil || len(creds) != 2 || creds[1].Audience == "" {
 		t.Fatalf("JSON file: got %v, %v", creds, err)
 	}
+	// Errors name the entry and the field, never a value: each case holds
+	// a value that must not reach the error.
 	for _, tc := range []struct{ name, content, want string }{
-		{"bad account", "- {account_id: X1, client_id: a, client_secret: s3cr3t-1}\n", `account_id "X1"`},
-		{"missing secret", "- {account_id: T111, client_id: a}\n", "needs client_id and client_secret"},
-		{"twice", "- {account_id: T111, client_id: a, client_secret: s3cr3t-1}\n- {account_id: T111, client_id: b, client_secret: s3cr3t-2}\n", "twice"},
-		{"unknown field", "- {account_id: T111, client_id: a, client_secret: s3cr3t-1, secret: x}\n", "unknown field"},
-		{"not a list", "account_id: T111\n", "not a list"},
+		{"bad account", "- {account_id: X1-s3cr3t, client_id: a, client_secret: s3cr3t-1}\n", "entry 1: account_id is not a Dintero account id"},
+		{"a secret in the account field", "- {account_id: s3cr3t-LEAK-1, client_id: a, client_secret: b}\n", "entry 1: account_id is not"},
+		{"missing secret", "- {account_id: T111, client_id: a}\n", "entry 1: account T111 needs client_secret"},
+		{"missing both", "- {account_id: T111}\n", "needs client_id and client_secret"},
+		{"twice", "- {account_id: T111, client_id: a, client_secret: s3cr3t-1}\n- {account_id: T111, client_id: b, client_secret: s3cr3t-2}\n", "entry 2: account T111 has credentials twice"},
+		{"unknown field", "- {account_id: T111, client_id: a, client_secret: s3cr3t-1, secret: x}\n", `entry 1: unknown field "secret"`},
+		{"a secret as a key", "- {account_id: T111, client_id: a, s3cr3t-LEAK-1: x}\n", "entry 1: an unknown field"},
+		{"not a list", "account_id: T111\nclient_secret: s3cr3t-1\n", "not a list"},
+		{"an entry that is no mapping", "- s3cr3t-LEAK-1\n", "entry 1 is not a mapping"},
+		{"a secret of the wrong type", "- {account_id: T111, client_id: a, client_secret: [s3cr3t-LEAK-1]}\n", "entry 1: client_secret must be a string"},
+		{"an unterminated quote", "- account_id: T111\n  client_id: a\n  client_secret: \"s3cr3t-LEAK-1\n", "not valid YAML or JSON"},
+		{"a broken mapping", "- account_id: T111\n  client_secret: s3cr3t-LEAK-1: x: y\n", "not valid YAML or JSON at line 2"},
+		{"a tab", "- account_id: T111\n\tclient_secret: s3cr3t-LEAK-1\n", "not valid YAML or JSON"},
+		{"JSON with a type error", `[{"account_id":"T111","client_id":"a","client_secret":{"v":"s3cr3t-LEAK-1"}}]`, "client_secret must be a string"},
 	} {
-		_, err := loadCredentials(write(tc.name+".yaml", tc.content), nil)
-		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "s3cr3t") {
-			t.Errorf("%s: got %v; want an error containing %q and no secret", tc.name, err, tc.want)
+		_, err := loadCredentials(write(strings.ReplaceAll(tc.name, " ", "_")+".yaml", tc.content), nil)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "s3cr3t") || strings.Contains(err.Error(), "X1") {
+			t.Errorf("%s: got %v; want an error containing %q and no value", tc.name, err, tc.want)
 		}
 	}
 	// The environment's account and the file's may not overlap.
@@ -178,9 +201,10 @@ func TestLoadCredentials(t *testing.T) {
 // TestPolicy runs the policy table over real mutual TLS.
 func TestPolicy(t *testing.T) {
 	pki := dinterotest.NewPKI(t)
-	fake := dinterotest.New(t, dinterotest.Options{Clients: map[string][][2]string{
-		"T111": {{"client-a", "secret-a-0001"}}, "P22222222": {{"client-b", "secret-b-0001"}},
-	}})
+	fake := dinterotest.New(t, dinterotest.Options{Mock: dinteromock.Options{Clients: twoClients("secret-b-0001")}})
+	fake.AddGrants("T111", "g")
+	fake.AddGrants("P22222222", "g")
+	fake.AddCode("T111", "v")
 	dir := t.TempDir()
 	creds := filepath.Join(dir, "credentials.yaml")
 	policy := filepath.Join(dir, "policy.yaml")
@@ -198,10 +222,12 @@ func TestPolicy(t *testing.T) {
 		return err
 	}
 	authz := func(c authv1.AuthServiceClient, ctx context.Context, oid string) error {
-		_, err := c.Authorize(ctx, &authv1.AuthorizeRequest{Oid: oid, Audience: "a", ResponseType: "authenticate", ClientId: "c", VerificationCode: "v"})
+		_, err := c.Authorize(ctx, &authv1.AuthorizeRequest{Oid: oid, Audience: dinteromock.Audience(oid), ResponseType: "authenticate", ClientId: dinterotest.App, VerificationCode: "v"})
 		return err
 	}
-	own := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer own-token")
+	own := func(account string) context.Context {
+		return metadata.AppendToOutgoingContext(context.Background(), "authorization", fake.Bearer(account))
+	}
 	bg := context.Background()
 	for _, tc := range []struct {
 		name     string
@@ -213,8 +239,8 @@ func TestPolicy(t *testing.T) {
 		{"denied by account", func() error { return del(refunds, bg, "P22222222") }, codes.PermissionDenied, false},
 		{"denied by operation", func() error { return authz(refunds, bg, "T111") }, codes.PermissionDenied, false},
 		{"denied: unknown identity", func() error { return del(other, bg, "T111") }, codes.PermissionDenied, false},
-		{"own token bypasses the policy", func() error { return del(other, own, "P22222222") }, codes.OK, true},
-		{"own token, authorize", func() error { return authz(other, own, "T111") }, codes.OK, true},
+		{"own token bypasses the policy", func() error { return del(other, own("P22222222"), "P22222222") }, codes.OK, true},
+		{"own token, authorize", func() error { return authz(other, own("T111"), "T111") }, codes.OK, true},
 		{"no credentials for the account", func() error { return del(refunds, bg, "T999") }, codes.Unauthenticated, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

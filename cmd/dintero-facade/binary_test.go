@@ -133,13 +133,17 @@ func (p *process) wait(t *testing.T, limit time.Duration) int {
 	}
 }
 
-// slowDintero answers DELETE after d, or when the request is canceled.
+// slowDintero answers DELETE after d, or when the request is canceled; it
+// holds grants g0 to g99 of T123.
 func slowDintero(t *testing.T, d time.Duration) *dinterotest.Server {
 	fake := dinterotest.New(t)
+	for i := range 100 {
+		fake.AddGrants("T123", fmt.Sprint("g", i))
+	}
 	fake.HandleRaw(dinterotest.OpDelete, func(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-time.After(d):
-			_, _ = w.Write(dinterotest.GrantJSON("g"))
+			fake.Mock.ServeHTTP(w, r)
 		case <-r.Context().Done():
 		}
 	})
@@ -154,7 +158,7 @@ func inflight(t *testing.T, conn *grpc.ClientConn, fake *dinterotest.Server, n i
 	client := authv1.NewAuthServiceClient(conn)
 	for i := range n {
 		go func() {
-			_, err := client.DeleteClientGrant(withBearer(context.Background()), &authv1.DeleteClientGrantRequest{Oid: "T123", Id: fmt.Sprint("g", i)})
+			_, err := client.DeleteClientGrant(withBearer(context.Background(), fake, "T123"), &authv1.DeleteClientGrantRequest{Oid: "T123", Id: fmt.Sprint("g", i)})
 			errs <- err
 		}()
 	}

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/url"
 	"strings"
 	"time"
 
@@ -114,7 +112,7 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 		fs.PrintDefaults()
 		fmt.Fprintf(usageOut, "\nDintero client credentials come from the environment only:\n"+
 			"  DINTERO_CLIENT_ID, DINTERO_CLIENT_SECRET, DINTERO_ACCOUNT_ID (all three, or none)\n"+
-			"  DINTERO_AUDIENCE (optional; default <dintero-url>/accounts/<account id>)\n")
+			"  DINTERO_AUDIENCE (optional; default https://api.dintero.com/v1/accounts/<account id>)\n")
 	}
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
@@ -138,8 +136,8 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 	if err := errors.Join(errs...); err != nil {
 		return cfg, err
 	}
-	if err := checkDinteroURL(cfg.DinteroURL); err != nil {
-		return cfg, err
+	if err := upstream.CheckBaseURL(cfg.DinteroURL); err != nil {
+		return cfg, fmt.Errorf("--dintero-url: %w", err)
 	}
 	if cfg.DinteroTimeout <= 0 || cfg.ShutdownGrace <= 0 || cfg.ShutdownDelay < 0 || cfg.MaxRecvMsgBytes <= 0 || cfg.MaxConcurrent <= 0 {
 		return cfg, errors.New("--dintero-timeout, --shutdown-grace, --max-recv-msg-bytes and --max-concurrent-upstream must be positive, --shutdown-delay not negative")
@@ -184,36 +182,6 @@ func envName(flagName string) string {
 	return envPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
-// checkDinteroURL refuses anything but https, except http to a loopback
-// host for local runs and tests: tokens must not cross a network in clear.
-func checkDinteroURL(raw string) error {
-	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" {
-		return fmt.Errorf("--dintero-url %q is not an absolute URL", raw)
-	}
-	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		return fmt.Errorf("--dintero-url %q must have no user, query or fragment", raw)
-	}
-	switch u.Scheme {
-	case "https":
-		return nil
-	case "http":
-		if isLoopback(u.Hostname()) {
-			return nil
-		}
-		return fmt.Errorf("--dintero-url %q: http is allowed only for a loopback host (127.0.0.0/8, ::1, localhost); use https", raw)
-	}
-	return fmt.Errorf("--dintero-url %q: scheme must be https", raw)
-}
-
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
-
 // credentialsFromEnv reads the facade's client credentials: all of
 // DINTERO_CLIENT_ID, DINTERO_CLIENT_SECRET and DINTERO_ACCOUNT_ID, or none.
 func credentialsFromEnv(getenv func(string) string) (*upstream.Credentials, error) {
@@ -236,8 +204,8 @@ func credentialsFromEnv(getenv func(string) string) (*upstream.Credentials, erro
 		}
 		return nil, nil
 	case 0:
-		if !service.ValidAccountID(c.AccountID) {
-			return nil, fmt.Errorf("DINTERO_ACCOUNT_ID %q is not a Dintero account id (P or T, then 3 or 8 digits)", c.AccountID)
+		if err := c.Check(); err != nil {
+			return nil, fmt.Errorf("DINTERO_CLIENT_ID, DINTERO_CLIENT_SECRET, DINTERO_ACCOUNT_ID: %w", err)
 		}
 		return &c, nil
 	}

@@ -2,56 +2,100 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
 	"sigs.k8s.io/yaml"
 
-	"github.com/dintero-facade/dintero-facade/service"
 	"github.com/dintero-facade/dintero-facade/upstream"
 )
 
-// credentialEntry is one account of --credentials-file.
-type credentialEntry struct {
-	AccountID    string `json:"account_id"`
-	ClientID     string `json:"client_id"`
-	ClientSecret string `json:"client_secret"`
-	Audience     string `json:"audience,omitempty"`
-}
+// credentialFields are the fields of an entry of --credentials-file.
+var credentialFields = []string{"account_id", "client_id", "client_secret", "audience"}
+
+// fieldName matches what may be printed of an unknown key: a field-like
+// name, which a secret pasted in the wrong place is unlikely to be.
+var fieldName = regexp.MustCompile(`^[a-z][a-z0-9_]{0,31}$`)
+
+// yamlLine finds the line number in a YAML decoder's error.
+var yamlLine = regexp.MustCompile(`line (\d+)`)
 
 // loadCredentials reads --credentials-file (YAML or JSON: a list of
 // {account_id, client_id, client_secret, audience?}) and checks it whole,
 // adding the entries to base (the environment's one-account shortcut).
-// Errors name the entry and the account, never a secret.
+// Errors name the entry, the account and the field, never a value: the
+// decoders quote values in some of their errors, so their messages are not
+// passed on, and an account id is printed only once it is known to be one.
 func loadCredentials(file string, base []upstream.Credentials) ([]upstream.Credentials, error) {
 	b, err := os.ReadFile(file)
 	if err != nil {
 		return nil, fmt.Errorf("--credentials-file: %w", err)
 	}
-	var entries []credentialEntry
-	if err := yaml.UnmarshalStrict(b, &entries); err != nil {
-		return nil, fmt.Errorf("--credentials-file %s: not a list of {account_id, client_id, client_secret, audience}: %w", file, err)
+	entries, err := parseCredentials(b)
+	if err != nil {
+		return nil, fmt.Errorf("--credentials-file %s: %w", file, err)
 	}
 	out := append([]upstream.Credentials(nil), base...)
 	seen := map[string]bool{}
 	for _, c := range base {
 		seen[c.AccountID] = true
 	}
-	for i, e := range entries {
-		switch {
-		case !service.ValidAccountID(e.AccountID):
-			return nil, fmt.Errorf("--credentials-file %s: entry %d: account_id %q is not a Dintero account id", file, i+1, e.AccountID)
-		case e.ClientID == "" || e.ClientSecret == "":
-			return nil, fmt.Errorf("--credentials-file %s: entry %d (account %s) needs client_id and client_secret", file, i+1, e.AccountID)
-		case seen[e.AccountID]:
-			return nil, fmt.Errorf("--credentials-file %s: account %s has credentials twice", file, e.AccountID)
+	for i, c := range entries {
+		if err := c.Check(); err != nil {
+			return nil, fmt.Errorf("--credentials-file %s: entry %d: %w", file, i+1, err)
 		}
-		seen[e.AccountID] = true
-		out = append(out, upstream.Credentials{AccountID: e.AccountID, ClientID: e.ClientID, ClientSecret: e.ClientSecret, Audience: e.Audience})
+		if seen[c.AccountID] {
+			return nil, fmt.Errorf("--credentials-file %s: entry %d: account %s has credentials twice", file, i+1, c.AccountID)
+		}
+		seen[c.AccountID] = true
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// parseCredentials decodes the file's list, checking its shape itself.
+func parseCredentials(b []byte) ([]upstream.Credentials, error) {
+	var doc any
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		where := ""
+		if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
+			where = " at line " + m[1]
+		}
+		return nil, fmt.Errorf("not valid YAML or JSON%s", where)
+	}
+	list, ok := doc.([]any)
+	if !ok && doc != nil {
+		return nil, errors.New("not a list of {account_id, client_id, client_secret, audience}")
+	}
+	out := make([]upstream.Credentials, 0, len(list))
+	for i, item := range list {
+		m, ok := item.(map[string]any)
+		if !ok {
+			return nil, fmt.Errorf("entry %d is not a mapping of {account_id, client_id, client_secret, audience}", i+1)
+		}
+		v := map[string]string{}
+		for k, x := range m {
+			if !slices.Contains(credentialFields, k) {
+				if fieldName.MatchString(k) {
+					return nil, fmt.Errorf("entry %d: unknown field %q (%s)", i+1, k, strings.Join(credentialFields, ", "))
+				}
+				return nil, fmt.Errorf("entry %d: an unknown field (%s)", i+1, strings.Join(credentialFields, ", "))
+			}
+			s, ok := x.(string)
+			if !ok {
+				return nil, fmt.Errorf("entry %d: %s must be a string", i+1, k)
+			}
+			v[k] = s
+		}
+		out = append(out, upstream.Credentials{AccountID: v["account_id"], ClientID: v["client_id"], ClientSecret: v["client_secret"], Audience: v["audience"]})
 	}
 	return out, nil
 }

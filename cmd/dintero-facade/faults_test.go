@@ -14,75 +14,89 @@ import (
 	"google.golang.org/grpc/status"
 
 	authv1 "github.com/dintero-facade/dintero-facade/gen/dintero/auth/v1"
+	"github.com/dintero-facade/dintero-facade/internal/dinteromock"
 	"github.com/dintero-facade/dintero-facade/internal/dinterotest"
+	"github.com/dintero-facade/dintero-facade/service"
 )
 
 // TestFaults injects each fault between the facade and Dintero and checks
 // the code the caller gets, that it comes within the caller's deadline,
-// that the facade still serves a good call afterwards, and that no
-// goroutine is left behind once the facade has stopped.
+// that neither the status nor the log holds the caller's token or the
+// verification code, that the facade serves a good call once the fault is
+// over, and that no goroutine is left behind once the facade has stopped.
 func TestFaults(t *testing.T) {
 	const deadline = 1500 * time.Millisecond
 	grant := dinterotest.GrantJSON("g")
+	refusing := func(t *testing.T) (string, func()) { return dinterotest.RefusingURL(t), func() {} }
+	silent := func(t *testing.T) (string, func()) { return dinterotest.SilentServer(t) }
 	tests := []struct {
 		name      string
 		authorize bool
-		handler   http.HandlerFunc // on the fake; nil with url
-		url       func(t *testing.T) string
+		handler   func(fake *dinterotest.Server) http.HandlerFunc // on the fake, for the first attempts
+		url       func(t *testing.T) (string, func())             // instead of the fake, and how the fault ends
 		wantCode  codes.Code
 		maxTime   time.Duration
 		wantCalls int    // requests Dintero saw; 0: not checked
 		wantLog   string // in the call's log line, when set
 		check     func(t *testing.T, st *status.Status)
 	}{
-		{name: "connection refused", url: func(t *testing.T) string { return dinterotest.RefusingURL(t) }, wantCode: codes.Unavailable, maxTime: deadline, wantLog: `"attempts":3`},
-		{name: "accepts and never answers, authorize", authorize: true, url: func(t *testing.T) string { return dinterotest.SilentServer(t) }, wantCode: codes.DeadlineExceeded, maxTime: deadline + 300*time.Millisecond, wantLog: `"attempts":1`},
-		{name: "reset before the headers", handler: dinterotest.Reset, wantCode: codes.Unavailable, maxTime: deadline, wantCalls: 3},
-		{name: "authorize reset before the headers is not resent", authorize: true, handler: dinterotest.Reset, wantCode: codes.Unavailable, maxTime: deadline, wantCalls: 1},
-		{name: "reset in the middle of the body", handler: dinterotest.ResetMidBody(grant), wantCode: codes.Unavailable, maxTime: deadline, wantCalls: 3},
-		{name: "accepts and never answers", url: func(t *testing.T) string { return dinterotest.SilentServer(t) }, wantCode: codes.DeadlineExceeded, maxTime: deadline + 300*time.Millisecond},
-		{name: "never answers", handler: dinterotest.Stall, wantCode: codes.DeadlineExceeded, maxTime: deadline + 300*time.Millisecond, wantCalls: 1},
-		{name: "headers then a stalled body", handler: dinterotest.StallBody, wantCode: codes.DeadlineExceeded, maxTime: deadline + 300*time.Millisecond, wantCalls: 1},
-		{name: "a run of 503", handler: dinterotest.Body(503, "text/html", []byte("<h1>down</h1>")), wantCode: codes.Unavailable, maxTime: deadline, wantCalls: 3},
-		{name: "a run of 500", handler: dinterotest.Body(500, "application/json", []byte(`{"error":{"message":"boom"}}`)), wantCode: codes.Internal, maxTime: deadline, wantCalls: 1},
-		{name: "429 retry-after in seconds beyond the deadline", handler: dinterotest.RateLimited(func() string { return "5" }), wantCode: codes.ResourceExhausted, maxTime: 300 * time.Millisecond, wantCalls: 1, check: wantRetryInfo(5 * time.Second)},
-		{name: "429 retry-after within the deadline", handler: dinterotest.RateLimited(func() string { return "0" }), wantCode: codes.ResourceExhausted, maxTime: deadline, wantCalls: 3},
-		{name: "429 retry-after as an HTTP date", handler: dinterotest.RateLimited(func() string { return time.Now().Add(10 * time.Second).UTC().Format(http.TimeFormat) }), wantCode: codes.ResourceExhausted, maxTime: 300 * time.Millisecond, wantCalls: 1},
-		{name: "429 retry-after absurdly large", handler: dinterotest.RateLimited(func() string { return "999999999999999999999" }), wantCode: codes.ResourceExhausted, maxTime: 300 * time.Millisecond, wantCalls: 1},
-		{name: "invalid JSON", handler: dinterotest.Body(200, "application/json", []byte(`{"id": nope}`)), wantCode: codes.Internal, maxTime: deadline, wantCalls: 1},
-		{name: "truncated JSON", handler: dinterotest.Body(200, "application/json", grant[:len(grant)/2]), wantCode: codes.Internal, maxTime: deadline, wantCalls: 1},
-		{name: "oversized JSON", handler: dinterotest.Body(200, "application/json", []byte(`{"id":"`+strings.Repeat("x", 2<<20)+`"}`)), wantCode: codes.Internal, maxTime: deadline, wantCalls: 1},
-		{name: "wrong content type, HTML", handler: dinterotest.Body(200, "text/html", []byte("<html>login</html>")), wantCode: codes.Internal, maxTime: deadline, wantCalls: 1},
-		{name: "redirect loop", handler: dinterotest.RedirectToSelf, wantCode: codes.Internal, maxTime: deadline, wantCalls: 1},
-		{name: "a body a hundred times the limit", handler: dinterotest.Huge(100 << 20), wantCode: codes.Internal, maxTime: deadline, wantCalls: 1},
+		{name: "connection refused", url: refusing, wantCode: codes.Unavailable, maxTime: deadline, wantLog: `"attempts":3`},
+		{name: "accepts and never answers, authorize", authorize: true, url: silent, wantCode: codes.DeadlineExceeded, maxTime: deadline + 300*time.Millisecond, wantLog: `"attempts":1`},
+		{name: "reset before the headers", handler: raw(dinterotest.Reset), wantCode: codes.Unavailable, maxTime: deadline, wantCalls: 3},
+		{name: "authorize reset before the headers is not resent", authorize: true, handler: raw(dinterotest.Reset), wantCode: codes.Unavailable, maxTime: deadline, wantCalls: 1, check: wantSent("true")},
+		{name: "reset in the middle of the body, Dintero did nothing", handler: raw(dinterotest.ResetMidBody(grant)), wantCode: codes.Unavailable, maxTime: deadline, wantCalls: 3},
+		{name: "reset in the middle of the body after Dintero deleted", handler: func(f *dinterotest.Server) http.HandlerFunc {
+			return dinterotest.Times(1, dinterotest.ActThen(f.Mock, dinterotest.ResetMidBody(grant)), f.Mock)
+		}, wantCode: codes.NotFound, maxTime: deadline, check: wantReason(service.ReasonNotFoundUncertain), wantLog: `"uncertain_attempts":["HTTP 200, the answer broke off"`},
+		{name: "502 after Dintero deleted", handler: func(f *dinterotest.Server) http.HandlerFunc {
+			return dinterotest.Times(1, dinterotest.ActThen(f.Mock, dinterotest.Body(502, "text/html", []byte("<h1>bad gateway</h1>"))), f.Mock)
+		}, wantCode: codes.NotFound, maxTime: deadline, check: wantReason(service.ReasonNotFoundUncertain)},
+		{name: "accepts and never answers", url: silent, wantCode: codes.DeadlineExceeded, maxTime: deadline + 300*time.Millisecond},
+		{name: "never answers", handler: raw(dinterotest.Stall), wantCode: codes.DeadlineExceeded, maxTime: deadline + 300*time.Millisecond, wantCalls: 1},
+		{name: "headers then a stalled body", handler: raw(dinterotest.StallBody), wantCode: codes.DeadlineExceeded, maxTime: deadline + 300*time.Millisecond, wantCalls: 1},
+		{name: "a run of 503", handler: raw(dinterotest.Body(503, "text/html", []byte("<h1>down</h1>"))), wantCode: codes.Unavailable, maxTime: deadline, wantCalls: 3},
+		{name: "a run of 500", handler: raw(dinterotest.Body(500, "application/json", []byte(`{"error":{"message":"boom"}}`))), wantCode: codes.Internal, maxTime: deadline, wantCalls: 1},
+		{name: "429 retry-after in seconds beyond the deadline", handler: raw(dinterotest.RateLimited(func() string { return "5" })), wantCode: codes.ResourceExhausted, maxTime: 300 * time.Millisecond, wantCalls: 1, check: wantRetryInfo(5 * time.Second)},
+		{name: "429 retry-after within the deadline", handler: raw(dinterotest.RateLimited(func() string { return "0" })), wantCode: codes.ResourceExhausted, maxTime: deadline, wantCalls: 3},
+		{name: "429 retry-after as an HTTP date", handler: raw(dinterotest.RateLimited(func() string { return time.Now().Add(10 * time.Second).UTC().Format(http.TimeFormat) })), wantCode: codes.ResourceExhausted, maxTime: 300 * time.Millisecond, wantCalls: 1},
+		{name: "429 retry-after absurdly large", handler: raw(dinterotest.RateLimited(func() string { return "999999999999999999999" })), wantCode: codes.ResourceExhausted, maxTime: 300 * time.Millisecond, wantCalls: 1},
+		{name: "a 2xx with invalid JSON is a deletion", handler: raw(dinterotest.Body(200, "application/json", []byte(`{"id": nope}`))), wantCode: codes.OK, maxTime: deadline, wantCalls: 1, wantLog: `"undecoded":["body"]`},
+		{name: "a 2xx with truncated JSON is a deletion", handler: raw(dinterotest.Body(200, "application/json", grant[:len(grant)/2])), wantCode: codes.OK, maxTime: deadline, wantCalls: 1, wantLog: `"undecoded":["body"]`},
+		{name: "a 2xx over the size limit is a deletion", handler: raw(dinterotest.Body(200, "application/json", []byte(`{"id":"`+strings.Repeat("x", 2<<20)+`"}`))), wantCode: codes.OK, maxTime: deadline, wantCalls: 1, wantLog: `"undecoded":["body"]`},
+		{name: "a 2xx of HTML is a deletion", handler: raw(dinterotest.Body(200, "text/html", []byte("<html>done</html>"))), wantCode: codes.OK, maxTime: deadline, wantCalls: 1, wantLog: `"undecoded":["body"]`},
+		{name: "redirect loop", handler: raw(dinterotest.RedirectToSelf), wantCode: codes.Internal, maxTime: deadline, wantCalls: 1},
+		{name: "a body a hundred times the limit", handler: raw(dinterotest.Huge(100 << 20)), wantCode: codes.OK, maxTime: deadline, wantCalls: 1, wantLog: `"undecoded":["body"]`},
+		{name: "authorize: a redirect without a token", authorize: true, handler: raw(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Location", "https://app.example.com/cb?state=x")
+			w.WriteHeader(302)
+		}), wantCode: codes.Internal, maxTime: deadline, wantCalls: 1, check: wantSent("true")},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			defer goleak.VerifyNone(t, append(dinterotest.LeakOptions(), goleak.IgnoreCurrent())...)
 			fake := dinterotest.New(t)
-			url := fake.URL
+			fake.AddGrants("T123", "g", "g2")
+			fake.AddCode("T123", "vc-fault-1")
+			fake.AddCode("T123", "vc-fault-2")
+			url, endFault := fake.URL, func() {}
 			if tc.url != nil {
-				url = tc.url(t)
+				url, endFault = tc.url(t)
 			}
 			op := dinterotest.OpDelete
 			if tc.authorize {
 				op = dinterotest.OpAuthorize
 			}
 			if tc.handler != nil {
-				fake.HandleRaw(op, tc.handler)
+				fake.HandleRaw(op, tc.handler(fake))
 			}
 			f := startFacade(t, url, nil, nil)
+			token := fake.Bearer("T123")
 
 			var before runtime.MemStats
 			runtime.ReadMemStats(&before)
-			ctx, cancel := context.WithTimeout(withBearer(context.Background()), deadline)
+			ctx, cancel := context.WithTimeout(withBearer(context.Background(), fake, "T123"), deadline)
 			start := time.Now()
-			var err error
-			if tc.authorize {
-				_, err = f.client.Authorize(ctx, &authv1.AuthorizeRequest{Oid: "T123", Audience: "a", ResponseType: "authenticate", ClientId: "c", VerificationCode: "vc-fault-1"})
-			} else {
-				_, err = f.client.DeleteClientGrant(ctx, &authv1.DeleteClientGrantRequest{Oid: "T123", Id: "g"})
-			}
+			err := call(ctx, f.client, tc.authorize, "g", "vc-fault-1")
 			took := time.Since(start)
 			cancel()
 			var after runtime.MemStats
@@ -111,30 +125,24 @@ func TestFaults(t *testing.T) {
 			if grew := after.TotalAlloc - before.TotalAlloc; grew > 32<<20 {
 				t.Errorf("the call allocated %d MiB; want the body limit to bound it", grew>>20)
 			}
-			if strings.Contains(st.Message(), "vc-fault-1") {
-				t.Errorf("the status holds the verification code: %v", st.Message())
+			for _, secret := range []string{strings.TrimPrefix(token, "Bearer "), "vc-fault-1"} {
+				if strings.Contains(st.String(), secret) || strings.Contains(f.log.String(), secret) {
+					t.Errorf("the status or the log holds %.12s…: %v", secret, st)
+				}
 			}
 
-			// The facade still serves.
-			if tc.url == nil {
-				fake.HandleRaw(op, dinterotest.Body(200, "application/json", grant))
-				if tc.authorize {
-					fake.HandleRaw(op, func(w http.ResponseWriter, r *http.Request) {
-						w.Header().Set("Location", "https://a.example/cb?id_token=x")
-						w.WriteHeader(302)
-					})
-				}
-				ctx, cancel := context.WithTimeout(withBearer(context.Background()), 5*time.Second)
-				defer cancel()
-				var err error
-				if tc.authorize {
-					_, err = f.client.Authorize(ctx, &authv1.AuthorizeRequest{Oid: "T123", Audience: "a", ResponseType: "authenticate", ClientId: "c", VerificationCode: "v"})
-				} else {
-					_, err = f.client.DeleteClientGrant(ctx, &authv1.DeleteClientGrantRequest{Oid: "T123", Id: "g"})
-				}
-				if err != nil {
-					t.Errorf("after the fault, a good call failed: %v", err)
-				}
+			// The fault is over: the facade serves a good call.
+			endFault()
+			if tc.url != nil {
+				fake.ServeAt(t, url)
+			}
+			fake.Default(op)
+			// The breaker may have opened on the fault's 5xx; a good call
+			// still must not fail for any other reason.
+			ctx, cancel = context.WithTimeout(withBearer(context.Background(), fake, "T123"), 5*time.Second)
+			defer cancel()
+			if err := call(ctx, f.client, tc.authorize, "g2", "vc-fault-2"); err != nil {
+				t.Errorf("after the fault, a good call failed: %v", err)
 			}
 			if err := f.stop(); err != nil {
 				t.Errorf("shutdown after the fault: %v", err)
@@ -142,6 +150,21 @@ func TestFaults(t *testing.T) {
 			fake.Close()
 		})
 	}
+}
+
+// raw is a fault that does not need the fake.
+func raw(h http.HandlerFunc) func(*dinterotest.Server) http.HandlerFunc {
+	return func(*dinterotest.Server) http.HandlerFunc { return h }
+}
+
+// call deletes grant id, or redeems code, of T123.
+func call(ctx context.Context, c authv1.AuthServiceClient, authorize bool, id, code string) error {
+	if authorize {
+		_, err := c.Authorize(ctx, &authv1.AuthorizeRequest{Oid: "T123", Audience: dinteromock.Audience("T123"), ResponseType: "authenticate", ClientId: dinterotest.App, VerificationCode: code})
+		return err
+	}
+	_, err := c.DeleteClientGrant(ctx, &authv1.DeleteClientGrantRequest{Oid: "T123", Id: id})
+	return err
 }
 
 func wantRetryInfo(d time.Duration) func(t *testing.T, st *status.Status) {
@@ -157,4 +180,32 @@ func wantRetryInfo(d time.Duration) func(t *testing.T, st *status.Status) {
 		}
 		t.Errorf("got no RetryInfo in %v", st.Proto())
 	}
+}
+
+func wantReason(reason string) func(t *testing.T, st *status.Status) {
+	return func(t *testing.T, st *status.Status) {
+		t.Helper()
+		if got, _ := errorInfo(st); got != reason {
+			t.Errorf("got reason %q; want %q", got, reason)
+		}
+	}
+}
+
+func wantSent(sent string) func(t *testing.T, st *status.Status) {
+	return func(t *testing.T, st *status.Status) {
+		t.Helper()
+		if _, md := errorInfo(st); md["verification_code_sent"] != sent {
+			t.Errorf("got verification_code_sent %q; want %s", md["verification_code_sent"], sent)
+		}
+	}
+}
+
+// errorInfo returns the reason and metadata of a status's ErrorInfo.
+func errorInfo(st *status.Status) (string, map[string]string) {
+	for _, d := range st.Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok {
+			return info.GetReason(), info.GetMetadata()
+		}
+	}
+	return "", nil
 }

@@ -14,9 +14,11 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	authv1 "github.com/dintero-facade/dintero-facade/gen/dintero/auth/v1"
+	"github.com/dintero-facade/dintero-facade/internal/dinteromock"
 	"github.com/dintero-facade/dintero-facade/internal/dinterotest"
 )
 
@@ -40,18 +42,19 @@ func loadCalls(t *testing.T) int {
 // flat and no goroutine may be left behind.
 func TestLoad(t *testing.T) {
 	calls, inFlight := loadCalls(t), 200
-	fake := dinterotest.New(t, dinterotest.Options{CountOnly: true})
+	// The mock's stateless mode: every delete finds its grant, and the
+	// mock's memory does not grow with the calls.
+	fake := dinterotest.New(t, dinterotest.Options{CountOnly: true, Mock: dinteromock.Options{Stateless: true}})
 	var seen, accepted atomic.Int64
-	grant := dinterotest.GrantJSON("g")
 	fake.HandleRaw(dinterotest.OpDelete, func(w http.ResponseWriter, r *http.Request) {
 		if seen.Add(1)%20 == 0 {
 			dinterotest.WriteError(w, 500, "internal", "injected failure")
 			return
 		}
 		accepted.Add(1)
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write(grant)
+		fake.Mock.ServeHTTP(w, r)
 	})
+	token := fake.Bearer("T123")
 	// The logs go nowhere: a buffer of 20,000 audit lines would be the
 	// only thing growing.
 	f := startFacade(t, fake.URL, nil, nil, func(o *Options) {
@@ -66,12 +69,12 @@ func TestLoad(t *testing.T) {
 		call func(ctx context.Context) codes.Code
 	}{
 		{"grpc", func(ctx context.Context) codes.Code {
-			_, err := f.client.DeleteClientGrant(withBearer(ctx), &authv1.DeleteClientGrantRequest{Oid: "T123", Id: "g"})
+			_, err := f.client.DeleteClientGrant(metadata.AppendToOutgoingContext(ctx, "authorization", token), &authv1.DeleteClientGrantRequest{Oid: "T123", Id: "g"})
 			return status.Code(err)
 		}},
 		{"gateway", func(ctx context.Context) codes.Code {
 			req, _ := http.NewRequestWithContext(ctx, http.MethodDelete, f.httpURL+"/v1/accounts/T123/auth/client-grants/g", nil)
-			req.Header.Set("Authorization", "Bearer x")
+			req.Header.Set("Authorization", token)
 			resp, err := gwClient.Do(req)
 			if err != nil {
 				return codes.Unavailable

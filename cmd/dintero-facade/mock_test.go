@@ -37,13 +37,14 @@ func TestMockMode(t *testing.T) {
 	}
 
 	req := &authv1.AuthorizeRequest{Oid: dinteromock.DefaultAccount, Audience: "https://api.dintero.com/v1/accounts/T12345678", ResponseType: "authenticate",
-		ClientId: "portal-client", VerificationCode: dinteromock.Defaults().VerificationCodes[0], RedirectUri: "https://app.example.com/cb", State: "s"}
+		ClientId: dinteromock.DefaultApp, VerificationCode: dinteromock.Defaults().Codes[0].Value, RedirectUri: dinteromock.DefaultCallback, State: "s"}
 	ar, err := f.client.Authorize(ctx, req)
 	if err != nil || strings.Count(ar.GetIdToken(), ".") != 2 || ar.GetQuery()["state"] != "s" {
 		t.Fatalf("authorize through the mock: %v, %v; want a JWT id_token and the state", ar, err)
 	}
-	if _, err := f.client.Authorize(ctx, req); status.Code(err) != codes.InvalidArgument || !strings.Contains(status.Convert(err).Message(), "already used") {
-		t.Errorf("reusing the code: got %v; want InvalidArgument saying it was used", err)
+	_, err = f.client.Authorize(ctx, req)
+	if st := status.Convert(err); st.Code() != codes.PermissionDenied || !strings.Contains(st.Message(), "access_denied: the verification code is invalid or was already used") {
+		t.Errorf("reusing the code: got %v; want PermissionDenied with Dintero's access_denied", err)
 	}
 	if !strings.Contains(f.log.String(), "--mock: calling a local mock Dintero") {
 		t.Errorf("the log does not say the facade calls a mock:\n%s", f.log.String())

@@ -10,15 +10,12 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
-	"net/textproto"
 	"os"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
-	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -35,7 +32,6 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
-	"google.golang.org/protobuf/encoding/protojson"
 
 	authv1 "github.com/dintero-facade/dintero-facade/gen/dintero/auth/v1"
 	"github.com/dintero-facade/dintero-facade/gen/openapiv2"
@@ -151,11 +147,14 @@ func Run(ctx context.Context, o Options) (err error) {
 	if o.wrap != nil {
 		svc = o.wrap(svc)
 	}
-	interceptor := service.Interceptor(service.InterceptorOptions{
+	interceptor, err := service.Interceptor(service.InterceptorOptions{
 		Log:   log,
 		Audit: audit,
 		Inner: []grpc.UnaryServerInterceptor{srvMetrics.UnaryServerInterceptor()},
 	})
+	if err != nil {
+		return err
+	}
 
 	tlsConfig, err := serverTLS(cfg)
 	if err != nil {
@@ -202,6 +201,9 @@ func Run(ctx context.Context, o Options) (err error) {
 	gopts := []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(interceptor),
 		grpc.MaxRecvMsgSize(cfg.MaxRecvMsgBytes),
+		// Metadata is bounded like a message: a caller's megabyte user
+		// agent must not become a megabyte log line.
+		grpc.MaxHeaderListSize(uint32(cfg.MaxRecvMsgBytes)),
 		// Reused workers keep the stacks a call has grown; a goroutine per
 		// call would grow (copy) its stack on every call.
 		grpc.NumStreamWorkers(streamWorkers),
@@ -223,7 +225,7 @@ func Run(ctx context.Context, o Options) (err error) {
 
 	var serving atomic.Bool
 	serving.Store(true)
-	gw, err := gateway(ctx, service.Intercepted(svc, interceptor))
+	gw, err := gateway(ctx, service.Intercepted(strictQuery{srv: svc}, interceptor), cfg.MaxRecvMsgBytes)
 	if err != nil {
 		return err
 	}
@@ -415,32 +417,6 @@ func serveHTTP(srv *http.Server, l net.Listener) error {
 	return srv.Serve(l)
 }
 
-// gateway returns the JSON gateway, calling srv in process: no second
-// serialisation and no HTTP/2 framing on the hot path. srv must therefore
-// carry the interceptors (service.Intercepted).
-func gateway(ctx context.Context, srv authv1.AuthServiceServer) (http.Handler, error) {
-	gw := runtime.NewServeMux(
-		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
-			// Dintero's own field names, so a grant has Dintero's shape.
-			MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true},
-			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: true},
-		}),
-		runtime.WithIncomingHeaderMatcher(incomingHeader),
-		runtime.WithOutgoingHeaderMatcher(outgoingHeader),
-	)
-	if err := authv1.RegisterAuthServiceHandlerServer(ctx, gw, srv); err != nil {
-		return nil, fmt.Errorf("registering the gateway: %w", err)
-	}
-	// The in-process path has no gRPC peer: say who called.
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c := service.Caller{Addr: r.RemoteAddr, UserAgent: r.UserAgent()}
-		if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 && len(r.TLS.VerifiedChains[0]) > 0 {
-			c.Identity = service.Identity(r.TLS.VerifiedChains[0][0])
-		}
-		gw.ServeHTTP(w, r.WithContext(service.WithCaller(r.Context(), c)))
-	}), nil
-}
-
 // httpMux serves the gateway under /v1/, /healthz and the OpenAPI document.
 func httpMux(gw http.Handler, serving *atomic.Bool) *http.ServeMux {
 	mux := http.NewServeMux()
@@ -459,24 +435,6 @@ func httpMux(gw http.Handler, serving *atomic.Bool) *http.ServeMux {
 		_, _ = w.Write(openapiv2.JSON)
 	})
 	return mux
-}
-
-// incomingHeader admits X-Request-Id to the call's metadata, besides what
-// grpc-gateway admits by default (Authorization among them).
-func incomingHeader(key string) (string, bool) {
-	if textproto.CanonicalMIMEHeaderKey(key) == "X-Request-Id" {
-		return service.RequestIDKey, true
-	}
-	return runtime.DefaultHeaderMatcher(key)
-}
-
-// outgoingHeader returns the request id as X-Request-Id; other header
-// metadata keeps grpc-gateway's Grpc-Metadata- prefix.
-func outgoingHeader(key string) (string, bool) {
-	if strings.EqualFold(key, service.RequestIDKey) {
-		return "X-Request-Id", true
-	}
-	return runtime.MetadataHeaderPrefix + key, true
 }
 
 // startMock serves the mock Dintero on a loopback port and points cfg at
@@ -501,7 +459,12 @@ func startMock(cfg *Config, log *slog.Logger) (stop func(), err error) {
 	for _, g := range d.Grants[dinteromock.DefaultAccount] {
 		ids = append(ids, g.ID)
 	}
+	codes := make([]string, 0, len(d.Codes))
+	for _, c := range d.Codes {
+		codes = append(codes, c.Value)
+	}
 	log.Warn("--mock: calling a local mock Dintero, not Dintero", "dintero_url", cfg.DinteroURL,
-		"account", dinteromock.DefaultAccount, "grant_ids", ids, "verification_codes", d.VerificationCodes)
+		"account", dinteromock.DefaultAccount, "grant_ids", ids, "client_id", dinteromock.DefaultApp,
+		"redirect_uri", dinteromock.DefaultCallback, "verification_codes", codes)
 	return func() { _ = srv.Close() }, nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -17,6 +18,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	authv1 "github.com/dintero-facade/dintero-facade/gen/dintero/auth/v1"
+	"github.com/dintero-facade/dintero-facade/internal/dinteromock"
 	"github.com/dintero-facade/dintero-facade/internal/dinterotest"
 )
 
@@ -40,16 +42,18 @@ func (p panicOn) Authorize(ctx context.Context, r *authv1.AuthorizeRequest) (*au
 // panic) and asserts that no secret appears in the logs, the statuses and
 // HTTP error bodies, the metrics or the trace spans.
 func TestNoSecretAnywhere(t *testing.T) {
-	const (
-		callerToken = "caller-TOKEN-S3CR3T-a1b2"
-		code        = "VCODE-S3CR3T-c3d4"
-		panicCode   = "PANIC-VCODE-S3CR3T-e5f6"
-		idToken     = "IDTOKEN-S3CR3T-g7h8"
-	)
-	// The client secret and the tokens the fake issues are distinctive too.
-	secrets := []string{callerToken, code, panicCode, idToken, dinterotest.ClientSecret, dinterotest.AccessToken(1), dinterotest.AccessToken(2), dinterotest.AccessToken(3), "oidc-secret-in-grant"}
-
+	// Every verification code holds S3CR3T; so does the panic's.
+	const panicCode = "PANIC-VCODE-S3CR3T-e5f6"
 	fake := dinterotest.New(t, dinterotest.Options{Lenient: true})
+	fake.AddGrants("T12345678", "g")
+	callerToken := fake.Bearer("T12345678")
+	n := 0
+	nextCode := func() string {
+		n++
+		c := fmt.Sprintf("VCODE-S3CR3T-%d", n)
+		fake.AddCode("T12345678", c)
+		return c
+	}
 	// The fake's handlers of an earlier step may still run (a stalled call's
 	// server side ends after the caller gave up), so mode is atomic.
 	var mode atomic.Value
@@ -57,10 +61,12 @@ func TestNoSecretAnywhere(t *testing.T) {
 	fake.HandleRaw(dinterotest.OpAuthorize, func(w http.ResponseWriter, r *http.Request) {
 		switch mode.Load().(string) {
 		case "ok":
-			w.Header().Set("Location", "https://app.example.com/cb?id_token="+idToken+"&state=s")
-			w.WriteHeader(http.StatusFound)
+			fake.Mock.ServeHTTP(w, r)
 		case "echo":
-			dinterotest.WriteError(w, 400, "bad_code "+code, "code "+r.URL.Query().Get("verification_code")+" with "+r.Header.Get("Authorization")+" is spent")
+			dinterotest.WriteError(w, 400, "bad_code "+r.URL.Query().Get("verification_code"), "code "+r.URL.Query().Get("verification_code")+" with "+r.Header.Get("Authorization")+" is spent")
+		case "oauth echo":
+			w.Header().Set("Location", dinterotest.Callback+"?error=access_denied&error_description="+url.QueryEscape("code "+r.URL.RawQuery+" for "+r.Header.Get("Authorization")))
+			w.WriteHeader(http.StatusFound)
 		case "unauthorized":
 			dinterotest.WriteError(w, 401, "expired", "token "+r.Header.Get("Authorization")+" expired")
 		case "reset":
@@ -76,61 +82,75 @@ func TestNoSecretAnywhere(t *testing.T) {
 			o.wrap = func(s authv1.AuthServiceServer) authv1.AuthServiceServer { return panicOn{s, panicCode} }
 		})
 
-	var seen []string // every status message and HTTP body
+	var seen []string     // every status message and HTTP error body
+	var idTokens []string // what the callers were given
 	req := func(vc string) *authv1.AuthorizeRequest {
-		return &authv1.AuthorizeRequest{Oid: "T12345678", Audience: "a", ResponseType: "authenticate", ClientId: "c", VerificationCode: vc, RedirectUri: "https://app.example.com/cb"}
+		return &authv1.AuthorizeRequest{Oid: "T12345678", Audience: dinteromock.Audience("T12345678"), ResponseType: "authenticate", ClientId: dinterotest.App, VerificationCode: vc, RedirectUri: dinterotest.Callback}
 	}
 	grpcCall := func(withToken bool, r *authv1.AuthorizeRequest) codes.Code {
 		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 		defer cancel()
 		if withToken {
-			ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+callerToken)
+			ctx = metadata.AppendToOutgoingContext(ctx, "authorization", callerToken)
 		}
-		_, err := f.client.Authorize(ctx, r)
+		resp, err := f.client.Authorize(ctx, r)
+		idTokens = append(idTokens, resp.GetIdToken())
 		seen = append(seen, fmt.Sprint(status.Convert(err).Proto()))
 		return status.Code(err)
 	}
 	httpCall := func(withToken bool, r *authv1.AuthorizeRequest) int {
-		q := url.Values{"audience": {r.Audience}, "response_type": {r.ResponseType}, "client_id": {r.ClientId}, "verification_code": {r.VerificationCode}}
+		q := url.Values{"audience": {r.Audience}, "response_type": {r.ResponseType}, "client_id": {r.ClientId}, "verification_code": {r.VerificationCode}, "redirect_uri": {r.RedirectUri}}
 		h := map[string]string{"Grpc-Timeout": "300m"}
 		if withToken {
-			h["Authorization"] = "Bearer " + callerToken
+			h["Authorization"] = callerToken
 		}
 		c, _, body := f.do(t, http.MethodPost, "/v1/accounts/"+r.Oid+"/auth/authorize?"+q.Encode(), h)
 		if c != 200 {
 			seen = append(seen, string(body))
 		}
+		var v struct {
+			IDToken string `json:"id_token"`
+		}
+		_ = json.Unmarshal(body, &v)
+		idTokens = append(idTokens, v.IDToken)
 		return c
 	}
 
 	steps := []struct {
 		mode     string
 		token    bool
-		vc       string
 		oid      string
 		wantGRPC codes.Code
 		wantHTTP int
 	}{
-		{"ok", true, code, "T12345678", codes.OK, 200},
-		{"ok", false, code, "T12345678", codes.OK, 200}, // the facade's own token
-		{"echo", true, code, "T12345678", codes.InvalidArgument, 400},
-		{"echo", false, code, "T12345678", codes.InvalidArgument, 400},
-		{"unauthorized", false, code, "T12345678", codes.Unauthenticated, 401}, // drops the cached token
-		{"ok", false, code, "T12345678", codes.OK, 200},                        // a fresh one is fetched
-		{"reset", true, code, "T12345678", codes.Unavailable, 503},
-		{"stall", true, code, "T12345678", codes.DeadlineExceeded, 504},
-		{"ok", true, code, "bad-oid", codes.InvalidArgument, 400},
-		{"ok", true, panicCode, "T12345678", codes.Internal, 500},
+		{"ok", true, "T12345678", codes.OK, 200},
+		{"ok", false, "T12345678", codes.OK, 200}, // the facade's own token
+		{"echo", true, "T12345678", codes.InvalidArgument, 400},
+		{"echo", false, "T12345678", codes.InvalidArgument, 400},
+		{"oauth echo", true, "T12345678", codes.PermissionDenied, 403},
+		{"unauthorized", false, "T12345678", codes.Unauthenticated, 401}, // drops the cached token
+		{"ok", false, "T12345678", codes.OK, 200},                        // a fresh one is fetched
+		{"reset", true, "T12345678", codes.Unavailable, 503},
+		{"stall", true, "T12345678", codes.DeadlineExceeded, 504},
+		{"ok", true, "bad-oid", codes.InvalidArgument, 400},
+		{"panic", true, "T12345678", codes.Internal, 500},
 	}
 	for _, s := range steps {
 		mode.Store(s.mode)
-		r := req(s.vc)
-		r.Oid = s.oid
-		if got := grpcCall(s.token, r); got != s.wantGRPC {
-			t.Errorf("%s over gRPC: got %v; want %v", s.mode, got, s.wantGRPC)
-		}
-		if got := httpCall(s.token, r); got != s.wantHTTP {
-			t.Errorf("%s through the gateway: got %d; want %d", s.mode, got, s.wantHTTP)
+		for _, via := range []string{"grpc", "gateway"} {
+			code := panicCode
+			if s.mode != "panic" {
+				code = nextCode()
+			}
+			r := req(code)
+			r.Oid = s.oid
+			if via == "grpc" {
+				if got := grpcCall(s.token, r); got != s.wantGRPC {
+					t.Errorf("%s over gRPC: got %v; want %v", s.mode, got, s.wantGRPC)
+				}
+			} else if got := httpCall(s.token, r); got != s.wantHTTP {
+				t.Errorf("%s through the gateway: got %d; want %d", s.mode, got, s.wantHTTP)
+			}
 		}
 	}
 	// DeleteClientGrant returns the grant's OIDC secret to the caller,
@@ -141,8 +161,18 @@ func TestNoSecretAnywhere(t *testing.T) {
 	}
 	// The 401 step drops the cached token twice (once per path), so the
 	// facade fetches one at first and two more after.
-	if n := fake.Count(dinterotest.OpToken); n != 3 {
-		t.Errorf("got %d token fetches; want 3", n)
+	issued := fake.Mock.IssuedTokens("T12345678")
+	if len(issued) != 3 {
+		t.Errorf("got %d token fetches; want 3", len(issued))
+	}
+	secrets := append([]string{"S3CR3T", strings.TrimPrefix(callerToken, "Bearer "), dinterotest.ClientSecret, "oidc-secret-in-grant"}, issued...)
+	for _, tok := range idTokens {
+		if tok != "" {
+			secrets = append(secrets, tok)
+		}
+	}
+	if len(secrets) < 4+3+6 {
+		t.Errorf("only %d secrets to look for: the successes returned no id_token", len(secrets))
 	}
 
 	logs := f.log.String()
@@ -165,7 +195,7 @@ func TestNoSecretAnywhere(t *testing.T) {
 	for where, text := range places {
 		for _, s := range secrets {
 			if strings.Contains(text, s) {
-				t.Errorf("the %s hold %q", where, s)
+				t.Errorf("the %s hold %.24q…", where, s)
 			}
 		}
 	}

@@ -26,6 +26,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	authv1 "github.com/dintero-facade/dintero-facade/gen/dintero/auth/v1"
+	"github.com/dintero-facade/dintero-facade/internal/dinteromock"
 	"github.com/dintero-facade/dintero-facade/internal/dinterotest"
 	"github.com/dintero-facade/dintero-facade/service"
 )
@@ -135,42 +136,53 @@ func (f *facade) do(t *testing.T, method, path string, header map[string]string)
 	return resp.StatusCode, resp.Header, b
 }
 
-var bearer = map[string]string{"Authorization": "Bearer caller-token-e2e"}
+// bearer is the Authorization header of a caller that brings its own
+// token for account.
+func bearer(fake *dinterotest.Server, account string) map[string]string {
+	return map[string]string{"Authorization": fake.Bearer(account)}
+}
 
-func withBearer(ctx context.Context) context.Context {
-	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer caller-token-e2e")
+func withBearer(ctx context.Context, fake *dinterotest.Server, account string) context.Context {
+	return metadata.AppendToOutgoingContext(ctx, "authorization", fake.Bearer(account))
 }
 
 func TestServer(t *testing.T) {
 	fake := dinterotest.New(t)
+	fake.AddGrants("T12345678", "g-grpc", "g-http")
 	f := startFacade(t, fake.URL, nil, nil)
 	ctx := context.Background()
 
 	t.Run("grpc delete", func(t *testing.T) {
-		resp, err := f.client.DeleteClientGrant(withBearer(ctx), &authv1.DeleteClientGrantRequest{Oid: "T12345678", Id: "g-grpc"})
-		if err != nil || resp.GetGrant().GetId() != "g-grpc" || resp.GetGrant().GetDeletedBy() != "client-deleter" {
+		resp, err := f.client.DeleteClientGrant(withBearer(ctx, fake, "T12345678"), &authv1.DeleteClientGrantRequest{Oid: "T12345678", Id: "g-grpc"})
+		if err != nil || resp.GetGrant().GetId() != "g-grpc" || resp.GetGrant().GetDeletedBy() != "caller-T12345678" {
 			t.Fatalf("got %v, %v; want grant g-grpc", resp, err)
 		}
 	})
 	t.Run("grpc authorize", func(t *testing.T) {
-		resp, err := f.client.Authorize(withBearer(ctx), &authv1.AuthorizeRequest{Oid: "T123", Audience: "aud", ResponseType: "authenticate", ClientId: "c", VerificationCode: "v", State: "st"})
-		if err != nil || resp.GetIdToken() != dinterotest.IDToken || resp.GetQuery()["state"] != "st" {
+		fake.AddCode("T123", "v-grpc")
+		resp, err := f.client.Authorize(withBearer(ctx, fake, "T123"), &authv1.AuthorizeRequest{Oid: "T123", Audience: dinteromock.Audience("T123"), ResponseType: "authenticate", ClientId: dinterotest.App, VerificationCode: "v-grpc", State: "st"})
+		if err != nil || strings.Count(resp.GetIdToken(), ".") != 2 || resp.GetQuery()["state"] != "st" {
 			t.Fatalf("got %v, %v; want the id_token and state", resp, err)
 		}
 	})
 	t.Run("gateway delete has Dintero's shape", func(t *testing.T) {
-		code, h, body := f.do(t, http.MethodDelete, "/v1/accounts/T12345678/auth/client-grants/g-http", bearer)
+		code, h, body := f.do(t, http.MethodDelete, "/v1/accounts/T12345678/auth/client-grants/g-http", bearer(fake, "T12345678"))
 		if code != 200 {
 			t.Fatalf("got %d %s; want 200", code, body)
 		}
-		var got, want map[string]any
+		var got map[string]any
 		if err := json.Unmarshal(body, &got); err != nil {
 			t.Fatal(err)
 		}
-		_ = json.Unmarshal(dinterotest.GrantJSON("g-http"), &want)
-		// The same instants, written in UTC.
-		want["created_at"], want["updated_at"], want["deleted_at"] = "2024-01-02T01:04:05.123456Z", "2024-01-02T03:04:05Z", "2026-11-26T06:00:00.500Z"
-		if fmt.Sprint(got) != fmt.Sprint(want) {
+		deleted, _ := got["deleted_at"].(string)
+		want := map[string]any{
+			"id": "g-http", "client_id": "2a6b5f2e-client", "audience": "https://api.dintero.com/v1/accounts/T12345678",
+			"scope": []any{"admin:accounts", "write:checkout"}, "type": "authorization_code",
+			"oidc":       map[string]any{"client_id": "oidc-client", "client_secret": "oidc-secret-in-grant", "authority": "https://identityserver.example.com/access"},
+			"created_at": "2024-01-02T01:04:05.123Z", "updated_at": deleted, "deleted_at": deleted,
+			"created_by": "user-creator", "deleted_by": "caller-T12345678",
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) || !strings.HasSuffix(deleted, "Z") {
 			t.Errorf("got %v;\nwant %v", got, want)
 		}
 		if !strings.HasPrefix(h.Get("Content-Type"), "application/json") || h.Get("X-Request-Id") == "" {
@@ -178,13 +190,14 @@ func TestServer(t *testing.T) {
 		}
 	})
 	t.Run("gateway authorize takes query parameters", func(t *testing.T) {
+		fake.AddCode("T123", "v-http")
 		before := len(fake.Requests())
-		code, _, body := f.do(t, http.MethodPost, "/v1/accounts/T123/auth/authorize?audience=aud&response_type=authenticate&client_id=c&verification_code=v&state=s1&redirect_uri=https%3A%2F%2Fapp.example.com%2Fcb&scope=openid&connection=sms", bearer)
+		code, _, body := f.do(t, http.MethodPost, "/v1/accounts/T123/auth/authorize?audience=https%3A%2F%2Fapi.dintero.com%2Fv1%2Faccounts%2FT123&response_type=authenticate&client_id=client-1&verification_code=v-http&state=s1&redirect_uri=https%3A%2F%2Fapp.example.com%2Fcb&scope=openid&connection=sms", bearer(fake, "T123"))
 		var got map[string]any
 		if err := json.Unmarshal(body, &got); err != nil || code != 200 {
 			t.Fatalf("got %d %s; want 200 with JSON", code, body)
 		}
-		if got["id_token"] != dinterotest.IDToken || got["query"].(map[string]any)["state"] != "s1" {
+		if tok, _ := got["id_token"].(string); strings.Count(tok, ".") != 2 || got["query"].(map[string]any)["state"] != "s1" {
 			t.Errorf("got %v", got)
 		}
 		q := fake.Requests()[before].Query
@@ -193,42 +206,25 @@ func TestServer(t *testing.T) {
 		}
 	})
 	t.Run("gateway validation error", func(t *testing.T) {
-		code, _, body := f.do(t, http.MethodDelete, "/v1/accounts/X1/auth/client-grants/g", bearer)
-		var st struct {
-			Code    int    `json:"code"`
-			Message string `json:"message"`
-			Details []any  `json:"details"`
-		}
-		if err := json.Unmarshal(body, &st); err != nil || code != 400 || st.Code != int(codes.InvalidArgument) || !strings.Contains(st.Message, "oid") || len(st.Details) != 1 {
-			t.Errorf("got %d %s; want 400 with an InvalidArgument status naming oid", code, body)
+		code, _, body := f.do(t, http.MethodDelete, "/v1/accounts/X1/auth/client-grants/g", bearer(fake, "T123"))
+		e := dinteroError(t, body)
+		if code != 400 || e.Code != "INVALID_ARGUMENT" || e.GrpcCode != "INVALID_ARGUMENT" || !strings.Contains(e.Message, "oid") ||
+			len(e.Errors) != 1 || e.Errors[0]["field"] != "oid" || len(e.Details) != 2 {
+			t.Errorf("got %d %s; want 400 in Dintero's shape naming oid, with the gRPC details", code, body)
 		}
 	})
 	t.Run("request id round trip", func(t *testing.T) {
-		_, h, _ := f.do(t, http.MethodDelete, "/v1/accounts/T123/auth/client-grants/g", map[string]string{"Authorization": "Bearer x", "X-Request-Id": "rid-from-http"})
+		h := bearer(fake, "T123")
+		h["X-Request-Id"] = "rid-from-http"
+		_, rh, _ := f.do(t, http.MethodDelete, "/v1/accounts/T123/auth/client-grants/g", h)
 		last := fake.Requests()[len(fake.Requests())-1]
-		if h.Get("X-Request-Id") != "rid-from-http" || last.Header.Get("X-Request-Id") != "rid-from-http" {
-			t.Errorf("got response %q, Dintero got %q; want rid-from-http both", h.Get("X-Request-Id"), last.Header.Get("X-Request-Id"))
+		if rh.Get("X-Request-Id") != "rid-from-http" || last.Header.Get("X-Request-Id") != "rid-from-http" {
+			t.Errorf("got response %q, Dintero got %q; want rid-from-http both", rh.Get("X-Request-Id"), last.Header.Get("X-Request-Id"))
 		}
 	})
 	t.Run("healthz", func(t *testing.T) {
 		if code, _, body := f.do(t, http.MethodGet, "/healthz", nil); code != 200 || string(body) != "ok\n" {
 			t.Errorf("got %d %q; want 200 ok", code, body)
-		}
-	})
-	t.Run("openapi", func(t *testing.T) {
-		code, _, body := f.do(t, http.MethodGet, "/openapi.json", nil)
-		var doc struct {
-			Swagger string                    `json:"swagger"`
-			Paths   map[string]map[string]any `json:"paths"`
-		}
-		if err := json.Unmarshal(body, &doc); err != nil || code != 200 || doc.Swagger != "2.0" {
-			t.Fatalf("got %d, %v; want a Swagger 2.0 document", code, err)
-		}
-		if _, ok := doc.Paths["/v1/accounts/{oid}/auth/client-grants/{id}"]["delete"]; !ok {
-			t.Errorf("paths %v lack the DELETE", doc.Paths)
-		}
-		if _, ok := doc.Paths["/v1/accounts/{oid}/auth/authorize"]["post"]; !ok {
-			t.Errorf("paths %v lack the authorize POST", doc.Paths)
 		}
 	})
 	t.Run("health", func(t *testing.T) {
@@ -261,51 +257,118 @@ func TestServer(t *testing.T) {
 		}
 	})
 	t.Run("oversized request", func(t *testing.T) {
-		_, err := f.client.DeleteClientGrant(withBearer(ctx), &authv1.DeleteClientGrantRequest{Oid: "T123", Id: strings.Repeat("x", 32<<10)})
+		_, err := f.client.DeleteClientGrant(withBearer(ctx, fake, "T123"), &authv1.DeleteClientGrantRequest{Oid: "T123", Id: strings.Repeat("x", 32<<10)})
 		if status.Code(err) != codes.ResourceExhausted {
 			t.Errorf("got %v; want ResourceExhausted for a request over --max-recv-msg-bytes", err)
 		}
 	})
 }
 
-// TestGatewayErrors checks that the gateway's HTTP status follows the gRPC
-// code, and that the body is grpc-gateway's status with Dintero's message.
+// errorBody is the gateway's error body: Dintero's error document, with the
+// gRPC status beside.
+type errorBody struct {
+	Code     string           `json:"code"`
+	Message  string           `json:"message"`
+	Errors   []map[string]any `json:"errors"`
+	GrpcCode string           `json:"grpc_code"`
+	Details  []map[string]any `json:"details"`
+}
+
+// dinteroError reads a body as a client written for Dintero reads it,
+// failing the test on another shape.
+func dinteroError(t *testing.T, body []byte) errorBody {
+	t.Helper()
+	var doc struct {
+		Error *errorBody `json:"error"`
+	}
+	if err := json.Unmarshal(body, &doc); err != nil || doc.Error == nil || doc.Error.Message == "" {
+		t.Fatalf("got %s; want Dintero's error document {\"error\": {\"code\", \"message\", \"errors\"}}", body)
+	}
+	return *doc.Error
+}
+
+// reason returns the reason of the ErrorInfo among a gateway error's
+// details.
+func (e errorBody) reason() (string, map[string]any) {
+	for _, d := range e.Details {
+		if d["@type"] == "type.googleapis.com/google.rpc.ErrorInfo" {
+			md, _ := d["metadata"].(map[string]any)
+			r, _ := d["reason"].(string)
+			return r, md
+		}
+	}
+	return "", nil
+}
+
+// TestGatewayErrors: the gateway answers Dintero's errors in Dintero's
+// shape, with the HTTP status Dintero gave, Dintero's code, message and
+// errors, and the gRPC details beside; a gRPC caller gets the same error as
+// a status.
 func TestGatewayErrors(t *testing.T) {
 	fake := dinterotest.New(t)
 	f := startFacade(t, fake.URL, nil, nil)
 	for _, tc := range []struct {
 		dinteroStatus int
-		wantHTTP      int
 		wantCode      codes.Code
 	}{
-		{400, 400, codes.InvalidArgument},
-		{401, 401, codes.Unauthenticated},
-		{403, 403, codes.PermissionDenied},
-		{404, 404, codes.NotFound},
-		{409, 409, codes.Aborted},
-		{429, 429, codes.ResourceExhausted},
-		{500, 500, codes.Internal},
-		{501, 501, codes.Unimplemented},
-		{418, 400, codes.FailedPrecondition},
+		{400, codes.InvalidArgument},
+		{401, codes.Unauthenticated},
+		{403, codes.PermissionDenied},
+		{404, codes.NotFound},
+		{409, codes.Aborted},
+		{418, codes.FailedPrecondition},
+		{422, codes.InvalidArgument},
+		{500, codes.Internal},
+		{501, codes.Unimplemented},
 	} {
 		t.Run(fmt.Sprint(tc.dinteroStatus), func(t *testing.T) {
-			fake.HandleRaw(dinterotest.OpDelete, func(w http.ResponseWriter, r *http.Request) {
-				dinterotest.WriteError(w, tc.dinteroStatus, "some_code", "dintero says no")
-			})
-			code, _, body := f.do(t, http.MethodDelete, "/v1/accounts/T123/auth/client-grants/g", bearer)
-			var st struct {
-				Code    codes.Code `json:"code"`
-				Message string     `json:"message"`
+			fake.HandleRaw(dinterotest.OpDelete, dinterotest.Body(tc.dinteroStatus, "application/json",
+				[]byte(`{"error":{"code":"some_code","message":"dintero says no","errors":[{"field":"id","message":"bad id"},{"other":1}]}}`)))
+			code, _, body := f.do(t, http.MethodDelete, "/v1/accounts/T123/auth/client-grants/g", bearer(fake, "T123"))
+			e := dinteroError(t, body)
+			if code != tc.dinteroStatus || e.Code != "some_code" || e.Message != "dintero says no" || len(e.Errors) != 2 || e.Errors[0]["field"] != "id" || e.Errors[1]["other"] != 1.0 {
+				t.Errorf("got %d %s; want HTTP %d with Dintero's code, message and errors", code, body, tc.dinteroStatus)
 			}
-			if err := json.Unmarshal(body, &st); err != nil || code != tc.wantHTTP || st.Code != tc.wantCode || st.Message != "dintero says no" {
-				t.Errorf("got %d %s; want HTTP %d with %v and Dintero's message", code, body, tc.wantHTTP, tc.wantCode)
+			if reason, md := e.reason(); reason != "SOME_CODE" || md["http_status"] != fmt.Sprint(tc.dinteroStatus) || e.GrpcCode != strings.ToUpper(strings.Join(splitCamel(tc.wantCode.String()), "_")) {
+				t.Errorf("got details %v, grpc_code %s; want the ErrorInfo and %v", e.Details, e.GrpcCode, tc.wantCode)
 			}
-			_, err := f.client.DeleteClientGrant(withBearer(context.Background()), &authv1.DeleteClientGrantRequest{Oid: "T123", Id: "g"})
-			if status.Code(err) != tc.wantCode {
-				t.Errorf("over gRPC: got %v; want %v", err, tc.wantCode)
+			_, err := f.client.DeleteClientGrant(withBearer(context.Background(), fake, "T123"), &authv1.DeleteClientGrantRequest{Oid: "T123", Id: "g"})
+			if st := status.Convert(err); st.Code() != tc.wantCode || st.Message() != "dintero says no" {
+				t.Errorf("over gRPC: got %v; want %v with Dintero's message", err, tc.wantCode)
 			}
 		})
 	}
+	t.Run("the facade's own errors", func(t *testing.T) {
+		for _, tc := range []struct {
+			method, path string
+			header       map[string]string
+			wantHTTP     int
+			wantCode     string
+		}{
+			{http.MethodGet, "/v1/accounts/T123/auth/client-grants/g", nil, 405, "UNIMPLEMENTED"},
+			{http.MethodDelete, "/v1/accounts/T123/nothing-here", nil, 404, "NOT_FOUND"},
+			{http.MethodDelete, "/v1/accounts/T123/auth/client-grants/g", nil, 401, "NO_CREDENTIALS"},
+			{http.MethodDelete, "/v1/accounts/T123/auth/client-grants/g?nonce=1", bearer(fake, "T123"), 400, "INVALID_ARGUMENT"},
+		} {
+			code, _, body := f.do(t, tc.method, tc.path, tc.header)
+			if e := dinteroError(t, body); code != tc.wantHTTP || e.Code != tc.wantCode {
+				t.Errorf("%s %s: got %d %s; want %d with code %s", tc.method, tc.path, code, body, tc.wantHTTP, tc.wantCode)
+			}
+		}
+	})
+}
+
+// splitCamel splits a Go code name such as InvalidArgument into words.
+func splitCamel(s string) []string {
+	var out []string
+	start := 0
+	for i := 1; i < len(s); i++ {
+		if s[i] >= 'A' && s[i] <= 'Z' {
+			out = append(out, s[start:i])
+			start = i
+		}
+	}
+	return append(out, s[start:])
 }
 
 // TestDeadlinePropagation: a caller deadline of 200 ms against a Dintero
@@ -313,16 +376,17 @@ func TestGatewayErrors(t *testing.T) {
 // gRPC and (with Grpc-Timeout) through the gateway.
 func TestDeadlinePropagation(t *testing.T) {
 	fake := dinterotest.New(t)
+	fake.AddGrants("T123", "g")
 	fake.HandleRaw(dinterotest.OpDelete, func(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-time.After(5 * time.Second):
-			_, _ = w.Write(dinterotest.GrantJSON("late"))
+			fake.Mock.ServeHTTP(w, r)
 		case <-r.Context().Done():
 		}
 	})
 	f := startFacade(t, fake.URL, nil, nil)
 
-	ctx, cancel := context.WithTimeout(withBearer(context.Background()), 200*time.Millisecond)
+	ctx, cancel := context.WithTimeout(withBearer(context.Background(), fake, "T123"), 200*time.Millisecond)
 	defer cancel()
 	start := time.Now()
 	_, err := f.client.DeleteClientGrant(ctx, &authv1.DeleteClientGrantRequest{Oid: "T123", Id: "g"})
@@ -331,7 +395,9 @@ func TestDeadlinePropagation(t *testing.T) {
 	}
 
 	start = time.Now()
-	code, _, body := f.do(t, http.MethodDelete, "/v1/accounts/T123/auth/client-grants/g", map[string]string{"Authorization": "Bearer x", "Grpc-Timeout": "200m"})
+	h := bearer(fake, "T123")
+	h["Grpc-Timeout"] = "200m"
+	code, _, body := f.do(t, http.MethodDelete, "/v1/accounts/T123/auth/client-grants/g", h)
 	if took := time.Since(start); code != http.StatusGatewayTimeout || took > time.Second {
 		t.Errorf("gateway: got %d %s after %v; want 504 within a second", code, body, took)
 	}
@@ -341,6 +407,7 @@ func TestDeadlinePropagation(t *testing.T) {
 // environment: calls without a token use them, calls with one do not.
 func TestCredentialsFromEnv(t *testing.T) {
 	fake := dinterotest.New(t)
+	fake.AddGrants("T12345678", "g0", "g1", "g2", "g", "own")
 	f := startFacade(t, fake.URL, nil, map[string]string{"DINTERO_CLIENT_ID": dinterotest.ClientID, "DINTERO_CLIENT_SECRET": dinterotest.ClientSecret, "DINTERO_ACCOUNT_ID": "T12345678"})
 	for i := range 3 {
 		if _, err := f.client.DeleteClientGrant(context.Background(), &authv1.DeleteClientGrantRequest{Oid: "T12345678", Id: fmt.Sprint("g", i)}); err != nil {
@@ -350,14 +417,14 @@ func TestCredentialsFromEnv(t *testing.T) {
 	if code, _, body := f.do(t, http.MethodDelete, "/v1/accounts/T12345678/auth/client-grants/g", nil); code != 200 {
 		t.Fatalf("gateway without a token: got %d %s", code, body)
 	}
-	if _, err := f.client.DeleteClientGrant(withBearer(context.Background()), &authv1.DeleteClientGrantRequest{Oid: "T12345678", Id: "own"}); err != nil {
+	if _, err := f.client.DeleteClientGrant(withBearer(context.Background(), fake, "T12345678"), &authv1.DeleteClientGrantRequest{Oid: "T12345678", Id: "own"}); err != nil {
 		t.Fatal(err)
 	}
 	if n := fake.Count(dinterotest.OpToken); n != 1 {
 		t.Errorf("got %d token fetches; want 1, cached", n)
 	}
 	reqs := fake.Requests()
-	if got := reqs[len(reqs)-1].Header.Get("Authorization"); got != "Bearer caller-token-e2e" {
+	if got := reqs[len(reqs)-1].Header.Get("Authorization"); got != fake.Bearer("T12345678") {
 		t.Errorf("the caller's token was replaced by %q", got)
 	}
 	if strings.Contains(f.log.String(), dinterotest.ClientSecret) || !strings.Contains(f.log.String(), `"client_secret":"[REDACTED]"`) {
@@ -390,7 +457,11 @@ func TestGatewayMatchesGRPC(t *testing.T) {
 		methods.Store(info.FullMethod+" "+status.Code(err).String(), true)
 		return resp, err
 	}
-	ic := service.Interceptor(service.InterceptorOptions{Log: slog.New(slog.NewJSONHandler(logs, nil)), Inner: []grpc.UnaryServerInterceptor{count}})
+	log := slog.New(slog.NewJSONHandler(logs, nil))
+	ic, err := service.Interceptor(service.InterceptorOptions{Log: log, Audit: log, Inner: []grpc.UnaryServerInterceptor{count}})
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	gs := grpc.NewServer(grpc.ChainUnaryInterceptor(ic))
 	authv1.RegisterAuthServiceServer(gs, panicky{})
@@ -402,7 +473,7 @@ func TestGatewayMatchesGRPC(t *testing.T) {
 	defer gs.Stop()
 	var serving atomic.Bool
 	serving.Store(true)
-	gw, err := gateway(context.Background(), service.Intercepted(panicky{}, ic))
+	gw, err := gateway(context.Background(), service.Intercepted(strictQuery{srv: panicky{}}, ic), 16<<10)
 	if err != nil {
 		t.Fatal(err)
 	}

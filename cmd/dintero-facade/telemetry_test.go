@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	authv1 "github.com/dintero-facade/dintero-facade/gen/dintero/auth/v1"
+	"github.com/dintero-facade/dintero-facade/internal/dinteromock"
 	"github.com/dintero-facade/dintero-facade/internal/dinterotest"
 )
 
@@ -63,6 +64,7 @@ func metric(t *testing.T, text, name string, labels ...string) float64 {
 func TestMetrics(t *testing.T) {
 	fake := dinterotest.New(t)
 	for _, separate := range []bool{false, true} {
+		fake.AddGrants("T12345678", "grant-secretish-0", "grant-secretish-1", "grant-secretish-2", "gw-grant", "g")
 		t.Run(fmt.Sprint("separate=", separate), func(t *testing.T) {
 			var args []string
 			if separate {
@@ -92,11 +94,11 @@ func TestMetrics(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			if code, _, _ := f.do(t, http.MethodDelete, "/v1/accounts/T12345678/auth/client-grants/gw-grant", bearer); code != 200 {
+			if code, _, _ := f.do(t, http.MethodDelete, "/v1/accounts/T12345678/auth/client-grants/gw-grant", bearer(fake, "T12345678")); code != 200 {
 				t.Fatalf("gateway call: %d", code)
 			}
 			fake.HandleRaw(dinterotest.OpDelete, dinterotest.Body(503, "text/plain", nil))
-			_, _ = f.client.DeleteClientGrant(withBearer(context.Background()), &authv1.DeleteClientGrantRequest{Oid: "T12345678", Id: "g"})
+			_, _ = f.client.DeleteClientGrant(withBearer(context.Background(), fake, "T12345678"), &authv1.DeleteClientGrantRequest{Oid: "T12345678", Id: "g"})
 			fake.Default(dinterotest.OpDelete)
 
 			text := scrape(t, http.DefaultClient, url)
@@ -128,7 +130,8 @@ func TestMetrics(t *testing.T) {
 			}
 			// Accounts appear only as the ones the facade holds
 			// credentials for (T12345678 here); ids and secrets never.
-			for _, leak := range []string{"grant-secretish", "gw-grant", dinterotest.AccessToken(1), dinterotest.ClientSecret, "caller-token-e2e"} {
+			leaks := append([]string{"grant-secretish", "gw-grant", dinterotest.ClientSecret, fake.Bearer("T12345678")[len("Bearer "):]}, fake.Mock.IssuedTokens("T12345678")...)
+			for _, leak := range leaks {
 				if strings.Contains(text, leak) {
 					t.Errorf("a metric label holds %q", leak)
 				}
@@ -144,17 +147,22 @@ func TestMetrics(t *testing.T) {
 // client span in the same trace, the traceparent Dintero received, and no
 // secret in any attribute.
 func TestTracing(t *testing.T) {
-	const code, token = "vc-trace-SECRET-5150", "tok-trace-SECRET-8086"
+	const code, code2 = "vc-trace-SECRET-5150", "vc-trace-SECRET-5151"
 	fake := dinterotest.New(t)
+	fake.AddCode("T123", code)
+	fake.AddCode("T123", code2)
+	token := fake.Bearer("T123")[len("Bearer "):]
 	rec := tracetest.NewSpanRecorder()
 	tp := trace.NewTracerProvider(trace.WithSpanProcessor(rec))
 	f := startFacade(t, fake.URL, nil, nil, func(o *Options) { o.TracerProvider = tp })
 	ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+token)
-	if _, err := f.client.Authorize(ctx, &authv1.AuthorizeRequest{Oid: "T123", Audience: "a", ResponseType: "authenticate", ClientId: "c", VerificationCode: code, RedirectUri: "https://app.example.com/cb"}); err != nil {
+	resp, err := f.client.Authorize(ctx, &authv1.AuthorizeRequest{Oid: "T123", Audience: dinteromock.Audience("T123"), ResponseType: "authenticate", ClientId: dinterotest.App, VerificationCode: code, RedirectUri: dinterotest.Callback})
+	if err != nil {
 		t.Fatal(err)
 	}
-	if code, _, _ := f.do(t, http.MethodPost, "/v1/accounts/T123/auth/authorize?audience=a&response_type=authenticate&client_id=c&verification_code="+code, map[string]string{"Authorization": "Bearer " + token}); code != 200 {
-		t.Fatalf("gateway authorize: %d", code)
+	idToken := resp.GetIdToken()
+	if code, _, body := f.do(t, http.MethodPost, "/v1/accounts/T123/auth/authorize?audience=https%3A%2F%2Fapi.dintero.com%2Fv1%2Faccounts%2FT123&response_type=authenticate&client_id=client-1&verification_code="+code2, map[string]string{"Authorization": "Bearer " + token}); code != 200 {
+		t.Fatalf("gateway authorize: %d %s", code, body)
 	}
 	spans := rec.Ended()
 	var server, client, gateway int
@@ -173,13 +181,13 @@ func TestTracing(t *testing.T) {
 			gateway++
 		}
 		for _, a := range s.Attributes() {
-			if v := a.Value.String(); strings.Contains(v, code) || strings.Contains(v, token) || strings.Contains(v, dinterotest.IDToken) {
+			if v := a.Value.String(); strings.Contains(v, "SECRET") || strings.Contains(v, token) || strings.Contains(v, idToken) {
 				t.Errorf("span %q attribute %s holds a secret: %s", s.Name(), a.Key, v)
 			}
 		}
 		for _, e := range s.Events() {
 			for _, a := range e.Attributes {
-				if v := a.Value.String(); strings.Contains(v, code) || strings.Contains(v, token) {
+				if v := a.Value.String(); strings.Contains(v, "SECRET") || strings.Contains(v, token) {
 					t.Errorf("span %q event %q holds a secret: %s", s.Name(), e.Name, v)
 				}
 			}
@@ -196,7 +204,7 @@ func TestTracing(t *testing.T) {
 		if r.Header.Get("Traceparent") == "" {
 			t.Errorf("Dintero request %d had no traceparent", i)
 		}
-		if r.Query.Get("verification_code") != code {
+		if r.Query.Get("verification_code") != []string{code, code2}[i] {
 			t.Errorf("Dintero request %d lost its query: %v", i, r.Query)
 		}
 	}
@@ -206,8 +214,9 @@ func TestTracing(t *testing.T) {
 // gone, the audit line is not.
 func TestAuditIgnoresLogLevel(t *testing.T) {
 	fake := dinterotest.New(t)
+	fake.AddGrants("T123", "g-audit")
 	f := startFacade(t, fake.URL, []string{"--log-level", "error"}, nil)
-	if _, err := f.client.DeleteClientGrant(withBearer(context.Background()), &authv1.DeleteClientGrantRequest{Oid: "T123", Id: "g-audit"}); err != nil {
+	if _, err := f.client.DeleteClientGrant(withBearer(context.Background(), fake, "T123"), &authv1.DeleteClientGrantRequest{Oid: "T123", Id: "g-audit"}); err != nil {
 		t.Fatal(err)
 	}
 	logs := f.log.String()
@@ -220,12 +229,13 @@ func TestTLS(t *testing.T) {
 	pki := dinterotest.NewPKI(t)
 	fake := dinterotest.New(t)
 	t.Run("tls", func(t *testing.T) {
+		fake.AddGrants("T123", "g-tls-1", "g-tls-2")
 		f := startFacade(t, fake.URL, []string{"--tls-cert", pki.CertFile, "--tls-key", pki.KeyFile}, nil)
 		conn := tlsConn(t, f.grpcAddr, pki.ClientTLS())
-		if _, err := authv1.NewAuthServiceClient(conn).DeleteClientGrant(withBearer(context.Background()), &authv1.DeleteClientGrantRequest{Oid: "T123", Id: "g"}); err != nil {
+		if _, err := authv1.NewAuthServiceClient(conn).DeleteClientGrant(withBearer(context.Background(), fake, "T123"), &authv1.DeleteClientGrantRequest{Oid: "T123", Id: "g-tls-1"}); err != nil {
 			t.Errorf("gRPC over TLS: %v", err)
 		}
-		if err := httpsDelete(t, f, pki.ClientTLS()); err != nil {
+		if err := httpsDelete(t, f, fake, "g-tls-2", pki.ClientTLS()); err != nil {
 			t.Errorf("HTTPS: %v", err)
 		}
 		// Go's TLS server answers a plain HTTP request with a 400.
@@ -237,13 +247,14 @@ func TestTLS(t *testing.T) {
 		}
 	})
 	t.Run("mtls", func(t *testing.T) {
+		fake.AddGrants("T123", "g-mtls-1", "g-mtls-2", "g-refused")
 		f := startFacade(t, fake.URL, []string{"--tls-cert", pki.CertFile, "--tls-key", pki.KeyFile, "--client-ca", pki.CAFile}, nil)
 		good := pki.Client(t, "refunds", "spiffe://example.org/ns/payments/sa/refunds")
 		conn := tlsConn(t, f.grpcAddr, pki.ClientTLS(good))
-		if _, err := authv1.NewAuthServiceClient(conn).DeleteClientGrant(withBearer(context.Background()), &authv1.DeleteClientGrantRequest{Oid: "T123", Id: "g-mtls"}); err != nil {
+		if _, err := authv1.NewAuthServiceClient(conn).DeleteClientGrant(withBearer(context.Background(), fake, "T123"), &authv1.DeleteClientGrantRequest{Oid: "T123", Id: "g-mtls-1"}); err != nil {
 			t.Errorf("gRPC with a client certificate: %v", err)
 		}
-		if err := httpsDelete(t, f, pki.ClientTLS(good)); err != nil {
+		if err := httpsDelete(t, f, fake, "g-mtls-2", pki.ClientTLS(good)); err != nil {
 			t.Errorf("HTTPS with a client certificate: %v", err)
 		}
 		if n := strings.Count(f.log.String(), `"identity":"spiffe://example.org/ns/payments/sa/refunds"`); n != 2 {
@@ -253,10 +264,10 @@ func TestTLS(t *testing.T) {
 		other := dinterotest.NewPKI(t).Client(t, "intruder", "")
 		for name, cfg := range map[string]*tls.Config{"no certificate": pki.ClientTLS(), "another CA": pki.ClientTLS(other)} {
 			conn := tlsConn(t, f.grpcAddr, cfg)
-			if _, err := authv1.NewAuthServiceClient(conn).DeleteClientGrant(withBearer(context.Background()), &authv1.DeleteClientGrantRequest{Oid: "T123", Id: "g"}); err == nil {
+			if _, err := authv1.NewAuthServiceClient(conn).DeleteClientGrant(withBearer(context.Background(), fake, "T123"), &authv1.DeleteClientGrantRequest{Oid: "T123", Id: "g-refused"}); err == nil {
 				t.Errorf("gRPC with %s: accepted", name)
 			}
-			if err := httpsDelete(t, f, cfg); err == nil {
+			if err := httpsDelete(t, f, fake, "g-refused", cfg); err == nil {
 				t.Errorf("HTTPS with %s: accepted", name)
 			}
 		}
@@ -276,12 +287,12 @@ func tlsConn(t *testing.T, addr string, cfg *tls.Config) *grpc.ClientConn {
 	return conn
 }
 
-func httpsDelete(t *testing.T, f *facade, cfg *tls.Config) error {
+func httpsDelete(t *testing.T, f *facade, fake *dinterotest.Server, id string, cfg *tls.Config) error {
 	t.Helper()
 	tr := &http.Transport{TLSClientConfig: cfg}
 	defer tr.CloseIdleConnections()
-	req, _ := http.NewRequest(http.MethodDelete, strings.Replace(f.httpURL, "http://", "https://", 1)+"/v1/accounts/T123/auth/client-grants/g", nil)
-	req.Header.Set("Authorization", "Bearer x")
+	req, _ := http.NewRequest(http.MethodDelete, strings.Replace(f.httpURL, "http://", "https://", 1)+"/v1/accounts/T123/auth/client-grants/"+id, nil)
+	req.Header.Set("Authorization", fake.Bearer("T123"))
 	resp, err := (&http.Client{Transport: tr}).Do(req)
 	if err != nil {
 		return err

@@ -32,8 +32,9 @@ func run(args []string) error {
 	fs := flag.NewFlagSet("dintero-mock", flag.ContinueOnError)
 	addr := fs.String("addr", "127.0.0.1:8000", "listen address (keep it on loopback)")
 	grants := fs.String("grants", "", `JSON file of grants by account, {"T12345678": [{"id": …}, …]}; empty: a built-in set`)
-	clients := fs.String("clients", "", `JSON file of API clients, [{"client_id", "client_secret", "scopes": ["admin:accounts"]}]; empty: mock-client/mock-client-secret with admin:accounts`)
-	codes := fs.String("codes", "", "comma-separated one-time verification codes; empty: 123456,234567,345678")
+	clients := fs.String("clients", "", `JSON file of API clients and applications, [{"client_id", "client_secret", "accounts": ["T12345678"], "scopes": ["admin:accounts"], "callbacks": ["https://…"]}]; empty: mock-client/mock-client-secret with admin:accounts on T12345678, and the application my-client with the callback https://app.example.com/cb`)
+	codes := fs.String("codes", "", "comma-separated one-time verification codes, sent for the application my-client on account T12345678; empty: 123456,234567,345678")
+	authorize := fs.String("authorize-answer", "query", "how authorize answers: query (302, tokens in the Location's query), fragment (302, in its fragment) or json (200 {\"redirect_uri\"} to Accept: application/json)")
 	latency := fs.Duration("latency", 0, "fault: latency added to every answer")
 	fail := fs.Float64("failure-rate", 0, "fault: share of calls answered 503, 0 to 1")
 	rateLimit := fs.Float64("rate-limit-rate", 0, "fault: share of calls answered 429, 0 to 1")
@@ -41,7 +42,15 @@ func run(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	o := dinteromock.Options{Faults: dinteromock.Faults{Latency: *latency, FailureRate: *fail, RateLimitRate: *rateLimit, RetryAfter: *retryAfter}}
+	o := dinteromock.Options{Behaviour: dinteromock.Behaviour{
+		Faults:    dinteromock.Faults{Latency: *latency, FailureRate: *fail, RateLimitRate: *rateLimit, RetryAfter: *retryAfter},
+		Authorize: dinteromock.AuthorizeAnswer(*authorize),
+	}}
+	switch o.Behaviour.Authorize {
+	case dinteromock.AnswerQuery, dinteromock.AnswerFragment, dinteromock.AnswerJSON:
+	default:
+		return fmt.Errorf("--authorize-answer %q: want query, fragment or json", *authorize)
+	}
 	if *grants != "" {
 		g, err := dinteromock.LoadGrants(*grants)
 		if err != nil {
@@ -57,7 +66,10 @@ func run(args []string) error {
 		o.Clients = c
 	}
 	if *codes != "" {
-		o.VerificationCodes = strings.Split(*codes, ",")
+		for i, v := range strings.Split(*codes, ",") {
+			o.Codes = append(o.Codes, dinteromock.Code{Value: v, ClientID: dinteromock.DefaultApp, Account: dinteromock.DefaultAccount,
+				Subject: fmt.Sprintf("user-%d", i+1), Email: fmt.Sprintf("user%d@example.com", i+1), Name: fmt.Sprintf("Mock User %d", i+1)})
+		}
 	}
 	m, err := dinteromock.New(o)
 	if err != nil {

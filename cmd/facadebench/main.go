@@ -16,6 +16,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -43,6 +44,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	authv1 "github.com/dintero-facade/dintero-facade/gen/dintero/auth/v1"
+	"github.com/dintero-facade/dintero-facade/internal/dinteromock"
 )
 
 // grantJSON is a Dintero grant of the size the real API returns (541 bytes).
@@ -101,22 +103,39 @@ func fatal(err error) {
 	}
 }
 
-// serveStub is the fast stub Dintero: the grant for DELETE, the 302 for
-// authorize.
+// serveStub is the stub Dintero: the one fake Dintero, internal/dinteromock,
+// in its fast stateless mode (every DELETE finds its grant, codes are not
+// spent, tokens are checked against a cache of verified ones).
 func serveStub(addr string) error {
-	mux := http.NewServeMux()
-	body := []byte(grantJSON)
-	mux.HandleFunc("DELETE /v1/accounts/{oid}/auth/client-grants/{id}", func(w http.ResponseWriter, r *http.Request) {
-		h := w.Header()
-		h["Content-Type"] = []string{"application/json"}
-		h["Content-Length"] = []string{strconv.Itoa(len(body))}
-		_, _ = w.Write(body)
-	})
-	mux.HandleFunc("POST /v1/accounts/{oid}/auth/authorize", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Location", "https://app.example.com/cb?id_token=eyJhbGciOiJSUzI1NiJ9.bench.sig&state="+url.QueryEscape(r.URL.Query().Get("state")))
-		w.WriteHeader(http.StatusFound)
-	})
-	return (&http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}).ListenAndServe()
+	m, err := dinteromock.New(dinteromock.Options{Stateless: true})
+	if err != nil {
+		return err
+	}
+	return (&http.Server{Addr: addr, Handler: m, ReadHeaderTimeout: 5 * time.Second}).ListenAndServe()
+}
+
+// stubToken gets an access token from the stub with the mock's client
+// credentials, for the callers that bring their own.
+func stubToken(addr string) (string, error) {
+	body := `{"grant_type":"client_credentials","audience":"` + dinteromock.Audience(dinteromock.DefaultAccount) + `"}`
+	req, err := http.NewRequest(http.MethodPost, "http://"+addr+"/v1/accounts/"+dinteromock.DefaultAccount+"/auth/token", strings.NewReader(body))
+	if err != nil {
+		return "", err
+	}
+	req.SetBasicAuth(dinteromock.DefaultClientID, dinteromock.DefaultClientSecret)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	var at struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&at); err != nil || at.AccessToken == "" {
+		return "", fmt.Errorf("no token from the stub (HTTP %d): %v", resp.StatusCode, err)
+	}
+	return at.AccessToken, nil
 }
 
 // serveGoProxy is Go's httputil.ReverseProxy in front of target, with a
@@ -414,6 +433,10 @@ type pids struct {
 }
 
 func makePaths(o options, addrs map[string]string, ps pids) ([]path, func(), error) {
+	token, err := stubToken(addrs["stub"])
+	if err != nil {
+		return nil, nil, err
+	}
 	var closers []func()
 	closeAll := func() {
 		for _, c := range closers {
@@ -430,7 +453,7 @@ func makePaths(o options, addrs map[string]string, ps pids) ([]path, func(), err
 			if err != nil {
 				return err
 			}
-			req.Header.Set("Authorization", "Bearer bench-token")
+			req.Header.Set("Authorization", "Bearer "+token)
 			resp, err := client.Do(req)
 			if err != nil {
 				return err
@@ -458,7 +481,7 @@ func makePaths(o options, addrs map[string]string, ps pids) ([]path, func(), err
 		}
 		return cs, nil
 	}
-	md := metadata.Pairs("authorization", "Bearer bench-token")
+	md := metadata.Pairs("authorization", "Bearer "+token)
 	del := &authv1.DeleteClientGrantRequest{Oid: "T12345678", Id: "3d5c2f3a-6a1e-4e55-9d2f-2f1b8f0c9a77"}
 	grpcDelete := func(name string, cs []authv1.AuthServiceClient, pid, stubPID int) path {
 		return path{name: name, pid: pid, stubPID: stubPID, call: func(ctx context.Context, w int) error {
@@ -490,7 +513,8 @@ func makePaths(o options, addrs map[string]string, ps pids) ([]path, func(), err
 		grpcDelete("facade_grpc", facade, ps.facade, ps.stub),
 		httpPath("facade_gateway", addrs["http"], ps.facade),
 	)
-	authz := &authv1.AuthorizeRequest{Oid: "T12345678", Audience: "https://api.dintero.com/v1/accounts/T12345678", ResponseType: "authenticate", ClientId: "bench-client", VerificationCode: "123456", State: "st", RedirectUri: "https://app.example.com/cb"}
+	authz := &authv1.AuthorizeRequest{Oid: dinteromock.DefaultAccount, Audience: dinteromock.Audience(dinteromock.DefaultAccount), ResponseType: "authenticate",
+		ClientId: dinteromock.DefaultApp, VerificationCode: "123456", State: "st", RedirectUri: dinteromock.DefaultCallback}
 	paths = append(paths, path{name: "facade_authorize_grpc", pid: ps.facade, stubPID: ps.stub, call: func(ctx context.Context, w int) error {
 		resp, err := facade[w%len(facade)].Authorize(metadata.NewOutgoingContext(ctx, md), authz)
 		if err == nil && resp.GetIdToken() == "" {

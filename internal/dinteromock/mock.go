@@ -1,46 +1,32 @@
-// Package dinteromock is a local, stateful Dintero auth API: the three
-// endpoints the facade uses, with real RS256 tokens, one-time verification
-// codes, grants that stay deleted, and fault switches. cmd/dintero-mock
-// serves it, and the facade's --mock flag starts it in process, so that the
-// facade can be run and demonstrated without a Dintero account.
+// Package dinteromock is the one fake Dintero: a local, stateful Dintero
+// auth API serving the endpoints the facade uses (token, client-grant
+// deletion, authorize, signing keys) as strictly as Dintero documents them.
+// It checks each token's signature, expiry, audience and scopes, the account
+// id pattern, the verification code's application and account, and the
+// redirect_uri against the application's registered callbacks; it refuses
+// with Dintero's error body, {"error": {"code", "message", "errors"}}.
+//
+// cmd/dintero-mock serves it, the facade's --mock flag starts it in
+// process, the tests put it behind a spec-checking wrapper
+// (internal/dinterotest), and the benchmark runs it in its fast, stateless
+// mode. It writes Dintero's JSON shapes on its own and imports nothing of
+// the facade, so it cannot agree with the facade's client by construction.
 package dinteromock
 
 import (
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"math/big"
 	mrand "math/rand/v2"
 	"net/http"
 	"net/url"
-	"os"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/golang-jwt/jwt/v5"
-
-	"github.com/dintero-facade/dintero-facade/upstream"
 )
-
-// Client is an API client the token endpoint accepts.
-type Client struct {
-	ID     string   `json:"client_id"`
-	Secret string   `json:"client_secret"`
-	Scopes []string `json:"scopes"`
-}
-
-// Grant is a client grant, in Dintero's JSON shape.
-type Grant = upstream.Grant
-
-// OIDC is a grant's OpenID Connect configuration.
-type OIDC = upstream.OIDC
 
 // Faults make the mock misbehave, for tests and demos. A request can set
 // its own with the Dintero-Mock-Fault header, such as
@@ -56,100 +42,81 @@ type Faults struct {
 	RetryAfter    int
 }
 
+// AuthorizeAnswer is how the mock answers a successful (or refused)
+// authorize: each is a shape Dintero's documentation allows.
+type AuthorizeAnswer string
+
+const (
+	// AnswerQuery is a 302 whose Location carries id_token (or OAuth's
+	// error) in its query: the authorize page's documented answer.
+	AnswerQuery AuthorizeAnswer = "query"
+	// AnswerFragment is a 302 whose Location carries them in its fragment,
+	// as for response_type=token ("location.hash").
+	AnswerFragment AuthorizeAnswer = "fragment"
+	// AnswerJSON is a 200 {"redirect_uri": "…"} to a request that accepts
+	// application/json, as Dintero's sibling /auth/redirect answers (a 302
+	// otherwise).
+	AnswerJSON AuthorizeAnswer = "json"
+)
+
+// Behaviour are the switches a test or a demo may flip while the mock runs.
+type Behaviour struct {
+	Faults Faults
+	// Authorize is the shape of authorize's answers; empty is AnswerQuery.
+	Authorize AuthorizeAnswer
+	// DeleteNoContent answers a deletion with 204 and no body instead of
+	// the deleted grant.
+	DeleteNoContent bool
+	// TimeLayout formats the grant's timestamps (time.Format); empty is
+	// RFC 3339 in UTC with milliseconds, such as 2023-11-07T05:31:56.123Z.
+	TimeLayout string
+}
+
 // Options configure a Mock. Zero fields take the defaults of Defaults.
 type Options struct {
 	// Issuer is the iss of the tokens it signs.
 	Issuer string
-	// Clients are the API clients the token endpoint accepts.
+	// Clients are the API clients and applications it knows.
 	Clients []Client
 	// Grants are the grants of each account, by account id.
 	Grants map[string][]Grant
-	// VerificationCodes are the one-time codes authorize accepts, once each.
-	VerificationCodes []string
+	// Codes are the one-time verification codes authorize accepts, once
+	// each.
+	Codes []Code
 	// TokenTTL is the lifetime of access tokens.
 	TokenTTL time.Duration
-	// Faults apply to every call.
-	Faults Faults
 	// Key signs the tokens; nil makes a new 2048-bit key.
 	Key *rsa.PrivateKey
 	// Now is the clock; nil is time.Now.
 	Now func() time.Time
-}
-
-// The defaults: one client allowed to administer accounts, one test account
-// with three grants, and three verification codes.
-const (
-	DefaultClientID     = "mock-client"
-	DefaultClientSecret = "mock-client-secret"
-	DefaultAccount      = "T12345678"
-)
-
-// Defaults returns the built-in data set.
-func Defaults() Options {
-	created := time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)
-	aud := "https://api.dintero.com/v1/accounts/" + DefaultAccount
-	return Options{
-		Issuer:            "https://dintero-mock.local",
-		Clients:           []Client{{ID: DefaultClientID, Secret: DefaultClientSecret, Scopes: []string{"admin:accounts"}}},
-		VerificationCodes: []string{"123456", "234567", "345678"},
-		TokenTTL:          time.Hour,
-		Grants: map[string][]Grant{DefaultAccount: {
-			{ID: "2f3c9c1e-6f1a-4f0e-9a53-6f2d0b1c4a01", ClientID: "checkout-client", Audience: aud, Scope: []string{"write:checkout"}, Type: "client_credentials", CreatedAt: &created, CreatedBy: "mock-admin"},
-			{ID: "7e0e7d2c-1f4a-4b8e-9d55-1f2f9a3c0c11", ClientID: "portal-client", Audience: aud, Scope: []string{"read:accounts"}, Type: "authorization_code", CreatedAt: &created, CreatedBy: "mock-admin",
-				OIDC: &OIDC{ClientID: "portal-oidc", ClientSecret: "mock-oidc-secret", Authority: "https://identityserver.example.com/access"}},
-			{ID: "b5d7c1a8-3e2f-4c6d-8a9b-0c1d2e3f4a5b", ClientID: "reports-client", Audience: aud, Scope: []string{"read:reports"}, Type: "any", CreatedAt: &created, CreatedBy: "mock-admin"},
-		}},
-	}
-}
-
-// LoadClients reads API clients from a JSON file:
-// [{"client_id", "client_secret", "scopes": […]}, …].
-func LoadClients(path string) ([]Client, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	var cs []Client
-	if err := json.Unmarshal(b, &cs); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	for i, c := range cs {
-		if c.ID == "" || c.Secret == "" {
-			return nil, fmt.Errorf("%s: client %d needs client_id and client_secret", path, i+1)
-		}
-	}
-	return cs, nil
-}
-
-// LoadGrants reads grants from a JSON file: {"<account id>": [<grant>, …]}.
-func LoadGrants(path string) (map[string][]Grant, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	var g map[string][]Grant
-	if err := json.Unmarshal(b, &g); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	for oid, gs := range g {
-		for i, gr := range gs {
-			if gr.ID == "" {
-				return nil, fmt.Errorf("%s: grant %d of %s has no id", path, i, oid)
-			}
-		}
-	}
-	return g, nil
+	// Stateless is the benchmark's fast mode: a deletion of any grant id
+	// answers a freshly deleted grant and deletes nothing, any
+	// verification code of the application is accepted and never spent,
+	// and id_tokens are reused while young. Tokens are checked as always.
+	Stateless bool
+	// Behaviour are the initial switches.
+	Behaviour Behaviour
 }
 
 // Mock is the mock's state and handler. It is safe for concurrent use.
 type Mock struct {
 	opts Options
-	kid  string
-	mux  *http.ServeMux
 
-	mu     sync.Mutex
-	grants map[string]map[string]*Grant // oid → id → grant; deleted ones are gone
-	codes  map[string]bool              // verification code → used
+	mu        sync.Mutex
+	behaviour Behaviour
+	clients   map[string]Client
+	grants    map[string]map[string]*Grant // account → id → grant; deleted ones are gone
+	codes     map[string]*codeState
+	keys      []signingKey // every key it signed with, the current one last
+	published []signingKey // what the keys endpoint lists
+	verified  map[string]tokenInfo
+	issued    map[string][]string // access tokens issued by the token endpoint, by account
+	idTokens  map[string]cachedIDToken
+}
+
+type codeState struct {
+	Code
+	used bool
 }
 
 // New returns a Mock for o, completed with the defaults.
@@ -164,8 +131,8 @@ func New(o Options) (*Mock, error) {
 	if o.Grants == nil {
 		o.Grants = d.Grants
 	}
-	if o.VerificationCodes == nil {
-		o.VerificationCodes = d.VerificationCodes
+	if o.Codes == nil {
+		o.Codes = d.Codes
 	}
 	if o.TokenTTL <= 0 {
 		o.TokenTTL = d.TokenTTL
@@ -180,46 +147,149 @@ func New(o Options) (*Mock, error) {
 		}
 		o.Key = k
 	}
-	sum := sha256.Sum256(o.Key.N.Bytes())
-	m := &Mock{opts: o, kid: base64.RawURLEncoding.EncodeToString(sum[:8]), grants: map[string]map[string]*Grant{}, codes: map[string]bool{}}
+	m := &Mock{
+		opts:      o,
+		behaviour: o.Behaviour,
+		grants:    map[string]map[string]*Grant{},
+		codes:     map[string]*codeState{},
+		verified:  map[string]tokenInfo{},
+		issued:    map[string][]string{},
+		idTokens:  map[string]cachedIDToken{},
+	}
+	if err := m.SetClients(o.Clients); err != nil {
+		return nil, err
+	}
 	for oid, gs := range o.Grants {
-		m.grants[oid] = map[string]*Grant{}
 		for _, g := range gs {
-			g := g
-			m.grants[oid][g.ID] = &g
+			if err := m.AddGrant(oid, g); err != nil {
+				return nil, err
+			}
 		}
 	}
-	for _, c := range o.VerificationCodes {
-		m.codes[c] = false
+	for _, c := range o.Codes {
+		m.AddCode(c)
 	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("POST /v1/accounts/{oid}/auth/token", m.token)
-	mux.HandleFunc("DELETE /v1/accounts/{oid}/auth/client-grants/{id}", m.deleteGrant)
-	mux.HandleFunc("POST /v1/accounts/{oid}/auth/authorize", m.authorize)
-	mux.HandleFunc("GET /v1/.well-known/jwks.json", m.jwks)
-	mux.HandleFunc("GET /v1/accounts/{oid}/auth/.well-known/jwks.json", m.jwks)
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		WriteError(w, http.StatusNotFound, "NOT_FOUND", "the mock serves only the auth endpoints the facade uses")
-	})
-	m.mux = mux
+	k := newSigningKey(o.Key)
+	m.keys, m.published = []signingKey{k}, []signingKey{k}
+
 	return m, nil
+}
+
+// route finds the handler of a request by its escaped path, segment by
+// segment, so that an id holding an escaped slash (%2F) is one segment, as
+// Dintero's router takes it; the path values are set unescaped.
+func (m *Mock) route(r *http.Request) (http.HandlerFunc, bool) {
+	segs := strings.Split(r.URL.EscapedPath(), "/")
+	if len(segs) < 6 || segs[0] != "" || segs[1] != "v1" || segs[2] != "accounts" || segs[4] != "auth" {
+		return nil, false
+	}
+	vals := make([]string, len(segs))
+	for i, s := range segs {
+		v, err := url.PathUnescape(s)
+		if err != nil {
+			return nil, false
+		}
+		vals[i] = v
+	}
+	r.SetPathValue("oid", vals[3])
+	switch {
+	case len(segs) == 6 && vals[5] == "token" && r.Method == http.MethodPost:
+		return m.token, true
+	case len(segs) == 6 && vals[5] == "authorize" && r.Method == http.MethodPost:
+		return m.authorize, true
+	case len(segs) == 6 && vals[5] == "keys" && r.Method == http.MethodGet:
+		return m.keysList, true
+	case len(segs) == 7 && vals[5] == "client-grants" && vals[6] != "" && r.Method == http.MethodDelete:
+		r.SetPathValue("id", vals[6])
+		return m.deleteGrant, true
+	}
+	return nil, false
+}
+
+// SetClients replaces the clients, as a credentials rotation at Dintero.
+func (m *Mock) SetClients(cs []Client) error {
+	next := make(map[string]Client, len(cs))
+	for i, c := range cs {
+		if err := c.check(); err != nil {
+			return fmt.Errorf("dinteromock: client %d: %w", i+1, err)
+		}
+		next[c.ID] = c
+	}
+	m.mu.Lock()
+	m.clients = next
+	m.mu.Unlock()
+	return nil
+}
+
+// AddGrant adds (or replaces) a grant of account.
+func (m *Mock) AddGrant(account string, g Grant) error {
+	if !accountPattern.MatchString(account) || g.ID == "" {
+		return fmt.Errorf("dinteromock: grant %q of account %q: needs an id and a Dintero account id", g.ID, account)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.grants[account] == nil {
+		m.grants[account] = map[string]*Grant{}
+	}
+	m.grants[account][g.ID] = &g
+	return nil
+}
+
+// HasGrant reports whether account still has grant id.
+func (m *Mock) HasGrant(account, id string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, ok := m.grants[account][id]
+	return ok
+}
+
+// AddCode adds a one-time verification code.
+func (m *Mock) AddCode(c Code) {
+	m.mu.Lock()
+	m.codes[c.Value] = &codeState{Code: c}
+	m.mu.Unlock()
+}
+
+// CodeUsed reports whether verification code v was spent.
+func (m *Mock) CodeUsed(v string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c, ok := m.codes[v]
+	return ok && c.used
+}
+
+// SetBehaviour flips the switches.
+func (m *Mock) SetBehaviour(b Behaviour) {
+	m.mu.Lock()
+	m.behaviour = b
+	m.mu.Unlock()
+}
+
+// Behaviour returns the switches in effect.
+func (m *Mock) Behaviour() Behaviour {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.behaviour
 }
 
 // ServeHTTP applies the faults, then answers like Dintero.
 func (m *Mock) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Request-Id", requestID())
-	f := m.opts.Faults
+	b := m.Behaviour()
 	if h := r.Header.Get("Dintero-Mock-Fault"); h != "" {
 		var err error
-		if f, err = parseFaults(h, f); err != nil {
-			WriteError(w, http.StatusBadRequest, "BAD_MOCK_FAULT", err.Error())
+		if b, err = parseFaults(h, b); err != nil {
+			writeError(w, http.StatusBadRequest, "BAD_MOCK_FAULT", err.Error())
 			return
 		}
 	}
+	f := b.Faults
 	if f.Latency > 0 {
+		t := time.NewTimer(f.Latency)
 		select {
-		case <-time.After(f.Latency):
+		case <-t.C:
 		case <-r.Context().Done():
+			t.Stop()
 			return
 		}
 	}
@@ -227,46 +297,73 @@ func (m *Mock) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if f.RetryAfter > 0 {
 			w.Header().Set("Retry-After", strconv.Itoa(f.RetryAfter))
 		}
-		WriteError(w, http.StatusTooManyRequests, "TOO_MANY_REQUESTS", "rate limit exceeded (mock fault)")
+		writeError(w, http.StatusTooManyRequests, "TOO_MANY_REQUESTS", "rate limit exceeded (mock fault)")
 		return
 	}
 	if f.FailureRate > 0 && mrand.Float64() < f.FailureRate {
-		WriteError(w, http.StatusServiceUnavailable, "SERVICE_UNAVAILABLE", "unavailable (mock fault)")
+		writeError(w, http.StatusServiceUnavailable, "SERVICE_UNAVAILABLE", "unavailable (mock fault)")
 		return
 	}
-	m.mux.ServeHTTP(w, r)
+	if oid, ok := accountOf(r.URL.Path); ok && !accountPattern.MatchString(oid) {
+		writeError(w, http.StatusBadRequest, "INVALID_REQUEST", "the account id is not valid",
+			fieldError{Field: "oid", Message: "must be P or T followed by exactly 3 or 8 digits"})
+		return
+	}
+	h, ok := m.route(r)
+	if !ok {
+		writeError(w, http.StatusNotFound, "NOT_FOUND", "the mock serves only the auth endpoints the facade uses")
+		return
+	}
+	h(w, r.WithContext(withBehaviour(r.Context(), b)))
 }
 
-// parseFaults reads "latency=200ms; fail=0.5; rate-limit=1; retry-after=3"
-// over base.
-func parseFaults(s string, base Faults) (Faults, error) {
-	f := base
+// accountOf returns the {oid} of a path under /v1/accounts/.
+func accountOf(path string) (string, bool) {
+	rest, ok := strings.CutPrefix(path, "/v1/accounts/")
+	if !ok {
+		return "", false
+	}
+	oid, _, _ := strings.Cut(rest, "/")
+	return oid, true
+}
+
+// parseFaults reads "latency=200ms; fail=0.5; rate-limit=1; retry-after=3;
+// authorize=json" over base.
+func parseFaults(s string, base Behaviour) (Behaviour, error) {
+	b := base
 	for _, part := range strings.Split(s, ";") {
 		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
 		if !ok {
 			if strings.TrimSpace(part) == "" {
 				continue
 			}
-			return f, fmt.Errorf("fault %q is not key=value", part)
+			return b, fmt.Errorf("fault %q is not key=value", part)
 		}
 		var err error
 		switch strings.TrimSpace(k) {
 		case "latency":
-			f.Latency, err = time.ParseDuration(v)
+			b.Faults.Latency, err = time.ParseDuration(v)
 		case "fail":
-			f.FailureRate, err = strconv.ParseFloat(v, 64)
+			b.Faults.FailureRate, err = strconv.ParseFloat(v, 64)
 		case "rate-limit":
-			f.RateLimitRate, err = strconv.ParseFloat(v, 64)
+			b.Faults.RateLimitRate, err = strconv.ParseFloat(v, 64)
 		case "retry-after":
-			f.RetryAfter, err = strconv.Atoi(v)
+			b.Faults.RetryAfter, err = strconv.Atoi(v)
+		case "authorize":
+			switch a := AuthorizeAnswer(v); a {
+			case AnswerQuery, AnswerFragment, AnswerJSON:
+				b.Authorize = a
+			default:
+				err = fmt.Errorf("authorize=%s: want query, fragment or json", v)
+			}
 		default:
-			err = fmt.Errorf("unknown fault %q (latency, fail, rate-limit, retry-after)", k)
+			err = fmt.Errorf("unknown fault %q (latency, fail, rate-limit, retry-after, authorize)", k)
 		}
 		if err != nil {
-			return f, err
+			return b, err
 		}
 	}
-	return f, nil
+	return b, nil
 }
 
 func requestID() string {
@@ -275,179 +372,42 @@ func requestID() string {
 	return "mock-" + base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-// WriteError writes Dintero's error body, {"error":{"code","message"}},
-// with status.
+// fieldError is one item of Dintero's error.errors.
+type fieldError struct {
+	Field   string `json:"field,omitempty"`
+	Code    string `json:"code,omitempty"`
+	Message string `json:"message"`
+}
+
+// writeError writes Dintero's error body,
+// {"error": {"code", "message", "errors"}}, with status.
+func writeError(w http.ResponseWriter, status int, code, message string, errs ...fieldError) {
+	body := struct {
+		Error struct {
+			Code    string       `json:"code,omitempty"`
+			Message string       `json:"message"`
+			Errors  []fieldError `json:"errors,omitempty"`
+		} `json:"error"`
+	}{}
+	body.Error.Code, body.Error.Message, body.Error.Errors = code, message, errs
+	writeJSON(w, status, body)
+}
+
+// WriteError writes Dintero's error body with status, for tests that stand
+// in for Dintero's refusals.
 func WriteError(w http.ResponseWriter, status int, code, message string) {
-	w.Header().Set("Content-Type", "application/json")
+	writeError(w, status, code, message)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, "encoding the answer", http.StatusInternalServerError)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{"code": code, "message": message}})
-}
-
-func writeJSON(w http.ResponseWriter, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(v)
-}
-
-// token issues an access token for client credentials (HTTP Basic).
-func (m *Mock) token(w http.ResponseWriter, r *http.Request) {
-	id, secret, ok := r.BasicAuth()
-	i := slices.IndexFunc(m.opts.Clients, func(c Client) bool { return c.ID == id })
-	if !ok || i < 0 || m.opts.Clients[i].Secret != secret {
-		WriteError(w, http.StatusUnauthorized, "INVALID_CLIENT", "client authentication failed")
-		return
-	}
-	var body struct {
-		GrantType string `json:"grant_type"`
-		Audience  string `json:"audience"`
-	}
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10)).Decode(&body); err != nil {
-		WriteError(w, http.StatusBadRequest, "INVALID_REQUEST", "the body is not JSON")
-		return
-	}
-	if body.GrantType != "client_credentials" {
-		WriteError(w, http.StatusBadRequest, "UNSUPPORTED_GRANT_TYPE", "grant_type must be client_credentials")
-		return
-	}
-	if body.Audience == "" {
-		WriteError(w, http.StatusBadRequest, "INVALID_REQUEST", "audience is required")
-		return
-	}
-	now := m.opts.Now()
-	tok, err := m.sign(jwt.MapClaims{
-		"iss": m.opts.Issuer, "sub": id, "aud": body.Audience,
-		"scope": strings.Join(m.opts.Clients[i].Scopes, " "),
-		"iat":   now.Unix(), "exp": now.Add(m.opts.TokenTTL).Unix(),
-	})
-	if err != nil {
-		WriteError(w, http.StatusInternalServerError, "SERVER_ERROR", "signing failed")
-		return
-	}
-	writeJSON(w, map[string]any{"access_token": tok, "token_type": "Bearer", "expires_in": int64(m.opts.TokenTTL / time.Second)})
-}
-
-func (m *Mock) sign(c jwt.MapClaims) (string, error) {
-	t := jwt.NewWithClaims(jwt.SigningMethodRS256, c)
-	t.Header["kid"] = m.kid
-	return t.SignedString(m.opts.Key)
-}
-
-// bearer verifies the request's access token and returns its claims.
-func (m *Mock) bearer(r *http.Request) (jwt.MapClaims, error) {
-	h := r.Header.Get("Authorization")
-	raw, ok := strings.CutPrefix(h, "Bearer ")
-	if !ok || raw == "" {
-		return nil, errors.New("no Bearer token")
-	}
-	claims := jwt.MapClaims{}
-	_, err := jwt.ParseWithClaims(raw, claims, func(*jwt.Token) (any, error) { return &m.opts.Key.PublicKey, nil },
-		jwt.WithValidMethods([]string{"RS256"}), jwt.WithIssuer(m.opts.Issuer), jwt.WithExpirationRequired(), jwt.WithTimeFunc(m.opts.Now))
-	if err != nil {
-		return nil, errors.New("the token is not valid")
-	}
-	return claims, nil
-}
-
-func (m *Mock) deleteGrant(w http.ResponseWriter, r *http.Request) {
-	claims, err := m.bearer(r)
-	if err != nil {
-		WriteError(w, http.StatusUnauthorized, "UNAUTHORIZED", err.Error())
-		return
-	}
-	scopes := strings.Fields(fmt.Sprint(claims["scope"]))
-	if !slices.Contains(scopes, "admin:accounts") && !slices.Contains(scopes, "write:accounts") {
-		WriteError(w, http.StatusForbidden, "FORBIDDEN", "the token needs the scope admin:accounts or write:accounts")
-		return
-	}
-	oid, id := r.PathValue("oid"), r.PathValue("id")
-	m.mu.Lock()
-	g, ok := m.grants[oid][id]
-	if ok {
-		delete(m.grants[oid], id)
-	}
-	m.mu.Unlock()
-	if !ok {
-		WriteError(w, http.StatusNotFound, "NOT_FOUND", "client grant "+id+" not found")
-		return
-	}
-	now := m.opts.Now().UTC()
-	g.DeletedAt, g.UpdatedAt = &now, &now
-	g.DeletedBy = fmt.Sprint(claims["sub"])
-	writeJSON(w, g)
-}
-
-func (m *Mock) authorize(w http.ResponseWriter, r *http.Request) {
-	if _, err := m.bearer(r); err != nil {
-		WriteError(w, http.StatusUnauthorized, "UNAUTHORIZED", err.Error())
-		return
-	}
-	q := r.URL.Query()
-	for _, p := range []string{"audience", "response_type", "client_id", "verification_code"} {
-		if q.Get(p) == "" {
-			WriteError(w, http.StatusBadRequest, "INVALID_REQUEST", p+" is required")
-			return
-		}
-	}
-	if q.Get("response_type") != "authenticate" {
-		WriteError(w, http.StatusBadRequest, "UNSUPPORTED_RESPONSE_TYPE", "response_type must be authenticate")
-		return
-	}
-	if s := q.Get("scope"); s != "" && s != "openid" {
-		WriteError(w, http.StatusBadRequest, "INVALID_SCOPE", "scope must be openid")
-		return
-	}
-	redirect := q.Get("redirect_uri")
-	if redirect == "" {
-		redirect = "http://localhost/callback"
-	}
-	u, err := url.Parse(redirect)
-	if err != nil || !u.IsAbs() {
-		WriteError(w, http.StatusBadRequest, "INVALID_REDIRECT_URI", "redirect_uri must be an absolute URL")
-		return
-	}
-	code := q.Get("verification_code")
-	m.mu.Lock()
-	used, known := m.codes[code]
-	if known && !used {
-		m.codes[code] = true
-	}
-	m.mu.Unlock()
-	if !known || used {
-		WriteError(w, http.StatusBadRequest, "INVALID_VERIFICATION_CODE", "the verification code is invalid or was already used")
-		return
-	}
-	now := m.opts.Now()
-	idt, err := m.sign(jwt.MapClaims{
-		"iss": m.opts.Issuer, "sub": "user-" + code[:min(2, len(code))] + "-mock", "aud": redirect,
-		"email": "user@example.com", "name": "Mock User",
-		"iat": now.Unix(), "exp": now.Add(10 * time.Minute).Unix(),
-	})
-	if err != nil {
-		WriteError(w, http.StatusInternalServerError, "SERVER_ERROR", "signing failed")
-		return
-	}
-	Redirect(w, u, idt, q.Get("state"))
-}
-
-// Redirect answers authorize as Dintero does: 302 to target, with idToken
-// and, when set, state added to its query.
-func Redirect(w http.ResponseWriter, target *url.URL, idToken, state string) {
-	u := *target
-	q := u.Query()
-	q.Set("id_token", idToken)
-	if state != "" {
-		q.Set("state", state)
-	}
-	u.RawQuery = q.Encode()
-	w.Header().Set("Location", u.String())
-	w.WriteHeader(http.StatusFound)
-}
-
-// jwks publishes the signing key, so that callers can verify id_tokens.
-func (m *Mock) jwks(w http.ResponseWriter, _ *http.Request) {
-	pub := m.opts.Key.PublicKey
-	writeJSON(w, map[string]any{"keys": []map[string]string{{
-		"kty": "RSA", "use": "sig", "alg": "RS256", "kid": m.kid,
-		"n": base64.RawURLEncoding.EncodeToString(pub.N.Bytes()),
-		"e": base64.RawURLEncoding.EncodeToString(big.NewInt(int64(pub.E)).Bytes()),
-	}}})
+	_, _ = w.Write(b)
 }

@@ -1,16 +1,17 @@
 package dinteromock_test
 
 import (
-	"context"
 	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
+	"io"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -19,228 +20,511 @@ import (
 
 	"github.com/dintero-facade/dintero-facade/internal/dinteromock"
 	"github.com/dintero-facade/dintero-facade/internal/dinterotest"
-	"github.com/dintero-facade/dintero-facade/upstream"
 )
 
-// setup serves the mock behind the spec-checking fake, and returns a real
-// upstream client on the mock's own credentials.
-func setup(t *testing.T, o dinteromock.Options, mod ...func(*upstream.Options)) (*dinteromock.Mock, *dinterotest.Server, *upstream.Client) {
-	t.Helper()
-	m, err := dinteromock.New(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fake := dinterotest.New(t, dinterotest.Options{Backend: m})
-	tr := upstream.NewTransport(5 * time.Second)
-	t.Cleanup(tr.CloseIdleConnections)
-	uo := upstream.Options{
-		BaseURL:     fake.URL,
-		Transport:   tr,
-		Credentials: []upstream.Credentials{{AccountID: dinteromock.DefaultAccount, ClientID: dinteromock.DefaultClientID, ClientSecret: dinteromock.DefaultClientSecret}},
-		BackoffBase: time.Millisecond, BackoffMax: 2 * time.Millisecond,
-	}
-	for _, f := range mod {
-		f(&uo)
-	}
-	c, err := upstream.New(uo)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m, fake, c
+// The mock is tested over plain HTTP, behind the spec check of
+// dinterotest, with nothing of the facade in between: it must answer as
+// Dintero documents, not as the facade's client expects.
+
+type answer struct {
+	status int
+	header http.Header
+	body   []byte
 }
 
-func status(err error) int {
-	var e *upstream.Error
-	if errors.As(err, &e) {
-		return e.StatusCode
+func call(t *testing.T, method, u string, header map[string]string, body string) answer {
+	t.Helper()
+	var r io.Reader
+	if body != "" {
+		r = strings.NewReader(body)
 	}
-	return 0
+	req, err := http.NewRequest(method, u, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	res, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return answer{res.StatusCode, res.Header, b}
+}
+
+// dinteroError decodes Dintero's error body, failing the test on another
+// shape.
+func dinteroError(t *testing.T, a answer) (code string, fields []string) {
+	t.Helper()
+	var e struct {
+		Error *struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+			Errors  []struct {
+				Field string `json:"field"`
+			} `json:"errors"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(a.body, &e); err != nil || e.Error == nil || e.Error.Message == "" {
+		t.Fatalf("got %d %s; want Dintero's error body", a.status, a.body)
+	}
+	for _, f := range e.Error.Errors {
+		fields = append(fields, f.Field)
+	}
+	return e.Error.Code, fields
+}
+
+func token(t *testing.T, fake *dinterotest.Server, account, id, secret, audience string) answer {
+	t.Helper()
+	return call(t, http.MethodPost, fake.URL+"/accounts/"+account+"/auth/token",
+		map[string]string{"Authorization": dinterotest.BasicAuth(id, secret), "Content-Type": "application/json"},
+		`{"grant_type":"client_credentials","audience":"`+audience+`"}`)
+}
+
+func TestToken(t *testing.T) {
+	fake := dinterotest.New(t)
+	aud := dinteromock.Audience("T123")
+	ok := token(t, fake, "T123", dinterotest.ClientID, dinterotest.ClientSecret, aud)
+	var at struct {
+		AccessToken string `json:"access_token"`
+		TokenType   string `json:"token_type"`
+		ExpiresIn   int    `json:"expires_in"`
+	}
+	if ok.status != 200 || json.Unmarshal(ok.body, &at) != nil || at.TokenType != "Bearer" || at.ExpiresIn != 3600 || strings.Count(at.AccessToken, ".") != 2 {
+		t.Fatalf("got %d %s; want a Bearer JWT for an hour", ok.status, ok.body)
+	}
+	if got := fake.Mock.IssuedTokens("T123"); !slices.Equal(got, []string{at.AccessToken}) {
+		t.Errorf("IssuedTokens = %v; want the one token", got)
+	}
+	claims := jwt.MapClaims{}
+	key, _ := dinterotest.TestKeys(t)
+	if _, err := jwt.ParseWithClaims(at.AccessToken, claims, func(*jwt.Token) (any, error) { return &key.PublicKey, nil }, jwt.WithValidMethods([]string{"RS256"})); err != nil {
+		t.Fatalf("the token does not verify: %v", err)
+	}
+	if claims["aud"] != aud || claims["sub"] != dinterotest.ClientID || claims["scope"] != "admin:accounts" {
+		t.Errorf("got claims %v; want aud %s, sub %s, scope admin:accounts", claims, aud, dinterotest.ClientID)
+	}
+
+	for _, tc := range []struct {
+		name, account, id, secret, audience string
+		want                                int
+		wantCode                            string
+	}{
+		{"wrong secret", "T123", dinterotest.ClientID, "nope", aud, 401, "INVALID_CLIENT"},
+		{"unknown client", "T123", "who", "nope", aud, 401, "INVALID_CLIENT"},
+		{"an account of another client", "T99999999", dinterotest.ClientID, dinterotest.ClientSecret, dinteromock.Audience("T99999999"), 403, "ACCESS_DENIED"},
+		{"the audience of another account", "T123", dinterotest.ClientID, dinterotest.ClientSecret, dinteromock.Audience("P00000000"), 403, "ACCESS_DENIED"},
+		{"an audience at the mock's own URL", "T123", dinterotest.ClientID, dinterotest.ClientSecret, fake.URL + "/accounts/T123", 403, "ACCESS_DENIED"},
+		{"a bad account id", "T12", dinterotest.ClientID, dinterotest.ClientSecret, dinteromock.Audience("T12"), 400, "INVALID_REQUEST"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := token(t, fake, tc.account, tc.id, tc.secret, tc.audience)
+			if code, _ := dinteroError(t, a); a.status != tc.want || code != tc.wantCode {
+				t.Errorf("got %d %s; want %d %s", a.status, a.body, tc.want, tc.wantCode)
+			}
+		})
+	}
+	t.Run("not client_credentials", func(t *testing.T) {
+		fake := dinterotest.New(t, dinterotest.Options{Lenient: true})
+		a := call(t, http.MethodPost, fake.URL+"/accounts/T123/auth/token",
+			map[string]string{"Authorization": dinterotest.BasicAuth(dinterotest.ClientID, dinterotest.ClientSecret), "Content-Type": "application/json"},
+			`{"grant_type":"password","audience":"`+aud+`"}`)
+		if a.status != 400 {
+			t.Errorf("got %d %s; want 400", a.status, a.body)
+		}
+	})
+}
+
+func bearer(t *testing.T, fake *dinterotest.Server, account string, scopes ...string) map[string]string {
+	t.Helper()
+	tok, err := fake.Mock.IssueToken("tester", dinteromock.Audience(account), scopes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return map[string]string{"Authorization": "Bearer " + tok, "Accept": "application/json"}
 }
 
 func TestDeleteIsStateful(t *testing.T) {
-	_, fake, c := setup(t, dinteromock.Options{})
-	ctx := context.Background()
-	const id = "7e0e7d2c-1f4a-4b8e-9d55-1f2f9a3c0c11"
-	g, _, err := c.DeleteClientGrant(ctx, upstream.Call{}, dinteromock.DefaultAccount, id)
-	if err != nil {
-		t.Fatal(err)
+	fake := dinterotest.New(t)
+	fake.AddGrants("T123", "g-1")
+	u := fake.URL + "/accounts/T123/auth/client-grants/g-1"
+	a := call(t, http.MethodDelete, u, bearer(t, fake, "T123", "write:accounts"), "")
+	var g map[string]any
+	if a.status != 200 || json.Unmarshal(a.body, &g) != nil {
+		t.Fatalf("got %d %s; want the grant", a.status, a.body)
 	}
-	if g.ID != id || g.DeletedAt == nil || g.DeletedBy != dinteromock.DefaultClientID || g.OIDC == nil || g.CreatedAt == nil {
-		t.Errorf("got %+v; want the grant with deleted_at and deleted_by set", g)
+	if g["id"] != "g-1" || g["deleted_by"] != "tester" || g["deleted_at"] == nil || g["updated_at"] != g["deleted_at"] || g["oidc"] == nil {
+		t.Errorf("got %v; want the grant deleted by the token's subject", g)
 	}
-	if _, _, err := c.DeleteClientGrant(ctx, upstream.Call{}, dinteromock.DefaultAccount, id); status(err) != 404 {
-		t.Errorf("second delete: got %v; want 404", err)
+	if _, err := time.Parse(time.RFC3339, g["deleted_at"].(string)); err != nil {
+		t.Errorf("deleted_at %v is not RFC 3339", g["deleted_at"])
 	}
-	if _, _, err := c.DeleteClientGrant(ctx, upstream.Call{}, dinteromock.DefaultAccount, "no-such-grant"); status(err) != 404 {
-		t.Errorf("unknown grant: got %v; want 404", err)
+	if fake.Mock.HasGrant("T123", "g-1") {
+		t.Error("the grant is still held")
 	}
-	if n := fake.Count(dinterotest.OpToken); n != 1 {
-		t.Errorf("got %d token requests; want 1", n)
+	again := call(t, http.MethodDelete, u, bearer(t, fake, "T123", "admin:accounts"), "")
+	if code, _ := dinteroError(t, again); again.status != 404 || code != "NOT_FOUND" {
+		t.Errorf("deleting again: got %d %s; want 404", again.status, again.body)
 	}
 }
 
-func TestAuthentication(t *testing.T) {
-	_, _, c := setup(t, dinteromock.Options{})
-	ctx := context.Background()
-	for name, auth := range map[string]string{"garbage": "Bearer not-a-jwt", "foreign key": "Bearer " + foreignToken(t)} {
-		if _, _, err := c.DeleteClientGrant(ctx, upstream.Call{Authorization: auth}, dinteromock.DefaultAccount, "x"); status(err) != 401 {
-			t.Errorf("%s: got %v; want 401", name, err)
+func TestDeleteRefuses(t *testing.T) {
+	fake := dinterotest.New(t, dinterotest.Options{Lenient: true})
+	fake.AddGrants("T123", "g-1")
+	expired := dinterotest.New(t, dinterotest.Options{Mock: dinteromock.Options{Now: func() time.Time { return time.Now().Add(-2 * time.Hour) }}})
+	old, err := expired.Mock.IssueToken("tester", dinteromock.Audience("T123"), []string{"admin:accounts"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _ := dinterotest.TestKeys(t)
+	_ = other
+	for _, tc := range []struct {
+		name     string
+		path     string
+		header   map[string]string
+		want     int
+		wantCode string
+	}{
+		{"no token", "T123/auth/client-grants/g-1", map[string]string{"Authorization": "Bearer "}, 400, ""},
+		{"not a JWT", "T123/auth/client-grants/g-1", map[string]string{"Authorization": "Bearer abc"}, 401, "UNAUTHORIZED"},
+		{"expired", "T123/auth/client-grants/g-1", map[string]string{"Authorization": "Bearer " + old}, 401, "UNAUTHORIZED"},
+		{"another account's token", "T123/auth/client-grants/g-1", bearer(t, fake, "P00000000", "admin:accounts"), 401, "UNAUTHORIZED"},
+		{"no scope for it", "T123/auth/client-grants/g-1", bearer(t, fake, "T123", "read:accounts"), 403, "FORBIDDEN"},
+		{"a bad account id", "T1234/auth/client-grants/g-1", bearer(t, fake, "T1234", "admin:accounts"), 400, "INVALID_REQUEST"},
+		{"a grant it does not hold", "T123/auth/client-grants/g-2", bearer(t, fake, "T123", "admin:accounts"), 404, "NOT_FOUND"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := call(t, http.MethodDelete, fake.URL+"/accounts/"+tc.path, tc.header, "")
+			code, fields := dinteroError(t, a)
+			if a.status != tc.want || (tc.wantCode != "" && code != tc.wantCode) {
+				t.Errorf("got %d %s; want %d %s", a.status, a.body, tc.want, tc.wantCode)
+			}
+			if tc.name == "a bad account id" && !slices.Equal(fields, []string{"oid"}) {
+				t.Errorf("got errors naming %v; want oid", fields)
+			}
+		})
+	}
+	if !fake.Mock.HasGrant("T123", "g-1") {
+		t.Error("a refused call deleted the grant")
+	}
+}
+
+func TestDeleteAnswerShapes(t *testing.T) {
+	fake := dinterotest.New(t)
+	fake.AddGrants("T123", "g-1", "g-2")
+	fake.Mock.SetBehaviour(dinteromock.Behaviour{DeleteNoContent: true})
+	if a := call(t, http.MethodDelete, fake.URL+"/accounts/T123/auth/client-grants/g-1", bearer(t, fake, "T123", "admin:accounts"), ""); a.status != 204 || len(a.body) != 0 {
+		t.Errorf("got %d %q; want 204 without a body", a.status, a.body)
+	}
+	// Timestamps off RFC 3339 break the spec: the check is skipped.
+	fake.HandleRaw(dinterotest.OpDelete, fake.Mock.ServeHTTP)
+	fake.Mock.SetBehaviour(dinteromock.Behaviour{TimeLayout: "2006-01-02T15:04:05.000-0700"})
+	a := call(t, http.MethodDelete, fake.URL+"/accounts/T123/auth/client-grants/g-2", bearer(t, fake, "T123", "admin:accounts"), "")
+	if a.status != 200 || !strings.Contains(string(a.body), `+0000"`) {
+		t.Errorf("got %d %s; want timestamps written as +0000", a.status, a.body)
+	}
+}
+
+// authorizeURL is an authorize call of the test data set's application.
+func authorizeURL(base, account string, set map[string]string) string {
+	q := url.Values{
+		"audience": {dinteromock.Audience(account)}, "response_type": {"authenticate"}, "client_id": {dinterotest.App},
+		"redirect_uri": {dinterotest.Callback}, "state": {"s-1"}, "scope": {"openid"},
+	}
+	for k, v := range set {
+		if v == "" {
+			delete(q, k)
+			continue
+		}
+		q.Set(k, v)
+	}
+	return base + "/accounts/" + account + "/auth/authorize?" + q.Encode()
+}
+
+// redirectParams returns where an authorize answer sends the browser, and
+// the parameters it carries in its query and its fragment.
+func redirectParams(t *testing.T, a answer) (target string, params url.Values) {
+	t.Helper()
+	loc := a.header.Get("Location")
+	if a.status == 200 {
+		var v struct {
+			RedirectURI string `json:"redirect_uri"`
+		}
+		if err := json.Unmarshal(a.body, &v); err != nil {
+			t.Fatalf("got 200 %s; want {\"redirect_uri\"}", a.body)
+		}
+		loc = v.RedirectURI
+	}
+	u, err := url.Parse(loc)
+	if err != nil || loc == "" {
+		t.Fatalf("got %d, location %q; want a redirect", a.status, loc)
+	}
+	params = u.Query()
+	if f, err := url.ParseQuery(u.Fragment); err == nil {
+		for k, v := range f {
+			params[k] = v
 		}
 	}
-	_, _, bad := setup(t, dinteromock.Options{}, func(o *upstream.Options) {
-		o.Credentials = []upstream.Credentials{{AccountID: dinteromock.DefaultAccount, ClientID: dinteromock.DefaultClientID, ClientSecret: "wrong"}}
-	})
-	if _, _, err := bad.DeleteClientGrant(ctx, upstream.Call{}, dinteromock.DefaultAccount, "x"); !errors.Is(err, upstream.ErrTokenFetch) || status(err) != 401 {
-		t.Errorf("wrong secret: got %v; want the token endpoint's 401", err)
-	}
-	_, _, reader := setup(t, dinteromock.Options{Clients: []dinteromock.Client{{ID: "reader", Secret: "reader-secret", Scopes: []string{"read:accounts"}}}}, func(o *upstream.Options) {
-		o.Credentials = []upstream.Credentials{{AccountID: dinteromock.DefaultAccount, ClientID: "reader", ClientSecret: "reader-secret"}}
-	})
-	if _, _, err := reader.DeleteClientGrant(ctx, upstream.Call{}, dinteromock.DefaultAccount, "x"); status(err) != 403 {
-		t.Errorf("without admin:accounts: got %v; want 403", err)
-	}
-}
-
-// foreignToken is a well-formed RS256 token signed by some other key.
-func foreignToken(t *testing.T) string {
-	m, err := dinteromock.New(dinteromock.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(m)
-	defer srv.Close()
-	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/accounts/T12345678/auth/token", strings.NewReader(`{"grant_type":"client_credentials","audience":"a"}`))
-	req.SetBasicAuth(dinteromock.DefaultClientID, dinteromock.DefaultClientSecret)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var tok struct {
-		AccessToken string `json:"access_token"`
-	}
-	_ = json.NewDecoder(resp.Body).Decode(&tok)
-	return tok.AccessToken
+	u.RawQuery, u.Fragment = "", ""
+	return u.String(), params
 }
 
 func TestAuthorize(t *testing.T) {
-	m, _, c := setup(t, dinteromock.Options{})
-	ctx := context.Background()
-	p := upstream.AuthorizeParams{OID: dinteromock.DefaultAccount, Audience: "https://api.dintero.com/v1/accounts/T12345678", Scope: "openid",
-		ResponseType: "authenticate", ClientID: "portal-client", VerificationCode: "123456", State: "st-1", RedirectURI: "https://app.example.com/cb"}
-	rd, _, err := c.Authorize(ctx, upstream.Call{}, p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rd.Query["state"] != "st-1" || !strings.HasPrefix(rd.Location, "https://app.example.com/cb?") {
-		t.Errorf("got %+v; want a redirect to the redirect_uri with the state", rd)
-	}
-	// The id_token verifies with the key the mock publishes.
-	claims := jwt.MapClaims{}
-	if _, err := jwt.ParseWithClaims(rd.IDToken, claims, func(*jwt.Token) (any, error) { return jwksKey(t, m), nil },
-		jwt.WithValidMethods([]string{"RS256"}), jwt.WithAudience("https://app.example.com/cb"), jwt.WithIssuer("https://dintero-mock.local"), jwt.WithExpirationRequired()); err != nil {
-		t.Errorf("the id_token does not verify against the JWKS: %v", err)
-	}
-	if claims["sub"] == "" {
-		t.Errorf("claims %v lack sub", claims)
-	}
-	// The code works once.
-	if _, _, err := c.Authorize(ctx, upstream.Call{}, p); status(err) != 400 {
-		t.Errorf("second use: got %v; want 400", err)
-	}
-	p.VerificationCode = "000000"
-	if _, _, err := c.Authorize(ctx, upstream.Call{}, p); status(err) != 400 {
-		t.Errorf("unknown code: got %v; want 400", err)
+	for _, shape := range []dinteromock.AuthorizeAnswer{dinteromock.AnswerQuery, dinteromock.AnswerFragment, dinteromock.AnswerJSON} {
+		t.Run(string(shape), func(t *testing.T) {
+			fake := dinterotest.New(t, dinterotest.Options{Mock: dinteromock.Options{Behaviour: dinteromock.Behaviour{Authorize: shape}}})
+			fake.AddCode("T123", "code-1")
+			a := call(t, http.MethodPost, authorizeURL(fake.URL, "T123", map[string]string{"verification_code": "code-1"}), bearer(t, fake, "T123"), "")
+			wantStatus := map[dinteromock.AuthorizeAnswer]int{dinteromock.AnswerQuery: 302, dinteromock.AnswerFragment: 302, dinteromock.AnswerJSON: 200}[shape]
+			if a.status != wantStatus {
+				t.Fatalf("got %d %s; want %d", a.status, a.body, wantStatus)
+			}
+			loc := a.header.Get("Location")
+			switch shape {
+			case dinteromock.AnswerQuery:
+				if !strings.Contains(loc, "?") || strings.Contains(loc, "#") {
+					t.Errorf("got location %q; want the tokens in its query", loc)
+				}
+			case dinteromock.AnswerFragment:
+				if !strings.Contains(loc, "#id_token=") {
+					t.Errorf("got location %q; want the tokens in its fragment", loc)
+				}
+			}
+			target, p := redirectParams(t, a)
+			if target != dinterotest.Callback || p.Get("state") != "s-1" || p.Get("error") != "" {
+				t.Errorf("got %s %v; want the callback with state s-1", target, p)
+			}
+			claims := verify(t, fake, p.Get("id_token"))
+			if claims["aud"] != dinterotest.Callback || claims["sub"] != "user-code-1" || claims["email"] != "user@example.com" || claims["iss"] == "" {
+				t.Errorf("got id_token claims %v; want aud the redirect_uri and the code's user", claims)
+			}
+			if !fake.Mock.CodeUsed("code-1") {
+				t.Error("the code is not spent")
+			}
+			again := call(t, http.MethodPost, authorizeURL(fake.URL, "T123", map[string]string{"verification_code": "code-1"}), bearer(t, fake, "T123"), "")
+			if _, p := redirectParams(t, again); p.Get("error") != "access_denied" || p.Get("state") != "s-1" || p.Get("id_token") != "" {
+				t.Errorf("reusing the code: got %v; want access_denied with the state", p)
+			}
+		})
 	}
 }
 
-// jwksKey reads the mock's published key.
-func jwksKey(t *testing.T, m *dinteromock.Mock) *rsa.PublicKey {
+// verify checks an id_token against the keys the keys endpoint serves and
+// returns its claims.
+func verify(t *testing.T, fake *dinterotest.Server, idToken string) jwt.MapClaims {
 	t.Helper()
-	rec := httptest.NewRecorder()
-	m.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/v1/.well-known/jwks.json", nil))
-	var set struct {
-		Keys []struct{ Kty, Alg, N, E string }
+	keys := publishedKeys(t, fake, "T123")
+	claims := jwt.MapClaims{}
+	_, err := jwt.ParseWithClaims(idToken, claims, func(tok *jwt.Token) (any, error) {
+		return keys[tok.Header["kid"].(string)], nil
+	}, jwt.WithValidMethods([]string{"RS256"}), jwt.WithExpirationRequired())
+	if err != nil {
+		t.Fatalf("the id_token does not verify with the published keys: %v", err)
 	}
-	if err := json.Unmarshal(rec.Body.Bytes(), &set); err != nil || len(set.Keys) != 1 || set.Keys[0].Kty != "RSA" || set.Keys[0].Alg != "RS256" {
-		t.Fatalf("JWKS %s: %v", rec.Body, err)
+	return claims
+}
+
+func publishedKeys(t *testing.T, fake *dinterotest.Server, account string) map[string]*rsa.PublicKey {
+	t.Helper()
+	a := call(t, http.MethodGet, fake.URL+"/accounts/"+account+"/auth/keys", bearer(t, fake, account), "")
+	var list []struct{ Alg, Kty, Use, N, E, Kid string }
+	if a.status != 200 || json.Unmarshal(a.body, &list) != nil {
+		t.Fatalf("keys: got %d %s; want a JSON array", a.status, a.body)
 	}
-	n, _ := base64.RawURLEncoding.DecodeString(set.Keys[0].N)
-	e, _ := base64.RawURLEncoding.DecodeString(set.Keys[0].E)
-	return &rsa.PublicKey{N: new(big.Int).SetBytes(n), E: int(new(big.Int).SetBytes(e).Int64())}
+	out := map[string]*rsa.PublicKey{}
+	for _, k := range list {
+		if k.Alg != "RS256" || k.Kty != "RSA" || k.Use != "sig" || k.Kid == "" {
+			t.Errorf("got key %+v; want an RS256 signing key with a kid", k)
+		}
+		n, err1 := base64.RawURLEncoding.DecodeString(k.N)
+		e, err2 := base64.RawURLEncoding.DecodeString(k.E)
+		if err1 != nil || err2 != nil {
+			t.Fatalf("key %s is not base64url", k.Kid)
+		}
+		out[k.Kid] = &rsa.PublicKey{N: new(big.Int).SetBytes(n), E: int(new(big.Int).SetBytes(e).Int64())}
+	}
+	return out
+}
+
+func TestAuthorizeRefuses(t *testing.T) {
+	fake := dinterotest.New(t, dinterotest.Options{Lenient: true})
+	// The spec check refuses requests without required parameters, or
+	// with values off the spec's enums, before the mock sees them; the mock
+	// must refuse them on its own too, so those go to it directly.
+	direct := httptest.NewServer(fake.Mock)
+	defer direct.Close()
+	fake.AddCode("T123", "code-1")
+	fake.AddCode("P00000000", "code-p")
+	fake.Mock.AddCode(dinteromock.Code{Value: "code-other-app", ClientID: dinterotest.ClientID, Account: "T123", Subject: "u"})
+	for _, tc := range []struct {
+		name       string
+		direct     bool
+		set        map[string]string
+		want       int
+		wantFields []string // of a 400
+		wantError  string   // OAuth's error in the redirect
+	}{
+		{"missing parameters", true, map[string]string{"audience": "", "client_id": "", "verification_code": ""}, 400, []string{"audience", "client_id", "verification_code"}, ""},
+		{"a response_type and a scope Dintero does not name", true, map[string]string{"verification_code": "code-1", "response_type": "token", "scope": "email"}, 400, []string{"response_type", "scope"}, ""},
+		{"an unknown parameter", false, map[string]string{"verification_code": "code-1", "nonce": "n"}, 400, []string{"nonce"}, ""},
+		{"an unknown client", false, map[string]string{"verification_code": "code-1", "client_id": "nobody"}, 400, []string{"client_id"}, ""},
+		{"an unregistered redirect_uri", false, map[string]string{"verification_code": "code-1", "redirect_uri": "https://evil.example/cb"}, 400, []string{"redirect_uri"}, ""},
+		{"a wrong code", false, map[string]string{"verification_code": "nope"}, 302, nil, "access_denied"},
+		{"another application's code", false, map[string]string{"verification_code": "code-other-app"}, 302, nil, "access_denied"},
+		{"another account's code", false, map[string]string{"verification_code": "code-p"}, 302, nil, "access_denied"},
+		{"another account's audience", false, map[string]string{"verification_code": "code-1", "audience": dinteromock.Audience("P00000000")}, 302, nil, "unauthorized_client"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			base := fake.URL
+			if tc.direct {
+				base = direct.URL + "/v1"
+			}
+			a := call(t, http.MethodPost, authorizeURL(base, "T123", tc.set), bearer(t, fake, "T123"), "")
+			if a.status != tc.want {
+				t.Fatalf("got %d %s; want %d", a.status, a.body, tc.want)
+			}
+			if tc.want == 400 {
+				if _, fields := dinteroError(t, a); !slices.Equal(fields, tc.wantFields) {
+					t.Errorf("got errors naming %v; want %v", fields, tc.wantFields)
+				}
+				return
+			}
+			if _, p := redirectParams(t, a); p.Get("error") != tc.wantError || p.Get("error_description") == "" || p.Get("state") != "s-1" {
+				t.Errorf("got %v; want error %s with a description and the state", p, tc.wantError)
+			}
+		})
+	}
+	if fake.Mock.CodeUsed("code-1") || fake.Mock.CodeUsed("code-p") {
+		t.Error("a refused call spent a code")
+	}
+	t.Run("no redirect_uri: the first callback, aud the client", func(t *testing.T) {
+		a := call(t, http.MethodPost, authorizeURL(fake.URL, "T123", map[string]string{"verification_code": "code-1", "redirect_uri": ""}), bearer(t, fake, "T123"), "")
+		target, p := redirectParams(t, a)
+		if target != dinterotest.Callback || verify(t, fake, p.Get("id_token"))["aud"] != dinterotest.App {
+			t.Errorf("got %s %v; want the first callback and aud %s", target, p, dinterotest.App)
+		}
+	})
+}
+
+func TestKeyRotation(t *testing.T) {
+	fake := dinterotest.New(t)
+	first := fake.Mock.KeyID()
+	if keys := publishedKeys(t, fake, "T123"); len(keys) != 1 || keys[first] == nil {
+		t.Fatalf("got keys %v; want the one key %s", keys, first)
+	}
+	caller := bearer(t, fake, "T123", "admin:accounts")
+	_, second := dinterotest.TestKeys(t)
+	if err := fake.Mock.RotateKey(second, true); err != nil {
+		t.Fatal(err)
+	}
+	if keys := publishedKeys(t, fake, "T123"); len(keys) != 2 || keys[first] == nil || keys[fake.Mock.KeyID()] == nil {
+		t.Errorf("after a rotation keeping the old key: got %d keys; want both", len(keys))
+	}
+	// A token signed before the rotation is still good.
+	fake.AddGrants("T123", "g")
+	if a := call(t, http.MethodDelete, fake.URL+"/accounts/T123/auth/client-grants/g", caller, ""); a.status != 200 {
+		t.Errorf("an older token after the rotation: got %d %s", a.status, a.body)
+	}
+	if err := fake.Mock.RotateKey(nil, false); err != nil {
+		t.Fatal(err)
+	}
+	if keys := publishedKeys(t, fake, "T123"); len(keys) != 1 || keys[first] != nil {
+		t.Errorf("after a rotation dropping the old keys: got %d keys", len(keys))
+	}
 }
 
 func TestFaults(t *testing.T) {
-	m, err := dinteromock.New(dinteromock.Options{})
-	if err != nil {
-		t.Fatal(err)
+	fake := dinterotest.New(t, dinterotest.Options{Lenient: true})
+	u := fake.URL + "/accounts/T123/auth/keys"
+	h := bearer(t, fake, "T123")
+	h["Dintero-Mock-Fault"] = "rate-limit=1; retry-after=7"
+	if a := call(t, http.MethodGet, u, h, ""); a.status != 429 || a.header.Get("Retry-After") != "7" {
+		t.Errorf("got %d Retry-After %q; want 429 with 7", a.status, a.header.Get("Retry-After"))
 	}
-	do := func(fault string) *httptest.ResponseRecorder {
-		rec := httptest.NewRecorder()
-		req := httptest.NewRequest(http.MethodDelete, "/v1/accounts/T12345678/auth/client-grants/x", nil)
-		req.Header.Set("Dintero-Mock-Fault", fault)
-		m.ServeHTTP(rec, req)
-		return rec
+	h["Dintero-Mock-Fault"] = "fail=1"
+	if a := call(t, http.MethodGet, u, h, ""); a.status != 503 {
+		t.Errorf("got %d; want 503", a.status)
 	}
-	if rec := do("fail=1"); rec.Code != 503 {
-		t.Errorf("fail=1: got %d; want 503", rec.Code)
-	}
-	if rec := do("rate-limit=1; retry-after=3"); rec.Code != 429 || rec.Header().Get("Retry-After") != "3" {
-		t.Errorf("rate-limit: got %d with Retry-After %q; want 429 with 3", rec.Code, rec.Header().Get("Retry-After"))
-	}
+	h["Dintero-Mock-Fault"] = "latency=150ms"
 	start := time.Now()
-	if rec := do("latency=60ms"); rec.Code != 401 || time.Since(start) < 60*time.Millisecond {
-		t.Errorf("latency: got %d after %v; want the answer (401: no token) after 60ms", rec.Code, time.Since(start))
+	if a := call(t, http.MethodGet, u, h, ""); a.status != 200 || time.Since(start) < 150*time.Millisecond {
+		t.Errorf("got %d after %v; want 200 after 150ms", a.status, time.Since(start))
 	}
-	if rec := do("nonsense"); rec.Code != 400 {
-		t.Errorf("a bad fault header: got %d; want 400", rec.Code)
+	h["Dintero-Mock-Fault"] = "authorize=carrier-pigeon"
+	if a := call(t, http.MethodGet, u, h, ""); a.status != 400 {
+		t.Errorf("a bad fault: got %d; want 400", a.status)
 	}
-	// Faults from the options apply to every call.
-	slow, _ := dinteromock.New(dinteromock.Options{Faults: dinteromock.Faults{FailureRate: 1}})
-	rec := httptest.NewRecorder()
-	slow.ServeHTTP(rec, httptest.NewRequest(http.MethodDelete, "/v1/accounts/T12345678/auth/client-grants/x", nil))
-	if rec.Code != 503 {
-		t.Errorf("FailureRate 1: got %d; want 503", rec.Code)
+}
+
+func TestStateless(t *testing.T) {
+	fake := dinterotest.New(t, dinterotest.Options{Mock: dinteromock.Options{Stateless: true}})
+	h := bearer(t, fake, "T123", "admin:accounts")
+	for range 2 {
+		if a := call(t, http.MethodDelete, fake.URL+"/accounts/T123/auth/client-grants/any-id", h, ""); a.status != 200 || !strings.Contains(string(a.body), `"id":"any-id"`) {
+			t.Errorf("got %d %s; want the grant, every time", a.status, a.body)
+		}
+	}
+	first := call(t, http.MethodPost, authorizeURL(fake.URL, "T123", map[string]string{"verification_code": "whatever"}), h, "")
+	second := call(t, http.MethodPost, authorizeURL(fake.URL, "T123", map[string]string{"verification_code": "whatever"}), h, "")
+	if _, p := redirectParams(t, first); p.Get("id_token") == "" || first.header.Get("Location") != second.header.Get("Location") {
+		t.Errorf("got %q then %q; want the same young id_token twice", first.header.Get("Location"), second.header.Get("Location"))
+	}
+	// Tokens are checked all the same.
+	if a := call(t, http.MethodDelete, fake.URL+"/accounts/T123/auth/client-grants/x", map[string]string{"Authorization": "Bearer forged"}, ""); a.status != 401 {
+		t.Errorf("a forged token: got %d; want 401", a.status)
 	}
 }
 
 func TestLoadClients(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "clients.json")
-	if err := os.WriteFile(path, []byte(`[{"client_id":"ops","client_secret":"ops-secret","scopes":["write:accounts"]}]`), 0o600); err != nil {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.json")
+	if err := os.WriteFile(good, []byte(`[{"client_id":"a","client_secret":"s","accounts":["T123"],"scopes":["admin:accounts"],"callbacks":["https://x.example/cb"]}]`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	clients, err := dinteromock.LoadClients(path)
-	if err != nil {
-		t.Fatal(err)
+	cs, err := dinteromock.LoadClients(good)
+	if err != nil || len(cs) != 1 || cs[0].ID != "a" || cs[0].Callbacks[0] != "https://x.example/cb" {
+		t.Errorf("got %+v, %v", cs, err)
 	}
-	_, _, c := setup(t, dinteromock.Options{Clients: clients}, func(o *upstream.Options) {
-		o.Credentials = []upstream.Credentials{{AccountID: dinteromock.DefaultAccount, ClientID: "ops", ClientSecret: "ops-secret"}}
-	})
-	// write:accounts is enough to delete.
-	if _, _, err := c.DeleteClientGrant(context.Background(), upstream.Call{}, dinteromock.DefaultAccount, "2f3c9c1e-6f1a-4f0e-9a53-6f2d0b1c4a01"); err != nil {
-		t.Errorf("a configured client with write:accounts: %v", err)
+	for name, body := range map[string]string{
+		"no secret":   `[{"client_id":"a"}]`,
+		"bad account": `[{"client_id":"a","client_secret":"s","accounts":["X1"]}]`,
+		"not json":    `[`,
+	} {
+		p := filepath.Join(dir, "bad.json")
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := dinteromock.LoadClients(p); err == nil {
+			t.Errorf("%s: got no error", name)
+		}
 	}
 }
 
 func TestLoadGrants(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "grants.json")
-	if err := os.WriteFile(path, []byte(`{"P00000001":[{"id":"g1","client_id":"c","audience":"a","scope":["s"]}]}`), 0o600); err != nil {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "g.json")
+	if err := os.WriteFile(p, []byte(`{"T123":[{"id":"g","client_id":"c","audience":"a","scope":["s"],"created_at":"2024-01-02T03:04:05Z"}]}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	grants, err := dinteromock.LoadGrants(path)
-	if err != nil {
-		t.Fatal(err)
+	g, err := dinteromock.LoadGrants(p)
+	if err != nil || g["T123"][0].ID != "g" || g["T123"][0].CreatedAt.Year() != 2024 {
+		t.Errorf("got %+v, %v", g, err)
 	}
-	_, _, c := setup(t, dinteromock.Options{Grants: grants}, func(o *upstream.Options) {
-		o.Credentials[0].AccountID = "P00000001"
-	})
-	if g, _, err := c.DeleteClientGrant(context.Background(), upstream.Call{}, "P00000001", "g1"); err != nil || g.ClientID != "c" {
-		t.Errorf("got %+v, %v; want grant g1 from the file", g, err)
-	}
-	if err := os.WriteFile(path, []byte(`{"P00000001":[{"client_id":"no id"}]}`), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := dinteromock.LoadGrants(path); err == nil {
-		t.Error("a grant without an id was accepted")
+	for name, body := range map[string]string{
+		"no id":       `{"T123":[{"client_id":"c"}]}`,
+		"bad account": `{"X":[{"id":"g"}]}`,
+	} {
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := dinteromock.LoadGrants(p); err == nil {
+			t.Errorf("%s: got no error", name)
+		}
 	}
 }

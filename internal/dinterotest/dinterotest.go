@@ -1,13 +1,17 @@
-// Package dinterotest is the one fake Dintero of the project's tests. It
-// serves the three auth endpoints the facade uses on a loopback httptest
-// server, checks every request it receives against Dintero's spec in
-// ../shared/dintero with kin-openapi, and checks its own answers against the
-// same spec wherever the spec declares their status.
+// Package dinterotest puts the one fake Dintero, internal/dinteromock, on
+// a loopback server for tests, behind a wrapper that checks every request
+// it receives against Dintero's spec (testdata, embedded) with kin-openapi,
+// and the mock's answers against the same spec wherever the spec declares
+// their status. Tests flip the mock's switches, or put a fault in front of
+// it for one operation (Handle, HandleRaw).
 package dinterotest
 
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	_ "embed"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -15,11 +19,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
-	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
@@ -29,44 +31,81 @@ import (
 	"github.com/dintero-facade/dintero-facade/internal/dinteromock"
 )
 
+// spec is Dintero's auth API as the tests check it; testdata/SOURCE.md
+// says where it comes from.
+//
+//go:embed testdata/management-auth.excerpt.reconstructed.oas3.yaml
+var spec []byte
+
 // The operations of the fake, named as in Dintero's spec.
 const (
 	OpDelete    = "aid_auths_client_grants_id_delete"
 	OpAuthorize = "aid_auths_oauth_authorize_post"
 	OpToken     = "aid_auths_oauth_token_post"
+	OpKeys      = "aid_auths_keys_get"
 )
 
-// Default values the fake answers with.
+// The test data set: an API client of the test accounts that may
+// administer them, and an application with a registered callback.
 const (
 	ClientID     = "fake-client-id"
 	ClientSecret = "fake-client-secret-value"
-	IDToken      = "eyJhbGciOiJSUzI1NiJ9.fake-id-token.sig"
-	RequestID    = "dintero-req-1"
+	App          = "client-1"
+	Callback     = "https://app.example.com/cb"
+	// Callback2 is the application's second callback, with a query of its
+	// own.
+	Callback2 = "https://app.example.com/cb2?keep=1"
 )
 
-// SpecPath returns the path of the reconstructed management-auth spec, found
-// from the module root as ../shared/dintero/.
-func SpecPath(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
+// Accounts are the accounts of the test data set.
+func Accounts() []string {
+	return []string{"T123", "T111", "T12345678", "P00000000", "P00000001", "P22222222", "T00000001", "T00000002"}
+}
+
+// Clients are the clients of the test data set: ClientID, an API client
+// of Accounts that may administer them, and App, an application of
+// Accounts with the callbacks Callback and Callback2.
+func Clients() []dinteromock.Client {
+	return []dinteromock.Client{
+		{ID: ClientID, Secret: ClientSecret, Accounts: Accounts(), Scopes: []string{"admin:accounts"}},
+		{ID: App, Secret: "app-secret", Accounts: Accounts(), Scopes: []string{"openid"}, Callbacks: []string{Callback, Callback2}},
 	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("dinterotest: go.mod not found above the test's directory")
-		}
-		dir = parent
-	}
-	p := filepath.Join(dir, "..", "shared", "dintero", "management-auth.excerpt.reconstructed.oas3.yaml")
-	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("dinterotest: Dintero's spec is needed beside the repository: %v", err)
-	}
-	return p
+}
+
+// Options configure a Server.
+type Options struct {
+	// Lenient answers a request that breaks the spec with Dintero's 400
+	// instead of failing the test, for tests that send such requests on
+	// purpose.
+	Lenient bool
+	// CountOnly keeps only the count of requests per operation, not the
+	// requests, so that a long load test's memory stays flat.
+	CountOnly bool
+	// Mock configures the mock; its nil Clients, Grants and Codes take the
+	// test data set (Clients, no grants, no codes), and its nil Key the
+	// shared test key.
+	Mock dinteromock.Options
+}
+
+// Server is the fake Dintero: the mock behind the spec check.
+type Server struct {
+	// URL is the base URL, ending in /v1, to give the facade.
+	URL string
+	// Mock is the mock that answers; tests flip its switches and read its
+	// state.
+	Mock *dinteromock.Mock
+
+	t      testing.TB
+	opts   Options
+	srv    *httptest.Server
+	router routers.Router
+
+	mu       sync.Mutex
+	requests []Request
+	counts   map[string]int
+	handlers map[string]http.HandlerFunc
+	raw      map[string]bool
+	bearers  map[string]string
 }
 
 // Request is a request the fake received.
@@ -81,58 +120,63 @@ type Request struct {
 	Body       []byte
 }
 
-// Options configure a Server.
-type Options struct {
-	// Lenient answers a request that breaks the spec with Dintero's 400
-	// instead of failing the test, for tests that send such requests on
-	// purpose.
-	Lenient bool
-	// CountOnly keeps only the count of requests per operation, not the
-	// requests, so that a long load test's memory stays flat.
-	CountOnly bool
-	// Clients, when set, are the client credentials the token endpoint
-	// accepts for each account ({client id, client secret} pairs, several
-	// allowed, for rotations), instead of ClientID and ClientSecret for
-	// any account; its tokens are then AccountToken(account, n).
-	Clients map[string][][2]string
-	// Backend, when set, answers every request that the spec admits,
-	// instead of the fake's own handlers (Handle and HandleRaw then have no
-	// effect). Its answers are checked against the spec too: this is how
-	// the mock Dintero is held to the spec.
-	Backend http.Handler
+var (
+	keysOnce sync.Once
+	keys     [2]*rsa.PrivateKey
+	keysErr  error
+)
+
+// TestKeys returns two RSA keys shared by the tests of a binary, so that
+// each fake does not spend a key generation: the first signs by default,
+// the second is for rotations.
+func TestKeys(t testing.TB) (*rsa.PrivateKey, *rsa.PrivateKey) {
+	t.Helper()
+	keysOnce.Do(func() {
+		for i := range keys {
+			if keys[i], keysErr = rsa.GenerateKey(rand.Reader, 2048); keysErr != nil {
+				return
+			}
+		}
+	})
+	if keysErr != nil {
+		t.Fatal(keysErr)
+	}
+	return keys[0], keys[1]
 }
 
-// Server is the fake Dintero. Its default handlers behave like Dintero on
-// a good day; Handle replaces one.
-type Server struct {
-	// URL is the base URL, ending in /v1, to give the facade.
-	URL string
-
-	t      testing.TB
-	opts   Options
-	srv    *httptest.Server
-	router routers.Router
-
-	mu       sync.Mutex
-	requests []Request
-	counts   map[string]int
-	handlers map[string]http.HandlerFunc
-	raw      map[string]bool
-	tokenN   int
-	tokensOf map[string]int
+// TestData completes o with the test data set.
+func TestData(t testing.TB, o dinteromock.Options) dinteromock.Options {
+	t.Helper()
+	if o.Clients == nil {
+		o.Clients = Clients()
+	}
+	if o.Grants == nil {
+		o.Grants = map[string][]dinteromock.Grant{}
+	}
+	if o.Codes == nil {
+		o.Codes = []dinteromock.Code{}
+	}
+	if o.Key == nil {
+		o.Key, _ = TestKeys(t)
+	}
+	return o
 }
 
 // New starts a fake Dintero on loopback; it is closed when the test ends.
 func New(t testing.TB, opts ...Options) *Server {
 	t.Helper()
-	s := &Server{t: t, handlers: map[string]http.HandlerFunc{}, raw: map[string]bool{}, counts: map[string]int{}}
+	s := &Server{t: t, handlers: map[string]http.HandlerFunc{}, raw: map[string]bool{}, counts: map[string]int{}, bearers: map[string]string{}}
 	if len(opts) > 0 {
 		s.opts = opts[0]
 	}
+	m, err := dinteromock.New(TestData(t, s.opts.Mock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Mock = m
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	s.URL = s.srv.URL + "/v1"
-	loader := openapi3.NewLoader()
-	doc, err := loader.LoadFromFile(SpecPath(t))
+	doc, err := openapi3.NewLoader().LoadFromData(spec)
 	if err != nil {
 		t.Fatalf("dinterotest: loading the spec: %v", err)
 	}
@@ -143,21 +187,21 @@ func New(t testing.TB, opts ...Options) *Server {
 	if s.router, err = gorillamux.NewRouter(doc); err != nil {
 		t.Fatalf("dinterotest: routing the spec: %v", err)
 	}
-	for _, op := range []string{OpDelete, OpAuthorize, OpToken} {
-		s.Default(op)
-	}
 	t.Cleanup(s.srv.Close)
 	return s
 }
 
-// Default restores the fake's own handler of op.
+// Default lets the mock answer op again.
 func (s *Server) Default(op string) {
-	h := map[string]http.HandlerFunc{OpDelete: s.deleteGrant, OpAuthorize: s.authorize, OpToken: s.token}[op]
-	s.Handle(op, h)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.handlers, op)
+	delete(s.raw, op)
 }
 
-// Handle replaces the handler of op. The answer is still checked against
-// the spec where the spec declares its status.
+// Handle answers op with h instead of the mock (h may pass the request on
+// to s.Mock). The answer is still checked against the spec where the spec
+// declares its status.
 func (s *Server) Handle(op string, h http.HandlerFunc) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -165,9 +209,9 @@ func (s *Server) Handle(op string, h http.HandlerFunc) {
 	s.raw[op] = false
 }
 
-// HandleRaw replaces the handler of op with one that writes to the
-// connection itself (it may hijack it, stall or send broken bodies); its
-// answer is not checked against the spec.
+// HandleRaw answers op with h, which writes to the connection itself (it
+// may hijack it, stall or send broken bodies); its answer is not checked
+// against the spec.
 func (s *Server) HandleRaw(op string, h http.HandlerFunc) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -192,6 +236,37 @@ func (s *Server) Count(op string) int {
 // Close stops the server at once, so that later calls are refused.
 func (s *Server) Close() { s.srv.Close() }
 
+// Bearer returns an Authorization value a caller brings for account: a
+// token of the mock for the account's audience with admin:accounts.
+func (s *Server) Bearer(account string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if b, ok := s.bearers[account]; ok {
+		return b
+	}
+	tok, err := s.Mock.IssueToken("caller-"+account, dinteromock.Audience(account), []string{"admin:accounts"})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.bearers[account] = "Bearer " + tok
+	return s.bearers[account]
+}
+
+// AddGrants gives account grants with ids, each with every field of
+// Dintero's grant set.
+func (s *Server) AddGrants(account string, ids ...string) {
+	for _, id := range ids {
+		if err := s.Mock.AddGrant(account, FullGrant(account, id)); err != nil {
+			s.t.Fatal(err)
+		}
+	}
+}
+
+// AddCode adds verification code v, sent for App on account.
+func (s *Server) AddCode(account, v string) {
+	s.Mock.AddCode(dinteromock.Code{Value: v, ClientID: App, Account: account, Subject: "user-" + v, Email: "user@example.com", Name: "Test User"})
+}
+
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	r.Body = io.NopCloser(bytes.NewReader(body))
@@ -204,14 +279,13 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// The router matches the escaped path and hands back escaped values;
-	// the handlers and the tests want each segment as the client meant it.
+	// the tests want each segment as the client meant it.
 	rec.Op, rec.PathParams = route.Operation.OperationID, make(map[string]string, len(params))
 	for k, v := range params {
 		if u, err := url.PathUnescape(v); err == nil {
 			v = u
 		}
 		rec.PathParams[k] = v
-		r.SetPathValue(k, v)
 	}
 	s.record(rec)
 
@@ -228,10 +302,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	r.Body = io.NopCloser(bytes.NewReader(body))
 
 	s.mu.Lock()
-	h, raw := s.handlers[rec.Op], s.raw[rec.Op]
+	h, overridden := s.handlers[rec.Op]
+	raw := s.raw[rec.Op]
 	s.mu.Unlock()
-	if s.opts.Backend != nil {
-		h, raw = s.opts.Backend.ServeHTTP, false
+	if !overridden {
+		h = s.Mock.ServeHTTP
 	}
 	if raw {
 		h(w, r)
@@ -249,7 +324,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 			Options:                &openapi3filter.Options{IncludeResponseStatus: true},
 		}
 		if err := openapi3filter.ValidateResponse(r.Context(), out); err != nil {
-			s.t.Errorf("dinterotest: the fake's own %d answer to %s breaks Dintero's spec: %v", res.StatusCode, rec.Op, err)
+			s.t.Errorf("dinterotest: the %d answer to %s breaks Dintero's spec: %v", res.StatusCode, rec.Op, err)
 		}
 	}
 	for k, v := range res.Header {
@@ -279,16 +354,16 @@ func (s *Server) refuse(w http.ResponseWriter, msg string) {
 }
 
 // authenticate checks the security schemes of the spec: a Bearer token for
-// JWT, HTTP Basic for clientAuth.
+// JWT, HTTP Basic for clientAuth. The mock checks the credentials.
 func authenticate(_ context.Context, in *openapi3filter.AuthenticationInput) error {
 	h := in.RequestValidationInput.Request.Header.Get("Authorization")
 	switch in.SecuritySchemeName {
 	case "JWT":
-		if !strings.HasPrefix(h, "Bearer ") || len(h) == len("Bearer ") {
+		if len(h) <= len("Bearer ") || h[:len("Bearer ")] != "Bearer " {
 			return fmt.Errorf("no Bearer token")
 		}
 	case "clientAuth":
-		if !strings.HasPrefix(h, "Basic ") {
+		if len(h) < len("Basic ") || h[:len("Basic ")] != "Basic " {
 			return fmt.Errorf("no Basic credentials")
 		}
 	default:
@@ -297,15 +372,33 @@ func authenticate(_ context.Context, in *openapi3filter.AuthenticationInput) err
 	return nil
 }
 
-// WriteError writes Dintero's error body with status and the fake's
-// request id.
+// RequestID is the request id of the fake's own fault answers.
+const RequestID = "dintero-req-1"
+
+// WriteError writes Dintero's error body with status and RequestID.
 func WriteError(w http.ResponseWriter, status int, code, message string) {
 	w.Header().Set("Request-Id", RequestID)
 	dinteromock.WriteError(w, status, code, message)
 }
 
-// GrantJSON returns the grant the fake's DELETE answers with, for id: every
-// field of Dintero's grant set, timestamps with offsets and fractions.
+// FullGrant is a grant of account with every field of Dintero's grant set.
+func FullGrant(account, id string) dinteromock.Grant {
+	return dinteromock.Grant{
+		ID: id, ClientID: "2a6b5f2e-client", Audience: dinteromock.Audience(account),
+		Scope: []string{"admin:accounts", "write:checkout"}, Type: "authorization_code",
+		OIDC:      &dinteromock.OIDC{ClientID: "oidc-client", ClientSecret: "oidc-secret-in-grant", Authority: "https://identityserver.example.com/access"},
+		CreatedAt: mustTime("2024-01-02T01:04:05.123Z"), UpdatedAt: mustTime("2024-01-02T03:04:05Z"),
+		CreatedBy: "user-creator",
+	}
+}
+
+func mustTime(s string) (t time.Time) {
+	t, _ = time.Parse(time.RFC3339, s)
+	return t
+}
+
+// GrantJSON is a canned 200 body of a deleted grant with id, for fault
+// answers that stand in for the mock.
 func GrantJSON(id string) []byte {
 	b, _ := json.Marshal(map[string]any{
 		"id":         id,
@@ -322,85 +415,6 @@ func GrantJSON(id string) []byte {
 	})
 	return b
 }
-
-func (s *Server) deleteGrant(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Request-Id", RequestID)
-	_, _ = w.Write(GrantJSON(id))
-}
-
-func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	target := q.Get("redirect_uri")
-	if target == "" {
-		target = "https://app.example.com/callback"
-	}
-	u, err := url.Parse(target)
-	if err != nil {
-		WriteError(w, http.StatusBadRequest, "INVALID_REDIRECT_URI", "redirect_uri is not a URL")
-		return
-	}
-	w.Header().Set("Request-Id", RequestID)
-	dinteromock.Redirect(w, u, IDToken, q.Get("state"))
-}
-
-func (s *Server) token(w http.ResponseWriter, r *http.Request) {
-	user, pass, ok := r.BasicAuth()
-	account := r.PathValue("oid")
-	s.mu.Lock()
-	clients := s.opts.Clients
-	s.mu.Unlock()
-	valid := ok && user == ClientID && pass == ClientSecret
-	if clients != nil {
-		valid = false
-		for _, c := range clients[account] {
-			valid = valid || (ok && c[0] == user && c[1] == pass)
-		}
-	}
-	if !valid {
-		WriteError(w, http.StatusUnauthorized, "INVALID_CLIENT", "client authentication failed")
-		return
-	}
-	s.mu.Lock()
-	s.tokenN++
-	if s.tokensOf == nil {
-		s.tokensOf = map[string]int{}
-	}
-	s.tokensOf[account]++
-	n, na := s.tokenN, s.tokensOf[account]
-	s.mu.Unlock()
-	tok := AccessToken(n)
-	if clients != nil {
-		tok = AccountToken(account, na)
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Request-Id", RequestID)
-	_ = json.NewEncoder(w).Encode(map[string]any{"access_token": tok, "token_type": "Bearer", "expires_in": 3600})
-}
-
-// SetClients replaces Options.Clients, as a credentials rotation at Dintero.
-func (s *Server) SetClients(c map[string][][2]string) {
-	s.mu.Lock()
-	s.opts.Clients = c
-	s.mu.Unlock()
-}
-
-// TokensIssued returns how many tokens the fake issued for account.
-func (s *Server) TokensIssued(account string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.tokensOf[account]
-}
-
-// AccountToken returns the n-th token the fake issues for account, from 1,
-// when Options.Clients is set.
-func AccountToken(account string, n int) string {
-	return fmt.Sprintf("fake-access-token-%s-%d", account, n)
-}
-
-// AccessToken returns the n-th access token the fake issues, from 1.
-func AccessToken(n int) string { return fmt.Sprintf("fake-access-token-%d", n) }
 
 // BasicAuth returns the Authorization value for id and secret.
 func BasicAuth(id, secret string) string {

@@ -3,9 +3,13 @@ package dinterotest
 import (
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	neturl "net/url"
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 )
 
 // Fault handlers misbehave the ways a real network and a real Dintero do.
@@ -102,8 +106,9 @@ func RedirectToSelf(w http.ResponseWriter, r *http.Request) {
 }
 
 // SilentServer accepts TCP connections and never reads or answers. It
-// returns its base URL; it is closed when the test ends.
-func SilentServer(t testing.TB) string {
+// returns its base URL and a stop that closes it and its connections; it
+// is closed when the test ends at the latest.
+func SilentServer(t testing.TB) (url string, stop func()) {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -124,16 +129,43 @@ func SilentServer(t testing.TB) string {
 			mu.Unlock()
 		}
 	}()
-	t.Cleanup(func() {
-		l.Close()
-		<-done
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-	})
-	return "http://" + l.Addr().String() + "/v1"
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			l.Close()
+			<-done
+			mu.Lock()
+			for _, c := range conns {
+				c.Close()
+			}
+			mu.Unlock()
+		})
+	}
+	t.Cleanup(stop)
+	return "http://" + l.Addr().String() + "/v1", stop
+}
+
+// ServeAt makes base, a loopback base URL from SilentServer or RefusingURL
+// whose listener is closed, serve the fake from now on: the fault is over.
+func (s *Server) ServeAt(t testing.TB, base string) {
+	t.Helper()
+	u, err := neturl.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", u.Host)
+	if err != nil {
+		t.Fatalf("dinterotest: %s cannot be served again: %v", u.Host, err)
+	}
+	// A proxy to the fake, whose spec check knows the fake's own address.
+	target, err := neturl.Parse(s.srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) { r.SetURL(target) }}
+	srv := &http.Server{Handler: proxy, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(func() { _ = srv.Close() })
 }
 
 // RefusingURL returns a loopback base URL where nothing listens, so that
@@ -147,4 +179,49 @@ func RefusingURL(t testing.TB) string {
 	addr := l.Addr().String()
 	l.Close()
 	return "http://" + addr + "/v1"
+}
+
+// LoseAnswer lets next (the mock) act on the request, then resets the
+// connection instead of answering: Dintero did the work and the answer was
+// lost on the way.
+func LoseAnswer(next http.Handler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		next.ServeHTTP(httptest.NewRecorder(), r)
+		Reset(w, r)
+	}
+}
+
+// ActThen lets next (the mock) act on the request, then answers with fault
+// instead: a proxy in front of Dintero that lost the answer (a 502, a 504)
+// after Dintero did the work.
+func ActThen(next http.Handler, fault http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		next.ServeHTTP(httptest.NewRecorder(), r)
+		fault(w, r)
+	}
+}
+
+// Times answers the first n requests with fault, and lets next answer the
+// rest.
+func Times(n int, fault http.HandlerFunc, next http.Handler) http.HandlerFunc {
+	var mu sync.Mutex
+	seen := 0
+	return func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen++
+		mine := seen
+		mu.Unlock()
+		if mine <= n {
+			fault(w, r)
+			return
+		}
+		next.ServeHTTP(w, r)
+	}
+}
+
+// Status answers status with Dintero's error body.
+func Status(status int) http.HandlerFunc {
+	return func(w http.ResponseWriter, _ *http.Request) {
+		WriteError(w, status, "", http.StatusText(status))
+	}
 }

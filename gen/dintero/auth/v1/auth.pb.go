@@ -16,6 +16,8 @@ package authv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	anypb "google.golang.org/protobuf/types/known/anypb"
+	structpb "google.golang.org/protobuf/types/known/structpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -148,8 +150,9 @@ type ClientGrant struct {
 	Scope []string `protobuf:"bytes,4,rep,name=scope,proto3" json:"scope,omitempty"`
 	// type limits what the grant may be used for. It holds Dintero's value
 	// verbatim: any, authorization_code, client_credentials or password as of
-	// today, and whatever value Dintero adds later. Empty when Dintero sent
-	// none (Dintero's default is any).
+	// today, and whatever value Dintero adds later; any, Dintero's default,
+	// when Dintero sent none. Empty only when Dintero's answer did not say:
+	// a 204 without the grant, or a type or body the facade could not read.
 	Type string `protobuf:"bytes,5,opt,name=type,proto3" json:"type,omitempty"`
 	// oidc is the grant's OpenID Connect configuration, set only for grants of
 	// type authorization_code that have one.
@@ -350,10 +353,11 @@ type AuthorizeRequest struct {
 	Oid string `protobuf:"bytes,1,opt,name=oid,proto3" json:"oid,omitempty"`
 	// audience is the identifier of the API the token is for. Required.
 	Audience string `protobuf:"bytes,2,opt,name=audience,proto3" json:"audience,omitempty"`
-	// scope is the scope to authorize, openid as of today. Optional.
+	// scope is the scope to authorize: openid, the one value Dintero's
+	// authorize page names. Optional.
 	Scope string `protobuf:"bytes,3,opt,name=scope,proto3" json:"scope,omitempty"`
-	// response_type is the kind of token wanted at the end of the flow,
-	// authenticate as of today. Required.
+	// response_type is the kind of token wanted at the end of the flow:
+	// authenticate, the one value Dintero's authorize page names. Required.
 	ResponseType string `protobuf:"bytes,4,opt,name=response_type,json=responseType,proto3" json:"response_type,omitempty"`
 	// client_id is the id of the application's Dintero client. Required.
 	ClientId string `protobuf:"bytes,5,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
@@ -467,19 +471,24 @@ func (x *AuthorizeRequest) GetConnection() string {
 	return ""
 }
 
-// AuthorizeResponse is Dintero's 302 redirect, taken apart.
+// AuthorizeResponse is Dintero's redirect, taken apart.
 type AuthorizeResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// location is the redirect URL from Dintero's Location header, whole. It
-	// holds the id_token as a query parameter.
+	// location is the redirect URL, whole: the Location of Dintero's 3xx, or
+	// the redirect_uri of its JSON answer. It holds the tokens.
 	Location string `protobuf:"bytes,1,opt,name=location,proto3" json:"location,omitempty"`
-	// id_token is the RS256 JWT from the location's query (claims sub, email,
-	// name, aud = the redirect_uri, iss, exp, ext_*). Empty when the location
-	// has none.
+	// id_token is the RS256 JWT from the location's query or fragment
+	// (claims sub, email, name, aud = the redirect_uri, iss, exp, ext_*).
 	IdToken string `protobuf:"bytes,2,opt,name=id_token,json=idToken,proto3" json:"id_token,omitempty"`
 	// query holds the location's other query parameters, such as state: the
-	// first value of each. id_token is not repeated here.
-	Query         map[string]string `protobuf:"bytes,3,rep,name=query,proto3" json:"query,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// first value of each. The tokens are not repeated here.
+	Query map[string]string `protobuf:"bytes,3,rep,name=query,proto3" json:"query,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// access_token is the access token from the location's query or
+	// fragment, when Dintero sent one (as for response_type=token).
+	AccessToken string `protobuf:"bytes,4,opt,name=access_token,json=accessToken,proto3" json:"access_token,omitempty"`
+	// fragment holds the location's other fragment parameters, the first
+	// value of each. The tokens are not repeated here.
+	Fragment      map[string]string `protobuf:"bytes,5,rep,name=fragment,proto3" json:"fragment,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -535,11 +544,228 @@ func (x *AuthorizeResponse) GetQuery() map[string]string {
 	return nil
 }
 
+func (x *AuthorizeResponse) GetAccessToken() string {
+	if x != nil {
+		return x.AccessToken
+	}
+	return ""
+}
+
+func (x *AuthorizeResponse) GetFragment() map[string]string {
+	if x != nil {
+		return x.Fragment
+	}
+	return nil
+}
+
+// DinteroError is Dintero's error object as Dintero wrote it, carried as a
+// detail of the gRPC status of every error Dintero answered with a body.
+// Whatever the request carried (tokens, secrets, the verification code) is
+// masked in it.
+type DinteroError struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// code is Dintero's error code, as Dintero spelled it.
+	Code string `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
+	// message is Dintero's message for the caller.
+	Message string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	// errors are Dintero's nested errors (error.errors), each as Dintero
+	// wrote it. Those that name a field are also in the status's
+	// google.rpc.BadRequest.
+	Errors        []*structpb.Value `protobuf:"bytes,3,rep,name=errors,proto3" json:"errors,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DinteroError) Reset() {
+	*x = DinteroError{}
+	mi := &file_dintero_auth_v1_auth_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DinteroError) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DinteroError) ProtoMessage() {}
+
+func (x *DinteroError) ProtoReflect() protoreflect.Message {
+	mi := &file_dintero_auth_v1_auth_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DinteroError.ProtoReflect.Descriptor instead.
+func (*DinteroError) Descriptor() ([]byte, []int) {
+	return file_dintero_auth_v1_auth_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *DinteroError) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *DinteroError) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *DinteroError) GetErrors() []*structpb.Value {
+	if x != nil {
+		return x.Errors
+	}
+	return nil
+}
+
+// ErrorResponse is the body of every error the JSON gateway answers, the
+// facade's own and Dintero's alike: Dintero's error document, so that a
+// JSON client written for Dintero reads it unchanged, with the gRPC status
+// beside Dintero's fields.
+type ErrorResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// error holds the error.
+	Error         *ErrorBody `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ErrorResponse) Reset() {
+	*x = ErrorResponse{}
+	mi := &file_dintero_auth_v1_auth_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ErrorResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ErrorResponse) ProtoMessage() {}
+
+func (x *ErrorResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dintero_auth_v1_auth_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ErrorResponse.ProtoReflect.Descriptor instead.
+func (*ErrorResponse) Descriptor() ([]byte, []int) {
+	return file_dintero_auth_v1_auth_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ErrorResponse) GetError() *ErrorBody {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+// ErrorBody is the error object of ErrorResponse.
+type ErrorBody struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// code is Dintero's error code when Dintero refused, else the reason of
+	// the status's ErrorInfo, else the gRPC code's name.
+	Code string `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
+	// message is the gRPC status message, which keeps Dintero's.
+	Message string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	// errors are Dintero's nested errors; for the facade's own validation,
+	// one {"field", "message"} per bad field.
+	Errors []*structpb.Value `protobuf:"bytes,3,rep,name=errors,proto3" json:"errors,omitempty"`
+	// grpc_code is the gRPC code's name, such as INVALID_ARGUMENT.
+	GrpcCode string `protobuf:"bytes,4,opt,name=grpc_code,json=grpcCode,proto3" json:"grpc_code,omitempty"`
+	// details are the gRPC status details (google.rpc.ErrorInfo, BadRequest,
+	// RetryInfo, DinteroError), as a gRPC caller gets them.
+	Details       []*anypb.Any `protobuf:"bytes,5,rep,name=details,proto3" json:"details,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ErrorBody) Reset() {
+	*x = ErrorBody{}
+	mi := &file_dintero_auth_v1_auth_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ErrorBody) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ErrorBody) ProtoMessage() {}
+
+func (x *ErrorBody) ProtoReflect() protoreflect.Message {
+	mi := &file_dintero_auth_v1_auth_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ErrorBody.ProtoReflect.Descriptor instead.
+func (*ErrorBody) Descriptor() ([]byte, []int) {
+	return file_dintero_auth_v1_auth_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ErrorBody) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *ErrorBody) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *ErrorBody) GetErrors() []*structpb.Value {
+	if x != nil {
+		return x.Errors
+	}
+	return nil
+}
+
+func (x *ErrorBody) GetGrpcCode() string {
+	if x != nil {
+		return x.GrpcCode
+	}
+	return ""
+}
+
+func (x *ErrorBody) GetDetails() []*anypb.Any {
+	if x != nil {
+		return x.Details
+	}
+	return nil
+}
+
 var File_dintero_auth_v1_auth_proto protoreflect.FileDescriptor
 
 const file_dintero_auth_v1_auth_proto_rawDesc = "" +
 	"\n" +
-	"\x1adintero/auth/v1/auth.proto\x12\x0fdintero.auth.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"<\n" +
+	"\x1adintero/auth/v1/auth.proto\x12\x0fdintero.auth.v1\x1a\x19google/protobuf/any.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"<\n" +
 	"\x18DeleteClientGrantRequest\x12\x10\n" +
 	"\x03oid\x18\x01 \x01(\tR\x03oid\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\"O\n" +
@@ -578,15 +804,32 @@ const file_dintero_auth_v1_auth_proto_rawDesc = "" +
 	"\x11verification_code\x18\b \x01(\tB\x03\x80\x01\x01R\x10verificationCode\x12\x1e\n" +
 	"\n" +
 	"connection\x18\t \x01(\tR\n" +
-	"connection\"\xd3\x01\n" +
+	"connection\"\x86\x03\n" +
 	"\x11AuthorizeResponse\x12\x1f\n" +
 	"\blocation\x18\x01 \x01(\tB\x03\x80\x01\x01R\blocation\x12\x1e\n" +
 	"\bid_token\x18\x02 \x01(\tB\x03\x80\x01\x01R\aidToken\x12C\n" +
-	"\x05query\x18\x03 \x03(\v2-.dintero.auth.v1.AuthorizeResponse.QueryEntryR\x05query\x1a8\n" +
+	"\x05query\x18\x03 \x03(\v2-.dintero.auth.v1.AuthorizeResponse.QueryEntryR\x05query\x12&\n" +
+	"\faccess_token\x18\x04 \x01(\tB\x03\x80\x01\x01R\vaccessToken\x12L\n" +
+	"\bfragment\x18\x05 \x03(\v20.dintero.auth.v1.AuthorizeResponse.FragmentEntryR\bfragment\x1a8\n" +
 	"\n" +
 	"QueryEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x012\xcd\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a;\n" +
+	"\rFragmentEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"l\n" +
+	"\fDinteroError\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\tR\x04code\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12.\n" +
+	"\x06errors\x18\x03 \x03(\v2\x16.google.protobuf.ValueR\x06errors\"A\n" +
+	"\rErrorResponse\x120\n" +
+	"\x05error\x18\x01 \x01(\v2\x1a.dintero.auth.v1.ErrorBodyR\x05error\"\xb6\x01\n" +
+	"\tErrorBody\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\tR\x04code\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12.\n" +
+	"\x06errors\x18\x03 \x03(\v2\x16.google.protobuf.ValueR\x06errors\x12\x1b\n" +
+	"\tgrpc_code\x18\x04 \x01(\tR\bgrpcCode\x12.\n" +
+	"\adetails\x18\x05 \x03(\v2\x14.google.protobuf.AnyR\adetails2\xcd\x01\n" +
 	"\vAuthService\x12j\n" +
 	"\x11DeleteClientGrant\x12).dintero.auth.v1.DeleteClientGrantRequest\x1a*.dintero.auth.v1.DeleteClientGrantResponse\x12R\n" +
 	"\tAuthorize\x12!.dintero.auth.v1.AuthorizeRequest\x1a\".dintero.auth.v1.AuthorizeResponseBEZCgithub.com/dintero-facade/dintero-facade/gen/dintero/auth/v1;authv1b\x06proto3"
@@ -603,7 +846,7 @@ func file_dintero_auth_v1_auth_proto_rawDescGZIP() []byte {
 	return file_dintero_auth_v1_auth_proto_rawDescData
 }
 
-var file_dintero_auth_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_dintero_auth_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_dintero_auth_v1_auth_proto_goTypes = []any{
 	(*DeleteClientGrantRequest)(nil),  // 0: dintero.auth.v1.DeleteClientGrantRequest
 	(*DeleteClientGrantResponse)(nil), // 1: dintero.auth.v1.DeleteClientGrantResponse
@@ -611,25 +854,36 @@ var file_dintero_auth_v1_auth_proto_goTypes = []any{
 	(*Oidc)(nil),                      // 3: dintero.auth.v1.Oidc
 	(*AuthorizeRequest)(nil),          // 4: dintero.auth.v1.AuthorizeRequest
 	(*AuthorizeResponse)(nil),         // 5: dintero.auth.v1.AuthorizeResponse
-	nil,                               // 6: dintero.auth.v1.AuthorizeResponse.QueryEntry
-	(*timestamppb.Timestamp)(nil),     // 7: google.protobuf.Timestamp
+	(*DinteroError)(nil),              // 6: dintero.auth.v1.DinteroError
+	(*ErrorResponse)(nil),             // 7: dintero.auth.v1.ErrorResponse
+	(*ErrorBody)(nil),                 // 8: dintero.auth.v1.ErrorBody
+	nil,                               // 9: dintero.auth.v1.AuthorizeResponse.QueryEntry
+	nil,                               // 10: dintero.auth.v1.AuthorizeResponse.FragmentEntry
+	(*timestamppb.Timestamp)(nil),     // 11: google.protobuf.Timestamp
+	(*structpb.Value)(nil),            // 12: google.protobuf.Value
+	(*anypb.Any)(nil),                 // 13: google.protobuf.Any
 }
 var file_dintero_auth_v1_auth_proto_depIdxs = []int32{
-	2, // 0: dintero.auth.v1.DeleteClientGrantResponse.grant:type_name -> dintero.auth.v1.ClientGrant
-	3, // 1: dintero.auth.v1.ClientGrant.oidc:type_name -> dintero.auth.v1.Oidc
-	7, // 2: dintero.auth.v1.ClientGrant.created_at:type_name -> google.protobuf.Timestamp
-	7, // 3: dintero.auth.v1.ClientGrant.updated_at:type_name -> google.protobuf.Timestamp
-	7, // 4: dintero.auth.v1.ClientGrant.deleted_at:type_name -> google.protobuf.Timestamp
-	6, // 5: dintero.auth.v1.AuthorizeResponse.query:type_name -> dintero.auth.v1.AuthorizeResponse.QueryEntry
-	0, // 6: dintero.auth.v1.AuthService.DeleteClientGrant:input_type -> dintero.auth.v1.DeleteClientGrantRequest
-	4, // 7: dintero.auth.v1.AuthService.Authorize:input_type -> dintero.auth.v1.AuthorizeRequest
-	1, // 8: dintero.auth.v1.AuthService.DeleteClientGrant:output_type -> dintero.auth.v1.DeleteClientGrantResponse
-	5, // 9: dintero.auth.v1.AuthService.Authorize:output_type -> dintero.auth.v1.AuthorizeResponse
-	8, // [8:10] is the sub-list for method output_type
-	6, // [6:8] is the sub-list for method input_type
-	6, // [6:6] is the sub-list for extension type_name
-	6, // [6:6] is the sub-list for extension extendee
-	0, // [0:6] is the sub-list for field type_name
+	2,  // 0: dintero.auth.v1.DeleteClientGrantResponse.grant:type_name -> dintero.auth.v1.ClientGrant
+	3,  // 1: dintero.auth.v1.ClientGrant.oidc:type_name -> dintero.auth.v1.Oidc
+	11, // 2: dintero.auth.v1.ClientGrant.created_at:type_name -> google.protobuf.Timestamp
+	11, // 3: dintero.auth.v1.ClientGrant.updated_at:type_name -> google.protobuf.Timestamp
+	11, // 4: dintero.auth.v1.ClientGrant.deleted_at:type_name -> google.protobuf.Timestamp
+	9,  // 5: dintero.auth.v1.AuthorizeResponse.query:type_name -> dintero.auth.v1.AuthorizeResponse.QueryEntry
+	10, // 6: dintero.auth.v1.AuthorizeResponse.fragment:type_name -> dintero.auth.v1.AuthorizeResponse.FragmentEntry
+	12, // 7: dintero.auth.v1.DinteroError.errors:type_name -> google.protobuf.Value
+	8,  // 8: dintero.auth.v1.ErrorResponse.error:type_name -> dintero.auth.v1.ErrorBody
+	12, // 9: dintero.auth.v1.ErrorBody.errors:type_name -> google.protobuf.Value
+	13, // 10: dintero.auth.v1.ErrorBody.details:type_name -> google.protobuf.Any
+	0,  // 11: dintero.auth.v1.AuthService.DeleteClientGrant:input_type -> dintero.auth.v1.DeleteClientGrantRequest
+	4,  // 12: dintero.auth.v1.AuthService.Authorize:input_type -> dintero.auth.v1.AuthorizeRequest
+	1,  // 13: dintero.auth.v1.AuthService.DeleteClientGrant:output_type -> dintero.auth.v1.DeleteClientGrantResponse
+	5,  // 14: dintero.auth.v1.AuthService.Authorize:output_type -> dintero.auth.v1.AuthorizeResponse
+	13, // [13:15] is the sub-list for method output_type
+	11, // [11:13] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_dintero_auth_v1_auth_proto_init() }
@@ -643,7 +897,7 @@ func file_dintero_auth_v1_auth_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dintero_auth_v1_auth_proto_rawDesc), len(file_dintero_auth_v1_auth_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   7,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

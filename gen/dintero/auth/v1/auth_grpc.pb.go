@@ -43,14 +43,23 @@ type AuthServiceClient interface {
 	// `DELETE /accounts/{oid}/auth/client-grants/{id}` (operation
 	// aid_auths_client_grants_id_delete, scope admin:accounts or
 	// write:accounts). It answers with the grant as Dintero returns it, with
-	// deleted_at and deleted_by set.
+	// deleted_at and deleted_by set. Any 2xx from Dintero is a deletion and
+	// answers OK: parts of the grant Dintero sent that cannot be read are left
+	// unset (and logged), and a 204 gives the grant's id alone. It is retried
+	// where that is safe; a NotFound after an attempt whose outcome is unknown
+	// says so (ErrorInfo reason NOT_FOUND_AFTER_UNCERTAIN_ATTEMPT): this very
+	// call may have deleted the grant.
 	DeleteClientGrant(ctx context.Context, in *DeleteClientGrantRequest, opts ...grpc.CallOption) (*DeleteClientGrantResponse, error)
 	// Authorize redeems a one-time Passwordless verification code: Dintero's
 	// `POST /accounts/{oid}/auth/authorize` (operation
-	// aid_auths_oauth_authorize_post). Dintero answers with a 302 redirect to
-	// redirect_uri; the facade does not follow it but returns its location
-	// with the id_token and the other query parameters taken out of it. It is
-	// never retried once sent, because the verification code is single-use.
+	// aid_auths_oauth_authorize_post). Dintero answers with a redirect to
+	// redirect_uri (a 302, or a JSON {"redirect_uri"}); the facade does not
+	// follow it but returns its location with the tokens and the other
+	// parameters taken out of its query and fragment. A redirect carrying
+	// OAuth's error is an error (ErrorInfo reason: the OAuth error in
+	// UPPER_SNAKE_CASE). It is never retried once sent, because the
+	// verification code is single-use; every error says in its ErrorInfo
+	// metadata whether the code was sent (verification_code_sent).
 	Authorize(ctx context.Context, in *AuthorizeRequest, opts ...grpc.CallOption) (*AuthorizeResponse, error)
 }
 
@@ -95,14 +104,23 @@ type AuthServiceServer interface {
 	// `DELETE /accounts/{oid}/auth/client-grants/{id}` (operation
 	// aid_auths_client_grants_id_delete, scope admin:accounts or
 	// write:accounts). It answers with the grant as Dintero returns it, with
-	// deleted_at and deleted_by set.
+	// deleted_at and deleted_by set. Any 2xx from Dintero is a deletion and
+	// answers OK: parts of the grant Dintero sent that cannot be read are left
+	// unset (and logged), and a 204 gives the grant's id alone. It is retried
+	// where that is safe; a NotFound after an attempt whose outcome is unknown
+	// says so (ErrorInfo reason NOT_FOUND_AFTER_UNCERTAIN_ATTEMPT): this very
+	// call may have deleted the grant.
 	DeleteClientGrant(context.Context, *DeleteClientGrantRequest) (*DeleteClientGrantResponse, error)
 	// Authorize redeems a one-time Passwordless verification code: Dintero's
 	// `POST /accounts/{oid}/auth/authorize` (operation
-	// aid_auths_oauth_authorize_post). Dintero answers with a 302 redirect to
-	// redirect_uri; the facade does not follow it but returns its location
-	// with the id_token and the other query parameters taken out of it. It is
-	// never retried once sent, because the verification code is single-use.
+	// aid_auths_oauth_authorize_post). Dintero answers with a redirect to
+	// redirect_uri (a 302, or a JSON {"redirect_uri"}); the facade does not
+	// follow it but returns its location with the tokens and the other
+	// parameters taken out of its query and fragment. A redirect carrying
+	// OAuth's error is an error (ErrorInfo reason: the OAuth error in
+	// UPPER_SNAKE_CASE). It is never retried once sent, because the
+	// verification code is single-use; every error says in its ErrorInfo
+	// metadata whether the code was sent (verification_code_sent).
 	Authorize(context.Context, *AuthorizeRequest) (*AuthorizeResponse, error)
 	mustEmbedUnimplementedAuthServiceServer()
 }

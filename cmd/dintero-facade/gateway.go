@@ -1,0 +1,194 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/textproto"
+	"net/url"
+	"sort"
+	"strings"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+
+	authv1 "github.com/dintero-facade/dintero-facade/gen/dintero/auth/v1"
+	"github.com/dintero-facade/dintero-facade/service"
+)
+
+// gateway returns the JSON gateway, calling srv in process: no second
+// serialisation and no HTTP/2 framing on the hot path. srv must therefore
+// carry the interceptors (service.Intercepted), around strictQuery.
+// Requests are bounded before
+// grpc-gateway reads them: no body (neither operation takes one) and a
+// query of at most maxQuery bytes, like a gRPC message. Every error, the
+// gateway's own included, is answered in Dintero's shape.
+func gateway(ctx context.Context, srv authv1.AuthServiceServer, maxQuery int) (http.Handler, error) {
+	gw := runtime.NewServeMux(
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
+			// Dintero's own field names, so a grant has Dintero's shape.
+			MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true},
+			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
+		}),
+		runtime.WithIncomingHeaderMatcher(incomingHeader),
+		runtime.WithOutgoingHeaderMatcher(outgoingHeader),
+		runtime.WithErrorHandler(writeError),
+		runtime.WithRoutingErrorHandler(routingError),
+	)
+	if err := authv1.RegisterAuthServiceHandlerServer(ctx, gw, srv); err != nil {
+		return nil, fmt.Errorf("registering the gateway: %w", err)
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength != 0 || len(r.TransferEncoding) > 0 {
+			refuse(w, r, "the operation takes no body: send its parameters in the path and the query")
+			return
+		}
+		if len(r.URL.RawQuery) > maxQuery {
+			refuse(w, r, fmt.Sprintf("the query is over %d bytes", maxQuery))
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, 0)
+		// The in-process path has no gRPC peer: say who called.
+		c := service.Caller{Addr: r.RemoteAddr, UserAgent: r.UserAgent()}
+		if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 && len(r.TLS.VerifiedChains[0]) > 0 {
+			c.Identity = service.Identity(r.TLS.VerifiedChains[0][0])
+		}
+		ctx := service.WithCaller(r.Context(), c)
+		if r.URL.RawQuery != "" {
+			ctx = context.WithValue(ctx, queryKey{}, r.URL.RawQuery)
+		}
+		gw.ServeHTTP(w, r.WithContext(ctx))
+	}), nil
+}
+
+// routingError answers a request no route takes (404, 405) in Dintero's
+// shape, with its HTTP status.
+func routingError(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, httpStatus int) {
+	code := codes.NotFound
+	switch httpStatus {
+	case http.StatusMethodNotAllowed:
+		code = codes.Unimplemented
+	case http.StatusBadRequest:
+		code = codes.InvalidArgument
+	}
+	writeError(ctx, mux, m, w, r, &runtime.HTTPStatusError{HTTPStatus: httpStatus, Err: status.Error(code, http.StatusText(httpStatus))})
+}
+
+// refuse answers 400 in Dintero's shape for a request the gateway does not
+// read.
+func refuse(w http.ResponseWriter, r *http.Request, msg string) {
+	writeError(r.Context(), nil, &runtime.JSONPb{MarshalOptions: protojson.MarshalOptions{UseProtoNames: true}}, w, r,
+		status.Error(codes.InvalidArgument, msg))
+}
+
+// writeError answers an error in Dintero's shape,
+// {"error": {"code", "message", "errors", …}}, with the HTTP status Dintero
+// gave when it gave one (service.HTTPError), and the call's request id.
+func writeError(ctx context.Context, _ *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, _ *http.Request, err error) {
+	var routing *runtime.HTTPStatusError
+	httpStatus := 0
+	if errors.As(err, &routing) {
+		httpStatus, err = routing.HTTPStatus, routing.Err
+	}
+	code, body := service.HTTPError(status.Convert(err))
+	if httpStatus == 0 {
+		httpStatus = code
+	}
+	if md, ok := runtime.ServerMetadataFromContext(ctx); ok {
+		for k, vs := range md.HeaderMD {
+			if h, ok := outgoingHeader(k); ok {
+				for _, v := range vs {
+					w.Header().Add(h, v)
+				}
+			}
+		}
+	}
+	buf, merr := m.Marshal(body)
+	if merr != nil {
+		buf = []byte(`{"error":{"code":"INTERNAL","message":"the error could not be encoded"}}`)
+		httpStatus = http.StatusInternalServerError
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(httpStatus)
+	_, _ = w.Write(buf)
+}
+
+// queryKey carries a gateway request's query to strictQuery.
+type queryKey struct{}
+
+// strictQuery refuses, for the gateway's calls, query parameters the
+// request message does not have (a typo such as verificaton_code, or
+// nonce) and parameters the path already binds, which grpc-gateway would
+// drop unseen. It runs inside the interceptors, so that a refusal is
+// logged like any invalid call.
+type strictQuery struct {
+	authv1.UnimplementedAuthServiceServer
+	srv authv1.AuthServiceServer
+}
+
+func (s strictQuery) DeleteClientGrant(ctx context.Context, req *authv1.DeleteClientGrantRequest) (*authv1.DeleteClientGrantResponse, error) {
+	if err := checkQuery(ctx, authv1.AuthService_DeleteClientGrant_FullMethodName, req); err != nil {
+		return nil, err
+	}
+	return s.srv.DeleteClientGrant(ctx, req)
+}
+
+func (s strictQuery) Authorize(ctx context.Context, req *authv1.AuthorizeRequest) (*authv1.AuthorizeResponse, error) {
+	if err := checkQuery(ctx, authv1.AuthService_Authorize_FullMethodName, req); err != nil {
+		return nil, err
+	}
+	return s.srv.Authorize(ctx, req)
+}
+
+// checkQuery checks the names of the call's query against msg's fields
+// and the route's path parameters.
+func checkQuery(ctx context.Context, method string, msg proto.Message) error {
+	raw, _ := ctx.Value(queryKey{}).(string)
+	if raw == "" {
+		return nil
+	}
+	q, err := url.ParseQuery(raw)
+	if err != nil {
+		return service.InvalidQuery(method, nil, nil, "the query does not parse")
+	}
+	pattern, _ := runtime.HTTPPathPattern(ctx)
+	fields := msg.ProtoReflect().Descriptor().Fields()
+	var unknown, bound []string
+	for k := range q {
+		switch {
+		case fields.ByName(protoreflect.Name(k)) == nil:
+			unknown = append(unknown, k)
+		case strings.Contains(pattern, "{"+k+"}") || strings.Contains(pattern, "{"+k+"="):
+			bound = append(bound, k)
+		}
+	}
+	if len(unknown) == 0 && len(bound) == 0 {
+		return nil
+	}
+	sort.Strings(unknown)
+	sort.Strings(bound)
+	return service.InvalidQuery(method, unknown, bound, "")
+}
+
+// incomingHeader admits X-Request-Id to the call's metadata, besides what
+// grpc-gateway admits by default (Authorization among them).
+func incomingHeader(key string) (string, bool) {
+	if textproto.CanonicalMIMEHeaderKey(key) == "X-Request-Id" {
+		return service.RequestIDKey, true
+	}
+	return runtime.DefaultHeaderMatcher(key)
+}
+
+// outgoingHeader returns the request id as X-Request-Id; other header
+// metadata keeps grpc-gateway's Grpc-Metadata- prefix.
+func outgoingHeader(key string) (string, bool) {
+	if strings.EqualFold(key, service.RequestIDKey) {
+		return "X-Request-Id", true
+	}
+	return runtime.MetadataHeaderPrefix + key, true
+}

@@ -1,0 +1,290 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	rpccode "google.golang.org/genproto/googleapis/rpc/code"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	authv1 "github.com/dintero-facade/dintero-facade/gen/dintero/auth/v1"
+	"github.com/dintero-facade/dintero-facade/internal/dinteromock"
+	"github.com/dintero-facade/dintero-facade/internal/dinterotest"
+	"github.com/dintero-facade/dintero-facade/service"
+)
+
+// outcome is one way Dintero can answer, and what the caller must get for
+// it, over gRPC and through the gateway alike.
+type outcome struct {
+	name      string
+	authorize bool
+	// dintero sets the fake up for one call that deletes grant id or
+	// redeems code.
+	dintero  func(fake *dinterotest.Server, id, code string)
+	wantCode codes.Code
+	wantHTTP int
+	// wantReason is the ErrorInfo's reason; wantGatewayCode the gateway
+	// body's error.code when it is not the reason (Dintero's own code).
+	wantReason      string
+	wantGatewayCode string
+	wantMeta        map[string]string
+	// check looks at a success, as the gRPC answer's fields by their JSON
+	// names.
+	check func(t *testing.T, got map[string]any)
+}
+
+func answer(status int, header map[string]string, body string) func(*dinterotest.Server, string, string) {
+	return func(fake *dinterotest.Server, _, _ string) {
+		h := func(w http.ResponseWriter, r *http.Request) {
+			for k, v := range header {
+				w.Header().Set(k, v)
+			}
+			w.WriteHeader(status)
+			_, _ = w.Write([]byte(body))
+		}
+		fake.HandleRaw(dinterotest.OpDelete, h)
+		fake.HandleRaw(dinterotest.OpAuthorize, h)
+	}
+}
+
+func mockAnswers(b dinteromock.Behaviour) func(*dinterotest.Server, string, string) {
+	return func(fake *dinterotest.Server, id, code string) {
+		fake.Mock.SetBehaviour(b)
+		fake.AddGrants("T123", id)
+		fake.AddCode("T123", code)
+		fake.Default(dinterotest.OpDelete)
+		fake.Default(dinterotest.OpAuthorize)
+		if b.DeleteNoContent {
+			// Not in Dintero's spec: its check is skipped.
+			fake.HandleRaw(dinterotest.OpDelete, fake.Mock.ServeHTTP)
+		}
+	}
+}
+
+func redirect(loc string) func(*dinterotest.Server, string, string) {
+	return answer(302, map[string]string{"Location": loc}, "")
+}
+
+func TestOutcomes(t *testing.T) {
+	sent := map[string]string{"verification_code_sent": "true"}
+	hasIDToken := func(where string) func(t *testing.T, got map[string]any) {
+		return func(t *testing.T, got map[string]any) {
+			t.Helper()
+			params, _ := got[where].(map[string]any)
+			if tok, _ := got["id_token"].(string); strings.Count(tok, ".") != 2 || params["state"] != "s1" {
+				t.Errorf("got %v; want a JWT id_token and the state in the %s", got, where)
+			}
+		}
+	}
+	outcomes := []outcome{
+		{name: "a 302 with the id_token in its query", authorize: true, dintero: mockAnswers(dinteromock.Behaviour{Authorize: dinteromock.AnswerQuery}), wantCode: codes.OK, wantHTTP: 200, check: hasIDToken("query")},
+		{name: "a 302 with the id_token in its fragment", authorize: true, dintero: mockAnswers(dinteromock.Behaviour{Authorize: dinteromock.AnswerFragment}), wantCode: codes.OK, wantHTTP: 200, check: hasIDToken("fragment")},
+		{name: "a 200 JSON redirect", authorize: true, dintero: mockAnswers(dinteromock.Behaviour{Authorize: dinteromock.AnswerJSON}), wantCode: codes.OK, wantHTTP: 200, check: hasIDToken("query")},
+		{name: "an access_token in the fragment", authorize: true, dintero: redirect("https://app.example.com/cb#access_token=at-1&token_type=Bearer&state=s1"), wantCode: codes.OK, wantHTTP: 200,
+			check: func(t *testing.T, got map[string]any) {
+				if got["access_token"] != "at-1" || got["fragment"].(map[string]any)["token_type"] != "Bearer" {
+					t.Errorf("got %v; want the access_token and the rest of the fragment", got)
+				}
+			}},
+		{name: "OAuth's access_denied", authorize: true, dintero: redirect("https://app.example.com/cb?error=access_denied&error_description=bad+code&state=s1"),
+			wantCode: codes.PermissionDenied, wantHTTP: 403, wantReason: "ACCESS_DENIED", wantMeta: map[string]string{"verification_code_sent": "true", "error_description": "bad code", "state": "s1", "oauth_error": "access_denied"}},
+		{name: "OAuth's access_denied from the mock: a spent code", authorize: true, dintero: func(fake *dinterotest.Server, id, code string) {
+			mockAnswers(dinteromock.Behaviour{})(fake, id, code)
+			if _, _, err := fakeAuthorize(fake, code); err != nil {
+				t.Fatal(err)
+			}
+		}, wantCode: codes.PermissionDenied, wantHTTP: 403, wantReason: "ACCESS_DENIED", wantMeta: sent},
+		{name: "OAuth's invalid_request", authorize: true, dintero: redirect("https://app.example.com/cb?error=invalid_request"), wantCode: codes.InvalidArgument, wantHTTP: 400, wantReason: "INVALID_REQUEST", wantMeta: sent},
+		{name: "OAuth's unauthorized_client", authorize: true, dintero: redirect("https://app.example.com/cb?error=unauthorized_client"), wantCode: codes.PermissionDenied, wantHTTP: 403, wantReason: "UNAUTHORIZED_CLIENT", wantMeta: sent},
+		{name: "OAuth's unsupported_response_type", authorize: true, dintero: redirect("https://app.example.com/cb?error=unsupported_response_type"), wantCode: codes.InvalidArgument, wantHTTP: 400, wantReason: "UNSUPPORTED_RESPONSE_TYPE", wantMeta: sent},
+		{name: "OAuth's invalid_scope in the fragment", authorize: true, dintero: redirect("https://app.example.com/cb#error=invalid_scope"), wantCode: codes.InvalidArgument, wantHTTP: 400, wantReason: "INVALID_SCOPE", wantMeta: sent},
+		{name: "OAuth's server_error", authorize: true, dintero: redirect("https://app.example.com/cb?error=server_error"), wantCode: codes.Internal, wantHTTP: 500, wantReason: "SERVER_ERROR", wantMeta: sent},
+		{name: "OAuth's temporarily_unavailable", authorize: true, dintero: redirect("https://app.example.com/cb?error=temporarily_unavailable"), wantCode: codes.Unavailable, wantHTTP: 503, wantReason: "TEMPORARILY_UNAVAILABLE", wantMeta: sent},
+		{name: "an OAuth error it does not define", authorize: true, dintero: redirect("https://app.example.com/cb?error=quota_blown"), wantCode: codes.Unknown, wantHTTP: 500, wantReason: "QUOTA_BLOWN", wantMeta: sent},
+		{name: "a 302 without a Location", authorize: true, dintero: answer(302, nil, ""), wantCode: codes.Internal, wantHTTP: 500, wantReason: service.ReasonUnusableAnswer, wantMeta: sent},
+		{name: "a 302 with neither a token nor an error", authorize: true, dintero: redirect("https://app.example.com/cb?state=s1"), wantCode: codes.Internal, wantHTTP: 500, wantReason: service.ReasonUnusableAnswer, wantMeta: sent},
+		{name: "a 200 that is neither", authorize: true, dintero: answer(200, map[string]string{"Content-Type": "text/html"}, "<html>hello</html>"), wantCode: codes.Internal, wantHTTP: 500, wantReason: service.ReasonUnusableAnswer, wantMeta: sent},
+		{name: "Dintero's 400 with errors", authorize: true, dintero: answer(400, map[string]string{"Content-Type": "application/json"}, `{"error":{"code":"invalid_code","message":"the code is wrong","errors":[{"field":"verification_code","message":"expired"}]}}`),
+			wantCode: codes.InvalidArgument, wantHTTP: 400, wantReason: "INVALID_CODE", wantGatewayCode: "invalid_code", wantMeta: sent},
+
+		{name: "the deleted grant", dintero: mockAnswers(dinteromock.Behaviour{}), wantCode: codes.OK, wantHTTP: 200, check: func(t *testing.T, got map[string]any) {
+			if got["deleted_at"] == nil || got["type"] != "authorization_code" {
+				t.Errorf("got %v; want the whole grant", got)
+			}
+		}},
+		{name: "204", dintero: mockAnswers(dinteromock.Behaviour{DeleteNoContent: true}), wantCode: codes.OK, wantHTTP: 200, check: func(t *testing.T, got map[string]any) {
+			if got["id"] == nil || got["deleted_at"] != nil || got["type"] != nil {
+				t.Errorf("got %v; want the id alone", got)
+			}
+		}},
+		{name: "timestamps with +0000 and no zone, no type", dintero: answer(200, map[string]string{"Content-Type": "application/json"}, `{"id":"x","created_at":"2023-11-07T05:31:56.123+0000","deleted_at":"2023-11-07T05:31:57"}`),
+			wantCode: codes.OK, wantHTTP: 200, check: func(t *testing.T, got map[string]any) {
+				if got["created_at"] != "2023-11-07T05:31:56.123Z" || got["deleted_at"] != "2023-11-07T05:31:57Z" || got["type"] != "any" {
+					t.Errorf("got %v; want both timestamps in UTC and type any", got)
+				}
+			}},
+		{name: "a 200 that cannot be read", dintero: answer(200, nil, "<html>deleted</html>"), wantCode: codes.OK, wantHTTP: 200, check: func(t *testing.T, got map[string]any) {
+			if got["id"] == nil || len(got) != 1 {
+				t.Errorf("got %v; want the id alone", got)
+			}
+		}},
+		{name: "the answer lost after Dintero deleted", dintero: func(fake *dinterotest.Server, id, code string) {
+			fake.AddGrants("T123", id)
+			fake.HandleRaw(dinterotest.OpDelete, dinterotest.Times(1, dinterotest.LoseAnswer(fake.Mock), fake.Mock))
+		}, wantCode: codes.NotFound, wantHTTP: 404, wantReason: service.ReasonNotFoundUncertain, wantMeta: map[string]string{"uncertain_attempts": "no answer: connection failed", "dintero_code": "NOT_FOUND"}},
+		{name: "a grant that never was", dintero: func(fake *dinterotest.Server, _, _ string) { fake.Default(dinterotest.OpDelete) }, wantCode: codes.NotFound, wantHTTP: 404, wantReason: "NOT_FOUND", wantGatewayCode: "NOT_FOUND"},
+		{name: "429 beyond the deadline", dintero: answer(429, map[string]string{"Retry-After": "60", "Content-Type": "application/json"}, `{"error":{"code":"RATE_LIMITED","message":"slow down"}}`),
+			wantCode: codes.ResourceExhausted, wantHTTP: 429, wantReason: "RATE_LIMITED"},
+	}
+	for _, o := range outcomes {
+		t.Run(o.name, func(t *testing.T) {
+			fake := dinterotest.New(t)
+			f := startFacade(t, fake.URL, nil, nil)
+			for _, via := range []string{"grpc", "gateway"} {
+				id, code := "g-"+via, "code-"+via
+				o.dintero(fake, id, code)
+				var st *status.Status
+				var got map[string]any
+				if via == "grpc" {
+					st, got = grpcOutcome(t, f, fake, o.authorize, id, code)
+				} else {
+					st, got = gatewayOutcome(t, f, fake, o, id, code)
+				}
+				if st.Code() != o.wantCode {
+					t.Fatalf("%s: got %v; want %v", via, st.Err(), o.wantCode)
+				}
+				if o.wantCode == codes.OK {
+					o.check(t, got)
+					continue
+				}
+				reason, md := errorInfo(st)
+				if reason != o.wantReason {
+					t.Errorf("%s: got reason %q; want %q", via, reason, o.wantReason)
+				}
+				for k, v := range o.wantMeta {
+					if md[k] != v {
+						t.Errorf("%s: ErrorInfo %s = %q; want %q", via, k, md[k], v)
+					}
+				}
+			}
+		})
+	}
+}
+
+// fakeAuthorize redeems code at the fake directly, as another caller.
+func fakeAuthorize(fake *dinterotest.Server, code string) (int, string, error) {
+	q := url.Values{"audience": {dinteromock.Audience("T123")}, "response_type": {"authenticate"}, "client_id": {dinterotest.App}, "verification_code": {code}}
+	req, err := http.NewRequest(http.MethodPost, fake.URL+"/accounts/T123/auth/authorize?"+q.Encode(), nil)
+	if err != nil {
+		return 0, "", err
+	}
+	req.Header.Set("Authorization", fake.Bearer("T123"))
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	resp.Body.Close()
+	c.CloseIdleConnections()
+	return resp.StatusCode, resp.Header.Get("Location"), nil
+}
+
+func grpcOutcome(t *testing.T, f *facade, fake *dinterotest.Server, authorize bool, id, code string) (*status.Status, map[string]any) {
+	t.Helper()
+	ctx := withBearer(context.Background(), fake, "T123")
+	var resp proto.Message
+	var err error
+	if authorize {
+		resp, err = f.client.Authorize(ctx, &authv1.AuthorizeRequest{Oid: "T123", Audience: dinteromock.Audience("T123"), ResponseType: "authenticate", ClientId: dinterotest.App,
+			VerificationCode: code, RedirectUri: dinterotest.Callback, State: "s1"})
+	} else {
+		var r *authv1.DeleteClientGrantResponse
+		r, err = f.client.DeleteClientGrant(ctx, &authv1.DeleteClientGrantRequest{Oid: "T123", Id: id})
+		if r != nil {
+			resp = r.GetGrant()
+		}
+	}
+	if err != nil {
+		return status.Convert(err), nil
+	}
+	return status.New(codes.OK, ""), asJSON(t, resp)
+}
+
+func gatewayOutcome(t *testing.T, f *facade, fake *dinterotest.Server, o outcome, id, code string) (*status.Status, map[string]any) {
+	t.Helper()
+	var httpStatus int
+	var body []byte
+	if o.authorize {
+		q := url.Values{"audience": {dinteromock.Audience("T123")}, "response_type": {"authenticate"}, "client_id": {dinterotest.App},
+			"verification_code": {code}, "redirect_uri": {dinterotest.Callback}, "state": {"s1"}}
+		httpStatus, _, body = f.do(t, http.MethodPost, "/v1/accounts/T123/auth/authorize?"+q.Encode(), bearer(fake, "T123"))
+	} else {
+		httpStatus, _, body = f.do(t, http.MethodDelete, "/v1/accounts/T123/auth/client-grants/"+id, bearer(fake, "T123"))
+	}
+	if httpStatus != o.wantHTTP {
+		t.Errorf("gateway: got HTTP %d %s; want %d", httpStatus, body, o.wantHTTP)
+	}
+	if httpStatus == 200 {
+		var got map[string]any
+		if err := json.Unmarshal(body, &got); err != nil {
+			t.Fatalf("gateway: %s is not JSON", body)
+		}
+		return status.New(codes.OK, ""), got
+	}
+	e := dinteroError(t, body)
+	want := o.wantGatewayCode
+	if want == "" {
+		want = o.wantReason
+	}
+	if e.Code != want {
+		t.Errorf("gateway: got error.code %q; want %q", e.Code, want)
+	}
+	reason, md := e.reason()
+	st := status.New(codeByName(t, e.GrpcCode), e.Message)
+	// Rebuild the ErrorInfo from the JSON details, for the shared checks.
+	meta := map[string]string{}
+	for k, v := range md {
+		meta[k], _ = v.(string)
+	}
+	st, err := st.WithDetails(errorInfoOf(reason, meta))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st, nil
+}
+
+// asJSON is a message as the gateway writes it.
+func asJSON(t *testing.T, m proto.Message) map[string]any {
+	t.Helper()
+	b, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out map[string]any
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// codeByName is the gRPC code of a name such as PERMISSION_DENIED.
+func codeByName(t *testing.T, name string) codes.Code {
+	t.Helper()
+	v, ok := rpccode.Code_value[name]
+	if !ok {
+		t.Fatalf("grpc_code %q is no gRPC code", name)
+	}
+	return codes.Code(v)
+}
+
+func errorInfoOf(reason string, md map[string]string) *errdetails.ErrorInfo {
+	return &errdetails.ErrorInfo{Reason: reason, Metadata: md}
+}

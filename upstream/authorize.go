@@ -1,0 +1,202 @@
+package upstream
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/go-json-experiment/json"
+)
+
+// AuthorizeParams are the query parameters of authorize; those left empty
+// are not sent.
+type AuthorizeParams struct {
+	OID              string
+	Audience         string
+	Scope            string
+	ResponseType     string
+	ClientID         string
+	State            string
+	RedirectURI      string
+	VerificationCode string
+	Connection       string
+}
+
+// Redirect is authorize's answer taken apart: where Dintero sends the
+// user's browser, and the tokens that carries.
+type Redirect struct {
+	// Location is the redirect URL, whole: the Location of a 3xx, or the
+	// redirect_uri of a JSON answer.
+	Location string
+	// IDToken and AccessToken are the tokens it carries, read from its
+	// query or, as for response_type=token, its fragment.
+	IDToken, AccessToken string
+	// Query and Fragment hold its other parameters (state, say), the first
+	// value of each; the tokens are not repeated there.
+	Query, Fragment map[string]string
+}
+
+// OAuthError is authorize's refusal delivered as OAuth delivers it (RFC
+// 6749 §4.1.2.1 and §4.2.2.1): a redirect whose query or fragment carries
+// error, error_description, error_uri and state. The verification code was
+// sent, and may be spent.
+type OAuthError struct {
+	// Code is OAuth's error (access_denied, invalid_request, …) as sent.
+	Code string
+	// Description, URI and State are error_description, error_uri and
+	// state, when sent; the description is masked like Dintero's messages.
+	Description, URI, State string
+	// StatusCode is the HTTP status of the answer that carried it.
+	StatusCode int
+	// RequestID is Dintero's request id.
+	RequestID string
+}
+
+// Error describes the refusal without any secret.
+func (e *OAuthError) Error() string {
+	s := "dintero: authorize refused: " + e.Code
+	if e.Description != "" {
+		s += ": " + e.Description
+	}
+	return s
+}
+
+// Authorize redeems a one-time verification code. Dintero answers with a
+// redirect, which is returned taken apart, not followed: a 3xx whose
+// Location carries the id_token (or OAuth's error) in its query or fragment,
+// or a 2xx JSON {"redirect_uri": …} carrying the same. The call is never
+// retried once the request may have left the process, because the code
+// works once.
+func (c *Client) Authorize(ctx context.Context, call Call, p AuthorizeParams) (*Redirect, Meta, error) {
+	path, err := c.path("accounts", p.OID, "auth", "authorize")
+	if err != nil {
+		return nil, Meta{}, err
+	}
+	q := make(url.Values, 8)
+	for _, kv := range [...]struct{ k, v string }{
+		{"audience", p.Audience},
+		{"scope", p.Scope},
+		{"response_type", p.ResponseType},
+		{"client_id", p.ClientID},
+		{"state", p.State},
+		{"redirect_uri", p.RedirectURI},
+		{"verification_code", p.VerificationCode},
+		{"connection", p.Connection},
+	} {
+		if kv.v != "" {
+			q[kv.k] = []string{kv.v}
+		}
+	}
+	r := request{op: "Authorize", method: http.MethodPost, path: path, query: q.Encode(), secrets: []string{p.VerificationCode}}
+	res, meta, err := c.send(ctx, call, p.OID, &r)
+	if err != nil {
+		return nil, meta, err
+	}
+	var loc string
+	switch res.status / 100 {
+	case 3:
+		loc = res.header.Get("Location")
+	case 2:
+		loc = res.header.Get("Location")
+		if loc == "" {
+			loc = redirectFromJSON(res.body)
+		}
+	default:
+		return nil, meta, c.answerError(&r, res, fmt.Errorf("%w: HTTP %d to authorize", ErrUnexpectedResponse, res.status))
+	}
+	rd, err := parseRedirect(loc)
+	if err != nil {
+		return nil, meta, &Error{StatusCode: res.status, RequestID: meta.RequestID, Reason: err}
+	}
+	if code, ok := rd.param("error"); ok {
+		m := newMasker(r.secretValues())
+		desc, _ := rd.param("error_description")
+		uri, _ := rd.param("error_uri")
+		state, _ := rd.param("state")
+		return nil, meta, &OAuthError{Code: m.mask(code), Description: m.mask(desc), URI: m.mask(uri), State: state, StatusCode: res.status, RequestID: meta.RequestID}
+	}
+	if rd.IDToken == "" && rd.AccessToken == "" {
+		return nil, meta, &Error{StatusCode: res.status, RequestID: meta.RequestID, Reason: fmt.Errorf("%w: the redirect carries neither a token nor an error", ErrUnexpectedResponse)}
+	}
+	return rd, meta, nil
+}
+
+// redirectFromJSON reads {"redirect_uri": …}, the JSON form of a redirect
+// (Dintero's /auth/redirect answers so to Accept: application/json); "" when
+// the body is not that.
+func redirectFromJSON(body []byte) string {
+	var v struct {
+		RedirectURI string `json:"redirect_uri"`
+	}
+	if json.Unmarshal(body, &v) != nil {
+		return ""
+	}
+	return v.RedirectURI
+}
+
+// param returns a parameter of the redirect's query, else its fragment.
+func (rd *Redirect) param(k string) (string, bool) {
+	if v, ok := rd.Query[k]; ok {
+		return v, true
+	}
+	v, ok := rd.Fragment[k]
+	return v, ok
+}
+
+// parseRedirect takes a redirect URL apart. One that is not an absolute
+// URL, or whose query or fragment cannot be parsed, is an error wrapping
+// ErrUnexpectedResponse that quotes none of it: it may hold a token.
+func parseRedirect(location string) (*Redirect, error) {
+	if location == "" {
+		return nil, fmt.Errorf("%w: the answer has no redirect", ErrUnexpectedResponse)
+	}
+	u, err := url.Parse(location)
+	if err != nil || !u.IsAbs() || u.Host == "" {
+		return nil, fmt.Errorf("%w: the redirect is not an absolute URL", ErrUnexpectedResponse)
+	}
+	rd := &Redirect{Location: location}
+	if rd.Query, err = tokenParams(u.RawQuery, &rd.IDToken, &rd.AccessToken); err != nil {
+		return nil, fmt.Errorf("%w: the redirect has an invalid query", ErrUnexpectedResponse)
+	}
+	frag := u.EscapedFragment()
+	if rd.Fragment, err = tokenParams(frag, &rd.IDToken, &rd.AccessToken); err != nil {
+		return nil, fmt.Errorf("%w: the redirect has an invalid fragment", ErrUnexpectedResponse)
+	}
+	return rd, nil
+}
+
+// tokenParams parses a query or fragment: the tokens go to idToken and
+// accessToken (a query's over a fragment's), the other parameters, the first
+// value of each, into the map.
+func tokenParams(raw string, idToken, accessToken *string) (map[string]string, error) {
+	out := map[string]string{}
+	if raw == "" {
+		return out, nil
+	}
+	if !strings.Contains(raw, "=") {
+		// A fragment that is not a parameter list, such as #section.
+		return out, nil
+	}
+	q, err := url.ParseQuery(raw)
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range q {
+		switch {
+		case len(v) == 0:
+		case k == "id_token":
+			if *idToken == "" {
+				*idToken = v[0]
+			}
+		case k == "access_token":
+			if *accessToken == "" {
+				*accessToken = v[0]
+			}
+		default:
+			out[k] = v[0]
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,133 @@
+package upstream_test
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dintero-facade/dintero-facade/internal/dinterotest"
+	"github.com/dintero-facade/dintero-facade/upstream"
+)
+
+func TestErrors(t *testing.T) {
+	tests := []struct {
+		name        string
+		status      int
+		header      map[string]string
+		body        string
+		wantCode    string
+		wantMessage string
+		wantErrors  string
+		wantRetry   time.Duration
+	}{
+		{"dintero 404", 404, nil, `{"error":{"code":"NOT_FOUND","message":"grant not found"}}`, "NOT_FOUND", "grant not found", "[]", 0},
+		{"dintero 400 with errors", 400, nil, `{"error":{"message":"bad","errors":[{"field":"id","message":"too long"},"plain",7]}}`, "", "bad", "[map[field:id message:too long] plain 7]", 0},
+		{"html from a proxy", 502, nil, `<html><body>Bad gateway</body></html>`, "", "", "[]", 0},
+		{"empty", 500, nil, ``, "", "", "[]", 0},
+		{"truncated", 500, nil, `{"error":{"message":"tru`, "", "", "[]", 0},
+		{"error is a string", 400, nil, `{"error":"nope"}`, "", "", "[]", 0},
+		{"x-request-id", 403, map[string]string{"X-Request-Id": "xr-1"}, `{"error":{"message":"no"}}`, "", "no", "[]", 0},
+		{"retry after", 429, map[string]string{"Retry-After": "120"}, `{"error":{"code":"RATE","message":"slow down"}}`, "RATE", "slow down", "[]", 120 * time.Second},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			fake := dinterotest.New(t)
+			fake.HandleRaw(dinterotest.OpDelete, func(w http.ResponseWriter, r *http.Request) {
+				for k, v := range tc.header {
+					w.Header().Set(k, v)
+				}
+				w.WriteHeader(tc.status)
+				_, _ = w.Write([]byte(tc.body))
+			})
+			c := newClient(t, fake.URL, func(o *upstream.Options) { o.MaxAttempts = 1 })
+			_, meta, err := c.DeleteClientGrant(context.Background(), caller(fake), "T123", "g")
+			var e *upstream.Error
+			if !errors.As(err, &e) {
+				t.Fatalf("got %v; want *upstream.Error", err)
+			}
+			if e.StatusCode != tc.status || e.Code != tc.wantCode || e.Message != tc.wantMessage || e.RetryAfter != tc.wantRetry || e.Reason != nil {
+				t.Errorf("got %+v; want status %d code %q message %q retry %v", e, tc.status, tc.wantCode, tc.wantMessage, tc.wantRetry)
+			}
+			if got := fmt.Sprint(append([]any{}, e.Errors...)); got != tc.wantErrors {
+				t.Errorf("got errors %s; want %s", got, tc.wantErrors)
+			}
+			if want := tc.header["X-Request-Id"]; want != "" && (e.RequestID != want || meta.RequestID != want) {
+				t.Errorf("got request id %q/%q; want %q", e.RequestID, meta.RequestID, want)
+			}
+			if meta.Status != tc.status || !meta.Sent {
+				t.Errorf("got meta %+v; want status %d, sent", meta, tc.status)
+			}
+		})
+	}
+}
+
+// TestEchoedSecretsAreMasked: whatever Dintero echoes of what a request
+// carried, in whichever form, in whichever part of its error, is masked:
+// the Basic header of the token fetch (decodable to the client secret) and
+// the client secret; the caller's bearer token and the verification code
+// of authorize; and any JWT or Authorization value.
+func TestEchoedSecretsAreMasked(t *testing.T) {
+	const secret, code = "s3cr3t/client+PW=77", "VC-SECRET/9731+x"
+	const jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"
+	basic := dinterotest.BasicAuth(dinterotest.ClientID, secret)
+	b64 := strings.TrimPrefix(basic, "Basic ")
+	tests := []struct {
+		name, echoed string
+		token        bool // echoed by the token endpoint, else by authorize
+	}{
+		{"the Basic header", basic, true},
+		{"its base64", b64, true},
+		{"its base64, cut", "Basic " + b64[:12], true},
+		{"id:secret", dinterotest.ClientID + ":" + secret, true},
+		{"the secret", secret, true},
+		{"the secret in base64", base64.StdEncoding.EncodeToString([]byte(secret)), true},
+		{"the secret in base64url", base64.RawURLEncoding.EncodeToString([]byte(secret)), true},
+		{"the secret, query-escaped", url.QueryEscape(secret), true},
+		{"the secret, path-escaped", url.PathEscape(secret), true},
+		{"the bearer header", "Bearer " + jwt, false},
+		{"the bearer token", jwt, false},
+		{"the code", code, false},
+		{"the code in base64", base64.StdEncoding.EncodeToString([]byte(code)), false},
+		{"the code, query-escaped", url.QueryEscape(code), false},
+		{"the code in a query Dintero echoes", "?verification_code=" + url.QueryEscape(code) + "&state=s", false},
+		{"a JWT the request did not carry", "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ5In0.", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			fake := dinterotest.New(t)
+			body := fmt.Sprintf(`{"error":{"code":"ECHO %[1]s","message":"you sent %[1]s","errors":[{"field":"authorization","value":%[2]q,%[2]q:"k"}]}}`, strings.ReplaceAll(tc.echoed, `"`, `'`), tc.echoed)
+			fake.HandleRaw(dinterotest.OpToken, dinterotest.Body(401, "application/json", []byte(body)))
+			fake.HandleRaw(dinterotest.OpAuthorize, dinterotest.Body(400, "application/json", []byte(body)))
+			c := newClient(t, fake.URL, func(o *upstream.Options) {
+				o.Credentials = []upstream.Credentials{{AccountID: "P00000000", ClientID: dinterotest.ClientID, ClientSecret: secret}}
+			})
+			p := allParams
+			p.VerificationCode = code
+			call := upstream.Call{Authorization: "Bearer " + jwt}
+			wantStatus := 400
+			if tc.token {
+				call, wantStatus = facade(c, "P00000000"), 401
+			}
+			_, _, err := c.Authorize(context.Background(), call, p)
+			var e *upstream.Error
+			if !errors.As(err, &e) || e.StatusCode != wantStatus || errors.Is(err, upstream.ErrTokenFetch) != tc.token {
+				t.Fatalf("got %v; want Dintero's %d", err, wantStatus)
+			}
+			all := e.Code + "|" + e.Message + "|" + fmt.Sprint(e.Errors) + "|" + err.Error()
+			for _, part := range []string{tc.echoed, strings.TrimPrefix(tc.echoed, "Basic "), strings.TrimPrefix(tc.echoed, "Bearer "), secret, code, jwt} {
+				if strings.Contains(all, part) {
+					t.Errorf("%q survives in %s", part, all)
+				}
+			}
+			if !strings.Contains(e.Message, "you sent") || !strings.Contains(all, "[REDACTED]") {
+				t.Errorf("got %q; want the message kept, the secret masked", all)
+			}
+		})
+	}
+}
