@@ -233,8 +233,12 @@ func TestLostAnswer(t *testing.T) {
 		{"502 from a proxy after Dintero acted", func(f *dinterotest.Server) http.HandlerFunc {
 			return dinterotest.ActThen(f.Mock, dinterotest.Body(502, "text/html", []byte("<html>bad gateway</html>")))
 		}, 0, []string{"HTTP 502"}},
-		{"503 after Dintero acted", func(f *dinterotest.Server) http.HandlerFunc { return dinterotest.ActThen(f.Mock, dinterotest.Status(503)) }, 0, []string{"HTTP 503"}},
-		{"504 after Dintero acted", func(f *dinterotest.Server) http.HandlerFunc { return dinterotest.ActThen(f.Mock, dinterotest.Status(504)) }, 0, []string{"HTTP 504"}},
+		{"503 after Dintero acted", func(f *dinterotest.Server) http.HandlerFunc {
+			return dinterotest.ActThen(f.Mock, dinterotest.Status(503))
+		}, 0, []string{"HTTP 503"}},
+		{"504 after Dintero acted", func(f *dinterotest.Server) http.HandlerFunc {
+			return dinterotest.ActThen(f.Mock, dinterotest.Status(504))
+		}, 0, []string{"HTTP 504"}},
 		{"the answer broke off", func(f *dinterotest.Server) http.HandlerFunc {
 			return dinterotest.ActThen(f.Mock, dinterotest.ResetMidBody(dinterotest.GrantJSON("g")))
 		}, 0, []string{"HTTP 200, the answer broke off"}},

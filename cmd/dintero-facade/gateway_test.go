@@ -154,7 +154,7 @@ func TestOpenAPI(t *testing.T) {
 	var doc struct {
 		Swagger string `json:"swagger"`
 		Paths   map[string]map[string]struct {
-			Parameters []param              `json:"parameters"`
+			Parameters []param             `json:"parameters"`
 			Responses  map[string]response `json:"responses"`
 		} `json:"paths"`
 		Definitions map[string]struct {
@@ -190,7 +190,7 @@ func TestOpenAPI(t *testing.T) {
 		t.Errorf("authorize has %d parameters; want 9", len(params))
 	}
 	for name, op := range map[string]struct {
-		Parameters []param              `json:"parameters"`
+		Parameters []param             `json:"parameters"`
 		Responses  map[string]response `json:"responses"`
 	}{"authorize": authorize, "delete": del} {
 		if op.Responses["default"].Schema.Ref != "#/definitions/v1ErrorResponse" || op.Responses["200"].Schema.Ref == "" {

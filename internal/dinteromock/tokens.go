@@ -81,7 +81,7 @@ func (m *Mock) IssueToken(subject, audience string, scopes []string) (string, er
 	return m.sign(jwt.MapClaims{
 		"iss": m.opts.Issuer, "sub": subject, "aud": audience,
 		"scope": strings.Join(scopes, " "), "jti": hex.EncodeToString(jti[:]),
-		"iat":   now.Unix(), "exp": now.Add(m.opts.TokenTTL).Unix(),
+		"iat": now.Unix(), "exp": now.Add(m.opts.TokenTTL).Unix(),
 	})
 }
 
