@@ -59,6 +59,11 @@ type InterceptorOptions struct {
 	// Inner run inside, around the handler: metrics, say. They see a
 	// recovered panic as Internal.
 	Inner []grpc.UnaryServerInterceptor
+	// DefaultDeadline bounds a call whose caller set no deadline, and
+	// MaxDeadline cuts a longer deadline to itself, so that the servers'
+	// write timeouts can be set above every call's. Zero leaves calls as
+	// they come.
+	DefaultDeadline, MaxDeadline time.Duration
 }
 
 // Interceptor returns the one unary interceptor every call goes through,
@@ -74,10 +79,18 @@ func Interceptor(o InterceptorOptions) (grpc.UnaryServerInterceptor, error) {
 	if o.Log == nil || o.Audit == nil {
 		return nil, errors.New("service: the interceptor needs a log and an audit logger")
 	}
+	if o.DefaultDeadline > o.MaxDeadline && o.MaxDeadline > 0 {
+		return nil, errors.New("service: the default deadline is longer than the longest")
+	}
 	chained := chain(o.Inner...)
 	log, audit := o.Log, o.Audit
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
 		start := time.Now()
+		if bound := deadlineBound(ctx, start, o.DefaultDeadline, o.MaxDeadline); bound > 0 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, bound)
+			defer cancel()
+		}
 		ci := &callInfo{requestID: incomingRequestID(ctx)}
 		ctx = context.WithValue(ctx, infoKey{}, ci)
 		_ = grpc.SetHeader(ctx, metadata.MD{RequestIDKey: {ci.requestID}})
@@ -89,6 +102,19 @@ func Interceptor(o InterceptorOptions) (grpc.UnaryServerInterceptor, error) {
 		}
 		return resp, err
 	}, nil
+}
+
+// deadlineBound returns the timeout to put on a call that starts at now:
+// def when it has no deadline, max when its deadline is further, else 0.
+func deadlineBound(ctx context.Context, now time.Time, def, max time.Duration) time.Duration {
+	dl, ok := ctx.Deadline()
+	switch {
+	case !ok:
+		return def
+	case max > 0 && dl.Sub(now) > max:
+		return max
+	}
+	return 0
 }
 
 // audited reports whether a call's line is an audit line.

@@ -9,10 +9,12 @@ import (
 )
 
 // BreakerOptions shape the circuit breaker in front of Dintero. It opens
-// when Dintero keeps failing (5xx answers and transport failures; 4xx
-// answers are Dintero working), answers ErrCircuitOpen at once while open,
-// and after OpenFor lets one probe through: the breaker closes if it
-// succeeds and opens again if not.
+// when Dintero keeps failing (502, 503 and 504 answers and transport
+// failures; 4xx and 500 answers are Dintero working, on a request of a
+// caller's choosing), answers ErrCircuitOpen at once while open, and after
+// OpenFor lets one probe through: the breaker closes if it succeeds and
+// opens again if not. There is one breaker for all accounts: an outage of
+// Dintero is an outage for every account.
 type BreakerOptions struct {
 	// ConsecutiveFailures opens the breaker. Default 10.
 	ConsecutiveFailures uint32
@@ -25,8 +27,11 @@ type BreakerOptions struct {
 	OpenFor time.Duration
 }
 
-// breakerFailure reports whether an answer counts as Dintero failing.
-func breakerFailure(status int) bool { return status >= 500 }
+// breakerFailure reports whether an answer counts as Dintero failing: the
+// proxy in front of it found no healthy backend, or timed out. A 500 does
+// not: it is one request's failure, which a caller could provoke at will,
+// with its own token and an odd request, to pause every caller.
+func breakerFailure(status int) bool { return uncertainStatus(status) }
 
 // errServerError marks a 5xx answer as a failure for the breaker; the
 // answer itself still goes back to the caller.
@@ -59,9 +64,11 @@ func newBreaker(o BreakerOptions, obs Observer) *gobreaker.CircuitBreaker[*respo
 				(c.Requests >= o.MinRequests && float64(c.TotalFailures) >= o.FailureRatio*float64(c.Requests))
 		},
 		// A caller that gives up, or whose deadline is short, says
-		// nothing about Dintero's health.
+		// nothing about Dintero's health; nor does an answer too large to
+		// read, which is an answer all the same.
 		IsExcluded: func(err error) bool {
-			return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+			var e *Error
+			return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.As(err, &e)
 		},
 		OnStateChange: func(_ string, _, to gobreaker.State) {
 			obs.BreakerState(to.String())

@@ -220,7 +220,7 @@ func TestCircuitBreaker(t *testing.T) {
 	failing.Store(true)
 	fake.HandleRaw(dinterotest.OpDelete, func(w http.ResponseWriter, r *http.Request) {
 		if failing.Load() {
-			dinterotest.WriteError(w, 500, "", "down")
+			dinterotest.WriteError(w, 503, "", "down")
 			return
 		}
 		fake.Mock.ServeHTTP(w, r)
@@ -229,6 +229,7 @@ func TestCircuitBreaker(t *testing.T) {
 	c := newClient(t, fake.URL, func(o *upstream.Options) {
 		o.Observer = obs
 		o.Breaker = upstream.BreakerOptions{ConsecutiveFailures: 5, OpenFor: 200 * time.Millisecond}
+		o.MaxAttempts = 1
 	})
 	call := func(id string) error {
 		_, _, err := c.DeleteClientGrant(context.Background(), caller(fake), "T123", id)
@@ -236,8 +237,8 @@ func TestCircuitBreaker(t *testing.T) {
 	}
 	for i := range 5 {
 		var e *upstream.Error
-		if err := call("g"); !errors.As(err, &e) || e.StatusCode != 500 {
-			t.Fatalf("call %d: got %v; want Dintero's 500", i, err)
+		if err := call("g"); !errors.As(err, &e) || e.StatusCode != 503 {
+			t.Fatalf("call %d: got %v; want Dintero's 503", i, err)
 		}
 	}
 	// Open: answered at once, nothing sent, no attempt counted.
@@ -252,7 +253,7 @@ func TestCircuitBreaker(t *testing.T) {
 	// Still failing when the probe goes: open again.
 	time.Sleep(250 * time.Millisecond)
 	if err := call("g"); !errors.As(err, new(*upstream.Error)) {
-		t.Fatalf("probe: got %v; want Dintero's 500", err)
+		t.Fatalf("probe: got %v; want Dintero's 503", err)
 	}
 	if err := call("g"); !errors.Is(err, upstream.ErrCircuitOpen) {
 		t.Fatalf("after a failed probe: got %v; want ErrCircuitOpen", err)
@@ -313,5 +314,40 @@ func TestBreakerIgnoresClientErrors(t *testing.T) {
 		if _, _, err := c.DeleteClientGrant(context.Background(), caller(fake), "T123", fmt.Sprintf("missing-%d", i)); !errors.As(err, &e) || e.StatusCode != 404 {
 			t.Fatalf("got %v; want Dintero's 404, not an open breaker", err)
 		}
+	}
+}
+
+// TestBreakerIgnoresProvokedFailures: answers a caller can provoke with a
+// request of its choosing (a 500 on an odd grant id, a 4xx) never pause
+// the other callers; transport failures do count.
+func TestBreakerIgnoresProvokedFailures(t *testing.T) {
+	fake := dinterotest.New(t)
+	fake.AddGrants("T123", "good")
+	fake.HandleRaw(dinterotest.OpDelete, func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case strings.HasSuffix(r.URL.Path, "/provoke-500"):
+			dinterotest.WriteError(w, 500, "", "boom")
+		case strings.HasSuffix(r.URL.Path, "/provoke-reset"):
+			dinterotest.Reset(w, r)
+		default:
+			fake.Mock.ServeHTTP(w, r)
+		}
+	})
+	c := newClient(t, fake.URL, func(o *upstream.Options) {
+		o.Breaker = upstream.BreakerOptions{ConsecutiveFailures: 3}
+		o.MaxAttempts = 1
+	})
+	for range 10 {
+		_, _, _ = c.DeleteClientGrant(context.Background(), caller(fake), "T123", "provoke-500")
+		_, _, _ = c.DeleteClientGrant(context.Background(), caller(fake), "T123", "missing")
+	}
+	if _, _, err := c.DeleteClientGrant(context.Background(), caller(fake), "T123", "good"); err != nil {
+		t.Fatalf("after 10 provoked 500s and 404s: got %v; want the breaker closed", err)
+	}
+	for range 3 {
+		_, _, _ = c.DeleteClientGrant(context.Background(), caller(fake), "T123", "provoke-reset")
+	}
+	if _, _, err := c.DeleteClientGrant(context.Background(), caller(fake), "T123", "good"); !errors.Is(err, upstream.ErrCircuitOpen) {
+		t.Errorf("after 3 resets: got %v; want the breaker open", err)
 	}
 }

@@ -22,25 +22,36 @@ import (
 	"github.com/dintero-facade/dintero-facade/upstream"
 )
 
-// secretDir lays out credentials as Kubernetes mounts a Secret: the file is
-// a symlink through ..data to a versioned directory, and an update swaps
+// secretDir lays out files as Kubernetes mounts a Secret: each file is a
+// symlink through ..data to a versioned directory, and an update swaps
 // ..data atomically.
 type secretDir struct {
 	dir string
 	n   int
 }
 
-func (s *secretDir) file() string { return filepath.Join(s.dir, "credentials.yaml") }
+func (s *secretDir) file() string { return s.path("credentials.yaml") }
 
+func (s *secretDir) path(name string) string { return filepath.Join(s.dir, name) }
+
+// write makes content the credentials file.
 func (s *secretDir) write(t *testing.T, content string) {
+	t.Helper()
+	s.writeAll(t, map[string][]byte{"credentials.yaml": []byte(content)})
+}
+
+// writeAll makes files the Secret's content, all at once.
+func (s *secretDir) writeAll(t *testing.T, files map[string][]byte) {
 	t.Helper()
 	s.n++
 	version := fmt.Sprintf("..v%d", s.n)
 	if err := os.Mkdir(filepath.Join(s.dir, version), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(s.dir, version, "credentials.yaml"), []byte(content), 0o600); err != nil {
-		t.Fatal(err)
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(s.dir, version, name), content, 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 	tmp := filepath.Join(s.dir, "..data_tmp")
 	if err := os.Symlink(version, tmp); err != nil {
@@ -49,8 +60,11 @@ func (s *secretDir) write(t *testing.T, content string) {
 	if err := os.Rename(tmp, filepath.Join(s.dir, "..data")); err != nil {
 		t.Fatal(err)
 	}
-	if s.n == 1 {
-		if err := os.Symlink(filepath.Join("..data", "credentials.yaml"), s.file()); err != nil {
+	for name := range files {
+		if _, err := os.Lstat(s.path(name)); err == nil {
+			continue
+		}
+		if err := os.Symlink(filepath.Join("..data", name), s.path(name)); err != nil {
 			t.Fatal(err)
 		}
 	}

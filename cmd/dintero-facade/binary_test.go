@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -22,6 +23,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	authv1 "github.com/dintero-facade/dintero-facade/gen/dintero/auth/v1"
+	"github.com/dintero-facade/dintero-facade/internal/dinteromock"
 	"github.com/dintero-facade/dintero-facade/internal/dinterotest"
 )
 
@@ -234,8 +236,8 @@ func TestSIGTERMGraceExpires(t *testing.T) {
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	if code := p.wait(t, 5*time.Second); code == 0 {
-		t.Errorf("got exit code 0; want non-zero when calls were cut:\n%s", p.stderr.String())
+	if code := p.wait(t, 5*time.Second); code != 1 {
+		t.Errorf("got exit code %d; want 1 when calls were cut:\n%s", code, p.stderr.String())
 	}
 	for range 3 {
 		if err := <-errs; status.Code(err) != codes.Unavailable && status.Code(err) != codes.Canceled {
@@ -258,26 +260,55 @@ func TestBinaryRefusesBadConfig(t *testing.T) {
 }
 
 // TestSIGHUPReloadsCredentials: the binary reloads --credentials-file on
-// SIGHUP.
+// SIGHUP. The file is a symlink into a directory the facade does not
+// watch, so that only the signal can make it read the new content; after
+// it, a call on the account the new content adds uses its credentials.
 func TestSIGHUPReloadsCredentials(t *testing.T) {
-	fake := dinterotest.New(t)
-	file := filepath.Join(t.TempDir(), "credentials.yaml")
-	if err := os.WriteFile(file, []byte("- {account_id: T111, client_id: a, client_secret: sighup-secret-1}\n"), 0o600); err != nil {
+	fake := dinterotest.New(t, dinterotest.Options{Mock: dinteromock.Options{Clients: twoClients("sighup-secret-2")}})
+	fake.AddGrants("P22222222", "g")
+	watched, elsewhere := t.TempDir(), t.TempDir()
+	target := filepath.Join(elsewhere, "credentials.yaml")
+	first := "- {account_id: T111, client_id: client-a, client_secret: secret-a-0001}\n"
+	if err := os.WriteFile(target, []byte(first), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(watched, "credentials.yaml")
+	if err := os.Symlink(target, file); err != nil {
 		t.Fatal(err)
 	}
 	p := startBinary(t, fake.URL, "--credentials-file", file)
+	conn, err := grpc.NewClient(p.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	client := authv1.NewAuthServiceClient(conn)
+	if _, err := client.DeleteClientGrant(context.Background(), &authv1.DeleteClientGrantRequest{Oid: "P22222222", Id: "g"}); status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("before the reload: got %v; want Unauthenticated, no credentials for P22222222", err)
+	}
+	if err := os.WriteFile(target, []byte(first+"- {account_id: P22222222, client_id: client-b, client_secret: sighup-secret-2}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if strings.Contains(p.stderr.String(), "credentials reloaded") {
+		t.Fatal("the facade reloaded without the signal: the test cannot tell the signal's work")
+	}
 	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
+	want := `"msg":"credentials reloaded","why":"SIGHUP","accounts":["P22222222","T111"]`
 	deadline := time.Now().Add(5 * time.Second)
-	for !bytes.Contains([]byte(p.stderr.String()), []byte(`"why":"SIGHUP"`)) {
+	for !strings.Contains(p.stderr.String(), want) {
 		if time.Now().After(deadline) {
-			t.Fatalf("no reload after SIGHUP:\n%s", p.stderr.String())
+			t.Fatalf("no successful reload after SIGHUP; want %s in:\n%s", want, p.stderr.String())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if bytes.Contains([]byte(p.stderr.String()), []byte("sighup-secret-1")) {
-		t.Error("the client secret reached the log")
+	if _, err := client.DeleteClientGrant(context.Background(), &authv1.DeleteClientGrantRequest{Oid: "P22222222", Id: "g"}); err != nil {
+		t.Errorf("after the reload: got %v; want the new credentials used", err)
+	}
+	if strings.Contains(p.stderr.String(), "sighup-secret-2") || strings.Contains(p.stderr.String(), "secret-a-0001") {
+		t.Error("a client secret reached the log")
 	}
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"strings"
 	"time"
 
@@ -22,8 +23,10 @@ const envPrefix = "DINTERO_FACADE_"
 type Config struct {
 	GRPCAddr        string
 	HTTPAddr        string
+	HealthAddr      string
 	DinteroURL      string
 	DinteroTimeout  time.Duration
+	MaxDeadline     time.Duration
 	ShutdownDelay   time.Duration
 	ShutdownGrace   time.Duration
 	LogLevel        slog.Level
@@ -56,8 +59,10 @@ func (c Config) LogValue() slog.Value {
 	attrs := []slog.Attr{
 		slog.String("grpc_addr", c.GRPCAddr),
 		slog.String("http_addr", c.HTTPAddr),
+		slog.String("health_addr", c.HealthAddr),
 		slog.String("dintero_url", c.DinteroURL),
 		slog.String("dintero_timeout", c.DinteroTimeout.String()),
+		slog.String("max_deadline", c.MaxDeadline.String()),
 		slog.String("shutdown_delay", c.ShutdownDelay.String()),
 		slog.String("shutdown_grace", c.ShutdownGrace.String()),
 		slog.String("log_level", c.LogLevel.String()),
@@ -89,8 +94,10 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 	fs.SetOutput(usageOut)
 	fs.StringVar(&cfg.GRPCAddr, "grpc-addr", ":9090", "address of the gRPC server")
 	fs.StringVar(&cfg.HTTPAddr, "http-addr", ":8080", "address of the JSON gateway, /healthz and /openapi.json")
+	fs.StringVar(&cfg.HealthAddr, "health-addr", "", "address of a plain (never TLS) listener for probes: gRPC health and GET /healthz; empty: off")
 	fs.StringVar(&cfg.DinteroURL, "dintero-url", "https://api.dintero.com/v1", "Dintero's API base URL: https, or http to a loopback host")
-	fs.DurationVar(&cfg.DinteroTimeout, "dintero-timeout", 10*time.Second, "bound of a Dintero call whose caller set no deadline, and of a token fetch")
+	fs.DurationVar(&cfg.DinteroTimeout, "dintero-timeout", 10*time.Second, "bound of a call whose caller set no deadline, and of a token fetch")
+	fs.DurationVar(&cfg.MaxDeadline, "max-deadline", 20*time.Second, "longest a call may take: a caller's longer deadline is cut to it, and the HTTP server's write timeout is set above it")
 	fs.DurationVar(&cfg.ShutdownDelay, "shutdown-delay", 0, "on SIGTERM, how long to keep accepting while reporting NOT_SERVING (a few seconds on Kubernetes)")
 	fs.DurationVar(&cfg.ShutdownGrace, "shutdown-grace", 20*time.Second, "on SIGTERM, how long calls in flight may take to finish")
 	fs.TextVar(&cfg.LogLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
@@ -139,8 +146,16 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 	if err := upstream.CheckBaseURL(cfg.DinteroURL); err != nil {
 		return cfg, fmt.Errorf("--dintero-url: %w", err)
 	}
-	if cfg.DinteroTimeout <= 0 || cfg.ShutdownGrace <= 0 || cfg.ShutdownDelay < 0 || cfg.MaxRecvMsgBytes <= 0 || cfg.MaxConcurrent <= 0 {
-		return cfg, errors.New("--dintero-timeout, --shutdown-grace, --max-recv-msg-bytes and --max-concurrent-upstream must be positive, --shutdown-delay not negative")
+	if cfg.DinteroTimeout <= 0 || cfg.MaxDeadline <= 0 || cfg.ShutdownGrace <= 0 || cfg.ShutdownDelay < 0 || cfg.MaxRecvMsgBytes <= 0 || cfg.MaxConcurrent <= 0 {
+		return cfg, errors.New("--dintero-timeout, --max-deadline, --shutdown-grace, --max-recv-msg-bytes and --max-concurrent-upstream must be positive, --shutdown-delay not negative")
+	}
+	if cfg.DinteroTimeout > cfg.MaxDeadline {
+		return cfg, fmt.Errorf("--dintero-timeout %v is longer than --max-deadline %v", cfg.DinteroTimeout, cfg.MaxDeadline)
+	}
+	if cfg.PprofAddr != "" {
+		if host, _, err := net.SplitHostPort(cfg.PprofAddr); err != nil || !isLoopbackHost(host) {
+			return cfg, fmt.Errorf("--pprof-addr %q: profiles expose the process's memory; listen on a loopback address only (127.0.0.1:6060, [::1]:6060, localhost:6060)", cfg.PprofAddr)
+		}
 	}
 	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
 		return cfg, errors.New("--tls-cert and --tls-key go together")
@@ -180,6 +195,16 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 // DINTERO_FACADE_GRPC_ADDR.
 func envName(flagName string) string {
 	return envPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// isLoopbackHost reports whether host names only loopback addresses. An
+// empty host (all interfaces) does not.
+func isLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // credentialsFromEnv reads the facade's client credentials: all of

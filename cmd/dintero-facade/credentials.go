@@ -10,7 +10,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/fsnotify/fsnotify"
 	"sigs.k8s.io/yaml"
@@ -127,35 +126,7 @@ func watchCredentials(ctx context.Context, file string, base []upstream.Credenti
 	}
 	go func() {
 		defer w.Close()
-		// Writes come in bursts (a symlink swap is several events): wait
-		// for quiet before reading.
-		const settle = 100 * time.Millisecond
-		timer := time.NewTimer(time.Hour)
-		timer.Stop()
-		defer timer.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-reload:
-				apply("SIGHUP")
-			case ev, ok := <-w.Events:
-				if !ok {
-					return
-				}
-				if ev.Has(fsnotify.Chmod) && !ev.Has(fsnotify.Write) {
-					continue
-				}
-				timer.Reset(settle)
-			case <-timer.C:
-				apply("file changed")
-			case err, ok := <-w.Errors:
-				if !ok {
-					return
-				}
-				log.Warn("watching --credentials-file", "error", err.Error())
-			}
-		}
+		debounce(ctx, w, reload, log, apply)
 	}()
 	return nil
 }

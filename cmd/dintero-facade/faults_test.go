@@ -133,8 +133,9 @@ func TestFaults(t *testing.T) {
 
 			// The fault is over: the facade serves a good call.
 			endFault()
+			stopServing := func() {}
 			if tc.url != nil {
-				fake.ServeAt(t, url)
+				stopServing = fake.ServeAt(t, url)
 			}
 			fake.Default(op)
 			// The breaker may have opened on the fault's 5xx; a good call
@@ -147,6 +148,7 @@ func TestFaults(t *testing.T) {
 			if err := f.stop(); err != nil {
 				t.Errorf("shutdown after the fault: %v", err)
 			}
+			stopServing()
 			fake.Close()
 		})
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,6 +10,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -50,7 +50,7 @@ const streamWorkers = 128
 
 // listeners are the bound addresses, reported once the servers accept.
 type listeners struct {
-	GRPC, HTTP, Metrics, Pprof net.Addr
+	GRPC, HTTP, Health, Metrics, Pprof net.Addr
 }
 
 // Options are what Run needs besides the configuration.
@@ -148,17 +148,27 @@ func Run(ctx context.Context, o Options) (err error) {
 		svc = o.wrap(svc)
 	}
 	interceptor, err := service.Interceptor(service.InterceptorOptions{
-		Log:   log,
-		Audit: audit,
-		Inner: []grpc.UnaryServerInterceptor{srvMetrics.UnaryServerInterceptor()},
+		Log:             log,
+		Audit:           audit,
+		Inner:           []grpc.UnaryServerInterceptor{srvMetrics.UnaryServerInterceptor()},
+		DefaultDeadline: cfg.DinteroTimeout,
+		MaxDeadline:     cfg.MaxDeadline,
 	})
 	if err != nil {
 		return err
 	}
 
-	tlsConfig, err := serverTLS(cfg)
+	tlsFiles, err := newTLSFiles(cfg)
 	if err != nil {
 		return err
+	}
+	if tlsFiles != nil {
+		// The watcher stops when Run returns, for whatever reason.
+		wctx, stopWatching := context.WithCancel(ctx)
+		defer stopWatching()
+		if err := tlsFiles.watch(wctx, log); err != nil {
+			return err
+		}
 	}
 
 	var lc net.ListenConfig
@@ -186,7 +196,12 @@ func Run(ctx context.Context, o Options) (err error) {
 	if err != nil {
 		return err
 	}
-	var ml, pl net.Listener
+	var ml, pl, probes net.Listener
+	if cfg.HealthAddr != "" {
+		if probes, err = listen("health", cfg.HealthAddr); err != nil {
+			return err
+		}
+	}
 	if cfg.MetricsAddr != "" {
 		if ml, err = listen("metrics", cfg.MetricsAddr); err != nil {
 			return err
@@ -208,8 +223,8 @@ func Run(ctx context.Context, o Options) (err error) {
 		// call would grow (copy) its stack on every call.
 		grpc.NumStreamWorkers(streamWorkers),
 	}
-	if tlsConfig != nil {
-		gopts = append(gopts, grpc.Creds(credentials.NewTLS(tlsConfig)))
+	if tlsFiles != nil {
+		gopts = append(gopts, grpc.Creds(credentials.NewTLS(tlsFiles.config("h2"))))
 	}
 	if tp != nil {
 		gopts = append(gopts, grpc.StatsHandler(otelgrpc.NewServerHandler(otelgrpc.WithTracerProvider(tp), otelgrpc.WithPropagators(prop))))
@@ -238,8 +253,15 @@ func Run(ctx context.Context, o Options) (err error) {
 	if ml == nil {
 		mux.Handle("GET /metrics", metricsHandler)
 	}
-	httpSrv := newHTTPServer(mux, cfg, log, tlsConfig)
-	var metricsSrv, pprofSrv *http.Server
+	var httpTLS *tls.Config
+	if tlsFiles != nil {
+		httpTLS = tlsFiles.config("h2", "http/1.1")
+	}
+	httpSrv := newHTTPServer(mux, cfg, log, httpTLS)
+	var metricsSrv, pprofSrv, probeSrv *http.Server
+	if probes != nil {
+		probeSrv = newProbeServer(hs, &serving, cfg, log)
+	}
 	if ml != nil {
 		mm := http.NewServeMux()
 		mm.Handle("GET /metrics", metricsHandler)
@@ -259,6 +281,9 @@ func Run(ctx context.Context, o Options) (err error) {
 
 	log.Info("dintero-facade starting", "version", o.Version, "config", cfg,
 		"grpc_addr", gl.Addr().String(), "http_addr", hl.Addr().String())
+	if cfg.ShutdownGrace < cfg.MaxDeadline {
+		log.Warn("--shutdown-grace is shorter than --max-deadline: calls in flight at shutdown may be cut", "shutdown_grace", cfg.ShutdownGrace, "max_deadline", cfg.MaxDeadline)
+	}
 	if len(cfg.Credentials) > 0 || cfg.CredentialsFile != "" {
 		switch {
 		case cfg.Policy == nil && cfg.ClientCA == "":
@@ -267,9 +292,12 @@ func Run(ctx context.Context, o Options) (err error) {
 			log.Warn("the facade holds Dintero client credentials and has no --policy-file: every caller with a client certificate can act with them")
 		}
 	}
-	errc := make(chan error, 4)
+	errc := make(chan error, 5)
 	go func() { errc <- gs.Serve(gl) }()
 	go func() { errc <- serveHTTP(httpSrv, hl) }()
+	if probeSrv != nil {
+		go func() { errc <- probeSrv.Serve(probes) }()
+	}
 	if metricsSrv != nil {
 		go func() { errc <- metricsSrv.Serve(ml) }()
 	}
@@ -278,6 +306,9 @@ func Run(ctx context.Context, o Options) (err error) {
 	}
 	if o.Ready != nil {
 		l := listeners{GRPC: gl.Addr(), HTTP: hl.Addr()}
+		if probes != nil {
+			l.Health = probes.Addr()
+		}
 		if ml != nil {
 			l.Metrics = ml.Addr()
 		}
@@ -291,7 +322,7 @@ func Run(ctx context.Context, o Options) (err error) {
 	case err := <-errc:
 		// A server failed on its own: stop the others and report it.
 		gs.Stop()
-		for _, srv := range []*http.Server{httpSrv, metricsSrv, pprofSrv} {
+		for _, srv := range []*http.Server{httpSrv, metricsSrv, pprofSrv, probeSrv} {
 			if srv != nil {
 				_ = srv.Close()
 			}
@@ -307,10 +338,10 @@ func Run(ctx context.Context, o Options) (err error) {
 		time.Sleep(cfg.ShutdownDelay)
 	}
 
-	// The metrics and pprof servers serve no calls: close them, so that a
-	// scrape or a profile under way cannot hold up the exit or count as a
-	// cut call.
-	for _, srv := range []*http.Server{metricsSrv, pprofSrv} {
+	// The metrics, pprof and probe servers serve no calls: close them, so
+	// that a scrape or a profile under way cannot hold up the exit or count
+	// as a cut call.
+	for _, srv := range []*http.Server{metricsSrv, pprofSrv, probeSrv} {
 		if srv != nil {
 			_ = srv.Close()
 		}
@@ -369,43 +400,19 @@ func tracing(ctx context.Context, o Options) (trace.TracerProvider, propagation.
 	return tp, prop, tp.Shutdown, nil
 }
 
-// serverTLS builds the listeners' TLS configuration, nil without TLS. With
-// a client CA, callers must present a certificate it signed.
-func serverTLS(cfg Config) (*tls.Config, error) {
-	if cfg.TLSCert == "" {
-		return nil, nil
-	}
-	cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
-	if err != nil {
-		return nil, fmt.Errorf("--tls-cert/--tls-key: %w", err)
-	}
-	tc := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
-	if cfg.ClientCA != "" {
-		pem, err := os.ReadFile(cfg.ClientCA)
-		if err != nil {
-			return nil, fmt.Errorf("--client-ca: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("--client-ca %s: no PEM certificate in it", cfg.ClientCA)
-		}
-		tc.ClientCAs = pool
-		tc.ClientAuth = tls.RequireAndVerifyClientCert
-	}
-	return tc, nil
-}
-
+// newHTTPServer returns an HTTP server for h with explicit timeouts. The
+// write timeout lies above the longest a call may take (--max-deadline,
+// which the interceptor enforces), so that every answer reaches its caller.
 func newHTTPServer(h http.Handler, cfg Config, log *slog.Logger, tc *tls.Config) *http.Server {
 	return &http.Server{
 		Handler:           h,
 		TLSConfig:         tc,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
-		// A call may take the Dintero timeout for a token fetch and again
-		// for the call itself, with retries inside the latter.
-		WriteTimeout:   2*cfg.DinteroTimeout + 5*time.Second,
-		IdleTimeout:    2 * time.Minute,
-		MaxHeaderBytes: 32 << 10,
+		WriteTimeout:      cfg.MaxDeadline + 5*time.Second,
+		IdleTimeout:       2 * time.Minute,
+		// Headers, the query among them, are bounded like a gRPC request.
+		MaxHeaderBytes: cfg.MaxRecvMsgBytes,
 		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 }
@@ -421,15 +428,7 @@ func serveHTTP(srv *http.Server, l net.Listener) error {
 func httpMux(gw http.Handler, serving *atomic.Bool) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle("/v1/", gw)
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		if !serving.Load() {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = w.Write([]byte("shutting down\n"))
-			return
-		}
-		_, _ = w.Write([]byte("ok\n"))
-	})
+	mux.Handle("GET /healthz", healthz(serving))
 	mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(openapiv2.JSON)
@@ -467,4 +466,40 @@ func startMock(cfg *Config, log *slog.Logger) (stop func(), err error) {
 		"account", dinteromock.DefaultAccount, "grant_ids", ids, "client_id", dinteromock.DefaultApp,
 		"redirect_uri", dinteromock.DefaultCallback, "verification_codes", codes)
 	return func() { _ = srv.Close() }, nil
+}
+
+// healthz answers 200 while serving, 503 once shutdown has begun.
+func healthz(serving *atomic.Bool) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if !serving.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte("shutting down\n"))
+			return
+		}
+		_, _ = w.Write([]byte("ok\n"))
+	})
+}
+
+// newProbeServer serves the probes on a plain listener of their own: gRPC
+// health (the kubelet's gRPC probe speaks HTTP/2 without TLS) and GET
+// /healthz. Under mutual TLS the kubelet, which has no client certificate,
+// could reach neither on the service's listeners.
+func newProbeServer(hs *health.Server, serving *atomic.Bool, cfg Config, log *slog.Logger) *http.Server {
+	gs := grpc.NewServer()
+	healthpb.RegisterHealthServer(gs, hs)
+	mux := http.NewServeMux()
+	mux.Handle("GET /healthz", healthz(serving))
+	srv := newHTTPServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ProtoMajor == 2 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc") {
+			gs.ServeHTTP(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	}), cfg, log, nil)
+	srv.Protocols = new(http.Protocols)
+	srv.Protocols.SetHTTP1(true)
+	srv.Protocols.SetUnencryptedHTTP2(true)
+	srv.RegisterOnShutdown(gs.Stop)
+	return srv
 }

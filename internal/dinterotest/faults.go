@@ -147,7 +147,8 @@ func SilentServer(t testing.TB) (url string, stop func()) {
 
 // ServeAt makes base, a loopback base URL from SilentServer or RefusingURL
 // whose listener is closed, serve the fake from now on: the fault is over.
-func (s *Server) ServeAt(t testing.TB, base string) {
+// stop closes it; the test's end does at the latest.
+func (s *Server) ServeAt(t testing.TB, base string) (stop func()) {
 	t.Helper()
 	u, err := neturl.Parse(base)
 	if err != nil {
@@ -162,10 +163,21 @@ func (s *Server) ServeAt(t testing.TB, base string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	proxy := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) { r.SetURL(target) }}
+	tr := &http.Transport{}
+	proxy := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) { r.SetURL(target) }, Transport: tr}
 	srv := &http.Server{Handler: proxy, ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = srv.Serve(l) }()
-	t.Cleanup(func() { _ = srv.Close() })
+	done := make(chan struct{})
+	go func() { _ = srv.Serve(l); close(done) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			_ = srv.Close()
+			<-done
+			tr.CloseIdleConnections()
+		})
+	}
+	t.Cleanup(stop)
+	return stop
 }
 
 // RefusingURL returns a loopback base URL where nothing listens, so that

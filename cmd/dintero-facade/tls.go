@@ -1,0 +1,142 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+)
+
+// tlsFiles is the listeners' TLS: the certificate and key, and the CA that
+// signs the callers' certificates under mutual TLS. It reads them again
+// when their files change, so that short-lived certificates (cert-manager,
+// a SPIFFE helper) are followed without a restart; connections already
+// open keep the certificate they were made with, new handshakes take the
+// new one. Files that do not load are logged and ignored: the previous
+// ones stay.
+type tlsFiles struct {
+	cert, key, clientCA string
+	current             atomic.Pointer[tls.Config]
+}
+
+// newTLSFiles loads the files named by cfg; nil without TLS.
+func newTLSFiles(cfg Config) (*tlsFiles, error) {
+	if cfg.TLSCert == "" {
+		return nil, nil
+	}
+	f := &tlsFiles{cert: cfg.TLSCert, key: cfg.TLSKey, clientCA: cfg.ClientCA}
+	if err := f.load(); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// load reads the files and, when they are good, makes them current.
+func (f *tlsFiles) load() error {
+	cert, err := tls.LoadX509KeyPair(f.cert, f.key)
+	if err != nil {
+		return fmt.Errorf("--tls-cert/--tls-key: %w", err)
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+	if f.clientCA != "" {
+		pem, err := os.ReadFile(f.clientCA)
+		if err != nil {
+			return fmt.Errorf("--client-ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return fmt.Errorf("--client-ca %s: no PEM certificate in it", f.clientCA)
+		}
+		tc.ClientCAs = pool
+		tc.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	f.current.Store(tc)
+	return nil
+}
+
+// config returns the TLS configuration of a listener that speaks protos
+// (ALPN): each handshake takes the files current at the time.
+func (f *tlsFiles) config(protos ...string) *tls.Config {
+	return &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		NextProtos: protos,
+		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+			tc := f.current.Load().Clone()
+			tc.NextProtos = slices.Clone(protos)
+			return tc, nil
+		},
+	}
+}
+
+// watch reloads the files when their directories change, until ctx ends.
+// Directories are watched, not files, so that a Kubernetes Secret replaced
+// by a symlink swap is seen.
+func (f *tlsFiles) watch(ctx context.Context, log *slog.Logger) error {
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return fmt.Errorf("watching the TLS files: %w", err)
+	}
+	dirs := map[string]bool{}
+	for _, p := range []string{f.cert, f.key, f.clientCA} {
+		if p == "" || dirs[filepath.Dir(p)] {
+			continue
+		}
+		dirs[filepath.Dir(p)] = true
+		if err := w.Add(filepath.Dir(p)); err != nil {
+			w.Close()
+			return fmt.Errorf("watching %s: %w", filepath.Dir(p), err)
+		}
+	}
+	go func() {
+		defer w.Close()
+		debounce(ctx, w, nil, log, func(why string) {
+			if err := f.load(); err != nil {
+				log.Error("TLS files not reloaded: keeping the previous ones", "why", why, "error", err.Error())
+				return
+			}
+			log.Info("TLS files reloaded", "why", why, "tls_cert", f.cert, "client_ca", f.clientCA)
+		})
+	}()
+	return nil
+}
+
+// debounce calls changed("file changed") once a burst of w's events has
+// settled (a symlink swap is several events), and changed("SIGHUP") on each
+// signal from reload, until ctx ends.
+func debounce(ctx context.Context, w *fsnotify.Watcher, reload <-chan struct{}, log *slog.Logger, changed func(why string)) {
+	const settle = 100 * time.Millisecond
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-reload:
+			changed("SIGHUP")
+		case ev, ok := <-w.Events:
+			if !ok {
+				return
+			}
+			if ev.Has(fsnotify.Chmod) && !ev.Has(fsnotify.Write) {
+				continue
+			}
+			timer.Reset(settle)
+		case <-timer.C:
+			changed("file changed")
+		case err, ok := <-w.Errors:
+			if !ok {
+				return
+			}
+			log.Warn("watching files", "error", err.Error())
+		}
+	}
+}
