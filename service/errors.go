@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -13,6 +14,7 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/protoadapt"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -111,6 +113,7 @@ func statusOf(op string, err error, meta upstream.Meta) *status.Status {
 		ue *upstream.Error
 		oe *upstream.OAuthError
 	)
+	isUE, isOAuth := errors.As(err, &ue), errors.As(err, &oe)
 	switch {
 	case errors.Is(err, upstream.ErrNoCredentials):
 		return failure(op, meta, codes.Unauthenticated, ReasonNoCredentials, err.Error()+": send an authorization bearer token")
@@ -124,41 +127,99 @@ func statusOf(op string, err error, meta upstream.Meta) *status.Status {
 		return failure(op, meta, codes.Canceled, ReasonCanceled, "the call was canceled")
 	case errors.Is(err, context.DeadlineExceeded):
 		return failure(op, meta, codes.DeadlineExceeded, ReasonDeadline, "Dintero did not answer within the deadline")
-	case errors.As(err, &oe):
+	case isOAuth:
 		return oauthStatus(op, oe, meta)
-	case errors.As(err, &ue) && ue.Reason == nil:
+	case isUE && ue.Reason == nil:
 		return httpStatus(op, ue, meta, errors.Is(err, upstream.ErrTokenFetch))
-	case ue != nil:
+	case isUE:
 		// An answer the operation cannot use: a bug at one end or the
 		// other, not something the caller can fix.
 		info := dinteroInfo(ReasonUnusableAnswer, ue.StatusCode, "", ue.RequestID)
-		return withDetails(op, meta, status.New(codes.Internal, "unusable answer from Dintero: "+ue.Reason.Error()), info)
+		return withDetails(op, meta, codes.Internal, "unusable answer from Dintero: "+ue.Reason.Error(), info)
 	case errors.Is(err, upstream.ErrTransport):
 		return failure(op, meta, codes.Unavailable, ReasonTransport, err.Error())
 	}
 	return failure(op, meta, codes.Internal, ReasonInternal, "internal error")
 }
 
+// The bounds of a status, so that one travels in any client's header
+// limits (grpc-java's default is 8 KiB for all the metadata, the status
+// and its details among them) whatever Dintero wrote: the message, each
+// ErrorInfo value, and Dintero's nested errors.
+const (
+	maxMessage   = 512
+	maxMetaValue = 256
+	maxItems     = 5
+	maxItemText  = 128
+	maxItemKeys  = 8
+	// maxDinteroError bounds the encoded DinteroError detail: its errors
+	// are dropped from the last until it fits.
+	maxDinteroError = 1024
+)
+
+// Refusal is an error of the facade's own that belongs to no operation: the
+// JSON gateway's, for a request it does not read (a body, a route that is
+// not one).
+func Refusal(code codes.Code, reason, msg string) *status.Status {
+	return failure("", upstream.Meta{}, code, reason, msg)
+}
+
 // failure is an error of the facade's own, in FacadeDomain.
 func failure(op string, meta upstream.Meta, code codes.Code, reason, msg string, extra ...protoadapt.MessageV1) *status.Status {
 	info := &errdetails.ErrorInfo{Reason: reason, Domain: FacadeDomain, Metadata: map[string]string{}}
-	return withDetails(op, meta, status.New(code, msg), info, extra...)
+	return withDetails(op, meta, code, msg, info, extra...)
 }
 
-// withDetails completes info with what every error says (whether
-// authorize's code was sent, which attempts had an unknown outcome) and
-// attaches it and extra to st.
-func withDetails(op string, meta upstream.Meta, st *status.Status, info *errdetails.ErrorInfo, extra ...protoadapt.MessageV1) *status.Status {
+// withDetails builds the status: its message and info cut to their bounds,
+// info completed with what every error says (whether authorize's code was
+// sent, which attempts had an unknown outcome), and extra attached.
+func withDetails(op string, meta upstream.Meta, code codes.Code, msg string, info *errdetails.ErrorInfo, extra ...protoadapt.MessageV1) *status.Status {
 	if op == opAuthorize {
 		info.Metadata[metaVerificationCodeSent] = strconv.FormatBool(meta.Sent)
 	}
 	if len(meta.Uncertain) > 0 {
 		info.Metadata["uncertain_attempts"] = strings.Join(meta.Uncertain, "; ")
 	}
+	for k, v := range info.Metadata {
+		info.Metadata[k] = cutN(v, maxMetaValue)
+	}
+	st := status.New(code, cutN(msg, maxMessage))
 	if s, err := st.WithDetails(append([]protoadapt.MessageV1{info}, extra...)...); err == nil {
 		return s
 	}
 	return st
+}
+
+// bounded cuts a decoded JSON value to the bounds of a status detail.
+func bounded(v any, depth int) any {
+	switch v := v.(type) {
+	case string:
+		return cutN(v, maxItemText)
+	case []any:
+		if depth == 0 {
+			return nil
+		}
+		out := make([]any, 0, min(len(v), maxItems))
+		for _, x := range v[:min(len(v), maxItems)] {
+			out = append(out, bounded(x, depth-1))
+		}
+		return out
+	case map[string]any:
+		if depth == 0 {
+			return nil
+		}
+		keys := make([]string, 0, len(v))
+		for k := range v {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		out := make(map[string]any, min(len(keys), maxItemKeys))
+		for _, k := range keys[:min(len(keys), maxItemKeys)] {
+			out[cutN(k, maxItemText)] = bounded(v[k], depth-1)
+		}
+		return out
+	}
+	return v
 }
 
 func dinteroInfo(reason string, httpStatus int, code, requestID string) *errdetails.ErrorInfo {
@@ -201,22 +262,26 @@ func httpStatus(op string, e *upstream.Error, meta upstream.Meta, tokenFetch boo
 		info.Metadata["token_fetch"] = "true"
 	}
 	var extra []protoadapt.MessageV1
-	if e.Code != "" || e.Message != "" || len(e.Errors) > 0 {
-		de := &authv1.DinteroError{Code: e.Code, Message: e.Message}
-		for _, item := range e.Errors {
-			if v, err := structpb.NewValue(item); err == nil {
+	items := e.Errors[:min(len(e.Errors), maxItems)]
+	if e.Code != "" || e.Message != "" || len(items) > 0 {
+		de := &authv1.DinteroError{Code: cutN(e.Code, maxItemText), Message: cutN(e.Message, maxMessage)}
+		for _, item := range items {
+			if v, err := structpb.NewValue(bounded(item, 3)); err == nil {
 				de.Errors = append(de.Errors, v)
 			}
 		}
+		for len(de.Errors) > 0 && proto.Size(de) > maxDinteroError {
+			de.Errors = de.Errors[:len(de.Errors)-1]
+		}
 		extra = append(extra, de)
 	}
-	if br := fieldViolations(e.Errors); br != nil {
+	if br := fieldViolations(items); br != nil {
 		extra = append(extra, br)
 	}
 	if e.StatusCode == http.StatusTooManyRequests && e.RetryAfter > 0 {
 		extra = append(extra, &errdetails.RetryInfo{RetryDelay: durationpb.New(e.RetryAfter)})
 	}
-	return withDetails(op, meta, status.New(code, msg), info, extra...)
+	return withDetails(op, meta, code, msg, info, extra...)
 }
 
 // fieldKeys are the keys by which an item of Dintero's errors names the
@@ -260,7 +325,7 @@ func fieldViolations(items []any) *errdetails.BadRequest {
 				break
 			}
 		}
-		br.FieldViolations = append(br.FieldViolations, &errdetails.BadRequest_FieldViolation{Field: field, Description: desc})
+		br.FieldViolations = append(br.FieldViolations, &errdetails.BadRequest_FieldViolation{Field: cutN(field, maxItemText/2), Description: cutN(desc, maxItemText)})
 	}
 	if len(br.FieldViolations) == 0 {
 		return nil
@@ -286,7 +351,7 @@ func oauthStatus(op string, e *upstream.OAuthError, meta upstream.Meta) *status.
 			info.Metadata[k] = v
 		}
 	}
-	return withDetails(op, meta, status.New(CodeForOAuthError(e.Code), msg), info)
+	return withDetails(op, meta, CodeForOAuthError(e.Code), msg, info)
 }
 
 // Reason turns Dintero's error code into an ErrorInfo reason, which must be

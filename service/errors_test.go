@@ -2,6 +2,7 @@ package service_test
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 
 	authv1 "github.com/dintero-facade/dintero-facade/gen/dintero/auth/v1"
 	"github.com/dintero-facade/dintero-facade/internal/dinterotest"
@@ -27,6 +29,7 @@ import (
 type errorCase struct {
 	name       string
 	authorize  bool
+	tokenFetch bool // the facade's own token fetch answers, and the call brings no token
 	status     int
 	header     map[string]string
 	body       string
@@ -87,8 +90,13 @@ func TestErrorMapping(t *testing.T) {
 			wantCode: codes.Unavailable, wantDomain: f, wantReason: service.ReasonTransport, wantMeta: map[string]string{"verification_code_sent": "false"}, wantErrors: -1},
 		{name: "our own timeout", raw: dinterotest.Stall, mod: func(o *upstream.Options, _ *service.Options) { o.Timeout = 100 * time.Millisecond }, wantCode: codes.DeadlineExceeded, wantDomain: f, wantReason: service.ReasonDeadline, wantErrors: -1},
 		{name: "caller deadline", raw: dinterotest.Stall, ctx: func() (context.Context, context.CancelFunc) {
-			return context.WithTimeout(context.Background(), 100*time.Millisecond)
-		}, wantCode: codes.DeadlineExceeded, wantErrors: -1},
+			return context.WithTimeout(context.Background(), 300*time.Millisecond)
+		}, wantCode: codes.DeadlineExceeded, wantDomain: f, wantReason: service.ReasonDeadline, wantErrors: -1},
+		{name: "authorize: caller deadline, the code sent", authorize: true, raw: dinterotest.Stall, ctx: func() (context.Context, context.CancelFunc) {
+			return context.WithTimeout(context.Background(), 300*time.Millisecond)
+		}, wantCode: codes.DeadlineExceeded, wantDomain: f, wantReason: service.ReasonDeadline, wantMeta: map[string]string{"verification_code_sent": "true"}, wantErrors: -1},
+		{name: "the facade's credentials refused with 403", tokenFetch: true, mod: credentials, status: 403, body: dintero("forbidden", "no grant for the audience"),
+			wantCode: codes.Unauthenticated, wantMsg: "Dintero refused the facade's client credentials", wantDomain: d, wantReason: "FORBIDDEN", wantMeta: map[string]string{"token_fetch": "true", "http_status": "403"}},
 		{name: "caller gone", raw: dinterotest.Stall, ctx: func() (context.Context, context.CancelFunc) {
 			ctx, cancel := context.WithCancel(context.Background())
 			time.AfterFunc(100*time.Millisecond, cancel)
@@ -117,7 +125,10 @@ func TestErrorMapping(t *testing.T) {
 				}
 			}
 			op := dinterotest.OpDelete
-			if tc.authorize {
+			switch {
+			case tc.tokenFetch:
+				op = dinterotest.OpToken
+			case tc.authorize:
 				op = dinterotest.OpAuthorize
 			}
 			e.fake.HandleRaw(op, h)
@@ -126,7 +137,9 @@ func TestErrorMapping(t *testing.T) {
 				ctx, cancel = tc.ctx()
 			}
 			defer cancel()
-			ctx = e.withToken(ctx, "T123")
+			if !tc.tokenFetch {
+				ctx = e.withToken(ctx, "T123")
+			}
 			var err error
 			if tc.authorize {
 				_, err = e.client.Authorize(ctx, goodAuthorize())
@@ -344,6 +357,40 @@ func TestReason(t *testing.T) {
 	} {
 		if got := service.Reason(tc.code, 404); got != tc.want {
 			t.Errorf("Reason(%q) = %q; want %q", tc.code, got, tc.want)
+		}
+	}
+}
+
+// TestStatusIsBounded: however much Dintero writes, a status stays small
+// enough for any client's header limits (grpc-java: 8 KiB in all).
+func TestStatusIsBounded(t *testing.T) {
+	long := strings.Repeat("x", 100000)
+	items := make([]any, 50)
+	for i := range items {
+		m := map[string]any{"field": long, "message": long}
+		for k := range 20 {
+			m[fmt.Sprint("k", k)] = []any{long, map[string]any{"deep": []any{long}}}
+		}
+		items[i] = m
+	}
+	for _, tc := range []struct {
+		name string
+		err  error
+	}{
+		{"Dintero's error", &upstream.Error{StatusCode: 400, Code: long, Message: long, RequestID: long, Errors: items}},
+		{"OAuth's error", &upstream.OAuthError{Code: "access_denied", Description: long, URI: long, State: long, StatusCode: 302, RequestID: long}},
+		{"an unusable answer", &upstream.Error{StatusCode: 200, Reason: fmt.Errorf("%w: %s", upstream.ErrUnexpectedResponse, long)}},
+	} {
+		st := service.StatusOf("Authorize", tc.err, upstream.Meta{Sent: true, Uncertain: []string{long, long}})
+		b, err := proto.Marshal(st.Proto())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := base64.StdEncoding.EncodedLen(len(b)) + len(st.Message()); n > 6<<10 {
+			t.Errorf("%s: the status takes %d bytes on the wire; want at most 6 KiB", tc.name, n)
+		}
+		if info, _ := details(st); info.GetMetadata()["verification_code_sent"] != "true" {
+			t.Errorf("%s: the cut lost verification_code_sent", tc.name)
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"log/slog"
+	"path"
 	"runtime"
 	"runtime/debug"
 	"time"
@@ -94,7 +95,7 @@ func Interceptor(o InterceptorOptions) (grpc.UnaryServerInterceptor, error) {
 		ci := &callInfo{requestID: incomingRequestID(ctx)}
 		ctx = context.WithValue(ctx, infoKey{}, ci)
 		_ = grpc.SetHeader(ctx, metadata.MD{RequestIDKey: {ci.requestID}})
-		resp, err = chained(ctx, req, info, recovering(log, ci, handler))
+		resp, err = chained(ctx, req, info, recovering(log, info.FullMethod, ci, handler))
 		if audited(info.FullMethod, ci.decision) {
 			logCall(ctx, audit, "audit", info.FullMethod, ci, err, time.Since(start))
 		} else {
@@ -105,17 +106,28 @@ func Interceptor(o InterceptorOptions) (grpc.UnaryServerInterceptor, error) {
 }
 
 // deadlineBound returns the timeout to put on a call that starts at now:
-// def when it has no deadline, max when its deadline is further, else 0.
+// def when it has no deadline, max when its deadline is further, and
+// otherwise the caller's deadline less a margin (a tenth, at most
+// maxMargin), so that the facade's own answer, with its details (whether
+// the verification code was sent, say), reaches the caller before the
+// caller's deadline ends it. 0 leaves the context as it is.
 func deadlineBound(ctx context.Context, now time.Time, def, max time.Duration) time.Duration {
 	dl, ok := ctx.Deadline()
+	left := dl.Sub(now)
 	switch {
 	case !ok:
 		return def
-	case max > 0 && dl.Sub(now) > max:
+	case max > 0 && left > max:
 		return max
+	case left <= 0:
+		return 0
 	}
-	return 0
+	return left - min(left/10, maxMargin)
 }
+
+// maxMargin bounds the part of a caller's deadline kept for the answer's
+// way back.
+const maxMargin = 100 * time.Millisecond
 
 // audited reports whether a call's line is an audit line.
 func audited(method, decision string) bool {
@@ -126,10 +138,12 @@ func audited(method, decision string) bool {
 	return method == authv1.AuthService_DeleteClientGrant_FullMethodName
 }
 
-// recovering wraps handler so that a panic becomes Internal. The panic's
-// value is logged only when it is a runtime error: any other value may have
-// been built from the request, and so may hold a secret.
-func recovering(log *slog.Logger, ci *callInfo, handler grpc.UnaryHandler) grpc.UnaryHandler {
+// recovering wraps handler so that a panic becomes Internal, with the
+// ErrorInfo of every error (INTERNAL; whether Authorize's code was sent
+// before the panic). The panic's value is logged only when it is a runtime
+// error: any other value may have been built from the request, and so may
+// hold a secret.
+func recovering(log *slog.Logger, method string, ci *callInfo, handler grpc.UnaryHandler) grpc.UnaryHandler {
 	return func(ctx context.Context, req any) (resp any, err error) {
 		defer func() {
 			if p := recover(); p != nil {
@@ -138,7 +152,7 @@ func recovering(log *slog.Logger, ci *callInfo, handler grpc.UnaryHandler) grpc.
 					attrs = append(attrs, slog.String("panic", re.Error()))
 				}
 				log.LogAttrs(ctx, slog.LevelError, "recovered from a panic in a handler", attrs...)
-				resp, err = nil, status.Error(codes.Internal, "internal error")
+				resp, err = nil, failure(path.Base(method), ci.meta, codes.Internal, ReasonInternal, "internal error").Err()
 			}
 		}()
 		return handler(ctx, req)

@@ -65,9 +65,11 @@ func TestLogLinesAreBounded(t *testing.T) {
 	ctx := metadata.AppendToOutgoingContext(e.withToken(context.Background(), "T123"), "user-agent", long)
 	_, _ = e.client.DeleteClientGrant(ctx, &authv1.DeleteClientGrantRequest{Oid: long, Id: long})
 	_, _ = e.client.DeleteClientGrant(ctx, &authv1.DeleteClientGrantRequest{Oid: "T123", Id: long})
+	e.fake.HandleRaw(dinterotest.OpDelete, dinterotest.Body(400, "application/json", []byte(`{"error":{"message":"`+long+`"}}`)))
+	_, _ = e.client.DeleteClientGrant(ctx, &authv1.DeleteClientGrantRequest{Oid: "T123", Id: "g"})
 	lines := strings.Split(strings.TrimSpace(e.audit.String()), "\n")
-	if len(lines) != 2 {
-		t.Fatalf("got %d lines; want 2", len(lines))
+	if len(lines) != 3 {
+		t.Fatalf("got %d lines; want 3", len(lines))
 	}
 	for _, l := range lines {
 		if len(l) > 3000 || !strings.Contains(l, "…(cut)") {
@@ -89,6 +91,9 @@ func TestRecovery(t *testing.T) {
 	})
 	if status.Code(err) != codes.Internal || strings.Contains(err.Error(), "vc-4711") {
 		t.Errorf("got %v; want Internal without the panic value", err)
+	}
+	if info, _ := details(status.Convert(err)); info.GetReason() != service.ReasonInternal || info.GetMetadata()["verification_code_sent"] != "false" {
+		t.Errorf("got ErrorInfo %v; want INTERNAL saying the code was not sent", info)
 	}
 	var nilMap map[string]int
 	_, err = ic(context.Background(), goodAuthorize(), info, func(ctx context.Context, req any) (any, error) {

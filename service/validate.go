@@ -68,26 +68,40 @@ const (
 	maxName  = 64
 )
 
-// InvalidQuery refuses a call through the JSON gateway whose query names
-// parameters the request does not have (unknown) or that its path binds
-// (bound), naming each in a google.rpc.BadRequest; msg, when set, says
-// instead what is wrong with the query as a whole. method is the full gRPC
-// method. Nothing was sent.
-func InvalidQuery(method string, unknown, bound []string, msg string) error {
+// QueryProblems are what is wrong with the names of a query, each list
+// sorted.
+type QueryProblems struct {
+	// Unknown are names the request does not have.
+	Unknown []string
+	// Bound are names the request's path already binds.
+	Bound []string
+	// Repeated are names given more than once.
+	Repeated []string
+}
+
+// InvalidQuery refuses a call through the JSON gateway for p, naming each
+// parameter (never its value) in a google.rpc.BadRequest, or nil when p is
+// empty. method is the full gRPC method. Nothing was sent.
+func InvalidQuery(method string, p QueryProblems) error {
 	var v violations
-	for i, k := range append(unknown, bound...) {
-		if i == maxNamed {
-			v.add("query", "and more parameters")
-			break
+	for _, group := range []struct {
+		names []string
+		desc  string
+	}{
+		{p.Unknown, "unknown query parameter"},
+		{p.Bound, "given in the path, not in the query"},
+		{p.Repeated, "given more than once"},
+	} {
+		for _, k := range group.names {
+			if len(v) == maxNamed {
+				v.add("query", "and more parameters")
+				return v.err(path.Base(method), "invalid query")
+			}
+			if k == "" {
+				k = "(a parameter without a name)"
+			}
+			v.add(cutN(k, maxName), group.desc)
 		}
-		desc := "unknown query parameter"
-		if i >= len(unknown) {
-			desc = "given in the path, not in the query"
-		}
-		v.add(cutN(k, maxName), desc)
-	}
-	if msg != "" {
-		v.add("query", msg)
 	}
 	return v.err(path.Base(method), "invalid query")
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"strings"
 
 	"github.com/go-json-experiment/json"
 )
@@ -107,15 +106,23 @@ func (c *Client) Authorize(ctx context.Context, call Call, p AuthorizeParams) (*
 		return nil, meta, c.answerError(&r, res, fmt.Errorf("%w: HTTP %d to authorize", ErrUnexpectedResponse, res.status))
 	}
 	rd, err := parseRedirect(loc)
-	if err != nil {
-		return nil, meta, &Error{StatusCode: res.status, RequestID: meta.RequestID, Reason: err}
-	}
 	if code, ok := rd.param("error"); ok {
+		// OAuth's error wins over everything else the redirect carries,
+		// a token or a part that does not parse: a refusal is never
+		// reported as a success, nor hidden behind an unusable answer.
 		m := newMasker(r.secretValues())
 		desc, _ := rd.param("error_description")
 		uri, _ := rd.param("error_uri")
 		state, _ := rd.param("state")
-		return nil, meta, &OAuthError{Code: m.mask(code), Description: m.mask(desc), URI: m.mask(uri), State: state, StatusCode: res.status, RequestID: meta.RequestID}
+		if !oauthError(code) {
+			// Only a code of OAuth's own is taken as sent; another may
+			// echo anything, and is masked like a message.
+			code = m.mask(code)
+		}
+		return nil, meta, &OAuthError{Code: code, Description: m.mask(desc), URI: m.mask(uri), State: state, StatusCode: res.status, RequestID: meta.RequestID}
+	}
+	if err != nil {
+		return nil, meta, &Error{StatusCode: res.status, RequestID: meta.RequestID, Reason: err}
 	}
 	if rd.IDToken == "" && rd.AccessToken == "" {
 		return nil, meta, &Error{StatusCode: res.status, RequestID: meta.RequestID, Reason: fmt.Errorf("%w: the redirect carries neither a token nor an error", ErrUnexpectedResponse)}
@@ -136,8 +143,27 @@ func redirectFromJSON(body []byte) string {
 	return v.RedirectURI
 }
 
-// param returns a parameter of the redirect's query, else its fragment.
+// oauthError reports whether code is an error code of OAuth 2.0 (RFC 6749
+// §4.1.2.1, §4.2.2.1) or OpenID Connect Core (§3.1.2.6) an authorization
+// redirect may carry.
+func oauthError(code string) bool {
+	switch code {
+	case "invalid_request", "unauthorized_client", "access_denied", "unsupported_response_type",
+		"invalid_scope", "server_error", "temporarily_unavailable",
+		"interaction_required", "login_required", "account_selection_required", "consent_required",
+		"invalid_request_uri", "invalid_request_object", "request_not_supported",
+		"request_uri_not_supported", "registration_not_supported":
+		return true
+	}
+	return false
+}
+
+// param returns a parameter of the redirect's query, else its fragment; a
+// nil redirect has none.
 func (rd *Redirect) param(k string) (string, bool) {
+	if rd == nil {
+		return "", false
+	}
 	if v, ok := rd.Query[k]; ok {
 		return v, true
 	}
@@ -146,46 +172,44 @@ func (rd *Redirect) param(k string) (string, bool) {
 }
 
 // parseRedirect takes a redirect URL apart. One that is not an absolute
-// URL, or whose query or fragment cannot be parsed, is an error wrapping
-// ErrUnexpectedResponse that quotes none of it: it may hold a token.
+// http or https URL is an error wrapping ErrUnexpectedResponse that quotes
+// none of it: it may hold a token. So is one whose query or fragment does
+// not parse; the redirect then holds what did, so that OAuth's error is
+// still seen.
 func parseRedirect(location string) (*Redirect, error) {
 	if location == "" {
 		return nil, fmt.Errorf("%w: the answer has no redirect", ErrUnexpectedResponse)
 	}
 	u, err := url.Parse(location)
-	if err != nil || !u.IsAbs() || u.Host == "" {
-		return nil, fmt.Errorf("%w: the redirect is not an absolute URL", ErrUnexpectedResponse)
+	if err != nil || !u.IsAbs() || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+		return nil, fmt.Errorf("%w: the redirect is not an absolute http(s) URL", ErrUnexpectedResponse)
 	}
 	rd := &Redirect{Location: location}
-	if rd.Query, err = tokenParams(u.RawQuery, &rd.IDToken, &rd.AccessToken); err != nil {
-		return nil, fmt.Errorf("%w: the redirect has an invalid query", ErrUnexpectedResponse)
-	}
-	frag := u.EscapedFragment()
-	if rd.Fragment, err = tokenParams(frag, &rd.IDToken, &rd.AccessToken); err != nil {
-		return nil, fmt.Errorf("%w: the redirect has an invalid fragment", ErrUnexpectedResponse)
+	var qerr, ferr error
+	rd.Query, qerr = tokenParams(u.RawQuery, &rd.IDToken, &rd.AccessToken)
+	rd.Fragment, ferr = tokenParams(u.EscapedFragment(), &rd.IDToken, &rd.AccessToken)
+	switch {
+	case qerr != nil:
+		return rd, fmt.Errorf("%w: the redirect has an invalid query", ErrUnexpectedResponse)
+	case ferr != nil:
+		return rd, fmt.Errorf("%w: the redirect has an invalid fragment", ErrUnexpectedResponse)
 	}
 	return rd, nil
 }
 
 // tokenParams parses a query or fragment: the tokens go to idToken and
 // accessToken (a query's over a fragment's), the other parameters, the first
-// value of each, into the map.
+// value of each, into the map. On a malformed part it returns the parts
+// that parsed and the error.
 func tokenParams(raw string, idToken, accessToken *string) (map[string]string, error) {
 	out := map[string]string{}
 	if raw == "" {
 		return out, nil
 	}
-	if !strings.Contains(raw, "=") {
-		// A fragment that is not a parameter list, such as #section.
-		return out, nil
-	}
 	q, err := url.ParseQuery(raw)
-	if err != nil {
-		return nil, err
-	}
 	for k, v := range q {
 		switch {
-		case len(v) == 0:
+		case len(v) == 0 || k == "":
 		case k == "id_token":
 			if *idToken == "" {
 				*idToken = v[0]
@@ -198,5 +222,5 @@ func tokenParams(raw string, idToken, accessToken *string) (map[string]string, e
 			out[k] = v[0]
 		}
 	}
-	return out, nil
+	return out, err
 }

@@ -153,6 +153,10 @@ func TestAuthorizeAnswers(t *testing.T) {
 		{"tokens in the fragment", 302, "https://a.example/cb#access_token=A6&token_type=Bearer&id_token=T6", "", nil, "", "T6", "A6", map[string]string{"token_type": "Bearer"}},
 		{"an access token alone", 302, "https://a.example/cb#access_token=A7", "", nil, "", "", "A7", map[string]string{}},
 		{"OAuth's error", 302, "https://app.example.com/cb?error=access_denied&error_description=bad+code&state=s1", "", nil, "access_denied", "", "", nil},
+		{"OAuth's error beside an id_token", 302, "https://app.example.com/cb?error=access_denied#id_token=T9", "", nil, "access_denied", "", "", nil},
+		{"OAuth's error with a part that does not parse", 302, "https://app.example.com/cb?error=access_denied&error_description=100%", "", nil, "access_denied", "", "", nil},
+		{"OAuth's error without a value", 302, "https://app.example.com/cb?error#id_token=T9", "", nil, "", "", "", nil},
+		{"tokens in the query and the fragment: the query's", 302, "https://a.example/cb?id_token=Q1#id_token=F1&access_token=A1", "", nil, "", "Q1", "A1", map[string]string{}},
 		{"OAuth's error in the fragment", 302, "https://app.example.com/cb#error=invalid_scope&state=s1", "", nil, "invalid_scope", "", "", nil},
 		{"OAuth's error in JSON", 200, "", `{"redirect_uri":"https://app.example.com/cb?error=server_error"}`, nil, "server_error", "", "", nil},
 		{"an error OAuth does not define", 302, "https://app.example.com/cb?error=weird_thing", "", nil, "weird_thing", "", "", nil},
@@ -160,6 +164,7 @@ func TestAuthorizeAnswers(t *testing.T) {
 		{"200 neither a Location nor JSON", 200, "", `<html>ok</html>`, upstream.ErrUnexpectedResponse, "", "", "", nil},
 		{"200 JSON without redirect_uri", 200, "", `{"location":"https://a.example/cb?id_token=T"}`, upstream.ErrUnexpectedResponse, "", "", "", nil},
 		{"a relative Location", 302, "/cb?id_token=T", "", upstream.ErrUnexpectedResponse, "", "", "", nil},
+		{"a javascript: Location", 302, "javascript://a.example/cb?id_token=T", "", upstream.ErrUnexpectedResponse, "", "", "", nil},
 		{"neither a token nor an error", 302, "https://app.example.com/login?next=x", "", upstream.ErrUnexpectedResponse, "", "", "", nil},
 		{"a Location with a bad query", 302, "https://a.example/cb?id_token=%zz", "", upstream.ErrUnexpectedResponse, "", "", "", nil},
 	}
@@ -183,7 +188,7 @@ func TestAuthorizeAnswers(t *testing.T) {
 			}
 			var oe *upstream.OAuthError
 			switch {
-			case tc.wantOAuth != "":
+			case tc.wantOAuth != "" || strings.Contains(tc.loc, "?error#"):
 				if !errors.As(err, &oe) || oe.Code != tc.wantOAuth || oe.StatusCode != tc.status {
 					t.Fatalf("got %v; want OAuth's %s", err, tc.wantOAuth)
 				}
@@ -271,4 +276,42 @@ func TestAuthorizeNotSent(t *testing.T) {
 			t.Errorf("error %q holds the verification code", err)
 		}
 	})
+}
+
+// TestAuthorizeBrokenBody: a 302 whose body breaks off after its headers
+// still gives its redirect: the code is spent, and its token is not lost.
+func TestAuthorizeBrokenBody(t *testing.T) {
+	fake := dinterotest.New(t)
+	fake.HandleRaw(dinterotest.OpAuthorize, func(w http.ResponseWriter, r *http.Request) {
+		conn, buf, err := w.(http.Hijacker).Hijack()
+		if err != nil {
+			return
+		}
+		_, _ = buf.WriteString("HTTP/1.1 302 Found\r\nLocation: https://app.example.com/cb?id_token=T1&state=s\r\nContent-Length: 100\r\n\r\n<html>")
+		_ = buf.Flush()
+		_ = conn.Close()
+	})
+	c := newClient(t, fake.URL)
+	rd, meta, err := c.Authorize(context.Background(), caller(fake), allParams)
+	if err != nil || rd.IDToken != "T1" || meta.Status != 302 || !meta.Sent {
+		t.Errorf("got %+v, %+v, %v; want the redirect's id_token", rd, meta, err)
+	}
+}
+
+// TestOAuthCodeKeptThroughMasking: a verification code that is a word of
+// OAuth's error code must not turn access_denied into something else.
+func TestOAuthCodeKeptThroughMasking(t *testing.T) {
+	fake := dinterotest.New(t)
+	fake.HandleRaw(dinterotest.OpAuthorize, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Location", "https://app.example.com/cb?error=access_denied&error_description=code+denied+is+wrong")
+		w.WriteHeader(302)
+	})
+	c := newClient(t, fake.URL)
+	p := allParams
+	p.VerificationCode = "denied"
+	_, _, err := c.Authorize(context.Background(), caller(fake), p)
+	var oe *upstream.OAuthError
+	if !errors.As(err, &oe) || oe.Code != "access_denied" || strings.Contains(oe.Description, " denied ") {
+		t.Errorf("got %v (%+v); want access_denied, the description masked", err, oe)
+	}
 }

@@ -1,7 +1,6 @@
 package upstream
 
 import (
-	"context"
 	"errors"
 	"time"
 
@@ -32,6 +31,12 @@ type BreakerOptions struct {
 // not: it is one request's failure, which a caller could provoke at will,
 // with its own token and an odd request, to pause every caller.
 func breakerFailure(status int) bool { return uncertainStatus(status) }
+
+// callerEnded marks an attempt that the caller's context ended.
+type callerEnded struct{ err error }
+
+func (e *callerEnded) Error() string { return e.err.Error() }
+func (e *callerEnded) Unwrap() error { return e.err }
 
 // errServerError marks a 5xx answer as a failure for the breaker; the
 // answer itself still goes back to the caller.
@@ -65,10 +70,12 @@ func newBreaker(o BreakerOptions, obs Observer) *gobreaker.CircuitBreaker[*respo
 		},
 		// A caller that gives up, or whose deadline is short, says
 		// nothing about Dintero's health; nor does an answer too large to
-		// read, which is an answer all the same.
+		// read, which is an answer all the same. Dintero's own timeouts
+		// (dial, TLS, response headers) do count.
 		IsExcluded: func(err error) bool {
+			var ended *callerEnded
 			var e *Error
-			return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.As(err, &e)
+			return errors.As(err, &ended) || errors.As(err, &e)
 		},
 		OnStateChange: func(_ string, _, to gobreaker.State) {
 			obs.BreakerState(to.String())

@@ -153,8 +153,9 @@ type Meta struct {
 	// connection, a refusal of its own, a failed token fetch).
 	Sent bool
 	// Uncertain describes, in order, the attempts whose outcome is
-	// unknown: no answer after the request may have left ("transport"), or
-	// a 502, 503 or 504 from a proxy that may have passed it on.
+	// unknown: no answer after the request may have left ("no answer:
+	// timeout", "no answer: connection failed"), or a 502, 503 or 504 from
+	// a proxy that may have passed it on ("HTTP 503").
 	Uncertain []string
 	// Undecoded names the parts of a success answer that could not be read
 	// and were left unset ("body" for all of it).

@@ -13,8 +13,11 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // Sentinel errors name why a call failed when Dintero gave no usable answer,
@@ -106,15 +109,6 @@ func (e *Error) Error() string {
 // Unwrap returns the sentinel reason, if any.
 func (e *Error) Unwrap() error { return e.Reason }
 
-// errorBody is Dintero's error document: {"error":{"code","message","errors"}}.
-type errorBody struct {
-	Error *struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-		Errors  []any  `json:"errors"`
-	} `json:"error"`
-}
-
 // decodeError builds the Error for an HTTP error answer. A body of another
 // shape (HTML from a proxy, empty, truncated) still gives an Error with the
 // status: the body is only a bonus. Every form of any of secrets (what the
@@ -125,16 +119,55 @@ func decodeError(status int, h http.Header, body []byte, now time.Time, secrets 
 		RequestID:  requestID(h),
 		RetryAfter: parseRetryAfter(h.Get("Retry-After"), now),
 	}
-	var eb errorBody
-	if json.Unmarshal(body, &eb) == nil && eb.Error != nil {
-		m := newMasker(secrets)
-		e.Code = m.mask(eb.Error.Code)
-		e.Message = m.mask(eb.Error.Message)
-		for _, item := range eb.Error.Errors {
+	// Dintero's error document, {"error":{"code","message","errors"}}, is
+	// read part by part, leniently: a part that does not read is left out,
+	// not the whole detail.
+	outer := objectFields(body)
+	if outer == nil {
+		return e
+	}
+	inner := objectFields(outer["error"])
+	if inner == nil {
+		return e
+	}
+	m := newMasker(secrets)
+	e.Code = m.mask(scalarText(inner["code"]))
+	e.Message = m.mask(scalarText(inner["message"]))
+	var items []any
+	if v, ok := inner["errors"]; ok && json.Unmarshal(v, &items, lenient...) == nil {
+		for _, item := range items {
 			e.Errors = append(e.Errors, m.maskJSON(item))
 		}
 	}
 	return e
+}
+
+// lenient reads JSON as a server may write it: duplicate names (the last
+// wins) and invalid UTF-8 (replaced) are not fatal.
+var lenient = []json.Options{jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true)}
+
+// objectFields returns the members of a JSON object, nil when b is not
+// one.
+func objectFields(b []byte) map[string]jsontext.Value {
+	var fields map[string]jsontext.Value
+	if len(b) == 0 || json.Unmarshal(b, &fields, lenient...) != nil {
+		return nil
+	}
+	return fields
+}
+
+// scalarText returns a JSON string's text, or a number's or a boolean's
+// literal; "" for anything else.
+func scalarText(v jsontext.Value) string {
+	var s string
+	if json.Unmarshal(v, &s, lenient...) == nil {
+		return s
+	}
+	switch k := v.Kind(); k {
+	case '0', 't', 'f':
+		return string(v)
+	}
+	return ""
 }
 
 // answerError turns a non-success answer to r into an Error: Dintero's
@@ -161,32 +194,89 @@ var credentialPattern = regexp.MustCompile(`(?i)\b(basic|bearer)\s+[A-Za-z0-9._~
 var jwtPattern = regexp.MustCompile(`eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*`)
 
 // masker hides secrets in text Dintero wrote: each secret in every form a
-// server may echo it (raw, base64 in both alphabets with and without
-// padding, URL-escaped), any Authorization value, and any JWT.
-type masker struct{ forms []string }
+// server may echo it (raw; base64 in both alphabets, with and without
+// padding; URL-escaped once or twice, with upper- or lower-case hex), any
+// Authorization value, and any JWT. A secret shorter than 4 bytes is
+// masked where it stands as a word of its own: anywhere, it would garble
+// the text.
+type masker struct {
+	forms, words []string
+}
 
 func newMasker(secrets []string) masker {
-	var forms []string
+	var forms, words []string
 	for _, s := range secrets {
-		// Secrets shorter than 4 bytes are left alone: masking them would
-		// garble messages and hide nothing.
-		if len(s) < 4 {
+		switch {
+		case s == "":
+			continue
+		case len(s) < 4:
+			words = append(words, s)
 			continue
 		}
 		b := []byte(s)
-		forms = append(forms, s, url.QueryEscape(s), url.PathEscape(s),
+		for _, esc := range []string{url.QueryEscape(s), url.PathEscape(s), url.QueryEscape(url.QueryEscape(s))} {
+			forms = append(forms, esc, lowerHex(esc))
+		}
+		forms = append(forms, s,
 			base64.StdEncoding.EncodeToString(b), base64.RawStdEncoding.EncodeToString(b),
 			base64.URLEncoding.EncodeToString(b), base64.RawURLEncoding.EncodeToString(b))
 	}
 	// Longest first, so that a form inside another is not masked half.
 	slices.SortFunc(forms, func(a, b string) int { return len(b) - len(a) })
-	return masker{forms: slices.Compact(forms)}
+	return masker{forms: slices.Compact(forms), words: words}
+}
+
+// maskWord masks w in s wherever it stands as a word: no letter or digit
+// touches it.
+func maskWord(s, w string) string {
+	var b strings.Builder
+	for {
+		i := strings.Index(s, w)
+		if i < 0 {
+			b.WriteString(s)
+			return b.String()
+		}
+		before, _ := utf8.DecodeLastRuneInString(s[:i])
+		after, _ := utf8.DecodeRuneInString(s[i+len(w):])
+		b.WriteString(s[:i])
+		if i > 0 && isWordRune(before) || i+len(w) < len(s) && isWordRune(after) {
+			b.WriteString(w)
+		} else {
+			b.WriteString("[REDACTED]")
+		}
+		s = s[i+len(w):]
+	}
+}
+
+func isWordRune(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) }
+
+// lowerHex lower-cases the hex digits of s's percent escapes.
+func lowerHex(s string) string {
+	b := []byte(s)
+	for i := 0; i+2 < len(b); i++ {
+		if b[i] == '%' {
+			b[i+1], b[i+2] = toLower(b[i+1]), toLower(b[i+2])
+		}
+	}
+	return string(b)
+}
+
+func toLower(c byte) byte {
+	if 'A' <= c && c <= 'F' {
+		return c + 'a' - 'A'
+	}
+	return c
 }
 
 func (m masker) mask(s string) string {
 	for _, f := range m.forms {
 		if strings.Contains(s, f) {
 			s = strings.ReplaceAll(s, f, "[REDACTED]")
+		}
+	}
+	for _, w := range m.words {
+		if strings.Contains(s, w) {
+			s = maskWord(s, w)
 		}
 	}
 	s = credentialPattern.ReplaceAllString(s, "$1 [REDACTED]")

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -34,6 +35,10 @@ func TestErrors(t *testing.T) {
 		{"error is a string", 400, nil, `{"error":"nope"}`, "", "", "[]", 0},
 		{"x-request-id", 403, map[string]string{"X-Request-Id": "xr-1"}, `{"error":{"message":"no"}}`, "", "no", "[]", 0},
 		{"retry after", 429, map[string]string{"Retry-After": "120"}, `{"error":{"code":"RATE","message":"slow down"}}`, "RATE", "slow down", "[]", 120 * time.Second},
+		{"a number for a code", 400, nil, `{"error":{"code":7,"message":"bad","errors":[{"field":"x"}]}}`, "7", "bad", "[map[field:x]]", 0},
+		{"a duplicate name", 400, nil, `{"error":{"message":"first","message":"second"}}`, "", "second", "[]", 0},
+		{"invalid UTF-8", 400, nil, "{\"error\":{\"code\":\"C\",\"message\":\"caf\xe9\"}}", "C", "caf\ufffd", "[]", 0},
+		{"errors that are not a list", 400, nil, `{"error":{"code":"C","message":"m","errors":"x"}}`, "C", "m", "[]", 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -97,6 +102,8 @@ func TestEchoedSecretsAreMasked(t *testing.T) {
 		{"the code, query-escaped", url.QueryEscape(code), false},
 		{"the code in a query Dintero echoes", "?verification_code=" + url.QueryEscape(code) + "&state=s", false},
 		{"a JWT the request did not carry", "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ5In0.", false},
+		{"the secret, query-escaped, lower-case hex", regexp.MustCompile(`%[0-9A-F]{2}`).ReplaceAllStringFunc(url.QueryEscape(secret), strings.ToLower), true},
+		{"the secret, escaped twice", url.QueryEscape(url.QueryEscape(secret)), true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -127,6 +134,41 @@ func TestEchoedSecretsAreMasked(t *testing.T) {
 			}
 			if !strings.Contains(e.Message, "you sent") || !strings.Contains(all, "[REDACTED]") {
 				t.Errorf("got %q; want the message kept, the secret masked", all)
+			}
+		})
+	}
+}
+
+// TestBase64URLAndShortSecrets: a secret whose base64 differs in the URL
+// alphabet is masked in both, and a secret shorter than 4 bytes where it
+// stands as a word.
+func TestBase64URLAndShortSecrets(t *testing.T) {
+	// "\xfb\xff?>~" has + and / in standard base64, - and _ in base64url.
+	const secret = "s\xfb\xff?>~\xff\xfe"
+	for _, tc := range []struct {
+		name, code, echoed, survives string
+	}{
+		{"base64url", secret, base64.RawURLEncoding.EncodeToString([]byte(secret)), ""},
+		{"base64", secret, base64.StdEncoding.EncodeToString([]byte(secret)), ""},
+		{"a short code as a word", "123", "code 123 is wrong; 1234 is not it", "1234"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fake := dinterotest.New(t)
+			fake.HandleRaw(dinterotest.OpAuthorize, dinterotest.Body(400, "application/json", []byte(`{"error":{"message":"you sent `+tc.echoed+`"}}`)))
+			c := newClient(t, fake.URL)
+			p := allParams
+			p.VerificationCode = tc.code
+			_, _, err := c.Authorize(context.Background(), caller(fake), p)
+			var e *upstream.Error
+			if !errors.As(err, &e) {
+				t.Fatalf("got %v", err)
+			}
+			word := strings.Fields(tc.echoed)[0]
+			if tc.code == "123" {
+				word = "123 "
+			}
+			if strings.Contains(e.Message, word) || (tc.survives != "" && !strings.Contains(e.Message, tc.survives)) {
+				t.Errorf("got %q; want %q masked and %q kept", e.Message, word, tc.survives)
 			}
 		})
 	}

@@ -179,8 +179,8 @@ func decodeGrant(body []byte, id string) (g *Grant, undecoded []string) {
 // decodeGrantFields decodes each field of a grant on its own, and names
 // those that do not decode.
 func decodeGrantFields(body []byte) (j grantJSON, undecoded []string) {
-	var fields map[string]jsontext.Value
-	if err := json.Unmarshal(body, &fields, jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true)); err != nil || fields == nil {
+	fields := objectFields(body)
+	if fields == nil {
 		return j, []string{"body"}
 	}
 	bad := func(name string) { undecoded = append(undecoded, name) }
@@ -211,7 +211,7 @@ func decodeField[T any](fields map[string]jsontext.Value, name string, target *T
 		return
 	}
 	var t T
-	if err := json.Unmarshal(v, &t); err != nil {
+	if err := json.Unmarshal(v, &t, lenient...); err != nil {
 		bad(name)
 		return
 	}
@@ -219,8 +219,8 @@ func decodeField[T any](fields map[string]jsontext.Value, name string, target *T
 }
 
 func decodeOIDCFields(v jsontext.Value) (*oidcJSON, []string) {
-	var fields map[string]jsontext.Value
-	if err := json.Unmarshal(v, &fields, jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true)); err != nil || fields == nil {
+	fields := objectFields(v)
+	if fields == nil {
 		return nil, []string{"oidc"}
 	}
 	o := &oidcJSON{}
@@ -242,8 +242,10 @@ var timestampLayouts = []string{
 }
 
 // parseTimestamp reads a timestamp in every RFC 3339 form (lower-case t
-// and z, a space for T, any fraction) and the common variants in
-// timestampLayouts. Digits of a fraction beyond nanoseconds are dropped.
+// and z, a space for T, any fraction, a leap second) and the common
+// variants in timestampLayouts. An offset of a day or more, or an instant a
+// protobuf Timestamp cannot hold (before year 1 or after 9999, in UTC), is
+// refused.
 func parseTimestamp(s string) (time.Time, error) {
 	s = strings.TrimSpace(s)
 	if len(s) > 10 && (s[10] == ' ' || s[10] == 't') {
@@ -252,28 +254,23 @@ func parseTimestamp(s string) (time.Time, error) {
 	if n := len(s); n > 0 && s[n-1] == 'z' {
 		s = s[:n-1] + "Z"
 	}
-	s = trimFraction(s)
+	// RFC 3339 allows a leap second, 23:59:60; Go does not: it is read as
+	// the second after :59.
+	var leap time.Duration
+	if len(s) >= 19 && s[16] == ':' && s[17:19] == "60" {
+		s, leap = s[:17]+"59"+s[19:], time.Second
+	}
 	for _, layout := range timestampLayouts {
-		// Year 0 parses, but lies before what a protobuf Timestamp holds.
-		if t, err := time.Parse(layout, s); err == nil && t.Year() >= 1 {
-			return t, nil
+		t, err := time.Parse(layout, s)
+		if err != nil {
+			continue
 		}
+		t = t.Add(leap)
+		_, offset := t.Zone()
+		if u := t.UTC(); offset <= -24*60*60 || offset >= 24*60*60 || u.Year() < 1 || u.Year() > 9999 {
+			break
+		}
+		return t, nil
 	}
 	return time.Time{}, fmt.Errorf("%w: timestamp is not RFC 3339", ErrDecode)
-}
-
-// trimFraction keeps at most nine digits of a fraction of seconds.
-func trimFraction(s string) string {
-	dot := strings.IndexByte(s, '.')
-	if dot < 0 {
-		return s
-	}
-	end := dot + 1
-	for end < len(s) && s[end] >= '0' && s[end] <= '9' {
-		end++
-	}
-	if end-dot-1 <= 9 {
-		return s
-	}
-	return s[:dot+10] + s[end:]
 }

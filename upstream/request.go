@@ -50,11 +50,14 @@ func (r *request) secretValues() []string {
 	return out
 }
 
-// response is Dintero's answer with its body read.
+// response is Dintero's answer with its body read, or as much of it as
+// came before it broke off (cut): the status and the headers are the
+// answer, the body only its detail.
 type response struct {
 	status int
 	header http.Header
 	body   []byte
+	cut    bool
 }
 
 // path joins segments into an escaped path: each becomes exactly one
@@ -196,26 +199,8 @@ func (c *Client) do(ctx context.Context, r *request) (*response, error) {
 	}
 }
 
-// cutError is an answer whose body broke off: its status came, the rest
-// did not.
-type cutError struct {
-	status int
-	err    error
-}
-
-func (e *cutError) Error() string {
-	return "the answer (HTTP " + strconv.Itoa(e.status) + ") broke off: " + e.err.Error()
-}
-
-func (e *cutError) Unwrap() error { return e.err }
-
-// noAnswer describes an attempt that got no (whole) answer, without its
-// URL.
+// noAnswer describes an attempt that got no answer, without its URL.
 func noAnswer(err error) string {
-	var cut *cutError
-	if errors.As(err, &cut) {
-		return "HTTP " + strconv.Itoa(cut.status) + ", the answer broke off"
-	}
 	var te interface{ Timeout() bool }
 	if errors.As(err, &te) && te.Timeout() {
 		return "no answer: timeout"
@@ -237,14 +222,22 @@ func (c *Client) wrapErr(ctx context.Context, r *request, err error) error {
 func (c *Client) once(ctx context.Context, r *request) (*response, error) {
 	res, err := c.breaker.Execute(func() (*response, error) {
 		res, err := c.attempt(ctx, r)
-		if err == nil && breakerFailure(res.status) {
+		switch {
+		case err != nil && ctx.Err() != nil:
+			// The caller's deadline or cancellation ended the attempt:
+			// that says nothing of Dintero's health.
+			return nil, &callerEnded{err}
+		case err == nil && breakerFailure(res.status):
 			return res, errServerError
 		}
 		return res, err
 	})
+	var ended *callerEnded
 	switch {
 	case errors.Is(err, errServerError):
 		return res, nil
+	case errors.As(err, &ended):
+		return nil, ended.err
 	case errors.Is(err, gobreaker.ErrOpenState), errors.Is(err, gobreaker.ErrTooManyRequests):
 		return nil, ErrCircuitOpen
 	}
@@ -291,7 +284,10 @@ func (c *Client) attempt(ctx context.Context, r *request) (*response, error) {
 	defer resp.Body.Close()
 	b, err := readBody(resp, c.opts.MaxBodyBytes)
 	if err != nil {
-		return nil, &cutError{status: resp.StatusCode, err: err}
+		// The status and the headers came, and they are the answer: a 2xx
+		// DELETE is done, a 3xx carries its Location. Only the body's
+		// detail is lost.
+		return &response{status: resp.StatusCode, header: resp.Header, cut: true}, nil
 	}
 	if int64(len(b)) > c.opts.MaxBodyBytes {
 		return nil, &Error{StatusCode: resp.StatusCode, RequestID: requestID(resp.Header), Reason: fmt.Errorf("%w: over %d bytes", ErrBodyTooLarge, c.opts.MaxBodyBytes)}

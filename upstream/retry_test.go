@@ -351,3 +351,26 @@ func TestBreakerIgnoresProvokedFailures(t *testing.T) {
 		t.Errorf("after 3 resets: got %v; want the breaker open", err)
 	}
 }
+
+// TestBreakerCountsDinteroTimeouts: Dintero that accepts and never answers
+// (a response-header timeout of the transport, not the caller's deadline)
+// is failing, and opens the breaker.
+func TestBreakerCountsDinteroTimeouts(t *testing.T) {
+	fake := dinterotest.New(t)
+	fake.HandleRaw(dinterotest.OpDelete, dinterotest.Stall)
+	tr := upstream.NewTransport(50 * time.Millisecond)
+	t.Cleanup(tr.CloseIdleConnections)
+	c := newClient(t, fake.URL, func(o *upstream.Options) {
+		o.Transport = tr
+		o.MaxAttempts = 1
+		o.Breaker = upstream.BreakerOptions{ConsecutiveFailures: 3}
+	})
+	for range 3 {
+		if _, _, err := c.DeleteClientGrant(context.Background(), caller(fake), "T123", "g"); !errors.Is(err, upstream.ErrTransport) {
+			t.Fatalf("got %v; want the transport's timeout", err)
+		}
+	}
+	if _, _, err := c.DeleteClientGrant(context.Background(), caller(fake), "T123", "g"); !errors.Is(err, upstream.ErrCircuitOpen) {
+		t.Errorf("after 3 header timeouts: got %v; want the breaker open", err)
+	}
+}

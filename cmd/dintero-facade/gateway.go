@@ -11,6 +11,9 @@ import (
 	"strings"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/grpc-ecosystem/grpc-gateway/v2/utilities"
+	rpccode "google.golang.org/genproto/googleapis/rpc/code"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -32,13 +35,16 @@ func gateway(ctx context.Context, srv authv1.AuthServiceServer, maxQuery int) (h
 	gw := runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
 			// Dintero's own field names, so a grant has Dintero's shape.
-			MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true},
-			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
+			MarshalOptions: protojson.MarshalOptions{UseProtoNames: true},
 		}),
 		runtime.WithIncomingHeaderMatcher(incomingHeader),
 		runtime.WithOutgoingHeaderMatcher(outgoingHeader),
 		runtime.WithErrorHandler(writeError),
 		runtime.WithRoutingErrorHandler(routingError),
+		// strictQuery judges the query's names; the parser only fills the
+		// request, with the first of repeated values, so that no error of
+		// its own quotes a value (a verification code given twice).
+		runtime.SetQueryParameterParser(firstValues{}),
 	)
 	if err := authv1.RegisterAuthServiceHandlerServer(ctx, gw, srv); err != nil {
 		return nil, fmt.Errorf("registering the gateway: %w", err)
@@ -66,36 +72,57 @@ func gateway(ctx context.Context, srv authv1.AuthServiceServer, maxQuery int) (h
 	}), nil
 }
 
+// firstValues is grpc-gateway's query parser, given the first value of
+// each parameter.
+type firstValues struct{}
+
+func (firstValues) Parse(msg proto.Message, values url.Values, filter *utilities.DoubleArray) error {
+	first := make(url.Values, len(values))
+	for k, v := range values {
+		if len(v) > 0 {
+			first[k] = v[:1]
+		}
+	}
+	return (&runtime.DefaultQueryParser{}).Parse(msg, first, filter)
+}
+
 // routingError answers a request no route takes (404, 405) in Dintero's
 // shape, with its HTTP status.
 func routingError(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, httpStatus int) {
-	code := codes.NotFound
+	code, reason := codes.NotFound, "NOT_FOUND"
 	switch httpStatus {
 	case http.StatusMethodNotAllowed:
-		code = codes.Unimplemented
+		code, reason = codes.Unimplemented, "METHOD_NOT_ALLOWED"
 	case http.StatusBadRequest:
-		code = codes.InvalidArgument
+		code, reason = codes.InvalidArgument, service.ReasonInvalidArgument
 	}
-	writeError(ctx, mux, m, w, r, &runtime.HTTPStatusError{HTTPStatus: httpStatus, Err: status.Error(code, http.StatusText(httpStatus))})
+	writeError(ctx, mux, m, w, r, &runtime.HTTPStatusError{HTTPStatus: httpStatus, Err: service.Refusal(code, reason, http.StatusText(httpStatus)).Err()})
 }
 
 // refuse answers 400 in Dintero's shape for a request the gateway does not
 // read.
 func refuse(w http.ResponseWriter, r *http.Request, msg string) {
 	writeError(r.Context(), nil, &runtime.JSONPb{MarshalOptions: protojson.MarshalOptions{UseProtoNames: true}}, w, r,
-		status.Error(codes.InvalidArgument, msg))
+		service.Refusal(codes.InvalidArgument, service.ReasonInvalidArgument, msg).Err())
 }
 
 // writeError answers an error in Dintero's shape,
 // {"error": {"code", "message", "errors", …}}, with the HTTP status Dintero
-// gave when it gave one (service.HTTPError), and the call's request id.
+// gave when it gave one (service.HTTPError), and the call's request id. An
+// error of grpc-gateway's own, which carries no ErrorInfo, may quote what
+// the caller sent (a verification code among it): its message is not
+// passed on.
 func writeError(ctx context.Context, _ *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, _ *http.Request, err error) {
 	var routing *runtime.HTTPStatusError
 	httpStatus := 0
 	if errors.As(err, &routing) {
 		httpStatus, err = routing.HTTPStatus, routing.Err
 	}
-	code, body := service.HTTPError(status.Convert(err))
+	st := status.Convert(err)
+	if !hasErrorInfo(st) {
+		st = service.Refusal(st.Code(), rpccode.Code(st.Code()).String(), "the JSON gateway could not take the request ("+st.Code().String()+")")
+	}
+	code, body := service.HTTPError(st)
 	if httpStatus == 0 {
 		httpStatus = code
 	}
@@ -116,6 +143,17 @@ func writeError(ctx context.Context, _ *runtime.ServeMux, m runtime.Marshaler, w
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(httpStatus)
 	_, _ = w.Write(buf)
+}
+
+// hasErrorInfo reports whether st carries a google.rpc.ErrorInfo: the
+// facade's and Dintero's errors all do.
+func hasErrorInfo(st *status.Status) bool {
+	for _, d := range st.Details() {
+		if _, ok := d.(*errdetails.ErrorInfo); ok {
+			return true
+		}
+	}
+	return false
 }
 
 // queryKey carries a gateway request's query to strictQuery.
@@ -152,27 +190,29 @@ func checkQuery(ctx context.Context, method string, msg proto.Message) error {
 	if raw == "" {
 		return nil
 	}
-	q, err := url.ParseQuery(raw)
-	if err != nil {
-		return service.InvalidQuery(method, nil, nil, "the query does not parse")
-	}
+	// grpc-gateway parsed it already: a query that does not parse
+	// never gets here.
+	q, _ := url.ParseQuery(raw)
 	pattern, _ := runtime.HTTPPathPattern(ctx)
 	fields := msg.ProtoReflect().Descriptor().Fields()
-	var unknown, bound []string
-	for k := range q {
+	var p service.QueryProblems
+	for k, v := range q {
 		switch {
 		case fields.ByName(protoreflect.Name(k)) == nil:
-			unknown = append(unknown, k)
+			p.Unknown = append(p.Unknown, k)
 		case strings.Contains(pattern, "{"+k+"}") || strings.Contains(pattern, "{"+k+"="):
-			bound = append(bound, k)
+			p.Bound = append(p.Bound, k)
+		case len(v) > 1:
+			p.Repeated = append(p.Repeated, k)
 		}
 	}
-	if len(unknown) == 0 && len(bound) == 0 {
+	if len(p.Unknown)+len(p.Bound)+len(p.Repeated) == 0 {
 		return nil
 	}
-	sort.Strings(unknown)
-	sort.Strings(bound)
-	return service.InvalidQuery(method, unknown, bound, "")
+	for _, names := range [][]string{p.Unknown, p.Bound, p.Repeated} {
+		sort.Strings(names)
+	}
+	return service.InvalidQuery(method, p)
 }
 
 // incomingHeader admits X-Request-Id to the call's metadata, besides what

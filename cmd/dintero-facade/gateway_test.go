@@ -46,13 +46,19 @@ func TestGatewayQuery(t *testing.T) {
 		{"a JSON name", http.MethodPost, "/v1/accounts/T123/auth/authorize?" + strings.Replace(with(nil), "response_type", "responseType", 1), []string{"responseType"}},
 		{"a query on DELETE", http.MethodDelete, "/v1/accounts/T123/auth/client-grants/g?force=true", []string{"force"}},
 		{"DELETE's id in the query", http.MethodDelete, "/v1/accounts/T123/auth/client-grants/g?id=h", []string{"id"}},
-		{"a value twice", http.MethodPost, "/v1/accounts/T123/auth/authorize?" + with(nil) + "&state=a&state=b", nil},
+		{"a value twice", http.MethodPost, "/v1/accounts/T123/auth/authorize?" + with(nil) + "&state=a&state=b", []string{"state"}},
+		{"the code twice", http.MethodPost, "/v1/accounts/T123/auth/authorize?" + with(url.Values{"verification_code": {"SECRET-CODE-1", "SECRET-CODE-2"}}), []string{"verification_code"}},
+		{"an empty name", http.MethodPost, "/v1/accounts/T123/auth/authorize?" + with(nil) + "&=x", []string{"(a parameter without a name)"}},
+		{"twenty unknown", http.MethodPost, "/v1/accounts/T123/auth/authorize?" + with(many(20)), append(firstNames(10), "query")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, _, body := f.do(t, tc.method, tc.path, bearer(fake, "T123"))
 			e := dinteroError(t, body)
 			if code != 400 || e.Code != "INVALID_ARGUMENT" {
 				t.Fatalf("got %d %s; want 400 INVALID_ARGUMENT", code, body)
+			}
+			if strings.Contains(string(body), "SECRET-CODE") {
+				t.Errorf("the answer quotes the code: %s", body)
 			}
 			var fields []string
 			for _, item := range e.Errors {
@@ -76,10 +82,13 @@ func TestGatewayQuery(t *testing.T) {
 	if code, _, body := f.do(t, http.MethodPost, "/v1/accounts/T123/auth/authorize?"+with(nil), bearer(fake, "T123")); code != 200 {
 		t.Errorf("the good query: got %d %s", code, body)
 	}
-	// Each refusal but the last (grpc-gateway's own, before any call) is
-	// logged (the DELETEs as audit lines), and so is the good call.
-	if n := len(f.log.Lines(t, "call", "audit")); n != 8 {
-		t.Errorf("got %d call lines; want 8", n)
+	// Each refusal is logged (the DELETEs as audit lines), and so is the
+	// good call; none quotes the code.
+	if n := len(f.log.Lines(t, "call", "audit")); n != 12 {
+		t.Errorf("got %d call lines; want 12", n)
+	}
+	if strings.Contains(f.log.String(), "SECRET-CODE") {
+		t.Error("the log quotes the code")
 	}
 }
 
@@ -211,3 +220,20 @@ func TestOpenAPI(t *testing.T) {
 }
 
 func bufioReader(r io.Reader) *bufio.Reader { return bufio.NewReader(r) }
+
+// many returns n unknown parameters, p00 to pNN.
+func many(n int) url.Values {
+	v := url.Values{}
+	for i := range n {
+		v.Set(fmt.Sprintf("p%02d", i), "1")
+	}
+	return v
+}
+
+func firstNames(n int) []string {
+	var out []string
+	for i := range n {
+		out = append(out, fmt.Sprintf("p%02d", i))
+	}
+	return out
+}

@@ -260,7 +260,9 @@ func Run(ctx context.Context, o Options) (err error) {
 	httpSrv := newHTTPServer(mux, cfg, log, httpTLS)
 	var metricsSrv, pprofSrv, probeSrv *http.Server
 	if probes != nil {
-		probeSrv = newProbeServer(hs, &serving, cfg, log)
+		var stopProbeGRPC func()
+		probeSrv, stopProbeGRPC = newProbeServer(hs, &serving, cfg, log)
+		defer stopProbeGRPC()
 	}
 	if ml != nil {
 		mm := http.NewServeMux()
@@ -485,7 +487,7 @@ func healthz(serving *atomic.Bool) http.Handler {
 // health (the kubelet's gRPC probe speaks HTTP/2 without TLS) and GET
 // /healthz. Under mutual TLS the kubelet, which has no client certificate,
 // could reach neither on the service's listeners.
-func newProbeServer(hs *health.Server, serving *atomic.Bool, cfg Config, log *slog.Logger) *http.Server {
+func newProbeServer(hs *health.Server, serving *atomic.Bool, cfg Config, log *slog.Logger) (*http.Server, func()) {
 	gs := grpc.NewServer()
 	healthpb.RegisterHealthServer(gs, hs)
 	mux := http.NewServeMux()
@@ -500,6 +502,8 @@ func newProbeServer(hs *health.Server, serving *atomic.Bool, cfg Config, log *sl
 	srv.Protocols = new(http.Protocols)
 	srv.Protocols.SetHTTP1(true)
 	srv.Protocols.SetUnencryptedHTTP2(true)
+	// The gRPC server behind ServeHTTP has no listener of its own; it
+	// stops with the HTTP server, whichever way that stops.
 	srv.RegisterOnShutdown(gs.Stop)
-	return srv
+	return srv, gs.Stop
 }

@@ -345,7 +345,7 @@ func TestGatewayErrors(t *testing.T) {
 			wantHTTP     int
 			wantCode     string
 		}{
-			{http.MethodGet, "/v1/accounts/T123/auth/client-grants/g", nil, 405, "UNIMPLEMENTED"},
+			{http.MethodGet, "/v1/accounts/T123/auth/client-grants/g", nil, 405, "METHOD_NOT_ALLOWED"},
 			{http.MethodDelete, "/v1/accounts/T123/nothing-here", nil, 404, "NOT_FOUND"},
 			{http.MethodDelete, "/v1/accounts/T123/auth/client-grants/g", nil, 401, "NO_CREDENTIALS"},
 			{http.MethodDelete, "/v1/accounts/T123/auth/client-grants/g?nonce=1", bearer(fake, "T123"), 400, "INVALID_ARGUMENT"},

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -526,5 +527,62 @@ func TestLoadGrants(t *testing.T) {
 		if _, err := dinteromock.LoadGrants(p); err == nil {
 			t.Errorf("%s: got no error", name)
 		}
+	}
+}
+
+// TestTokensAreCheckedEveryTime: a token the mock has verified once (and
+// cached) is refused once it expires; a token of another issuer, or signed
+// with a key the mock does not hold, is refused.
+func TestTokensAreCheckedEveryTime(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Now()
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	fake := dinterotest.New(t, dinterotest.Options{Lenient: true, Mock: dinteromock.Options{Now: clock}})
+	fake.AddGrants("T123", "g1", "g2")
+	h := bearer(t, fake, "T123", "admin:accounts")
+	u := fake.URL + "/accounts/T123/auth/client-grants/"
+	if a := call(t, http.MethodDelete, u+"g1", h, ""); a.status != 200 {
+		t.Fatalf("a fresh token: got %d %s", a.status, a.body)
+	}
+	mu.Lock()
+	now = now.Add(2 * time.Hour)
+	mu.Unlock()
+	if a := call(t, http.MethodDelete, u+"g2", h, ""); a.status != 401 {
+		t.Errorf("the same token, expired: got %d %s; want 401", a.status, a.body)
+	}
+	key, other := dinterotest.TestKeys(t)
+	for name, signed := range map[string]func() (string, error){
+		"another issuer": func() (string, error) {
+			tok := jwt.NewWithClaims(jwt.SigningMethodRS256, jwt.MapClaims{"iss": "https://evil.example", "aud": dinteromock.Audience("T123"), "scope": "admin:accounts", "exp": clock().Add(time.Hour).Unix()})
+			tok.Header["kid"] = fake.Mock.KeyID()
+			return tok.SignedString(key)
+		},
+		"a key the mock does not hold": func() (string, error) {
+			tok := jwt.NewWithClaims(jwt.SigningMethodRS256, jwt.MapClaims{"iss": "https://dintero-mock.local", "aud": dinteromock.Audience("T123"), "scope": "admin:accounts", "exp": clock().Add(time.Hour).Unix()})
+			tok.Header["kid"] = fake.Mock.KeyID()
+			return tok.SignedString(other)
+		},
+	} {
+		tok, err := signed()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a := call(t, http.MethodDelete, u+"g2", map[string]string{"Authorization": "Bearer " + tok}, ""); a.status != 401 {
+			t.Errorf("%s: got %d %s; want 401", name, a.status, a.body)
+		}
+	}
+}
+
+// TestAuthorizeRefusesRepeatedParameters: a parameter given twice is
+// refused, naming it.
+func TestAuthorizeRefusesRepeatedParameters(t *testing.T) {
+	fake := dinterotest.New(t, dinterotest.Options{Lenient: true})
+	fake.AddCode("T123", "code-1")
+	a := call(t, http.MethodPost, authorizeURL(fake.URL, "T123", map[string]string{"verification_code": "code-1"})+"&state=again", bearer(t, fake, "T123"), "")
+	if _, fields := dinteroError(t, a); a.status != 400 || !slices.Equal(fields, []string{"state"}) {
+		t.Errorf("got %d %s; want 400 naming state", a.status, a.body)
+	}
+	if fake.Mock.CodeUsed("code-1") {
+		t.Error("a refused call spent the code")
 	}
 }
