@@ -199,6 +199,8 @@ func TestLoadCredentials(t *testing.T) {
 		{"an unterminated quote", "- account_id: T111\n  client_id: a\n  client_secret: \"s3cr3t-LEAK-1\n", "not valid YAML or JSON"},
 		{"a broken mapping", "- account_id: T111\n  client_secret: s3cr3t-LEAK-1: x: y\n", "not valid YAML or JSON at line 2"},
 		{"a tab", "- account_id: T111\n\tclient_secret: s3cr3t-LEAK-1\n", "not valid YAML or JSON"},
+		{"a tag the value does not fit", "- account_id: T111\n  client_id: a\n  client_secret: !!int s3cr3t-LEAK-1\n", "not valid YAML or JSON"},
+		{"an alias that names the secret", "- account_id: T111\n  client_id: a\n  client_secret: *s3cr3t-LEAK-1\n", "not valid YAML or JSON"},
 		{"JSON with a type error", `[{"account_id":"T111","client_id":"a","client_secret":{"v":"s3cr3t-LEAK-1"}}]`, "client_secret must be a string"},
 	} {
 		_, err := loadCredentials(write(strings.ReplaceAll(tc.name, " ", "_")+".yaml", tc.content), nil)
