@@ -73,6 +73,12 @@ func TestGatewayQuery(t *testing.T) {
 			}
 		})
 	}
+	// A query grpc-gateway cannot parse: its own error, which would quote
+	// the bad part, is answered without its message.
+	code, _, body := f.do(t, http.MethodPost, "/v1/accounts/T123/auth/authorize?"+with(nil)+"&state=SECRET%zz", bearer(fake, "T123"))
+	if e := dinteroError(t, body); code != 400 || e.Code != "INVALID_ARGUMENT" || strings.Contains(string(body), "zz") {
+		t.Errorf("a bad escape: got %d %s; want 400 without the query quoted", code, body)
+	}
 	if n := fake.Count(dinterotest.OpAuthorize) + fake.Count(dinterotest.OpDelete); n != 0 {
 		t.Errorf("Dintero got %d calls; want none", n)
 	}
