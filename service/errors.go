@@ -50,8 +50,8 @@ const (
 	metaVerificationCodeSent = "verification_code_sent"
 )
 
-// CodeForHTTP maps the HTTP status of Dintero's error answer to a gRPC code.
-func CodeForHTTP(status int) codes.Code {
+// codeForHTTP maps the HTTP status of Dintero's error answer to a gRPC code.
+func codeForHTTP(status int) codes.Code {
 	switch status {
 	case http.StatusBadRequest, http.StatusUnprocessableEntity:
 		return codes.InvalidArgument
@@ -80,11 +80,11 @@ func CodeForHTTP(status int) codes.Code {
 	}
 }
 
-// CodeForOAuthError maps the OAuth error of authorize's redirect (RFC 6749
+// codeForOAuthError maps the OAuth error of authorize's redirect (RFC 6749
 // §4.1.2.1 and §4.2.2.1, OpenID Connect Core §3.1.2.6) to a gRPC code.
 // server_error and temporarily_unavailable stand for the 500 and 503 a
 // redirect cannot carry; an error OAuth does not define is Unknown.
-func CodeForOAuthError(code string) codes.Code {
+func codeForOAuthError(code string) codes.Code {
 	switch code {
 	case "invalid_request", "unsupported_response_type", "invalid_scope",
 		"invalid_request_uri", "invalid_request_object", "request_not_supported",
@@ -238,7 +238,7 @@ func dinteroInfo(reason string, httpStatus int, code, requestID string) *errdeta
 // detail: ErrorInfo, DinteroError, BadRequest for its errors that name a
 // field, and RetryInfo for 429.
 func httpStatus(op string, e *upstream.Error, meta upstream.Meta, tokenFetch bool) *status.Status {
-	code := CodeForHTTP(e.StatusCode)
+	code := codeForHTTP(e.StatusCode)
 	reason := Reason(e.Code, e.StatusCode)
 	msg := e.Message
 	if msg == "" {
@@ -351,7 +351,7 @@ func oauthStatus(op string, e *upstream.OAuthError, meta upstream.Meta) *status.
 			info.Metadata[k] = v
 		}
 	}
-	return withDetails(op, meta, CodeForOAuthError(e.Code), msg, info)
+	return withDetails(op, meta, codeForOAuthError(e.Code), msg, info)
 }
 
 // Reason turns Dintero's error code into an ErrorInfo reason, which must be

@@ -6,3 +6,10 @@ var (
 	ValidateAuthorize         = validateAuthorize
 	StatusOf                  = statusOf
 )
+
+// CodeForHTTP and CodeForOAuthError expose the two mappings to the golden
+// tests.
+var (
+	CodeForHTTP       = codeForHTTP
+	CodeForOAuthError = codeForOAuthError
+)

@@ -31,11 +31,11 @@ var accountPattern = regexp.MustCompile(`^[PT](?:[0-9]{3}|[0-9]{8})$`)
 // or T (test), then exactly 3 or 8 digits.
 func ValidAccountID(s string) bool { return accountPattern.MatchString(s) }
 
-// DefaultAudience is the audience of the facade's tokens for account unless
+// defaultAudience is the audience of the facade's tokens for account unless
 // its credentials name another: Dintero identifies an account's API as
 // https://api.dintero.com/v1/accounts/{oid} whatever URL the facade calls
 // (a proxy, a mock).
-func DefaultAudience(account string) string { return "https://api.dintero.com/v1/accounts/" + account }
+func defaultAudience(account string) string { return "https://api.dintero.com/v1/accounts/" + account }
 
 // CheckBaseURL accepts Dintero's base URL: absolute, https (or http to a
 // loopback host, for local runs and tests: tokens must not cross a network

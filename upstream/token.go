@@ -24,7 +24,7 @@ type Credentials struct {
 	ClientID     string
 	ClientSecret string
 	// Audience is the audience the tokens are for; empty means
-	// DefaultAudience(AccountID).
+	// defaultAudience(AccountID).
 	Audience string
 }
 
@@ -145,7 +145,7 @@ type accessToken struct {
 func (ts *tokenSource) fetch(ctx context.Context) (string, error) {
 	audience := ts.creds.Audience
 	if audience == "" {
-		audience = DefaultAudience(ts.creds.AccountID)
+		audience = defaultAudience(ts.creds.AccountID)
 	}
 	body, err := json.Marshal(struct {
 		GrantType string `json:"grant_type"`

@@ -17,8 +17,8 @@ import (
 // envPrefix prefixes the environment variable of every flag.
 const envPrefix = "DINTERO_FACADE_"
 
-// Config is the facade's effective configuration. Defaults are set by
-// parseConfig; it can be printed whole, because the credentials mask their
+// Config is the facade's effective configuration. Defaults come from
+// options; it can be printed whole, because the credentials mask their
 // secret.
 type Config struct {
 	GRPCAddr        string
@@ -54,29 +54,101 @@ type Config struct {
 	Credentials    []upstream.Credentials
 }
 
-// LogValue logs the configuration with the client secret masked.
-func (c Config) LogValue() slog.Value {
-	attrs := []slog.Attr{
-		slog.String("grpc_addr", c.GRPCAddr),
-		slog.String("http_addr", c.HTTPAddr),
-		slog.String("health_addr", c.HealthAddr),
-		slog.String("dintero_url", c.DinteroURL),
-		slog.String("dintero_timeout", c.DinteroTimeout.String()),
-		slog.String("max_deadline", c.MaxDeadline.String()),
-		slog.String("shutdown_delay", c.ShutdownDelay.String()),
-		slog.String("shutdown_grace", c.ShutdownGrace.String()),
-		slog.String("log_level", c.LogLevel.String()),
-		slog.Int("max_recv_msg_bytes", c.MaxRecvMsgBytes),
-		slog.Int("max_concurrent_upstream", c.MaxConcurrent),
-		slog.String("metrics_addr", c.MetricsAddr),
-		slog.String("pprof_addr", c.PprofAddr),
-		slog.String("tls_cert", c.TLSCert),
-		slog.String("tls_key", c.TLSKey),
-		slog.String("client_ca", c.ClientCA),
-		slog.Bool("tracing", c.Tracing),
-		slog.Bool("mock", c.Mock),
+// option is one setting of the facade: a flag, its environment variable
+// DINTERO_FACADE_<FLAG_IN_UPPER_SNAKE>, its default and help, and the
+// Config field it fills. The flags, --help, the startup log line and the
+// operator manual's table all come from options.
+type option struct {
+	name string
+	// field points into a Config: *string, *bool, *int, *time.Duration
+	// or *slog.Level; def is its default, of the same type.
+	field, def any
+	help       string
+}
+
+// options lists every flag, bound to c's fields.
+func (c *Config) options() []option {
+	return []option{
+		{"grpc-addr", &c.GRPCAddr, ":9090", "address of the gRPC server"},
+		{"http-addr", &c.HTTPAddr, ":8080", "address of the JSON gateway, /healthz and /openapi.json"},
+		{"health-addr", &c.HealthAddr, "", "address of a plain (never TLS) listener for probes: gRPC health and GET /healthz; empty: off"},
+		{"dintero-url", &c.DinteroURL, upstream.DefaultBaseURL, "Dintero's API base URL: https, or http to a loopback host"},
+		{"dintero-timeout", &c.DinteroTimeout, 10 * time.Second, "bound of a call whose caller set no deadline, and of a token fetch"},
+		{"max-deadline", &c.MaxDeadline, 20 * time.Second, "longest a call may take: a caller's longer deadline is cut to it, and the HTTP server's write timeout is set above it"},
+		{"shutdown-delay", &c.ShutdownDelay, time.Duration(0), "on SIGTERM, how long to keep accepting while reporting NOT_SERVING (a few seconds on Kubernetes)"},
+		{"shutdown-grace", &c.ShutdownGrace, 20 * time.Second, "on SIGTERM, how long calls in flight may take to finish"},
+		{"log-level", &c.LogLevel, slog.LevelInfo, "log level: debug, info, warn or error"},
+		{"max-recv-msg-bytes", &c.MaxRecvMsgBytes, 16 << 10, "largest gRPC request accepted, in bytes; also bounds metadata and HTTP headers"},
+		{"max-concurrent-upstream", &c.MaxConcurrent, 256, "calls to Dintero in flight at most; a call over it gets ResourceExhausted at once"},
+		{"metrics-addr", &c.MetricsAddr, "", "address of a separate server for /metrics; empty serves it on --http-addr"},
+		{"pprof-addr", &c.PprofAddr, "", "address of a separate server for /debug/pprof/ (profiling); empty: off. Loopback only"},
+		{"mock", &c.Mock, false, "serve a local mock Dintero in process and call it instead of --dintero-url, with its client credentials (a demo needing no Dintero account)"},
+		{"credentials-file", &c.CredentialsFile, "", "YAML or JSON list of {account_id, client_id, client_secret, audience}: the facade's credentials per account, reloaded on SIGHUP and when the file changes"},
+		{"policy-file", &c.PolicyFile, "", "YAML or JSON policy: which mTLS identities may use the facade's credentials, on which accounts and operations (needs --client-ca)"},
+		{"tls-cert", &c.TLSCert, "", "PEM certificate for TLS on both listeners (with --tls-key); reloaded when the file changes"},
+		{"tls-key", &c.TLSKey, "", "PEM private key for TLS on both listeners (with --tls-cert)"},
+		{"client-ca", &c.ClientCA, "", "PEM CA bundle: require callers' certificates signed by it (mutual TLS; needs --tls-cert)"},
 	}
-	attrs = append(attrs, slog.String("credentials_file", c.CredentialsFile), slog.String("policy_file", c.PolicyFile))
+}
+
+// credentialVars are the environment's one-account credentials. They are
+// never flags, which ps shows.
+var credentialVars = []struct {
+	name, help string
+	secret     bool
+}{
+	{"DINTERO_ACCOUNT_ID", "the account of the facade's client credentials (with the two below, or none)", false},
+	{"DINTERO_CLIENT_ID", "the client id of the facade's client credentials", false},
+	{"DINTERO_CLIENT_SECRET", "the client secret of the facade's client credentials", true},
+	{"DINTERO_AUDIENCE", "the audience of its tokens; default https://api.dintero.com/v1/accounts/<account id>", false},
+}
+
+// register adds o to fs as a flag whose help names its environment
+// variable.
+func (o option) register(fs *flag.FlagSet) {
+	help := o.help + " (env " + envName(o.name) + ")"
+	switch p := o.field.(type) {
+	case *string:
+		fs.StringVar(p, o.name, o.def.(string), help)
+	case *bool:
+		fs.BoolVar(p, o.name, o.def.(bool), help)
+	case *int:
+		fs.IntVar(p, o.name, o.def.(int), help)
+	case *time.Duration:
+		fs.DurationVar(p, o.name, o.def.(time.Duration), help)
+	case *slog.Level:
+		fs.TextVar(p, o.name, o.def.(slog.Level), help)
+	default:
+		panic(fmt.Sprintf("option %s: unsupported field type %T", o.name, o.field))
+	}
+}
+
+// value is the option's current value, for the startup line.
+func (o option) value() slog.Value {
+	switch p := o.field.(type) {
+	case *string:
+		return slog.StringValue(*p)
+	case *bool:
+		return slog.BoolValue(*p)
+	case *int:
+		return slog.IntValue(*p)
+	case *time.Duration:
+		return slog.StringValue(p.String())
+	case *slog.Level:
+		return slog.StringValue(p.String())
+	}
+	return slog.StringValue(fmt.Sprint(o.field))
+}
+
+// LogValue logs every option, whether tracing is on, and the credentials,
+// whose secrets mask themselves.
+func (c Config) LogValue() slog.Value {
+	opts := c.options()
+	attrs := make([]slog.Attr, 0, len(opts)+2)
+	for _, o := range opts {
+		attrs = append(attrs, slog.Attr{Key: strings.ReplaceAll(o.name, "-", "_"), Value: o.value()})
+	}
+	attrs = append(attrs, slog.Bool("tracing", c.Tracing))
 	creds := make([]slog.Attr, 0, len(c.Credentials))
 	for _, cr := range c.Credentials {
 		creds = append(creds, slog.Any(cr.AccountID, cr))
@@ -86,40 +158,21 @@ func (c Config) LogValue() slog.Value {
 }
 
 // parseConfig reads flags from args and, for each flag not given, its
-// environment variable DINTERO_FACADE_<FLAG_IN_UPPER_SNAKE>; the flag wins.
-// getenv reads the environment.
+// environment variable; the flag wins. getenv reads the environment.
 func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) (Config, error) {
-	cfg := Config{LogLevel: slog.LevelInfo}
+	var cfg Config
 	fs := flag.NewFlagSet("dintero-facade", flag.ContinueOnError)
 	fs.SetOutput(usageOut)
-	fs.StringVar(&cfg.GRPCAddr, "grpc-addr", ":9090", "address of the gRPC server")
-	fs.StringVar(&cfg.HTTPAddr, "http-addr", ":8080", "address of the JSON gateway, /healthz and /openapi.json")
-	fs.StringVar(&cfg.HealthAddr, "health-addr", "", "address of a plain (never TLS) listener for probes: gRPC health and GET /healthz; empty: off")
-	fs.StringVar(&cfg.DinteroURL, "dintero-url", "https://api.dintero.com/v1", "Dintero's API base URL: https, or http to a loopback host")
-	fs.DurationVar(&cfg.DinteroTimeout, "dintero-timeout", 10*time.Second, "bound of a call whose caller set no deadline, and of a token fetch")
-	fs.DurationVar(&cfg.MaxDeadline, "max-deadline", 20*time.Second, "longest a call may take: a caller's longer deadline is cut to it, and the HTTP server's write timeout is set above it")
-	fs.DurationVar(&cfg.ShutdownDelay, "shutdown-delay", 0, "on SIGTERM, how long to keep accepting while reporting NOT_SERVING (a few seconds on Kubernetes)")
-	fs.DurationVar(&cfg.ShutdownGrace, "shutdown-grace", 20*time.Second, "on SIGTERM, how long calls in flight may take to finish")
-	fs.TextVar(&cfg.LogLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
-	fs.IntVar(&cfg.MaxRecvMsgBytes, "max-recv-msg-bytes", 16<<10, "largest gRPC request accepted, in bytes")
-	fs.IntVar(&cfg.MaxConcurrent, "max-concurrent-upstream", 256, "calls to Dintero in flight at most; a call over it gets ResourceExhausted at once")
-	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "address of a separate server for /metrics; empty serves it on --http-addr")
-	fs.StringVar(&cfg.PprofAddr, "pprof-addr", "", "address of a separate server for /debug/pprof/ (profiling); empty: off. Keep it on loopback")
-	fs.BoolVar(&cfg.Mock, "mock", false, "serve a local mock Dintero in process and call it instead of --dintero-url, with its client credentials (a demo needing no Dintero account)")
-	fs.StringVar(&cfg.CredentialsFile, "credentials-file", "", "YAML or JSON list of {account_id, client_id, client_secret, audience}: the facade's credentials per account, reloaded on SIGHUP and when the file changes")
-	fs.StringVar(&cfg.PolicyFile, "policy-file", "", "YAML or JSON policy: which mTLS identities may use the facade's credentials, on which accounts and operations (needs --client-ca)")
-	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate for TLS on both listeners (with --tls-key)")
-	fs.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key for TLS on both listeners (with --tls-cert)")
-	fs.StringVar(&cfg.ClientCA, "client-ca", "", "PEM CA bundle: require callers' certificates signed by it (mutual TLS; needs --tls-cert)")
-	fs.VisitAll(func(f *flag.Flag) {
-		f.Usage += " (env " + envName(f.Name) + ")"
-	})
+	for _, o := range cfg.options() {
+		o.register(fs)
+	}
 	fs.Usage = func() {
 		fmt.Fprintf(usageOut, "Usage of dintero-facade:\n")
 		fs.PrintDefaults()
-		fmt.Fprintf(usageOut, "\nDintero client credentials come from the environment only:\n"+
-			"  DINTERO_CLIENT_ID, DINTERO_CLIENT_SECRET, DINTERO_ACCOUNT_ID (all three, or none)\n"+
-			"  DINTERO_AUDIENCE (optional; default https://api.dintero.com/v1/accounts/<account id>)\n")
+		fmt.Fprintf(usageOut, "\nDintero client credentials of one account come from the environment only:\n")
+		for _, v := range credentialVars {
+			fmt.Fprintf(usageOut, "  %s\n    \t%s\n", v.name, v.help)
+		}
 	}
 	if err := fs.Parse(args); err != nil {
 		return cfg, err

@@ -25,6 +25,7 @@ import (
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
 
+	"github.com/dintero-facade/dintero-facade/gateway"
 	authv1 "github.com/dintero-facade/dintero-facade/gen/dintero/auth/v1"
 	"github.com/dintero-facade/dintero-facade/internal/dinteromock"
 	"github.com/dintero-facade/dintero-facade/internal/dinterotest"
@@ -473,7 +474,7 @@ func TestGatewayMatchesGRPC(t *testing.T) {
 	defer gs.Stop()
 	var serving atomic.Bool
 	serving.Store(true)
-	gw, err := gateway(context.Background(), service.Intercepted(strictQuery{srv: panicky{}}, ic), 16<<10)
+	gw, err := gateway.New(context.Background(), panicky{}, ic, gateway.Options{MaxQuery: 16 << 10})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -549,12 +550,16 @@ func TestRunFailsOnBusyPort(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = Run(context.Background(), Options{Config: cfg, Log: slog.New(slog.NewJSONHandler(io.Discard, nil)), Version: "test"})
+	discard := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	err = Run(context.Background(), Options{Config: cfg, Log: discard, Audit: discard, Version: "test"})
 	if err == nil || !strings.Contains(err.Error(), "gRPC listener") {
 		t.Errorf("got %v; want a gRPC listener error", err)
 	}
 	if errors.Is(err, errGraceExpired) {
 		t.Error("wrong error")
+	}
+	if err := Run(context.Background(), Options{Config: cfg, Log: discard, Version: "test"}); err == nil || !strings.Contains(err.Error(), "audit") {
+		t.Errorf("Run without an audit logger: got %v; want an error naming it", err)
 	}
 }
 

@@ -8,13 +8,13 @@ import (
 	"time"
 )
 
-// AudiencePrefix is the start of every Dintero audience: the API of an
-// account is identified as AudiencePrefix + account id, whatever host the
+// audiencePrefix is the start of every Dintero audience: the API of an
+// account is identified as audiencePrefix + account id, whatever host the
 // mock is reached at.
-const AudiencePrefix = "https://api.dintero.com/v1/accounts/"
+const audiencePrefix = "https://api.dintero.com/v1/accounts/"
 
 // Audience returns the audience that identifies account's API.
-func Audience(account string) string { return AudiencePrefix + account }
+func Audience(account string) string { return audiencePrefix + account }
 
 // accountPattern is Dintero's account id pattern
 // ^[PT]{1}(?=(?:.{3}|.{8})$)[0-9]*$ in RE2: P or T, then 3 or 8 digits.

@@ -144,8 +144,8 @@ func TestKeys(t testing.TB) (*rsa.PrivateKey, *rsa.PrivateKey) {
 	return keys[0], keys[1]
 }
 
-// TestData completes o with the test data set.
-func TestData(t testing.TB, o dinteromock.Options) dinteromock.Options {
+// testData completes o with the test data set.
+func testData(t testing.TB, o dinteromock.Options) dinteromock.Options {
 	t.Helper()
 	if o.Clients == nil {
 		o.Clients = Clients()
@@ -169,7 +169,7 @@ func New(t testing.TB, opts ...Options) *Server {
 	if len(opts) > 0 {
 		s.opts = opts[0]
 	}
-	m, err := dinteromock.New(TestData(t, s.opts.Mock))
+	m, err := dinteromock.New(testData(t, s.opts.Mock))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,8 @@
-package main
+// Package gateway is the facade's JSON face: grpc-gateway over the service,
+// in process, with Dintero's paths and field names, and every error in
+// Dintero's own error shape. It reads only what an operation takes: no
+// body, a bounded query whose every name the operation has.
+package gateway
 
 import (
 	"context"
@@ -14,6 +18,7 @@ import (
 	"github.com/grpc-ecosystem/grpc-gateway/v2/utilities"
 	rpccode "google.golang.org/genproto/googleapis/rpc/code"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -24,14 +29,22 @@ import (
 	"github.com/dintero-facade/dintero-facade/service"
 )
 
-// gateway returns the JSON gateway, calling srv in process: no second
-// serialisation and no HTTP/2 framing on the hot path. srv must therefore
-// carry the interceptors (service.Intercepted), around strictQuery.
-// Requests are bounded before
-// grpc-gateway reads them: no body (neither operation takes one) and a
-// query of at most maxQuery bytes, like a gRPC message. Every error, the
-// gateway's own included, is answered in Dintero's shape.
-func gateway(ctx context.Context, srv authv1.AuthServiceServer, maxQuery int) (http.Handler, error) {
+// Options configure the gateway.
+type Options struct {
+	// MaxQuery bounds a request's query in bytes, as a gRPC request is
+	// bounded.
+	MaxQuery int
+}
+
+// New returns the JSON gateway over srv, calling it in process: no second
+// serialisation and no HTTP/2 framing on the hot path. That path skips the
+// gRPC server, so New runs interceptor around every call, as the gRPC
+// server does. Requests are bounded before grpc-gateway reads them: no body
+// (neither operation takes one) and a query of at most o.MaxQuery bytes.
+// Every error, the gateway's own included, is answered in Dintero's shape.
+func New(ctx context.Context, srv authv1.AuthServiceServer, interceptor grpc.UnaryServerInterceptor, o Options) (http.Handler, error) {
+	srv = service.Intercepted(strictQuery{srv: srv}, interceptor)
+	maxQuery := o.MaxQuery
 	gw := runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
 			// Dintero's own field names, so a grant has Dintero's shape.

@@ -1,0 +1,174 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+
+	"github.com/dintero-facade/dintero-facade/gateway"
+	authv1 "github.com/dintero-facade/dintero-facade/gen/dintero/auth/v1"
+	"github.com/dintero-facade/dintero-facade/gen/openapiv2"
+)
+
+// streamWorkers is how many goroutines serve gRPC calls; a call that finds
+// them all busy gets a goroutine of its own.
+const streamWorkers = 128
+
+// newGRPCServer serves svc over gRPC with its interceptor, health and
+// reflection.
+func newGRPCServer(cfg Config, svc authv1.AuthServiceServer, interceptor grpc.UnaryServerInterceptor, tf *tlsFiles, tel *telemetry) (*grpc.Server, *health.Server) {
+	opts := []grpc.ServerOption{
+		grpc.ChainUnaryInterceptor(interceptor),
+		grpc.MaxRecvMsgSize(cfg.MaxRecvMsgBytes),
+		// Metadata is bounded like a message: a caller's megabyte user
+		// agent must not become a megabyte log line.
+		grpc.MaxHeaderListSize(uint32(cfg.MaxRecvMsgBytes)),
+		// Reused workers keep the stacks a call has grown; a goroutine per
+		// call would grow (copy) its stack on every call.
+		grpc.NumStreamWorkers(streamWorkers),
+	}
+	if tf != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(tf.config("h2"))))
+	}
+	gs := grpc.NewServer(append(opts, tel.grpcOptions()...)...)
+	authv1.RegisterAuthServiceServer(gs, svc)
+	hs := health.NewServer()
+	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	hs.SetServingStatus(authv1.AuthService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	healthpb.RegisterHealthServer(gs, hs)
+	reflection.Register(gs)
+	tel.grpc.InitializeMetrics(gs)
+	return gs, hs
+}
+
+// newGatewayServer serves the JSON gateway under /v1/, /healthz,
+// /openapi.json, and /metrics unless it has a listener of its own.
+func newGatewayServer(ctx context.Context, cfg Config, svc authv1.AuthServiceServer, interceptor grpc.UnaryServerInterceptor, tf *tlsFiles, tel *telemetry, serving *atomic.Bool, log *slog.Logger) (*server, error) {
+	gw, err := gateway.New(ctx, svc, interceptor, gateway.Options{MaxQuery: cfg.MaxRecvMsgBytes})
+	if err != nil {
+		return nil, err
+	}
+	mux := httpMux(tel.handler(gw), serving)
+	if cfg.MetricsAddr == "" {
+		mux.Handle("GET /metrics", tel.metricsHandler())
+	}
+	var tc *tls.Config
+	if tf != nil {
+		tc = tf.config("h2", "http/1.1")
+	}
+	return &server{name: "HTTP", addr: cfg.HTTPAddr, srv: newHTTPServer(mux, cfg, log, tc)}, nil
+}
+
+// httpMux serves the gateway under /v1/, /healthz and the OpenAPI document.
+func httpMux(gw http.Handler, serving *atomic.Bool) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.Handle("/v1/", gw)
+	mux.Handle("GET /healthz", healthz(serving))
+	mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(openapiv2.JSON)
+	})
+	return mux
+}
+
+// sideServers are the servers that serve no calls, each on a listener of
+// its own when configured: the probes, /metrics and pprof. stop stops what
+// the HTTP servers do not.
+func sideServers(cfg Config, tel *telemetry, hs *health.Server, serving *atomic.Bool, log *slog.Logger) (_ []*server, stop func()) {
+	var out []*server
+	stop = func() {}
+	if cfg.HealthAddr != "" {
+		srv, stopGRPC := newProbeServer(hs, serving, cfg, log)
+		out, stop = append(out, &server{name: "health", addr: cfg.HealthAddr, srv: srv, side: true}), stopGRPC
+	}
+	if cfg.MetricsAddr != "" {
+		mm := http.NewServeMux()
+		mm.Handle("GET /metrics", tel.metricsHandler())
+		out = append(out, &server{name: "metrics", addr: cfg.MetricsAddr, srv: newHTTPServer(mm, cfg, log, nil), side: true})
+	}
+	if cfg.PprofAddr != "" {
+		pm := http.NewServeMux()
+		pm.HandleFunc("/debug/pprof/", pprof.Index)
+		pm.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		pm.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		pm.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		pm.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		srv := newHTTPServer(pm, cfg, log, nil)
+		// A CPU profile runs for its whole ?seconds=.
+		srv.WriteTimeout = 0
+		out = append(out, &server{name: "pprof", addr: cfg.PprofAddr, srv: srv, side: true})
+	}
+	return out, stop
+}
+
+// newHTTPServer returns an HTTP server for h with explicit timeouts. The
+// write timeout lies above the longest a call may take (--max-deadline,
+// which the interceptor enforces), so that every answer reaches its caller.
+func newHTTPServer(h http.Handler, cfg Config, log *slog.Logger, tc *tls.Config) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		TLSConfig:         tc,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      cfg.MaxDeadline + 5*time.Second,
+		IdleTimeout:       2 * time.Minute,
+		// Headers, the query among them, are bounded like a gRPC request.
+		MaxHeaderBytes: cfg.MaxRecvMsgBytes,
+		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+}
+
+func serveHTTP(srv *http.Server, l net.Listener) error {
+	if srv.TLSConfig != nil {
+		return srv.ServeTLS(l, "", "")
+	}
+	return srv.Serve(l)
+}
+
+// healthz answers 200 while serving, 503 once shutdown has begun.
+func healthz(serving *atomic.Bool) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if !serving.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte("shutting down\n"))
+			return
+		}
+		_, _ = w.Write([]byte("ok\n"))
+	})
+}
+
+// newProbeServer serves the probes on a plain listener of their own: gRPC
+// health (the kubelet's gRPC probe speaks HTTP/2 without TLS) and GET
+// /healthz. Under mutual TLS the kubelet, which has no client certificate,
+// could reach neither on the service's listeners. stop stops the gRPC
+// server behind it, which has no listener of its own.
+func newProbeServer(hs *health.Server, serving *atomic.Bool, cfg Config, log *slog.Logger) (_ *http.Server, stop func()) {
+	gs := grpc.NewServer()
+	healthpb.RegisterHealthServer(gs, hs)
+	mux := http.NewServeMux()
+	mux.Handle("GET /healthz", healthz(serving))
+	srv := newHTTPServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ProtoMajor == 2 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc") {
+			gs.ServeHTTP(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	}), cfg, log, nil)
+	srv.Protocols = new(http.Protocols)
+	srv.Protocols.SetHTTP1(true)
+	srv.Protocols.SetUnencryptedHTTP2(true)
+	return srv, gs.Stop
+}
