@@ -80,30 +80,36 @@ func TestErrors(t *testing.T) {
 func TestEchoedSecretsAreMasked(t *testing.T) {
 	const secret, code = "s3cr3t/client+PW=77", "VC-SECRET/9731+x"
 	const jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"
+	// opaque is a caller's token that is no JWT: no pattern can find it,
+	// only the request's own list of secrets.
+	const opaque = "opaque-Caller-Token_42"
 	basic := dinterotest.BasicAuth(dinterotest.ClientID, secret)
 	b64 := strings.TrimPrefix(basic, "Basic ")
 	tests := []struct {
 		name, echoed string
 		token        bool // echoed by the token endpoint, else by authorize
+		bearer       string
 	}{
-		{"the Basic header", basic, true},
-		{"its base64", b64, true},
-		{"its base64, cut", "Basic " + b64[:12], true},
-		{"id:secret", dinterotest.ClientID + ":" + secret, true},
-		{"the secret", secret, true},
-		{"the secret in base64", base64.StdEncoding.EncodeToString([]byte(secret)), true},
-		{"the secret in base64url", base64.RawURLEncoding.EncodeToString([]byte(secret)), true},
-		{"the secret, query-escaped", url.QueryEscape(secret), true},
-		{"the secret, path-escaped", url.PathEscape(secret), true},
-		{"the bearer header", "Bearer " + jwt, false},
-		{"the bearer token", jwt, false},
-		{"the code", code, false},
-		{"the code in base64", base64.StdEncoding.EncodeToString([]byte(code)), false},
-		{"the code, query-escaped", url.QueryEscape(code), false},
-		{"the code in a query Dintero echoes", "?verification_code=" + url.QueryEscape(code) + "&state=s", false},
-		{"a JWT the request did not carry", "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ5In0.", false},
-		{"the secret, query-escaped, lower-case hex", regexp.MustCompile(`%[0-9A-F]{2}`).ReplaceAllStringFunc(url.QueryEscape(secret), strings.ToLower), true},
-		{"the secret, escaped twice", url.QueryEscape(url.QueryEscape(secret)), true},
+		{"the Basic header", basic, true, ""},
+		{"its base64", b64, true, ""},
+		{"its base64, cut", "Basic " + b64[:12], true, ""},
+		{"id:secret", dinterotest.ClientID + ":" + secret, true, ""},
+		{"the secret", secret, true, ""},
+		{"the secret in base64", base64.StdEncoding.EncodeToString([]byte(secret)), true, ""},
+		{"the secret in base64url", base64.RawURLEncoding.EncodeToString([]byte(secret)), true, ""},
+		{"the secret, query-escaped", url.QueryEscape(secret), true, ""},
+		{"the secret, path-escaped", url.PathEscape(secret), true, ""},
+		{"the bearer header", "Bearer " + jwt, false, ""},
+		{"the bearer token", jwt, false, ""},
+		{"an opaque bearer token", opaque, false, opaque},
+		{"an opaque bearer token, escaped, then a cut escape", url.QueryEscape(opaque+"&") + "%4", false, opaque},
+		{"the code", code, false, ""},
+		{"the code in base64", base64.StdEncoding.EncodeToString([]byte(code)), false, ""},
+		{"the code, query-escaped", url.QueryEscape(code), false, ""},
+		{"the code in a query Dintero echoes", "?verification_code=" + url.QueryEscape(code) + "&state=s", false, ""},
+		{"a JWT the request did not carry", "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ5In0.", false, ""},
+		{"the secret, query-escaped, lower-case hex", regexp.MustCompile(`%[0-9A-F]{2}`).ReplaceAllStringFunc(url.QueryEscape(secret), strings.ToLower), true, ""},
+		{"the secret, escaped twice", url.QueryEscape(url.QueryEscape(secret)), true, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -117,6 +123,9 @@ func TestEchoedSecretsAreMasked(t *testing.T) {
 			p := allParams
 			p.VerificationCode = code
 			call := upstream.Call{Authorization: "Bearer " + jwt}
+			if tc.bearer != "" {
+				call.Authorization = "Bearer " + tc.bearer
+			}
 			wantStatus := 400
 			if tc.token {
 				call, wantStatus = facade(c, "P00000000"), 401
@@ -127,7 +136,7 @@ func TestEchoedSecretsAreMasked(t *testing.T) {
 				t.Fatalf("got %v; want Dintero's %d", err, wantStatus)
 			}
 			all := e.Code + "|" + e.Message + "|" + fmt.Sprint(e.Errors) + "|" + err.Error()
-			for _, part := range []string{tc.echoed, strings.TrimPrefix(tc.echoed, "Basic "), strings.TrimPrefix(tc.echoed, "Bearer "), secret, code, jwt} {
+			for _, part := range []string{tc.echoed, strings.TrimPrefix(tc.echoed, "Basic "), strings.TrimPrefix(tc.echoed, "Bearer "), secret, code, jwt, opaque} {
 				if strings.Contains(all, part) {
 					t.Errorf("%q survives in %s", part, all)
 				}
@@ -171,5 +180,26 @@ func TestBase64URLAndShortSecrets(t *testing.T) {
 				t.Errorf("got %q; want %q masked and %q kept", e.Message, word, tc.survives)
 			}
 		})
+	}
+}
+
+// TestErrorText: an error's text names the status and whatever Dintero
+// said, and nothing it did not say.
+func TestErrorText(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{&upstream.Error{StatusCode: 404}, "dintero: HTTP 404 Not Found"},
+		{&upstream.Error{StatusCode: 599}, "dintero: HTTP 599"},
+		{&upstream.Error{StatusCode: 400, Code: "BAD", Message: "no"}, "dintero: HTTP 400 Bad Request: BAD: no"},
+		{&upstream.Error{StatusCode: 400, Message: "no"}, "dintero: HTTP 400 Bad Request: no"},
+		{&upstream.Error{StatusCode: 200, Reason: upstream.ErrDecode}, "dintero: HTTP 200 OK: " + upstream.ErrDecode.Error()},
+		{&upstream.OAuthError{Code: "access_denied"}, "dintero: authorize refused: access_denied"},
+		{&upstream.OAuthError{Code: "access_denied", Description: "bad code"}, "dintero: authorize refused: access_denied: bad code"},
+	} {
+		if got := tc.err.Error(); got != tc.want {
+			t.Errorf("got %q; want %q", got, tc.want)
+		}
 	}
 }

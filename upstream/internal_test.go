@@ -185,11 +185,21 @@ func TestParseTimestamp(t *testing.T) {
 	if got, err := parseTimestamp("2023-11-07T05:31:56Z"); err != nil || !got.Equal(want.Truncate(time.Second)) {
 		t.Errorf("without a fraction: got %v, %v", got, err)
 	}
-	if got, err := parseTimestamp("2016-12-31T23:59:60Z"); err != nil || !got.Equal(time.Date(2017, 1, 1, 0, 0, 0, 0, time.UTC)) {
-		t.Errorf("a leap second: got %v, %v; want the second after :59", got, err)
+	for s, want := range map[string]time.Time{
+		"2016-12-31T23:59:60Z": time.Date(2017, 1, 1, 0, 0, 0, 0, time.UTC),
+		// The shortest form a leap second takes: no zone, no fraction.
+		"2016-12-31T23:59:60": time.Date(2017, 1, 1, 0, 0, 0, 0, time.UTC),
+		// The ends of the range a protobuf Timestamp holds.
+		"0001-01-01T00:00:00Z":     time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC),
+		"9999-12-31T23:59:59Z":     time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC),
+		"2023-11-07T05:31:56+2359": time.Date(2023, 11, 6, 5, 32, 56, 0, time.UTC),
+	} {
+		if got, err := parseTimestamp(s); err != nil || !got.Equal(want) {
+			t.Errorf("parseTimestamp(%q) = %v, %v; want %v", s, got, err, want)
+		}
 	}
 	for _, s := range []string{"", "yesterday", "2023-11-07", "2023-13-07T05:31:56Z", "0000-01-01T00:00:00Z", "2023-11-07T05:31:56.123+2", "1699335116",
-		"0001-01-01T00:30:00+01:00", "9999-12-31T23:59:59-01:00", "2023-11-07T05:31:56+24:00", "2023-11-07T05:31:61Z"} {
+		"0001-01-01T00:30:00+01:00", "9999-12-31T23:59:59-01:00", "2023-11-07T05:31:56+24:00", "2023-11-07T05:31:56+2400", "2023-11-07T05:31:56-2400", "2023-11-07T05:31:61Z"} {
 		if got, err := parseTimestamp(s); err == nil {
 			t.Errorf("parseTimestamp(%q) = %v; want an error", s, got)
 		}
@@ -249,6 +259,55 @@ func BenchmarkDecodeGrant(b *testing.B) {
 	for b.Loop() {
 		if _, undecoded := decodeGrant(body, "x"); undecoded != nil {
 			b.Fatal(undecoded)
+		}
+	}
+}
+
+// TestBreakerDefaults: with no options, the breaker opens at the tenth
+// failure in a row and not before, and on half of at least twenty calls
+// and not on fewer calls or a smaller share.
+func TestBreakerDefaults(t *testing.T) {
+	fail := func() (*response, error) { return nil, errServerError }
+	ok := func() (*response, error) { return &response{status: 200}, nil }
+	run := func(calls ...func() (*response, error)) string {
+		cb := newBreaker(BreakerOptions{}, nopObserver{})
+		for _, c := range calls {
+			_, _ = cb.Execute(c)
+		}
+		return cb.State().String()
+	}
+	repeat := func(n int, c func() (*response, error)) []func() (*response, error) {
+		out := make([]func() (*response, error), n)
+		for i := range out {
+			out[i] = c
+		}
+		return out
+	}
+	// alternating gives n calls, every other one failing, so no run of
+	// failures builds up.
+	alternating := func(n int) []func() (*response, error) {
+		out := make([]func() (*response, error), n)
+		for i := range out {
+			out[i] = ok
+			if i%2 == 1 {
+				out[i] = fail
+			}
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name  string
+		calls []func() (*response, error)
+		want  string
+	}{
+		{"9 failures in a row", repeat(9, fail), "closed"},
+		{"10 failures in a row", repeat(10, fail), "open"},
+		{"10 of 19 calls failed", append(alternating(18), fail), "closed"},
+		{"10 of 20 calls failed", alternating(20), "open"},
+		{"9 of 20 calls failed", append(alternating(18), ok, ok), "closed"},
+	} {
+		if got := run(tc.calls...); got != tc.want {
+			t.Errorf("%s: got %s; want %s", tc.name, got, tc.want)
 		}
 	}
 }
