@@ -47,6 +47,8 @@ const (
 	ReasonUnusableAnswer     = "UNUSABLE_ANSWER"
 	ReasonNotFoundUncertain  = "NOT_FOUND_AFTER_UNCERTAIN_ATTEMPT"
 	ReasonUnknownOAuthError  = "OAUTH_ERROR"
+	ReasonSigningKeys        = "SIGNING_KEYS_UNAVAILABLE"
+	ReasonIDTokenInvalid     = "ID_TOKEN_INVALID"
 	metaVerificationCodeSent = "verification_code_sent"
 )
 
@@ -127,6 +129,10 @@ func statusOf(op string, err error, meta upstream.Meta) *status.Status {
 		return failure(op, meta, codes.Canceled, ReasonCanceled, "the call was canceled")
 	case errors.Is(err, context.DeadlineExceeded):
 		return failure(op, meta, codes.DeadlineExceeded, ReasonDeadline, "Dintero did not answer within the deadline")
+	case errors.Is(err, upstream.ErrSigningKeys) && !errors.Is(err, upstream.ErrTokenFetch) && !(isUE && ue.Reason == nil && ue.StatusCode/100 == 4):
+		// Dintero failing or unreachable: the code was kept. A 4xx is
+		// Dintero refusing the caller, and is told as such below.
+		return failure(op, meta, codes.Unavailable, ReasonSigningKeys, err.Error())
 	case isOAuth:
 		return oauthStatus(op, oe, meta)
 	case isUE && ue.Reason == nil:
@@ -140,6 +146,15 @@ func statusOf(op string, err error, meta upstream.Meta) *status.Status {
 		return failure(op, meta, codes.Unavailable, ReasonTransport, err.Error())
 	}
 	return failure(op, meta, codes.Internal, ReasonInternal, "internal error")
+}
+
+// idTokenInvalid is the error of an id_token that failed verification,
+// when the operator asked for one: Unauthenticated, as the token proves no
+// identity, with the failed check in metadata id_token_reason.
+func idTokenInvalid(meta upstream.Meta, reason string) *status.Status {
+	info := &errdetails.ErrorInfo{Reason: ReasonIDTokenInvalid, Domain: FacadeDomain, Metadata: map[string]string{"id_token_reason": reason}}
+	return withDetails(opAuthorize, meta, codes.Unauthenticated,
+		"the id_token in Dintero's answer failed verification ("+reason+"), so it proves no identity; the verification code is spent", info)
 }
 
 // The bounds of a status, so that one travels in any client's header

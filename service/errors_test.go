@@ -30,6 +30,7 @@ type errorCase struct {
 	name       string
 	authorize  bool
 	tokenFetch bool // the facade's own token fetch answers, and the call brings no token
+	keys       bool // the keys endpoint answers, before authorize
 	status     int
 	header     map[string]string
 	body       string
@@ -87,7 +88,13 @@ func TestErrorMapping(t *testing.T) {
 		}, wantCode: codes.Unavailable, wantMsg: "transport failure", wantDomain: f, wantReason: service.ReasonTransport, wantErrors: -1},
 		{name: "authorize: transport failure", authorize: true, raw: dinterotest.Reset, wantCode: codes.Unavailable, wantDomain: f, wantReason: service.ReasonTransport, wantMeta: map[string]string{"verification_code_sent": "true"}, wantErrors: -1},
 		{name: "authorize: refused connection", authorize: true, mod: func(o *upstream.Options, _ *service.Options) { o.BaseURL = dinterotest.RefusingURL(t) },
-			wantCode: codes.Unavailable, wantDomain: f, wantReason: service.ReasonTransport, wantMeta: map[string]string{"verification_code_sent": "false"}, wantErrors: -1},
+			wantCode: codes.Unavailable, wantMsg: "transport failure", wantDomain: f, wantReason: service.ReasonSigningKeys, wantMeta: map[string]string{"verification_code_sent": "false"}, wantErrors: -1},
+		{name: "authorize: the keys endpoint fails", authorize: true, keys: true, status: 503, body: dintero("", "maintenance"),
+			wantCode: codes.Unavailable, wantMsg: "signing keys", wantDomain: f, wantReason: service.ReasonSigningKeys, wantMeta: map[string]string{"verification_code_sent": "false"}, wantErrors: -1},
+		{name: "authorize: the keys endpoint answers no keys", authorize: true, keys: true, status: 200, body: `<html>`,
+			wantCode: codes.Unavailable, wantMsg: "signing keys", wantDomain: f, wantReason: service.ReasonSigningKeys, wantMeta: map[string]string{"verification_code_sent": "false"}, wantErrors: -1},
+		{name: "authorize: the keys endpoint refuses the caller's token", authorize: true, keys: true, status: 401, body: dintero("unauthorized", "token expired"),
+			wantCode: codes.Unauthenticated, wantMsg: "token expired", wantDomain: d, wantReason: "UNAUTHORIZED", wantMeta: map[string]string{"verification_code_sent": "false", "http_status": "401"}},
 		{name: "our own timeout", raw: dinterotest.Stall, mod: func(o *upstream.Options, _ *service.Options) { o.Timeout = 100 * time.Millisecond }, wantCode: codes.DeadlineExceeded, wantDomain: f, wantReason: service.ReasonDeadline, wantErrors: -1},
 		{name: "caller deadline", raw: dinterotest.Stall, ctx: func() (context.Context, context.CancelFunc) {
 			return context.WithTimeout(context.Background(), 300*time.Millisecond)
@@ -128,6 +135,8 @@ func TestErrorMapping(t *testing.T) {
 			switch {
 			case tc.tokenFetch:
 				op = dinterotest.OpToken
+			case tc.keys:
+				op = dinterotest.OpKeys
 			case tc.authorize:
 				op = dinterotest.OpAuthorize
 			}

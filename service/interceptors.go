@@ -37,6 +37,9 @@ type callInfo struct {
 	grantID   string
 	decision  string // about the facade's credentials; see authenticate
 	meta      upstream.Meta
+	// idToken is the id_token's verification (verified, invalid,
+	// not_checked) and idTokenReason why it is invalid; never a claim.
+	idToken, idTokenReason string
 }
 
 type infoKey struct{}
@@ -214,6 +217,12 @@ func logCall(ctx context.Context, log *slog.Logger, msg, method string, ci *call
 	}
 	if len(ci.meta.Undecoded) > 0 {
 		attrs = append(attrs, slog.Any("undecoded", ci.meta.Undecoded))
+	}
+	if ci.idToken != "" {
+		attrs = append(attrs, slog.String("id_token", ci.idToken))
+		if ci.idTokenReason != "" {
+			attrs = append(attrs, slog.String("id_token_reason", ci.idTokenReason))
+		}
 	}
 	if err != nil {
 		st := status.Convert(err)

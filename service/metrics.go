@@ -5,12 +5,14 @@ import (
 )
 
 // Metrics counts the service's decisions about the facade's credentials,
-// and the parts of Dintero's success answers it could not read. Labels are
-// bounded: the account is one the facade holds credentials for, or
-// "other"; a part is a field of Dintero's grant, or "body".
+// the parts of Dintero's success answers it could not read, and the
+// verifications of id_tokens. Labels are bounded: the account is one the
+// facade holds credentials for, or "other"; a part is a field of Dintero's
+// grant, or "body"; a reason is one of upstream's fixed set.
 type Metrics struct {
 	decisions       *prometheus.CounterVec
 	undecodedFields *prometheus.CounterVec
+	idTokens        *prometheus.CounterVec
 }
 
 // NewMetrics registers the service's metrics with reg.
@@ -24,8 +26,12 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "dintero_facade_undecoded_fields_total",
 			Help: "Parts of Dintero's success answers that could not be read and were left unset (the call still succeeded), by operation and part (a field of the grant, or body).",
 		}, []string{"operation", "field"}),
+		idTokens: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dintero_facade_id_token_verifications_total",
+			Help: "Authorize answers by the verification of their id_token: result (verified, invalid, not_checked) and, when invalid, the reason (the failed check).",
+		}, []string{"result", "reason"}),
 	}
-	for _, c := range []prometheus.Collector{m.decisions, m.undecodedFields} {
+	for _, c := range []prometheus.Collector{m.decisions, m.undecodedFields, m.idTokens} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -50,4 +56,11 @@ func (m *Metrics) decision(operation, account, decision string, known bool) {
 		account = "other"
 	}
 	m.decisions.WithLabelValues(operation, account, decision).Inc()
+}
+
+func (m *Metrics) idToken(result, reason string) {
+	if m == nil {
+		return
+	}
+	m.idTokens.WithLabelValues(result, reason).Inc()
 }

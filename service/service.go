@@ -11,6 +11,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	authv1 "github.com/dintero-facade/dintero-facade/gen/dintero/auth/v1"
@@ -35,9 +36,14 @@ type Options struct {
 	// Policy says who may act with the facade's own credentials; nil lets
 	// every caller use them.
 	Policy *Policy
-	// Metrics counts the decisions about the facade's credentials and the
-	// answers it could not read whole; nil counts nothing.
+	// Metrics counts the decisions about the facade's credentials, the
+	// answers it could not read whole and the id_tokens verified; nil
+	// counts nothing.
 	Metrics *Metrics
+	// RejectInvalidIDToken makes an id_token that fails verification an
+	// error (Unauthenticated, reason ID_TOKEN_INVALID) instead of an answer
+	// marked invalid. The verification code is spent either way.
+	RejectInvalidIDToken bool
 }
 
 // New returns a Server that calls Dintero with client.
@@ -141,10 +147,44 @@ func (s *Server) Authorize(ctx context.Context, req *authv1.AuthorizeRequest) (*
 	if err != nil {
 		return nil, statusOf(opAuthorize, err, meta).Err()
 	}
+	v := verificationToProto(rd.Identity)
+	info.idToken, info.idTokenReason = resultName(v.GetResult()), v.GetReason()
+	s.opts.Metrics.idToken(info.idToken, info.idTokenReason)
+	if s.opts.RejectInvalidIDToken && v.GetResult() == authv1.IdTokenVerification_RESULT_INVALID {
+		return nil, idTokenInvalid(meta, v.GetReason()).Err()
+	}
 	return &authv1.AuthorizeResponse{
 		Location: rd.Location, IdToken: rd.IDToken, AccessToken: rd.AccessToken,
-		Query: rd.Query, Fragment: rd.Fragment,
+		Query: rd.Query, Fragment: rd.Fragment, IdTokenVerification: v,
 	}, nil
+}
+
+// verificationToProto translates the id_token's verification.
+func verificationToProto(id upstream.Identity) *authv1.IdTokenVerification {
+	switch id.Result {
+	case upstream.Verified:
+		c := id.Claims
+		out := &authv1.IdTokenClaims{Sub: c.Subject, Email: c.Email, Name: c.Name, Iss: c.Issuer, Aud: c.Audience,
+			Exp: timestamppb.New(c.Expires)}
+		if !c.IssuedAt.IsZero() {
+			out.Iat = timestamppb.New(c.IssuedAt)
+		}
+		if len(c.Extra) > 0 {
+			// Decoded JSON always converts; were it not to, the typed
+			// claims still stand.
+			out.Extra, _ = structpb.NewStruct(c.Extra)
+		}
+		return &authv1.IdTokenVerification{Result: authv1.IdTokenVerification_RESULT_VERIFIED, Claims: out}
+	case upstream.Invalid:
+		return &authv1.IdTokenVerification{Result: authv1.IdTokenVerification_RESULT_INVALID, Reason: id.Reason}
+	}
+	return &authv1.IdTokenVerification{Result: authv1.IdTokenVerification_RESULT_NOT_CHECKED}
+}
+
+// resultName is a verification result as logged and counted: verified,
+// invalid or not_checked.
+func resultName(r authv1.IdTokenVerification_Result) string {
+	return strings.ToLower(strings.TrimPrefix(r.String(), "RESULT_"))
 }
 
 // callFrom takes what upstream needs from the call's metadata: the caller's

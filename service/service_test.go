@@ -3,6 +3,7 @@ package service_test
 import (
 	"context"
 	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -125,7 +126,15 @@ func TestAuthorize(t *testing.T) {
 			if !strings.HasPrefix(resp.GetLocation(), dinterotest.Callback) {
 				t.Errorf("got location %q", resp.GetLocation())
 			}
-			q := e.fake.Requests()[0].Query
+			if v := resp.GetIdTokenVerification(); v.GetResult() != authv1.IdTokenVerification_RESULT_VERIFIED || v.GetClaims().GetSub() != "user-vc-4711-secret" ||
+				v.GetClaims().GetEmail() != "user@example.com" || !slices.Equal(v.GetClaims().GetAud(), []string{dinterotest.Callback}) || v.GetClaims().GetExp() == nil {
+				t.Errorf("got verification %v; want verified, the mock's user", v)
+			}
+			reqs := e.fake.Requests()
+			if len(reqs) != 2 || reqs[0].Op != dinterotest.OpKeys || reqs[1].Op != dinterotest.OpAuthorize {
+				t.Fatalf("got %d requests; want the keys, then authorize", len(reqs))
+			}
+			q := reqs[1].Query
 			for k, v := range map[string]string{"audience": goodAuthorize().Audience, "scope": "openid", "response_type": "authenticate", "client_id": dinterotest.App, "state": "s-1", "redirect_uri": dinterotest.Callback, "verification_code": "vc-4711-secret", "connection": "sms"} {
 				if q.Get(k) != v {
 					t.Errorf("query %s: got %q; want %q", k, q.Get(k), v)

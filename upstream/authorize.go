@@ -35,6 +35,9 @@ type Redirect struct {
 	// Query and Fragment hold its other parameters (state, say), the first
 	// value of each; the tokens are not repeated there.
 	Query, Fragment map[string]string
+	// Identity is what IDToken proves, checked against the account's
+	// signing keys.
+	Identity Identity
 }
 
 // OAuthError is authorize's refusal delivered as OAuth delivers it (RFC
@@ -68,10 +71,19 @@ func (e *OAuthError) Error() string {
 // or a 2xx JSON {"redirect_uri": …} carrying the same. The call is never
 // retried once the request may have left the process, because the code
 // works once.
+//
+// The account's signing keys are made sure of first: without them the code
+// is not sent (ErrSigningKeys). The id_token is then verified, and the
+// outcome, good or bad, is in the Redirect's Identity: the code is spent
+// either way, so the answer is not withheld.
 func (c *Client) Authorize(ctx context.Context, call Call, p AuthorizeParams) (*Redirect, Meta, error) {
 	path, err := c.path("accounts", p.OID, "auth", "authorize")
 	if err != nil {
 		return nil, Meta{}, err
+	}
+	if meta, err := c.ensureKeys(ctx, call, p.OID); err != nil {
+		meta.Sent = false
+		return nil, meta, err
 	}
 	q := make(url.Values, 8)
 	for _, kv := range [...]struct{ k, v string }{
@@ -126,6 +138,9 @@ func (c *Client) Authorize(ctx context.Context, call Call, p AuthorizeParams) (*
 	}
 	if rd.IDToken == "" && rd.AccessToken == "" {
 		return nil, meta, &Error{StatusCode: res.status, RequestID: meta.RequestID, Reason: fmt.Errorf("%w: the redirect carries neither a token nor an error", ErrUnexpectedResponse)}
+	}
+	if rd.IDToken != "" {
+		rd.Identity = c.verifyIDToken(ctx, call, p.OID, rd.IDToken, p.RedirectURI, p.ClientID)
 	}
 	return rd, meta, nil
 }

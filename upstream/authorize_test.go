@@ -5,6 +5,8 @@ import (
 	"errors"
 	"maps"
 	"net/http"
+	"net/url"
+	"slices"
 	"strings"
 	"testing"
 
@@ -61,10 +63,10 @@ func TestAuthorize(t *testing.T) {
 				t.Fatalf("Authorize: %v", err)
 			}
 			reqs := fake.Requests()
-			if len(reqs) != 1 || obs.get("Authorize") != 1 {
-				t.Fatalf("got %d requests, %d attempts; want 1: the redirect is never followed", len(reqs), obs.get("Authorize"))
+			if len(reqs) != 2 || reqs[0].Op != dinterotest.OpKeys || obs.get("Authorize") != 1 {
+				t.Fatalf("got %d requests, %d attempts; want the keys, then authorize once: the redirect is never followed", len(reqs), obs.get("Authorize"))
 			}
-			r := reqs[0]
+			r := reqs[1]
 			if len(r.Body) != 0 || r.Method != http.MethodPost || r.Header.Get("Accept") != "application/json" {
 				t.Errorf("got %s with body %q, Accept %q; want POST without a body, accepting JSON", r.Method, r.Body, r.Header.Get("Accept"))
 			}
@@ -78,6 +80,9 @@ func TestAuthorize(t *testing.T) {
 			}
 			if got := claims(t, rd.IDToken); got["aud"] != tc.wantAud || got["sub"] != "user-VC-SECRET-9731" {
 				t.Errorf("got id_token claims %v; want aud %s", got, tc.wantAud)
+			}
+			if id := rd.Identity; id.Result != upstream.Verified || id.Claims.Subject != "user-VC-SECRET-9731" || !slices.Equal(id.Claims.Audience, []string{tc.wantAud}) {
+				t.Errorf("got identity %+v; want verified, the mock's user, aud %s", id, tc.wantAud)
 			}
 			if _, ok := rd.Query["id_token"]; ok {
 				t.Errorf("id_token repeated in query %v", rd.Query)
@@ -182,7 +187,7 @@ func TestAuthorizeAnswers(t *testing.T) {
 				_, _ = w.Write([]byte(tc.body))
 			})
 			c := newClient(t, fake.URL)
-			rd, meta, err := c.Authorize(context.Background(), caller(fake), allParams)
+			rd, meta, err := c.Authorize(context.Background(), callerAt(fake, allParams.OID), allParams)
 			if !meta.Sent || meta.Attempts != 1 {
 				t.Errorf("got meta %+v; want sent, once", meta)
 			}
@@ -219,7 +224,7 @@ func TestAuthorizeAnswers(t *testing.T) {
 // verification code or a token does not carry it on.
 func TestAuthorizeOAuthErrorIsMasked(t *testing.T) {
 	fake := dinterotest.New(t)
-	call := caller(fake)
+	call := callerAt(fake, allParams.OID)
 	fake.HandleRaw(dinterotest.OpAuthorize, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Location", "https://app.example.com/cb?error=access_denied&error_description="+
 			"code+VC-SECRET-9731+refused+for+"+strings.ReplaceAll(call.Authorization, " ", "+"))
@@ -245,8 +250,26 @@ func TestAuthorizeOAuthErrorIsMasked(t *testing.T) {
 // TestAuthorizeNotSent: when nothing left the process, the call says so.
 func TestAuthorizeNotSent(t *testing.T) {
 	t.Run("connection refused, tried again", func(t *testing.T) {
+		// The keys come from the mock; authorize goes to a port that
+		// refuses connections.
+		fake := dinterotest.New(t)
+		fake.OpenKeys()
+		refused, err := url.Parse(dinterotest.RefusingURL(t))
+		if err != nil {
+			t.Fatal(err)
+		}
 		obs := &counter{}
-		c := newClient(t, dinterotest.RefusingURL(t), func(o *upstream.Options) { o.Observer = obs })
+		c := newClient(t, fake.URL, func(o *upstream.Options) {
+			o.Observer = obs
+			base := o.Transport
+			o.Transport = roundTripFunc(func(r *http.Request) (*http.Response, error) {
+				if r.Method == http.MethodPost {
+					r = r.Clone(r.Context())
+					r.URL.Host = refused.Host
+				}
+				return base.RoundTrip(r)
+			})
+		})
 		_, meta, err := c.Authorize(context.Background(), upstream.Call{Authorization: "Bearer caller-token-abc"}, allParams)
 		if !errors.Is(err, upstream.ErrTransport) || meta.Attempts != 3 || obs.get("Authorize") != 3 || meta.Sent {
 			t.Errorf("got %v after %d attempts, sent %v; want ErrTransport after 3, not sent", err, meta.Attempts, meta.Sent)
@@ -268,7 +291,7 @@ func TestAuthorizeNotSent(t *testing.T) {
 		fake := dinterotest.New(t)
 		fake.HandleRaw(dinterotest.OpAuthorize, dinterotest.Reset)
 		c := newClient(t, fake.URL)
-		_, meta, err := c.Authorize(context.Background(), caller(fake), allParams)
+		_, meta, err := c.Authorize(context.Background(), callerAt(fake, allParams.OID), allParams)
 		if !errors.Is(err, upstream.ErrTransport) || fake.Count(dinterotest.OpAuthorize) != 1 || meta.Attempts != 1 || !meta.Sent {
 			t.Errorf("got %v after %d requests, sent %v; want ErrTransport after 1, sent", err, fake.Count(dinterotest.OpAuthorize), meta.Sent)
 		}
@@ -292,7 +315,7 @@ func TestAuthorizeBrokenBody(t *testing.T) {
 		_ = conn.Close()
 	})
 	c := newClient(t, fake.URL)
-	rd, meta, err := c.Authorize(context.Background(), caller(fake), allParams)
+	rd, meta, err := c.Authorize(context.Background(), callerAt(fake, allParams.OID), allParams)
 	if err != nil || rd.IDToken != "T1" || meta.Status != 302 || !meta.Sent {
 		t.Errorf("got %+v, %+v, %v; want the redirect's id_token", rd, meta, err)
 	}
@@ -309,7 +332,7 @@ func TestOAuthCodeKeptThroughMasking(t *testing.T) {
 	c := newClient(t, fake.URL)
 	p := allParams
 	p.VerificationCode = "denied"
-	_, _, err := c.Authorize(context.Background(), caller(fake), p)
+	_, _, err := c.Authorize(context.Background(), callerAt(fake, allParams.OID), p)
 	var oe *upstream.OAuthError
 	if !errors.As(err, &oe) || oe.Code != "access_denied" || strings.Contains(oe.Description, " denied ") {
 		t.Errorf("got %v (%+v); want access_denied, the description masked", err, oe)

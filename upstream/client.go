@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -99,6 +100,9 @@ type Options struct {
 	MaxConcurrent int
 	// Breaker configures the circuit breaker. Zero values mean defaults.
 	Breaker BreakerOptions
+	// IDToken configures the verification of authorize's id_token. Zero
+	// values mean defaults.
+	IDToken IDTokenOptions
 	// Observer is told about every attempt, for metrics. Default none.
 	Observer Observer
 	// Now is the clock for token expiry. Default time.Now.
@@ -109,7 +113,7 @@ type Options struct {
 // be cheap and safe for concurrent use; their arguments hold no id or secret.
 type Observer interface {
 	// Attempt reports one HTTP attempt of op (DeleteClientGrant, Authorize,
-	// Token): its number from 1, the status (0 when no answer came back) and
+	// Token, Keys): its number from 1, the status (0 when no answer came back) and
 	// how long it took.
 	Attempt(op string, attempt, status int, elapsed time.Duration)
 	// TokenFetched reports a token fetched with the client credentials.
@@ -170,6 +174,8 @@ type Client struct {
 	tokens  atomic.Pointer[map[string]*tokenSource] // by account
 	sem     chan struct{}                           // nil when unbounded
 	breaker *gobreaker.CircuitBreaker[*response]
+	// keyrings holds each account's signing keys (*keyring by account).
+	keyrings sync.Map
 }
 
 // New returns a Client for opts.
@@ -203,6 +209,15 @@ func New(opts Options) (*Client, error) {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.IDToken.Leeway <= 0 {
+		opts.IDToken.Leeway = 30 * time.Second
+	}
+	if opts.IDToken.KeysFor <= 0 {
+		opts.IDToken.KeysFor = time.Hour
+	}
+	if opts.IDToken.RefetchEvery <= 0 {
+		opts.IDToken.RefetchEvery = 10 * time.Second
 	}
 	c := &Client{
 		opts: opts,

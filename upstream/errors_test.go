@@ -114,6 +114,8 @@ func TestEchoedSecretsAreMasked(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			fake := dinterotest.New(t)
+			// The caller's tokens here are not the mock's.
+			fake.OpenKeys()
 			body := fmt.Sprintf(`{"error":{"code":"ECHO %[1]s","message":"you sent %[1]s","errors":[{"field":"authorization","value":%[2]q,%[2]q:"k"}]}}`, strings.ReplaceAll(tc.echoed, `"`, `'`), tc.echoed)
 			fake.HandleRaw(dinterotest.OpToken, dinterotest.Body(401, "application/json", []byte(body)))
 			fake.HandleRaw(dinterotest.OpAuthorize, dinterotest.Body(400, "application/json", []byte(body)))
@@ -167,7 +169,7 @@ func TestBase64URLAndShortSecrets(t *testing.T) {
 			c := newClient(t, fake.URL)
 			p := allParams
 			p.VerificationCode = tc.code
-			_, _, err := c.Authorize(context.Background(), caller(fake), p)
+			_, _, err := c.Authorize(context.Background(), callerAt(fake, allParams.OID), p)
 			var e *upstream.Error
 			if !errors.As(err, &e) {
 				t.Fatalf("got %v", err)

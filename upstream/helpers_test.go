@@ -1,6 +1,7 @@
 package upstream_test
 
 import (
+	"net/http"
 	"sync"
 	"testing"
 	"time"
@@ -78,7 +79,17 @@ func caller(fake *dinterotest.Server) upstream.Call {
 	return upstream.Call{Authorization: fake.Bearer("T123"), RequestID: "req-42"}
 }
 
+// callerAt is a call with the caller's own token for account.
+func callerAt(fake *dinterotest.Server, account string) upstream.Call {
+	return upstream.Call{Authorization: fake.Bearer(account), RequestID: "req-42"}
+}
+
 // facade is a call on the facade's own credentials for account.
 func facade(c *upstream.Client, account string) upstream.Call {
 	return upstream.Call{Credentials: c.CredentialsFor(account)}
 }
+
+// roundTripFunc is an http.RoundTripper made of a function.
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

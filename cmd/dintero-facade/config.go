@@ -46,6 +46,11 @@ type Config struct {
 	Tracing         bool
 	CredentialsFile string
 	PolicyFile      string
+	// IDTokenIssuer, when set, must be the iss of authorize's id_tokens.
+	IDTokenIssuer string
+	// RejectInvalidIDToken makes an id_token that fails verification an
+	// error rather than an answer marked invalid.
+	RejectInvalidIDToken bool
 	// Policy is the loaded --policy-file, nil without one.
 	Policy *service.Policy
 	// EnvCredentials are the environment's one-account shortcut (never
@@ -88,6 +93,8 @@ func (c *Config) options() []option {
 		{"tls-cert", &c.TLSCert, "", "PEM certificate for TLS on both listeners (with --tls-key); reloaded when the file changes"},
 		{"tls-key", &c.TLSKey, "", "PEM private key for TLS on both listeners (with --tls-cert)"},
 		{"client-ca", &c.ClientCA, "", "PEM CA bundle: require callers' certificates signed by it (mutual TLS; needs --tls-cert)"},
+		{"id-token-issuer", &c.IDTokenIssuer, "", "the iss authorize's id_tokens must have; empty: iss is not checked"},
+		{"reject-invalid-id-token", &c.RejectInvalidIDToken, false, "answer Unauthenticated when authorize's id_token fails verification, instead of the answer marked invalid (the code is spent either way)"},
 	}
 }
 

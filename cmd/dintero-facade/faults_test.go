@@ -42,7 +42,9 @@ func TestFaults(t *testing.T) {
 	}{
 		{name: "connection refused", url: refusing, wantCode: codes.Unavailable, maxTime: deadline, wantLog: `"attempts":3`},
 		{name: "connection refused, authorize", authorize: true, url: refusing, wantCode: codes.Unavailable, maxTime: deadline, wantLog: `"attempts":3`, check: wantSent("false")},
-		{name: "accepts and never answers, authorize", authorize: true, url: silent, wantCode: codes.DeadlineExceeded, maxTime: deadline + 300*time.Millisecond, wantLog: `"attempts":1`},
+		// The signing keys come first: without them the code stays unsent.
+		{name: "accepts and never answers, authorize", authorize: true, url: silent, wantCode: codes.DeadlineExceeded, maxTime: deadline + 300*time.Millisecond, check: wantSent("false")},
+		{name: "authorize never answers (HTTP accepted) is not resent", authorize: true, handler: raw(dinterotest.Stall), wantCode: codes.DeadlineExceeded, maxTime: deadline + 300*time.Millisecond, wantCalls: 1, check: wantSent("true")},
 		{name: "reset before the headers", handler: raw(dinterotest.Reset), wantCode: codes.Unavailable, maxTime: deadline, wantCalls: 3},
 		{name: "authorize reset before the headers is not resent", authorize: true, handler: raw(dinterotest.Reset), wantCode: codes.Unavailable, maxTime: deadline, wantCalls: 1, check: wantSent("true")},
 		{name: "a 200 whose body breaks off is a deletion", handler: raw(dinterotest.ResetMidBody(grant)), wantCode: codes.OK, maxTime: deadline, wantCalls: 1, wantLog: `"undecoded":["body"]`},

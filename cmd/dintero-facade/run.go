@@ -157,7 +157,7 @@ func build(ctx context.Context, o Options) (_ *instance, err error) {
 			return nil, err
 		}
 	}
-	var svc authv1.AuthServiceServer = service.New(client, service.Options{Policy: f.cfg.Policy, Metrics: tel.service})
+	var svc authv1.AuthServiceServer = service.New(client, service.Options{Policy: f.cfg.Policy, Metrics: tel.service, RejectInvalidIDToken: f.cfg.RejectInvalidIDToken})
 	if o.wrap != nil {
 		svc = o.wrap(svc)
 	}
@@ -196,6 +196,7 @@ func newClient(cfg Config, tel *telemetry, version string) (*upstream.Client, er
 		UserAgent:     "dintero-facade/" + version,
 		Transport:     tel.transport(upstream.NewTransport(cfg.DinteroTimeout)),
 		Observer:      tel.upstream,
+		IDToken:       upstream.IDTokenOptions{Issuer: cfg.IDTokenIssuer},
 	})
 }
 

@@ -199,6 +199,15 @@ func TestNoSecretAnywhere(t *testing.T) {
 			}
 		}
 	}
+	// The verified claims are personal data: the caller gets them, the
+	// logs, metrics and traces never (the subject holds S3CR3T above).
+	for _, where := range []string{"logs", "metrics", "spans"} {
+		for _, pii := range []string{"user@example.com", "Test User"} {
+			if strings.Contains(places[where], pii) {
+				t.Errorf("the %s hold the claim %q", where, pii)
+			}
+		}
+	}
 	if !strings.Contains(strings.Join(seen, "\n"), "[REDACTED]") {
 		t.Error("Dintero's echoing messages should come back with the secrets masked")
 	}

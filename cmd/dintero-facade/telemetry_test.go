@@ -165,8 +165,13 @@ func TestTracing(t *testing.T) {
 		t.Fatalf("gateway authorize: %d %s", code, body)
 	}
 	spans := rec.Ended()
-	var server, client, gateway int
-	reqs := fake.Requests()
+	var server, client, keys, gateway int
+	var reqs []dinterotest.Request
+	for _, r := range fake.Requests() {
+		if r.Op == dinterotest.OpAuthorize {
+			reqs = append(reqs, r)
+		}
+	}
 	for _, s := range spans {
 		switch {
 		case s.Name() == authv1.AuthService_Authorize_FullMethodName[1:] || s.Name() == "dintero.auth.v1.AuthService/Authorize":
@@ -177,6 +182,8 @@ func TestTracing(t *testing.T) {
 			}
 		case s.Name() == "Dintero POST":
 			client++
+		case s.Name() == "Dintero GET":
+			keys++
 		case s.Name() == "gateway POST":
 			gateway++
 		}
@@ -193,12 +200,12 @@ func TestTracing(t *testing.T) {
 			}
 		}
 	}
-	if server != 1 || client != 2 || gateway != 1 {
+	if server != 1 || client != 2 || keys != 1 || gateway != 1 {
 		names := make([]string, 0, len(spans))
 		for _, s := range spans {
 			names = append(names, s.Name())
 		}
-		t.Errorf("got spans %v; want one gRPC server span, one gateway span and two Dintero client spans", names)
+		t.Errorf("got spans %v; want one gRPC server span, one gateway span, two Dintero authorize spans and one of its keys", names)
 	}
 	for i, r := range reqs {
 		if r.Header.Get("Traceparent") == "" {

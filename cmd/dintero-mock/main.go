@@ -1,7 +1,9 @@
 // Command dintero-mock serves a local, stateful Dintero auth API on
 // loopback: client-grant deletion, authorize with one-time verification
-// codes, client-credentials tokens (RS256) and a JWKS. Point the facade at
-// it with --dintero-url http://127.0.0.1:8000/v1.
+// codes, client-credentials tokens and id_tokens (RS256) and the accounts'
+// signing keys. Point the facade at it with --dintero-url
+// http://127.0.0.1:8000/v1. SIGUSR1 rotates the signing key, as Dintero
+// may, so that a client's handling of a rotation can be tried.
 package main
 
 import (
@@ -86,6 +88,10 @@ func run(args []string) error {
 	srv := &http.Server{Handler: m, ReadHeaderTimeout: 5 * time.Second}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	defer signal.Stop(usr1)
+	go rotateOn(ctx, usr1, m, log)
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -96,4 +102,21 @@ func run(args []string) error {
 		return err
 	}
 	return nil
+}
+
+// rotateOn rotates m's signing key each time a signal arrives, until ctx
+// ends: the keys endpoint then lists the new key alone.
+func rotateOn(ctx context.Context, sig <-chan os.Signal, m *dinteromock.Mock, log *slog.Logger) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-sig:
+			if err := m.RotateKey(nil, false); err != nil {
+				log.Error("rotating the signing key", "error", err.Error())
+				continue
+			}
+			log.Info("signing key rotated", "kid", m.KeyID())
+		}
+	}
 }

@@ -1,10 +1,15 @@
 package main
 
 import (
+	"context"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/dintero-facade/dintero-facade/internal/dinteromock"
 )
 
 func TestRunRefusesBadInput(t *testing.T) {
@@ -35,4 +40,24 @@ func writeFile(t *testing.T, content string) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// TestRotateOn: each signal gives the mock a new signing key.
+func TestRotateOn(t *testing.T) {
+	m, err := dinteromock.New(dinteromock.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	sig := make(chan os.Signal)
+	done := make(chan struct{})
+	go func() { rotateOn(ctx, sig, m, slog.New(slog.NewTextHandler(io.Discard, nil))); close(done) }()
+	before := m.KeyID()
+	sig <- os.Interrupt
+	sig <- os.Interrupt // the first rotation is done once the second is taken
+	cancel()
+	<-done
+	if m.KeyID() == before {
+		t.Error("the signing key did not change")
+	}
 }

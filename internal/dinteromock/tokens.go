@@ -204,13 +204,20 @@ func (m *Mock) token(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"access_token": tok, "token_type": "Bearer", "expires_in": int64(m.opts.TokenTTL / time.Second)})
 }
 
-// keysList answers Dintero's aid_auths_keys_get: a JSON array of the
-// account's RSA signing keys, not a {"keys": […]} set.
+// keysList answers Dintero's aid_auths_keys_get to a valid token of the
+// account.
 func (m *Mock) keysList(w http.ResponseWriter, r *http.Request) {
 	if _, err := m.bearer(r, r.PathValue("oid")); err != nil {
 		writeError(w, http.StatusUnauthorized, "UNAUTHORIZED", err.Error())
 		return
 	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(m.PublicKeys())
+}
+
+// PublicKeys returns the keys endpoint's answer: a JSON array of the RSA
+// signing keys, not a {"keys": […]} set.
+func (m *Mock) PublicKeys() []byte {
 	m.mu.Lock()
 	keys := slices.Clone(m.published)
 	m.mu.Unlock()
@@ -223,7 +230,8 @@ func (m *Mock) keysList(w http.ResponseWriter, r *http.Request) {
 			"e": base64.RawURLEncoding.EncodeToString(big.NewInt(int64(pub.E)).Bytes()),
 		})
 	}
-	writeJSON(w, http.StatusOK, out)
+	b, _ := json.Marshal(out)
+	return b
 }
 
 type behaviourKey struct{}

@@ -219,6 +219,16 @@ func (s *Server) HandleRaw(op string, h http.HandlerFunc) {
 	s.raw[op] = true
 }
 
+// OpenKeys answers the keys endpoint without checking the caller's token,
+// for tests whose caller brings a token the mock refuses, to see what
+// Dintero's other answers do with it. The answer is the mock's keys.
+func (s *Server) OpenKeys() {
+	s.Handle(OpKeys, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(s.Mock.PublicKeys())
+	})
+}
+
 // Requests returns the requests received so far, oldest first.
 func (s *Server) Requests() []Request {
 	s.mu.Lock()

@@ -31,6 +31,63 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// Result is the outcome of the check.
+type IdTokenVerification_Result int32
+
+const (
+	// RESULT_UNSPECIFIED is never sent.
+	IdTokenVerification_RESULT_UNSPECIFIED IdTokenVerification_Result = 0
+	// RESULT_NOT_CHECKED: the answer carried no id_token.
+	IdTokenVerification_RESULT_NOT_CHECKED IdTokenVerification_Result = 1
+	// RESULT_VERIFIED: every check passed; claims holds what the token says.
+	IdTokenVerification_RESULT_VERIFIED IdTokenVerification_Result = 2
+	// RESULT_INVALID: a check failed; reason says which. The token proves nothing.
+	IdTokenVerification_RESULT_INVALID IdTokenVerification_Result = 3
+)
+
+// Enum value maps for IdTokenVerification_Result.
+var (
+	IdTokenVerification_Result_name = map[int32]string{
+		0: "RESULT_UNSPECIFIED",
+		1: "RESULT_NOT_CHECKED",
+		2: "RESULT_VERIFIED",
+		3: "RESULT_INVALID",
+	}
+	IdTokenVerification_Result_value = map[string]int32{
+		"RESULT_UNSPECIFIED": 0,
+		"RESULT_NOT_CHECKED": 1,
+		"RESULT_VERIFIED":    2,
+		"RESULT_INVALID":     3,
+	}
+)
+
+func (x IdTokenVerification_Result) Enum() *IdTokenVerification_Result {
+	p := new(IdTokenVerification_Result)
+	*p = x
+	return p
+}
+
+func (x IdTokenVerification_Result) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (IdTokenVerification_Result) Descriptor() protoreflect.EnumDescriptor {
+	return file_dintero_auth_v1_auth_proto_enumTypes[0].Descriptor()
+}
+
+func (IdTokenVerification_Result) Type() protoreflect.EnumType {
+	return &file_dintero_auth_v1_auth_proto_enumTypes[0]
+}
+
+func (x IdTokenVerification_Result) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use IdTokenVerification_Result.Descriptor instead.
+func (IdTokenVerification_Result) EnumDescriptor() ([]byte, []int) {
+	return file_dintero_auth_v1_auth_proto_rawDescGZIP(), []int{6, 0}
+}
+
 // DeleteClientGrantRequest names the grant to delete.
 type DeleteClientGrantRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -488,9 +545,12 @@ type AuthorizeResponse struct {
 	AccessToken string `protobuf:"bytes,4,opt,name=access_token,json=accessToken,proto3" json:"access_token,omitempty"`
 	// fragment holds the location's other fragment parameters, the first
 	// value of each. The tokens are not repeated here.
-	Fragment      map[string]string `protobuf:"bytes,5,rep,name=fragment,proto3" json:"fragment,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Fragment map[string]string `protobuf:"bytes,5,rep,name=fragment,proto3" json:"fragment,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// id_token_verification says whether id_token was verified against the
+	// account's signing keys, and what it proves when it was.
+	IdTokenVerification *IdTokenVerification `protobuf:"bytes,6,opt,name=id_token_verification,json=idTokenVerification,proto3" json:"id_token_verification,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *AuthorizeResponse) Reset() {
@@ -558,6 +618,197 @@ func (x *AuthorizeResponse) GetFragment() map[string]string {
 	return nil
 }
 
+func (x *AuthorizeResponse) GetIdTokenVerification() *IdTokenVerification {
+	if x != nil {
+		return x.IdTokenVerification
+	}
+	return nil
+}
+
+// IdTokenVerification is the facade's check of an id_token: its RS256
+// signature by a key the account's keys endpoint lists (chosen by kid),
+// its times (exp, nbf, iat, with a small leeway), its audience (the
+// request's redirect_uri or client_id) and, when the facade is configured
+// with one, its issuer.
+type IdTokenVerification struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// result is the outcome.
+	Result IdTokenVerification_Result `protobuf:"varint,1,opt,name=result,proto3,enum=dintero.auth.v1.IdTokenVerification_Result" json:"result,omitempty"`
+	// reason names the failed check when result is RESULT_INVALID: malformed,
+	// algorithm, unknown_key, signature, expired, not_yet_valid,
+	// issued_in_future, audience, issuer or claims.
+	Reason string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	// claims are the verified token's claims, set only when result is
+	// RESULT_VERIFIED.
+	Claims        *IdTokenClaims `protobuf:"bytes,3,opt,name=claims,proto3" json:"claims,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IdTokenVerification) Reset() {
+	*x = IdTokenVerification{}
+	mi := &file_dintero_auth_v1_auth_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IdTokenVerification) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IdTokenVerification) ProtoMessage() {}
+
+func (x *IdTokenVerification) ProtoReflect() protoreflect.Message {
+	mi := &file_dintero_auth_v1_auth_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IdTokenVerification.ProtoReflect.Descriptor instead.
+func (*IdTokenVerification) Descriptor() ([]byte, []int) {
+	return file_dintero_auth_v1_auth_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *IdTokenVerification) GetResult() IdTokenVerification_Result {
+	if x != nil {
+		return x.Result
+	}
+	return IdTokenVerification_RESULT_UNSPECIFIED
+}
+
+func (x *IdTokenVerification) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *IdTokenVerification) GetClaims() *IdTokenClaims {
+	if x != nil {
+		return x.Claims
+	}
+	return nil
+}
+
+// IdTokenClaims are the documented claims of a verified id_token, typed.
+// They are personal data: the facade never logs them.
+type IdTokenClaims struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// sub identifies the user.
+	Sub string `protobuf:"bytes,1,opt,name=sub,proto3" json:"sub,omitempty"`
+	// email is the user's e-mail address, when the token has one.
+	Email string `protobuf:"bytes,2,opt,name=email,proto3" json:"email,omitempty"`
+	// name is the user's name, when the token has one.
+	Name string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	// iss is the token's issuer.
+	Iss string `protobuf:"bytes,4,opt,name=iss,proto3" json:"iss,omitempty"`
+	// aud are the token's audiences; one of them is the request's
+	// redirect_uri or client_id.
+	Aud []string `protobuf:"bytes,5,rep,name=aud,proto3" json:"aud,omitempty"`
+	// exp is when the token expires.
+	Exp *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=exp,proto3" json:"exp,omitempty"`
+	// iat is when the token was issued.
+	Iat *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=iat,proto3" json:"iat,omitempty"`
+	// extra holds every other claim, Dintero's custom ext_ claims among
+	// them, keyed as Dintero wrote them. A number a double cannot hold
+	// exactly is its decimal text.
+	Extra         *structpb.Struct `protobuf:"bytes,8,opt,name=extra,proto3" json:"extra,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IdTokenClaims) Reset() {
+	*x = IdTokenClaims{}
+	mi := &file_dintero_auth_v1_auth_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IdTokenClaims) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IdTokenClaims) ProtoMessage() {}
+
+func (x *IdTokenClaims) ProtoReflect() protoreflect.Message {
+	mi := &file_dintero_auth_v1_auth_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IdTokenClaims.ProtoReflect.Descriptor instead.
+func (*IdTokenClaims) Descriptor() ([]byte, []int) {
+	return file_dintero_auth_v1_auth_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *IdTokenClaims) GetSub() string {
+	if x != nil {
+		return x.Sub
+	}
+	return ""
+}
+
+func (x *IdTokenClaims) GetEmail() string {
+	if x != nil {
+		return x.Email
+	}
+	return ""
+}
+
+func (x *IdTokenClaims) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *IdTokenClaims) GetIss() string {
+	if x != nil {
+		return x.Iss
+	}
+	return ""
+}
+
+func (x *IdTokenClaims) GetAud() []string {
+	if x != nil {
+		return x.Aud
+	}
+	return nil
+}
+
+func (x *IdTokenClaims) GetExp() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Exp
+	}
+	return nil
+}
+
+func (x *IdTokenClaims) GetIat() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Iat
+	}
+	return nil
+}
+
+func (x *IdTokenClaims) GetExtra() *structpb.Struct {
+	if x != nil {
+		return x.Extra
+	}
+	return nil
+}
+
 // DinteroError is Dintero's error object as Dintero wrote it, carried as a
 // detail of the gRPC status of every error Dintero answered with a body.
 // Whatever the request carried (tokens, secrets, the verification code) is
@@ -578,7 +829,7 @@ type DinteroError struct {
 
 func (x *DinteroError) Reset() {
 	*x = DinteroError{}
-	mi := &file_dintero_auth_v1_auth_proto_msgTypes[6]
+	mi := &file_dintero_auth_v1_auth_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -590,7 +841,7 @@ func (x *DinteroError) String() string {
 func (*DinteroError) ProtoMessage() {}
 
 func (x *DinteroError) ProtoReflect() protoreflect.Message {
-	mi := &file_dintero_auth_v1_auth_proto_msgTypes[6]
+	mi := &file_dintero_auth_v1_auth_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -603,7 +854,7 @@ func (x *DinteroError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DinteroError.ProtoReflect.Descriptor instead.
 func (*DinteroError) Descriptor() ([]byte, []int) {
-	return file_dintero_auth_v1_auth_proto_rawDescGZIP(), []int{6}
+	return file_dintero_auth_v1_auth_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *DinteroError) GetCode() string {
@@ -641,7 +892,7 @@ type ErrorResponse struct {
 
 func (x *ErrorResponse) Reset() {
 	*x = ErrorResponse{}
-	mi := &file_dintero_auth_v1_auth_proto_msgTypes[7]
+	mi := &file_dintero_auth_v1_auth_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -653,7 +904,7 @@ func (x *ErrorResponse) String() string {
 func (*ErrorResponse) ProtoMessage() {}
 
 func (x *ErrorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dintero_auth_v1_auth_proto_msgTypes[7]
+	mi := &file_dintero_auth_v1_auth_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -666,7 +917,7 @@ func (x *ErrorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ErrorResponse.ProtoReflect.Descriptor instead.
 func (*ErrorResponse) Descriptor() ([]byte, []int) {
-	return file_dintero_auth_v1_auth_proto_rawDescGZIP(), []int{7}
+	return file_dintero_auth_v1_auth_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ErrorResponse) GetError() *ErrorBody {
@@ -698,7 +949,7 @@ type ErrorBody struct {
 
 func (x *ErrorBody) Reset() {
 	*x = ErrorBody{}
-	mi := &file_dintero_auth_v1_auth_proto_msgTypes[8]
+	mi := &file_dintero_auth_v1_auth_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -710,7 +961,7 @@ func (x *ErrorBody) String() string {
 func (*ErrorBody) ProtoMessage() {}
 
 func (x *ErrorBody) ProtoReflect() protoreflect.Message {
-	mi := &file_dintero_auth_v1_auth_proto_msgTypes[8]
+	mi := &file_dintero_auth_v1_auth_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -723,7 +974,7 @@ func (x *ErrorBody) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ErrorBody.ProtoReflect.Descriptor instead.
 func (*ErrorBody) Descriptor() ([]byte, []int) {
-	return file_dintero_auth_v1_auth_proto_rawDescGZIP(), []int{8}
+	return file_dintero_auth_v1_auth_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ErrorBody) GetCode() string {
@@ -804,20 +1055,39 @@ const file_dintero_auth_v1_auth_proto_rawDesc = "" +
 	"\x11verification_code\x18\b \x01(\tB\x03\x80\x01\x01R\x10verificationCode\x12\x1e\n" +
 	"\n" +
 	"connection\x18\t \x01(\tR\n" +
-	"connection\"\x86\x03\n" +
+	"connection\"\xe0\x03\n" +
 	"\x11AuthorizeResponse\x12\x1f\n" +
 	"\blocation\x18\x01 \x01(\tB\x03\x80\x01\x01R\blocation\x12\x1e\n" +
 	"\bid_token\x18\x02 \x01(\tB\x03\x80\x01\x01R\aidToken\x12C\n" +
 	"\x05query\x18\x03 \x03(\v2-.dintero.auth.v1.AuthorizeResponse.QueryEntryR\x05query\x12&\n" +
 	"\faccess_token\x18\x04 \x01(\tB\x03\x80\x01\x01R\vaccessToken\x12L\n" +
-	"\bfragment\x18\x05 \x03(\v20.dintero.auth.v1.AuthorizeResponse.FragmentEntryR\bfragment\x1a8\n" +
+	"\bfragment\x18\x05 \x03(\v20.dintero.auth.v1.AuthorizeResponse.FragmentEntryR\bfragment\x12X\n" +
+	"\x15id_token_verification\x18\x06 \x01(\v2$.dintero.auth.v1.IdTokenVerificationR\x13idTokenVerification\x1a8\n" +
 	"\n" +
 	"QueryEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a;\n" +
 	"\rFragmentEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"l\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x8d\x02\n" +
+	"\x13IdTokenVerification\x12C\n" +
+	"\x06result\x18\x01 \x01(\x0e2+.dintero.auth.v1.IdTokenVerification.ResultR\x06result\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x126\n" +
+	"\x06claims\x18\x03 \x01(\v2\x1e.dintero.auth.v1.IdTokenClaimsR\x06claims\"a\n" +
+	"\x06Result\x12\x16\n" +
+	"\x12RESULT_UNSPECIFIED\x10\x00\x12\x16\n" +
+	"\x12RESULT_NOT_CHECKED\x10\x01\x12\x13\n" +
+	"\x0fRESULT_VERIFIED\x10\x02\x12\x12\n" +
+	"\x0eRESULT_INVALID\x10\x03\"\x8e\x02\n" +
+	"\rIdTokenClaims\x12\x15\n" +
+	"\x03sub\x18\x01 \x01(\tB\x03\x80\x01\x01R\x03sub\x12\x19\n" +
+	"\x05email\x18\x02 \x01(\tB\x03\x80\x01\x01R\x05email\x12\x17\n" +
+	"\x04name\x18\x03 \x01(\tB\x03\x80\x01\x01R\x04name\x12\x10\n" +
+	"\x03iss\x18\x04 \x01(\tR\x03iss\x12\x10\n" +
+	"\x03aud\x18\x05 \x03(\tR\x03aud\x12,\n" +
+	"\x03exp\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x03exp\x12,\n" +
+	"\x03iat\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x03iat\x122\n" +
+	"\x05extra\x18\b \x01(\v2\x17.google.protobuf.StructB\x03\x80\x01\x01R\x05extra\"l\n" +
 	"\fDinteroError\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12.\n" +
@@ -846,44 +1116,55 @@ func file_dintero_auth_v1_auth_proto_rawDescGZIP() []byte {
 	return file_dintero_auth_v1_auth_proto_rawDescData
 }
 
-var file_dintero_auth_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_dintero_auth_v1_auth_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_dintero_auth_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_dintero_auth_v1_auth_proto_goTypes = []any{
-	(*DeleteClientGrantRequest)(nil),  // 0: dintero.auth.v1.DeleteClientGrantRequest
-	(*DeleteClientGrantResponse)(nil), // 1: dintero.auth.v1.DeleteClientGrantResponse
-	(*ClientGrant)(nil),               // 2: dintero.auth.v1.ClientGrant
-	(*Oidc)(nil),                      // 3: dintero.auth.v1.Oidc
-	(*AuthorizeRequest)(nil),          // 4: dintero.auth.v1.AuthorizeRequest
-	(*AuthorizeResponse)(nil),         // 5: dintero.auth.v1.AuthorizeResponse
-	(*DinteroError)(nil),              // 6: dintero.auth.v1.DinteroError
-	(*ErrorResponse)(nil),             // 7: dintero.auth.v1.ErrorResponse
-	(*ErrorBody)(nil),                 // 8: dintero.auth.v1.ErrorBody
-	nil,                               // 9: dintero.auth.v1.AuthorizeResponse.QueryEntry
-	nil,                               // 10: dintero.auth.v1.AuthorizeResponse.FragmentEntry
-	(*timestamppb.Timestamp)(nil),     // 11: google.protobuf.Timestamp
-	(*structpb.Value)(nil),            // 12: google.protobuf.Value
-	(*anypb.Any)(nil),                 // 13: google.protobuf.Any
+	(IdTokenVerification_Result)(0),   // 0: dintero.auth.v1.IdTokenVerification.Result
+	(*DeleteClientGrantRequest)(nil),  // 1: dintero.auth.v1.DeleteClientGrantRequest
+	(*DeleteClientGrantResponse)(nil), // 2: dintero.auth.v1.DeleteClientGrantResponse
+	(*ClientGrant)(nil),               // 3: dintero.auth.v1.ClientGrant
+	(*Oidc)(nil),                      // 4: dintero.auth.v1.Oidc
+	(*AuthorizeRequest)(nil),          // 5: dintero.auth.v1.AuthorizeRequest
+	(*AuthorizeResponse)(nil),         // 6: dintero.auth.v1.AuthorizeResponse
+	(*IdTokenVerification)(nil),       // 7: dintero.auth.v1.IdTokenVerification
+	(*IdTokenClaims)(nil),             // 8: dintero.auth.v1.IdTokenClaims
+	(*DinteroError)(nil),              // 9: dintero.auth.v1.DinteroError
+	(*ErrorResponse)(nil),             // 10: dintero.auth.v1.ErrorResponse
+	(*ErrorBody)(nil),                 // 11: dintero.auth.v1.ErrorBody
+	nil,                               // 12: dintero.auth.v1.AuthorizeResponse.QueryEntry
+	nil,                               // 13: dintero.auth.v1.AuthorizeResponse.FragmentEntry
+	(*timestamppb.Timestamp)(nil),     // 14: google.protobuf.Timestamp
+	(*structpb.Struct)(nil),           // 15: google.protobuf.Struct
+	(*structpb.Value)(nil),            // 16: google.protobuf.Value
+	(*anypb.Any)(nil),                 // 17: google.protobuf.Any
 }
 var file_dintero_auth_v1_auth_proto_depIdxs = []int32{
-	2,  // 0: dintero.auth.v1.DeleteClientGrantResponse.grant:type_name -> dintero.auth.v1.ClientGrant
-	3,  // 1: dintero.auth.v1.ClientGrant.oidc:type_name -> dintero.auth.v1.Oidc
-	11, // 2: dintero.auth.v1.ClientGrant.created_at:type_name -> google.protobuf.Timestamp
-	11, // 3: dintero.auth.v1.ClientGrant.updated_at:type_name -> google.protobuf.Timestamp
-	11, // 4: dintero.auth.v1.ClientGrant.deleted_at:type_name -> google.protobuf.Timestamp
-	9,  // 5: dintero.auth.v1.AuthorizeResponse.query:type_name -> dintero.auth.v1.AuthorizeResponse.QueryEntry
-	10, // 6: dintero.auth.v1.AuthorizeResponse.fragment:type_name -> dintero.auth.v1.AuthorizeResponse.FragmentEntry
-	12, // 7: dintero.auth.v1.DinteroError.errors:type_name -> google.protobuf.Value
-	8,  // 8: dintero.auth.v1.ErrorResponse.error:type_name -> dintero.auth.v1.ErrorBody
-	12, // 9: dintero.auth.v1.ErrorBody.errors:type_name -> google.protobuf.Value
-	13, // 10: dintero.auth.v1.ErrorBody.details:type_name -> google.protobuf.Any
-	0,  // 11: dintero.auth.v1.AuthService.DeleteClientGrant:input_type -> dintero.auth.v1.DeleteClientGrantRequest
-	4,  // 12: dintero.auth.v1.AuthService.Authorize:input_type -> dintero.auth.v1.AuthorizeRequest
-	1,  // 13: dintero.auth.v1.AuthService.DeleteClientGrant:output_type -> dintero.auth.v1.DeleteClientGrantResponse
-	5,  // 14: dintero.auth.v1.AuthService.Authorize:output_type -> dintero.auth.v1.AuthorizeResponse
-	13, // [13:15] is the sub-list for method output_type
-	11, // [11:13] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	3,  // 0: dintero.auth.v1.DeleteClientGrantResponse.grant:type_name -> dintero.auth.v1.ClientGrant
+	4,  // 1: dintero.auth.v1.ClientGrant.oidc:type_name -> dintero.auth.v1.Oidc
+	14, // 2: dintero.auth.v1.ClientGrant.created_at:type_name -> google.protobuf.Timestamp
+	14, // 3: dintero.auth.v1.ClientGrant.updated_at:type_name -> google.protobuf.Timestamp
+	14, // 4: dintero.auth.v1.ClientGrant.deleted_at:type_name -> google.protobuf.Timestamp
+	12, // 5: dintero.auth.v1.AuthorizeResponse.query:type_name -> dintero.auth.v1.AuthorizeResponse.QueryEntry
+	13, // 6: dintero.auth.v1.AuthorizeResponse.fragment:type_name -> dintero.auth.v1.AuthorizeResponse.FragmentEntry
+	7,  // 7: dintero.auth.v1.AuthorizeResponse.id_token_verification:type_name -> dintero.auth.v1.IdTokenVerification
+	0,  // 8: dintero.auth.v1.IdTokenVerification.result:type_name -> dintero.auth.v1.IdTokenVerification.Result
+	8,  // 9: dintero.auth.v1.IdTokenVerification.claims:type_name -> dintero.auth.v1.IdTokenClaims
+	14, // 10: dintero.auth.v1.IdTokenClaims.exp:type_name -> google.protobuf.Timestamp
+	14, // 11: dintero.auth.v1.IdTokenClaims.iat:type_name -> google.protobuf.Timestamp
+	15, // 12: dintero.auth.v1.IdTokenClaims.extra:type_name -> google.protobuf.Struct
+	16, // 13: dintero.auth.v1.DinteroError.errors:type_name -> google.protobuf.Value
+	11, // 14: dintero.auth.v1.ErrorResponse.error:type_name -> dintero.auth.v1.ErrorBody
+	16, // 15: dintero.auth.v1.ErrorBody.errors:type_name -> google.protobuf.Value
+	17, // 16: dintero.auth.v1.ErrorBody.details:type_name -> google.protobuf.Any
+	1,  // 17: dintero.auth.v1.AuthService.DeleteClientGrant:input_type -> dintero.auth.v1.DeleteClientGrantRequest
+	5,  // 18: dintero.auth.v1.AuthService.Authorize:input_type -> dintero.auth.v1.AuthorizeRequest
+	2,  // 19: dintero.auth.v1.AuthService.DeleteClientGrant:output_type -> dintero.auth.v1.DeleteClientGrantResponse
+	6,  // 20: dintero.auth.v1.AuthService.Authorize:output_type -> dintero.auth.v1.AuthorizeResponse
+	19, // [19:21] is the sub-list for method output_type
+	17, // [17:19] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_dintero_auth_v1_auth_proto_init() }
@@ -896,13 +1177,14 @@ func file_dintero_auth_v1_auth_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dintero_auth_v1_auth_proto_rawDesc), len(file_dintero_auth_v1_auth_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   11,
+			NumEnums:      1,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_dintero_auth_v1_auth_proto_goTypes,
 		DependencyIndexes: file_dintero_auth_v1_auth_proto_depIdxs,
+		EnumInfos:         file_dintero_auth_v1_auth_proto_enumTypes,
 		MessageInfos:      file_dintero_auth_v1_auth_proto_msgTypes,
 	}.Build()
 	File_dintero_auth_v1_auth_proto = out.File

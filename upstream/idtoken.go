@@ -1,0 +1,417 @@
+package upstream
+
+import (
+	"context"
+	"crypto/rsa"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"math/big"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-json-experiment/json"
+	"github.com/golang-jwt/jwt/v5"
+	"golang.org/x/sync/singleflight"
+)
+
+// IDTokenOptions shape the verification of authorize's id_token.
+type IDTokenOptions struct {
+	// Issuer, when set, must be the token's iss.
+	Issuer string
+	// Leeway is the clock skew allowed on exp, nbf and iat. Default 30 s.
+	Leeway time.Duration
+	// KeysFor is how long an account's signing keys are used before they
+	// are fetched again ahead of a call. Default 1 h.
+	KeysFor time.Duration
+	// RefetchEvery bounds how often a token signed by an unknown key
+	// makes the account's keys be fetched again. Default 10 s.
+	RefetchEvery time.Duration
+}
+
+// IdentityResult is the outcome of an id_token's verification.
+type IdentityResult int
+
+// The outcomes of a verification.
+const (
+	// NotChecked: the answer carried no id_token.
+	NotChecked IdentityResult = iota
+	// Verified: every check passed.
+	Verified
+	// Invalid: a check failed; Identity.Reason says which.
+	Invalid
+)
+
+// The reasons an id_token is invalid: a small fixed set, safe as a metric
+// label.
+const (
+	ReasonMalformed      = "malformed"
+	ReasonAlgorithm      = "algorithm"
+	ReasonUnknownKey     = "unknown_key"
+	ReasonSignature      = "signature"
+	ReasonExpired        = "expired"
+	ReasonNotYetValid    = "not_yet_valid"
+	ReasonIssuedInFuture = "issued_in_future"
+	ReasonAudience       = "audience"
+	ReasonIssuer         = "issuer"
+	ReasonClaims         = "claims"
+)
+
+// Identity is what authorize's id_token proves.
+type Identity struct {
+	Result IdentityResult
+	// Reason names the failed check when Result is Invalid.
+	Reason string
+	// Claims are set when Result is Verified.
+	Claims *Claims
+}
+
+// Claims are a verified id_token's claims. They are personal data: never
+// log them.
+type Claims struct {
+	Subject, Email, Name, Issuer string
+	Audience                     []string
+	Expires, IssuedAt            time.Time
+	// Extra holds every other claim (Dintero's ext_ claims among them),
+	// as decoded from JSON.
+	Extra map[string]any
+}
+
+// ErrSigningKeys means the account's signing keys could not be had before
+// authorize: the verification code was not sent. It wraps the cause.
+var ErrSigningKeys = errors.New("the account's signing keys could not be fetched, so the verification code was not sent")
+
+// signingKey is one RSA public key of an account.
+type signingKey struct {
+	kid string
+	key *rsa.PublicKey
+}
+
+// keyring holds an account's signing keys, fetched from its keys endpoint.
+type keyring struct {
+	group singleflight.Group
+
+	mu          sync.Mutex
+	keys        []signingKey
+	fetched     time.Time // when keys were fetched; zero: never
+	lastRefetch time.Time // when an unknown kid last made them be fetched
+}
+
+// ring returns account's keyring, made on first use.
+func (c *Client) ring(account string) *keyring {
+	if r, ok := c.keyrings.Load(account); ok {
+		return r.(*keyring)
+	}
+	r, _ := c.keyrings.LoadOrStore(account, &keyring{})
+	return r.(*keyring)
+}
+
+// ensureKeys makes sure the account's signing keys are at hand before a
+// verification code is spent: fetched once, shared by concurrent calls that
+// authenticate alike, and fetched again once older than KeysFor. Stale keys
+// still serve when a new fetch fails.
+func (c *Client) ensureKeys(ctx context.Context, call Call, account string) (Meta, error) {
+	r := c.ring(account)
+	r.mu.Lock()
+	have, fresh := len(r.keys) > 0, !r.fetched.IsZero() && c.now().Sub(r.fetched) < c.opts.IDToken.KeysFor
+	r.mu.Unlock()
+	if fresh {
+		return Meta{}, nil
+	}
+	meta, err := c.fetchKeys(ctx, call, account, r)
+	if err != nil && have {
+		return meta, nil
+	}
+	return meta, err
+}
+
+// fetchKeys fetches account's keys into r. Calls that authenticate alike
+// share one fetch, which no one caller's cancellation ends; calls with
+// other tokens fetch on their own, so that a bad token fails only its own
+// call.
+func (c *Client) fetchKeys(ctx context.Context, call Call, account string, r *keyring) (Meta, error) {
+	type result struct {
+		meta Meta
+		err  error
+	}
+	ch := r.group.DoChan(call.Authorization, func() (any, error) {
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.Timeout)
+		defer cancel()
+		keys, meta, err := c.getKeys(fctx, call, account)
+		if err == nil {
+			r.mu.Lock()
+			r.keys, r.fetched = keys, c.now()
+			r.mu.Unlock()
+		}
+		return result{meta, err}, nil
+	})
+	select {
+	case res := <-ch:
+		v := res.Val.(result)
+		if v.err != nil {
+			return v.meta, fmt.Errorf("%w: %w", ErrSigningKeys, v.err)
+		}
+		return v.meta, nil
+	case <-ctx.Done():
+		return Meta{}, fmt.Errorf("%w: waiting for them: %w", ErrSigningKeys, context.Cause(ctx))
+	}
+}
+
+// getKeys calls the keys endpoint, with the retries of an idempotent call.
+func (c *Client) getKeys(ctx context.Context, call Call, account string) ([]signingKey, Meta, error) {
+	path, err := c.path("accounts", account, "auth", "keys")
+	if err != nil {
+		return nil, Meta{}, err
+	}
+	req := request{op: "Keys", method: http.MethodGet, path: path, idempotent: true}
+	res, meta, err := c.send(ctx, call, account, &req)
+	if err != nil {
+		return nil, meta, err
+	}
+	if res.status != http.StatusOK {
+		return nil, meta, c.answerError(&req, res, fmt.Errorf("%w: HTTP %d to the keys endpoint", ErrUnexpectedResponse, res.status))
+	}
+	keys, err := parseKeys(res.body)
+	if err != nil {
+		return nil, meta, &Error{StatusCode: res.status, RequestID: meta.RequestID, Reason: err}
+	}
+	return keys, meta, nil
+}
+
+// jwk is one key as the keys endpoint lists it.
+type jwk struct {
+	Alg string `json:"alg"`
+	Kty string `json:"kty"`
+	Use string `json:"use"`
+	N   string `json:"n"`
+	E   string `json:"e"`
+	Kid string `json:"kid"`
+}
+
+// minKeyBits is the smallest RSA modulus accepted.
+const minKeyBits = 2048
+
+// parseKeys reads the keys endpoint's answer: Dintero's JSON array of keys
+// (a {"keys": […]} set is read too). Keys that are not RS256 signing keys
+// of a sound size, or have no kid, are skipped; none left is an error.
+func parseKeys(body []byte) ([]signingKey, error) {
+	var list []jwk
+	if err := json.Unmarshal(body, &list, json.RejectUnknownMembers(false)); err != nil {
+		var set struct {
+			Keys []jwk `json:"keys"`
+		}
+		if json.Unmarshal(body, &set, json.RejectUnknownMembers(false)) != nil || set.Keys == nil {
+			return nil, fmt.Errorf("%w: the keys answer is not a JSON array of keys", ErrDecode)
+		}
+		list = set.Keys
+	}
+	var out []signingKey
+	for _, k := range list {
+		if k.Kid == "" || k.Kty != "RSA" || (k.Use != "" && k.Use != "sig") || (k.Alg != "" && k.Alg != "RS256") {
+			continue
+		}
+		n, errN := decodeBase64URL(k.N)
+		e, errE := decodeBase64URL(k.E)
+		if errN != nil || errE != nil || len(e) == 0 || len(e) > 4 {
+			continue
+		}
+		pub := &rsa.PublicKey{N: new(big.Int).SetBytes(n), E: int(new(big.Int).SetBytes(e).Int64())}
+		if pub.N.BitLen() < minKeyBits || pub.E < 3 || pub.E%2 == 0 {
+			continue
+		}
+		out = append(out, signingKey{kid: k.Kid, key: pub})
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%w: the keys answer holds no RS256 signing key", ErrUnexpectedResponse)
+	}
+	return out, nil
+}
+
+// decodeBase64URL decodes base64url with or without padding.
+func decodeBase64URL(s string) ([]byte, error) {
+	return base64.RawURLEncoding.DecodeString(strings.TrimRight(s, "="))
+}
+
+// key returns the key of kid, if the ring holds it.
+func (r *keyring) key(kid string) *rsa.PublicKey {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, k := range r.keys {
+		if k.kid == kid {
+			return k.key
+		}
+	}
+	return nil
+}
+
+// mayRefetch reports whether an unknown kid may make the keys be fetched
+// again now, and if so marks the time.
+func (r *keyring) mayRefetch(now time.Time, every time.Duration) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.lastRefetch.IsZero() && now.Sub(r.lastRefetch) < every {
+		return false
+	}
+	r.lastRefetch = now
+	return true
+}
+
+// errUnknownKey and errAlgorithm tell the key function's refusals apart.
+var (
+	errUnknownKey = errors.New("no signing key of the account has this kid")
+	errAlgorithm  = errors.New("the token is not signed with RS256")
+)
+
+// verifyIDToken checks raw against account's keys: RS256 only, the key by
+// kid (an unknown kid fetches the keys again, at most every RefetchEvery),
+// the times with the leeway, an audience that is the redirect_uri or the
+// client_id, and the issuer when one is configured.
+func (c *Client) verifyIDToken(ctx context.Context, call Call, account, raw string, audiences ...string) Identity {
+	r := c.ring(account)
+	id := c.checkIDToken(raw, r.key, audiences)
+	if id.Reason == ReasonUnknownKey && r.mayRefetch(c.now(), c.opts.IDToken.RefetchEvery) {
+		if _, err := c.fetchKeys(ctx, call, account, r); err == nil {
+			id = c.checkIDToken(raw, r.key, audiences)
+		}
+	}
+	return id
+}
+
+// checkIDToken verifies raw with the keys lookup gives.
+func (c *Client) checkIDToken(raw string, lookup func(kid string) *rsa.PublicKey, audiences []string) Identity {
+	o := c.opts.IDToken
+	opts := []jwt.ParserOption{
+		jwt.WithLeeway(o.Leeway), jwt.WithExpirationRequired(), jwt.WithIssuedAt(), jwt.WithTimeFunc(c.opts.Now),
+		// The payload's numbers are read as json.Number, so that a large
+		// ext_ claim keeps its digits.
+		jwt.WithJSONNumber(),
+	}
+	if o.Issuer != "" {
+		opts = append(opts, jwt.WithIssuer(o.Issuer))
+	}
+	claims := jwt.MapClaims{}
+	_, err := jwt.NewParser(opts...).ParseWithClaims(raw, claims, func(t *jwt.Token) (any, error) {
+		// The algorithm is Dintero's, not the token's: none, HS256 with
+		// the public key as secret, or any other is refused here.
+		if t.Method != jwt.SigningMethodRS256 {
+			return nil, errAlgorithm
+		}
+		kid, _ := t.Header["kid"].(string)
+		if k := lookup(kid); k != nil {
+			return k, nil
+		}
+		return nil, errUnknownKey
+	})
+	if err != nil {
+		return Identity{Result: Invalid, Reason: invalidReason(err)}
+	}
+	cl, ok := typedClaims(claims)
+	if !ok {
+		return Identity{Result: Invalid, Reason: ReasonClaims}
+	}
+	if !slices.ContainsFunc(cl.Audience, func(a string) bool { return a != "" && slices.Contains(audiences, a) }) {
+		return Identity{Result: Invalid, Reason: ReasonAudience}
+	}
+	return Identity{Result: Verified, Claims: cl}
+}
+
+// invalidReason names the check a verification error failed.
+func invalidReason(err error) string {
+	switch {
+	case errors.Is(err, errAlgorithm):
+		return ReasonAlgorithm
+	case errors.Is(err, errUnknownKey):
+		return ReasonUnknownKey
+	case errors.Is(err, jwt.ErrTokenMalformed):
+		return ReasonMalformed
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
+		return ReasonSignature
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return ReasonExpired
+	case errors.Is(err, jwt.ErrTokenNotValidYet):
+		return ReasonNotYetValid
+	case errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
+		return ReasonIssuedInFuture
+	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
+		return ReasonIssuer
+	}
+	return ReasonClaims
+}
+
+// typedClaims reads the documented claims; ok is false when one of them
+// has the wrong type.
+func typedClaims(m jwt.MapClaims) (*Claims, bool) {
+	cl := &Claims{Extra: map[string]any{}}
+	str := func(k string, dst *string) bool {
+		v, ok := m[k]
+		if !ok {
+			return true
+		}
+		*dst, ok = v.(string)
+		return ok
+	}
+	if !str("sub", &cl.Subject) || !str("email", &cl.Email) || !str("name", &cl.Name) || !str("iss", &cl.Issuer) || cl.Subject == "" {
+		return nil, false
+	}
+	aud, err := m.GetAudience()
+	if err != nil {
+		return nil, false
+	}
+	cl.Audience = aud
+	exp, err := m.GetExpirationTime()
+	if err != nil || exp == nil {
+		return nil, false
+	}
+	cl.Expires = exp.UTC()
+	if iat, err := m.GetIssuedAt(); err != nil {
+		return nil, false
+	} else if iat != nil {
+		cl.IssuedAt = iat.UTC()
+	}
+	for k, v := range m {
+		switch k {
+		case "sub", "email", "name", "iss", "aud", "exp", "iat":
+			continue
+		}
+		cl.Extra[k] = plainJSON(v)
+	}
+	return cl, true
+}
+
+// plainJSON turns the JSON numbers of a decoded claim into float64 where
+// that keeps the value exactly, else into their decimal text, so that no
+// digit is lost on the way to a protobuf Struct.
+func plainJSON(v any) any {
+	switch v := v.(type) {
+	case interface{ String() string }:
+		f, acc := exactFloat(v.String())
+		if acc {
+			return f
+		}
+		return v.String()
+	case []any:
+		for i := range v {
+			v[i] = plainJSON(v[i])
+		}
+		return v
+	case map[string]any:
+		for k := range v {
+			v[k] = plainJSON(v[k])
+		}
+		return v
+	}
+	return v
+}
+
+// exactFloat parses the JSON number s and reports whether a float64 holds
+// it exactly.
+func exactFloat(s string) (float64, bool) {
+	r, ok := new(big.Rat).SetString(s)
+	if !ok {
+		return 0, false
+	}
+	return r.Float64()
+}
