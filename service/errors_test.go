@@ -362,6 +362,8 @@ func TestReason(t *testing.T) {
 		{"42", "HTTP_404"},
 		{"", "HTTP_404"},
 		{"ünïcode", "N_CODE"},
+		{"Zebra", "ZEBRA"},
+		{"A", "A"},
 		{strings.Repeat("A", 80), strings.Repeat("A", 63)},
 	} {
 		if got := service.Reason(tc.code, 404); got != tc.want {

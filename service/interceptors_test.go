@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -70,6 +71,12 @@ func TestLogLinesAreBounded(t *testing.T) {
 	lines := strings.Split(strings.TrimSpace(e.audit.String()), "\n")
 	if len(lines) != 3 {
 		t.Fatalf("got %d lines; want 3", len(lines))
+	}
+	// A string of exactly the bound is logged whole.
+	exact := "T" + strings.Repeat("1", 255)
+	_, _ = e.client.DeleteClientGrant(ctx, &authv1.DeleteClientGrantRequest{Oid: exact, Id: "g"})
+	if !strings.Contains(e.audit.String(), `"oid":"`+exact+`"`) {
+		t.Errorf("a 256-byte oid was not logged whole")
 	}
 	for _, l := range lines {
 		if len(l) > 3000 || !strings.Contains(l, "…(cut)") {
@@ -263,5 +270,51 @@ func TestNoSecretsInLogsOrStatuses(t *testing.T) {
 	}
 	if !strings.Contains(statuses[0], "[REDACTED]") || !strings.Contains(statuses[1], "[REDACTED]") {
 		t.Errorf("got %s and %s; want Dintero's echoing texts kept with the secrets masked", statuses[0], statuses[1])
+	}
+}
+
+// TestInterceptorRefusesDefaultOverMax: a default deadline longer than
+// the longest allowed is a configuration error.
+func TestInterceptorRefusesDefaultOverMax(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	for _, tc := range []struct {
+		def, max time.Duration
+		ok       bool
+	}{
+		{2 * time.Second, time.Second, false},
+		{time.Second, time.Second, true},
+		{time.Second, 0, true},
+	} {
+		_, err := service.Interceptor(service.InterceptorOptions{Log: log, Audit: log, DefaultDeadline: tc.def, MaxDeadline: tc.max})
+		if (err == nil) != tc.ok {
+			t.Errorf("default %v, max %v: got %v; want ok %v", tc.def, tc.max, err, tc.ok)
+		}
+	}
+}
+
+// TestRequestID: a caller's request id is kept when it is printable ASCII
+// of at most 128 bytes without spaces, and replaced otherwise; the call's
+// answer carries the one used. (grpc-go itself refuses to send ids with
+// control characters or beyond ASCII.)
+func TestRequestID(t *testing.T) {
+	e := setup(t)
+	e.fake.AddGrants("T123", "g")
+	for _, tc := range []struct {
+		id   string
+		kept bool
+	}{
+		{"req-1", true},
+		{"~!" + strings.Repeat("a", 126), true},
+		{strings.Repeat("a", 129), false},
+		{"has space", false},
+		{"quote\"d", true},
+	} {
+		var md metadata.MD
+		ctx := metadata.AppendToOutgoingContext(e.withToken(context.Background(), "T123"), service.RequestIDKey, tc.id)
+		_, _ = e.client.DeleteClientGrant(ctx, &authv1.DeleteClientGrantRequest{Oid: "T123", Id: "g"}, grpc.Header(&md))
+		got := md.Get(service.RequestIDKey)
+		if len(got) != 1 || (got[0] == tc.id) != tc.kept || len(got[0]) == 0 {
+			t.Errorf("request id %q: got %q; want it kept %v", tc.id, got, tc.kept)
+		}
 	}
 }
