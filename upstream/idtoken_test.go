@@ -374,16 +374,23 @@ func TestSigningKeysWaitIsTheCallers(t *testing.T) {
 	answering(fake, func() string { return signed(t, key, fake.Mock.KeyID(), idClaims()) })
 	c := newClient(t, fake.URL)
 	call := callerAt(fake, allParams.OID)
+	// The impatient caller starts the fetch; the patient one joins it.
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	impatient := make(chan error, 1)
+	var meta upstream.Meta
+	go func() {
+		var err error
+		_, meta, err = c.Authorize(ctx, call, allParams)
+		impatient <- err
+	}()
+	time.Sleep(10 * time.Millisecond)
 	done := make(chan error, 1)
 	go func() {
 		_, _, err := c.Authorize(context.Background(), call, allParams)
 		done <- err
 	}()
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-	defer cancel()
-	time.Sleep(10 * time.Millisecond)
-	_, meta, err := c.Authorize(ctx, call, allParams)
-	if !errors.Is(err, context.DeadlineExceeded) || meta.Sent {
+	if err := <-impatient; !errors.Is(err, context.DeadlineExceeded) || meta.Sent {
 		t.Errorf("the impatient caller got %v, sent %v; want its deadline, nothing sent", err, meta.Sent)
 	}
 	if err := <-done; err != nil {

@@ -586,3 +586,22 @@ func TestAuthorizeRefusesRepeatedParameters(t *testing.T) {
 		t.Error("a refused call spent the code")
 	}
 }
+
+// TestKeysNeedAToken: the keys endpoint, like every endpoint but the
+// token's, wants a valid token of the account.
+func TestKeysNeedAToken(t *testing.T) {
+	fake := dinterotest.New(t, dinterotest.Options{Lenient: true})
+	u := fake.URL + "/accounts/T123/auth/keys"
+	for _, tc := range []struct {
+		name string
+		auth map[string]string
+		want int
+	}{
+		{"another account's token", bearer(t, fake, "T111"), 401},
+		{"a token of the account", bearer(t, fake, "T123"), 200},
+	} {
+		if a := call(t, http.MethodGet, u, tc.auth, ""); a.status != tc.want {
+			t.Errorf("%s: got %d %s; want %d", tc.name, a.status, a.body, tc.want)
+		}
+	}
+}
