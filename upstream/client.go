@@ -281,29 +281,6 @@ func (c *Client) CredentialsFor(account string) *Source {
 	return nil
 }
 
-// NewTransport returns the transport a Client uses by default: explicit
-// dial, TLS-handshake and response-header timeouts, HTTP/2 to https hosts,
-// and an idle pool sized for a busy facade (Go's default keeps only two idle
-// connections per host, so bursts would open and close connections).
-func NewTransport(responseHeaderTimeout time.Duration) *http.Transport {
-	d := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
-	return &http.Transport{
-		Proxy:                  http.ProxyFromEnvironment,
-		DialContext:            d.DialContext,
-		ForceAttemptHTTP2:      true,
-		TLSHandshakeTimeout:    5 * time.Second,
-		ResponseHeaderTimeout:  responseHeaderTimeout,
-		ExpectContinueTimeout:  time.Second,
-		MaxIdleConns:           512,
-		MaxIdleConnsPerHost:    256,
-		IdleConnTimeout:        90 * time.Second,
-		MaxResponseHeaderBytes: 64 << 10,
-		// Dintero's bodies are small: gzip would cost more CPU than it
-		// saves bytes.
-		DisableCompression: true,
-	}
-}
-
 func (c *Client) now() time.Time { return c.opts.Now() }
 
 // CloseIdleConnections closes the idle connections to Dintero, as a

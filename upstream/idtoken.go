@@ -284,7 +284,8 @@ func (c *Client) verifyIDToken(ctx context.Context, call Call, account, raw stri
 func (c *Client) checkIDToken(raw string, lookup func(kid string) *rsa.PublicKey, audiences []string) Identity {
 	o := c.opts.IDToken
 	opts := []jwt.ParserOption{
-		jwt.WithLeeway(o.Leeway), jwt.WithExpirationRequired(), jwt.WithIssuedAt(), jwt.WithTimeFunc(c.opts.Now),
+		// exp is required by typedClaims, with the other claims.
+		jwt.WithLeeway(o.Leeway), jwt.WithIssuedAt(), jwt.WithTimeFunc(c.opts.Now),
 		// The payload's numbers are read as json.Number, so that a large
 		// ext_ claim keeps its digits.
 		jwt.WithJSONNumber(),

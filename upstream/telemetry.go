@@ -52,6 +52,14 @@ func (h hideQuery) CloseIdleConnections() {
 	}
 }
 
+// Warm passes Warm on to the transport underneath, when it has one.
+func (h hideQuery) Warm(ctx context.Context, rawURL string) error {
+	if w, ok := h.base.(warmer); ok {
+		return w.Warm(ctx, rawURL)
+	}
+	return nil
+}
+
 // restoreQuery puts the query back before the request is sent.
 type restoreQuery struct{ next http.RoundTripper }
 

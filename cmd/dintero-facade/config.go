@@ -46,6 +46,8 @@ type Config struct {
 	Tracing         bool
 	CredentialsFile string
 	PolicyFile      string
+	// WarmTimeout bounds the warm-up before health reports SERVING.
+	WarmTimeout time.Duration
 	// IDTokenIssuer, when set, must be the iss of authorize's id_tokens.
 	IDTokenIssuer string
 	// RejectInvalidIDToken makes an id_token that fails verification an
@@ -80,6 +82,7 @@ func (c *Config) options() []option {
 		{"dintero-url", &c.DinteroURL, upstream.DefaultBaseURL, "Dintero's API base URL: https, or http to a loopback host"},
 		{"dintero-timeout", &c.DinteroTimeout, 10 * time.Second, "bound of a call whose caller set no deadline, and of a token fetch"},
 		{"max-deadline", &c.MaxDeadline, 20 * time.Second, "longest a call may take: a caller's longer deadline is cut to it, and the HTTP server's write timeout is set above it"},
+		{"warm-timeout", &c.WarmTimeout, 10 * time.Second, "at start, how long to try to connect to Dintero and fetch the tokens and signing keys of the accounts with credentials before reporting SERVING (it serves either way, and keeps trying); 0: no warm-up"},
 		{"shutdown-delay", &c.ShutdownDelay, time.Duration(0), "on SIGTERM, how long to keep accepting while reporting NOT_SERVING (a few seconds on Kubernetes)"},
 		{"shutdown-grace", &c.ShutdownGrace, 20 * time.Second, "on SIGTERM, how long calls in flight may take to finish"},
 		{"log-level", &c.LogLevel, slog.LevelInfo, "log level: debug, info, warn or error"},
@@ -206,8 +209,8 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 	if err := upstream.CheckBaseURL(cfg.DinteroURL); err != nil {
 		return cfg, fmt.Errorf("--dintero-url: %w", err)
 	}
-	if cfg.DinteroTimeout <= 0 || cfg.MaxDeadline <= 0 || cfg.ShutdownGrace <= 0 || cfg.ShutdownDelay < 0 || cfg.MaxRecvMsgBytes <= 0 || cfg.MaxConcurrent <= 0 {
-		return cfg, errors.New("--dintero-timeout, --max-deadline, --shutdown-grace, --max-recv-msg-bytes and --max-concurrent-upstream must be positive, --shutdown-delay not negative")
+	if cfg.DinteroTimeout <= 0 || cfg.MaxDeadline <= 0 || cfg.ShutdownGrace <= 0 || cfg.ShutdownDelay < 0 || cfg.WarmTimeout < 0 || cfg.MaxRecvMsgBytes <= 0 || cfg.MaxConcurrent <= 0 {
+		return cfg, errors.New("--dintero-timeout, --max-deadline, --shutdown-grace, --max-recv-msg-bytes and --max-concurrent-upstream must be positive, --shutdown-delay and --warm-timeout not negative")
 	}
 	if cfg.DinteroTimeout > cfg.MaxDeadline {
 		return cfg, fmt.Errorf("--dintero-timeout %v is longer than --max-deadline %v", cfg.DinteroTimeout, cfg.MaxDeadline)

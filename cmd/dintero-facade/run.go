@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	authv1 "github.com/dintero-facade/dintero-facade/gen/dintero/auth/v1"
 	"github.com/dintero-facade/dintero-facade/service"
@@ -55,8 +56,10 @@ type Options struct {
 // ShutdownDelay, then stop, and calls in flight get ShutdownGrace to finish.
 // It returns nil when every call finished.
 func Run(ctx context.Context, o Options) error {
-	if o.Log == nil || o.Audit == nil {
-		return errors.New("Run needs a log and an audit logger")
+	// The audit logger is required too: the interceptor, which owns that
+	// rule, refuses to be built without one.
+	if o.Log == nil {
+		return errors.New("Run needs a log")
 	}
 	f, err := build(ctx, o)
 	if err != nil {
@@ -66,7 +69,12 @@ func Run(ctx context.Context, o Options) error {
 	if err := f.listen(ctx); err != nil {
 		return err
 	}
-	f.serve(o.Ready)
+	f.serve()
+	f.warm(ctx)
+	f.markServing()
+	if o.Ready != nil {
+		o.Ready(f.addrs)
+	}
 	select {
 	case err := <-f.failed:
 		// A server failed on its own: stop the others and report it.
@@ -86,8 +94,10 @@ type instance struct {
 
 	grpc    *grpc.Server
 	health  *health.Server
-	serving atomic.Bool // false once shutdown began: /healthz answers 503
-	servers []*server   // the HTTP servers: the gateway first, then the side ones
+	serving atomic.Bool // true from warm-up to shutdown: /healthz answers 200
+	client  *upstream.Client
+	addrs   listeners
+	servers []*server // the HTTP servers: the gateway first, then the side ones
 	grpcL   net.Listener
 	failed  chan error
 	closers []func() // run in reverse by close
@@ -140,6 +150,7 @@ func build(ctx context.Context, o Options) (_ *instance, err error) {
 		return nil, err
 	}
 	f.onClose(client.CloseIdleConnections)
+	f.client = client
 	// The watchers stop when the facade stops, for whatever reason.
 	wctx, stopWatching := context.WithCancel(ctx)
 	f.onClose(stopWatching)
@@ -171,7 +182,6 @@ func build(ctx context.Context, o Options) (_ *instance, err error) {
 	if err != nil {
 		return nil, err
 	}
-	f.serving.Store(true)
 	f.grpc, f.health = newGRPCServer(f.cfg, svc, interceptor, tlsFiles, tel)
 	// Its stream workers run from the start, whether it serves or not.
 	f.onClose(f.grpc.Stop)
@@ -222,8 +232,8 @@ func (f *instance) listen(ctx context.Context) (err error) {
 	return nil
 }
 
-// serve starts the servers, says so, and tells ready the addresses.
-func (f *instance) serve(ready func(listeners)) {
+// serve starts the servers and says so.
+func (f *instance) serve() {
 	go func() { f.failed <- f.grpc.Serve(f.grpcL) }()
 	l := listeners{GRPC: f.grpcL.Addr()}
 	for _, s := range f.servers {
@@ -239,10 +249,61 @@ func (f *instance) serve(ready func(listeners)) {
 			l.Pprof = s.l.Addr()
 		}
 	}
+	f.addrs = l
 	f.logStart(l)
-	if ready != nil {
-		ready(l)
+}
+
+// warm readies the client for the first calls (a connection to Dintero,
+// the tokens and signing keys of the accounts the facade holds credentials
+// for) within --warm-timeout, while health reports NOT_SERVING. Calls that
+// come meanwhile are served. If Dintero cannot be had in time, the facade
+// serves all the same, says so, and keeps trying in the background.
+func (f *instance) warm(ctx context.Context) {
+	if f.cfg.WarmTimeout <= 0 {
+		return
 	}
+	start := time.Now()
+	wctx, cancel := context.WithTimeout(ctx, f.cfg.WarmTimeout)
+	err := f.client.Warm(wctx)
+	cancel()
+	if err == nil {
+		f.log.Info("warmed up: connected to Dintero, tokens and signing keys fetched", "took", time.Since(start).String())
+		return
+	}
+	f.log.Warn("Dintero could not be had at start: serving, and trying again in the background", "error", err.Error())
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	f.onClose(func() { close(stop); <-done })
+	go func() {
+		defer close(done)
+		for wait := time.Second; ; wait = min(2*wait, 30*time.Second) {
+			t := time.NewTimer(wait)
+			select {
+			case <-stop:
+				t.Stop()
+				return
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+			wctx, cancel := context.WithTimeout(ctx, f.cfg.WarmTimeout)
+			err := f.client.Warm(wctx)
+			cancel()
+			if err == nil {
+				f.log.Info("warmed up: connected to Dintero, tokens and signing keys fetched")
+				return
+			}
+			f.log.Warn("Dintero still cannot be had", "error", err.Error())
+		}
+	}()
+}
+
+// markServing turns health to SERVING.
+func (f *instance) markServing() {
+	f.serving.Store(true)
+	f.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	f.health.SetServingStatus(authv1.AuthService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 }
 
 // stop stops every server at once.

@@ -563,6 +563,18 @@ func TestRunFailsOnBusyPort(t *testing.T) {
 	}
 }
 
+// TestRunNeedsALog: Run refuses to start without a log.
+func TestRunNeedsALog(t *testing.T) {
+	cfg, err := parseConfig([]string{"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--dintero-url", "http://127.0.0.1:1/v1"}, envOf(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	discard := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	if err := Run(context.Background(), Options{Config: cfg, Audit: discard, Version: "test"}); err == nil || !strings.Contains(err.Error(), "log") {
+		t.Errorf("Run without a log: got %v; want an error naming it", err)
+	}
+}
+
 // TestHTTPLimits: the gateway refuses oversized headers before any call.
 func TestHTTPLimits(t *testing.T) {
 	fake := dinterotest.New(t)

@@ -44,9 +44,10 @@ func newGRPCServer(cfg Config, svc authv1.AuthServiceServer, interceptor grpc.Un
 	}
 	gs := grpc.NewServer(append(opts, tel.grpcOptions()...)...)
 	authv1.RegisterAuthServiceServer(gs, svc)
+	// NOT_SERVING until the warm-up is over.
 	hs := health.NewServer()
-	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-	hs.SetServingStatus(authv1.AuthService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	hs.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+	hs.SetServingStatus(authv1.AuthService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_NOT_SERVING)
 	healthpb.RegisterHealthServer(gs, hs)
 	reflection.Register(gs)
 	tel.grpc.InitializeMetrics(gs)
@@ -137,13 +138,14 @@ func serveHTTP(srv *http.Server, l net.Listener) error {
 	return srv.Serve(l)
 }
 
-// healthz answers 200 while serving, 503 once shutdown has begun.
+// healthz answers 200 while serving, 503 while warming up and once
+// shutdown has begun.
 func healthz(serving *atomic.Bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		if !serving.Load() {
 			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = w.Write([]byte("shutting down\n"))
+			_, _ = w.Write([]byte("not serving\n"))
 			return
 		}
 		_, _ = w.Write([]byte("ok\n"))

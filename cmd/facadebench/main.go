@@ -20,6 +20,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -36,6 +37,11 @@ func main() {
 		case "grpcfloor":
 			fatal(serveGRPCFloor(os.Args[2]))
 			return
+		case "tlsstub":
+			latency, err := time.ParseDuration(os.Args[4])
+			fatal(err)
+			fatal(serveTLSStub(os.Args[2], os.Args[3], latency, os.Args[5], os.Args[6]))
+			return
 		}
 	}
 	var o options
@@ -50,8 +56,27 @@ func main() {
 	flag.StringVar(&o.facadeArgs, "facade-args", "", "extra flags for the facade, space-separated")
 	flag.StringVar(&o.facadeEnv, "facade-env", "", "extra environment for the facade, space-separated KEY=VALUE (GOGC=200, say)")
 	flag.StringVar(&o.only, "only", "", "comma-separated paths to run (direct, goproxy, nginx, grpc_floor, facade_grpc, facade_gateway, facade_authorize_grpc); empty: all")
+	var scenario, conc string
+	flag.StringVar(&scenario, "scenario", "loopback", "loopback: a plain stub on loopback; remote: a TLS stub -latency away, nginx with a TLS upstream, and a cold start")
+	flag.DurationVar(&o.latency, "latency", 50*time.Millisecond, "remote: latency the stub adds to every answer")
+	flag.StringVar(&conc, "remote-concurrency", "200,1000", "remote: comma-separated calls in flight to measure at")
+	flag.IntVar(&o.coldCalls, "cold-calls", 1000, "remote: calls fired at once at a fresh facade")
 	flag.Parse()
-	fatal(run(o))
+	switch scenario {
+	case "loopback":
+		fatal(run(o))
+	case "remote":
+		for _, c := range strings.Split(conc, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(c))
+			if err != nil || n <= 0 {
+				fatal(fmt.Errorf("-remote-concurrency %q: want positive numbers", conc))
+			}
+			o.remoteConcurrency = append(o.remoteConcurrency, n)
+		}
+		fatal(runRemote(o))
+	default:
+		fatal(fmt.Errorf("-scenario %q: want loopback or remote", scenario))
+	}
 }
 
 type options struct {
@@ -66,6 +91,10 @@ type options struct {
 	facadeArgs      string
 	only            string
 	facadeEnv       string
+	// The remote scenario's.
+	latency           time.Duration
+	remoteConcurrency []int
+	coldCalls         int
 }
 
 func fatal(err error) {
@@ -91,13 +120,9 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
-	bin := o.facadeBin
-	if bin == "" {
-		bin = filepath.Join(dir, "dintero-facade")
-		fmt.Fprintln(os.Stderr, "building ./cmd/dintero-facade ...")
-		if out, err := exec.Command("go", "build", "-o", bin, "./cmd/dintero-facade").CombinedOutput(); err != nil {
-			return fmt.Errorf("go build: %v\n%s", err, out)
-		}
+	bin, err := facadeBinary(o, dir)
+	if err != nil {
+		return err
 	}
 
 	var procs []*proc
@@ -200,4 +225,17 @@ func run(o options) error {
 	rss, _ := peakRSS(facade.cmd.Process.Pid)
 	report(os.Stdout, o, paths, sat, lat, rss, nginxPID != 0)
 	return nil
+}
+
+// facadeBinary returns -facade-bin, or builds the facade into dir.
+func facadeBinary(o options, dir string) (string, error) {
+	if o.facadeBin != "" {
+		return o.facadeBin, nil
+	}
+	bin := filepath.Join(dir, "dintero-facade")
+	fmt.Fprintln(os.Stderr, "building ./cmd/dintero-facade ...")
+	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/dintero-facade").CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build: %v\n%s", err, out)
+	}
+	return bin, nil
 }

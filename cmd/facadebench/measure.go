@@ -36,7 +36,7 @@ func measure(p path, conc int, d time.Duration) sample {
 	var wg sync.WaitGroup
 	start := time.Now()
 	for w := range conc {
-		lats[w] = make([]time.Duration, 0, 1<<14)
+		lats[w] = make([]time.Duration, 0, max(256, (1<<20)/conc))
 		wg.Go(func() {
 			for ctx.Err() == nil {
 				t := time.Now()

@@ -32,14 +32,19 @@ func serveStub(addr string) error {
 // stubToken gets an access token from the stub with the mock's client
 // credentials, for the callers that bring their own.
 func stubToken(addr string) (string, error) {
+	return stubTokenAt("http://"+addr, http.DefaultClient)
+}
+
+// stubTokenAt is stubToken for the stub at base, through client.
+func stubTokenAt(base string, client *http.Client) (string, error) {
 	body := `{"grant_type":"client_credentials","audience":"` + dinteromock.Audience(dinteromock.DefaultAccount) + `"}`
-	req, err := http.NewRequest(http.MethodPost, "http://"+addr+"/v1/accounts/"+dinteromock.DefaultAccount+"/auth/token", strings.NewReader(body))
+	req, err := http.NewRequest(http.MethodPost, base+"/v1/accounts/"+dinteromock.DefaultAccount+"/auth/token", strings.NewReader(body))
 	if err != nil {
 		return "", err
 	}
 	req.SetBasicAuth(dinteromock.DefaultClientID, dinteromock.DefaultClientSecret)
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return "", err
 	}

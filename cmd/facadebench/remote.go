@@ -1,0 +1,514 @@
+package main
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"text/tabwriter"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+
+	authv1 "github.com/dintero-facade/dintero-facade/gen/dintero/auth/v1"
+	"github.com/dintero-facade/dintero-facade/internal/dinteromock"
+)
+
+// The remote scenario puts Dintero where it really is: behind TLS, with
+// HTTP/2 and HTTP/1.1 offered by ALPN, tens of milliseconds away. The stub
+// adds the latency to every answer and counts the TCP connections it
+// accepts; the facade trusts the stub's CA through SSL_CERT_FILE, as an
+// operator would make it trust a private CA; nginx, the peer, proxies to
+// the stub over TLS with a keepalive pool.
+
+// serveTLSStub serves the stateless mock over TLS on addr, adding latency
+// to every answer, and its connection counts on statsAddr (plain HTTP):
+// "accepted open".
+func serveTLSStub(addr, statsAddr string, latency time.Duration, certFile, keyFile string) error {
+	m, err := dinteromock.New(dinteromock.Options{Stateless: true, Behaviour: dinteromock.Behaviour{Faults: dinteromock.Faults{Latency: latency}}})
+	if err != nil {
+		return err
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	cl := &countingListener{Listener: l}
+	stats := http.NewServeMux()
+	stats.HandleFunc("GET /stats", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintf(w, "%d %d\n", cl.accepted.Load(), cl.open.Load())
+	})
+	go func() {
+		_ = (&http.Server{Addr: statsAddr, Handler: stats, ReadHeaderTimeout: 5 * time.Second}).ListenAndServe()
+	}()
+	srv := &http.Server{Handler: m, ReadHeaderTimeout: 5 * time.Second, Protocols: new(http.Protocols)}
+	srv.Protocols.SetHTTP1(true)
+	srv.Protocols.SetHTTP2(true)
+	return srv.ServeTLS(cl, certFile, keyFile)
+}
+
+// countingListener counts the connections it accepted and those open.
+type countingListener struct {
+	net.Listener
+	accepted, open atomic.Int64
+}
+
+func (l *countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	l.accepted.Add(1)
+	l.open.Add(1)
+	return &countedConn{Conn: c, l: l}, nil
+}
+
+type countedConn struct {
+	net.Conn
+	l    *countingListener
+	once sync.Once
+}
+
+func (c *countedConn) Close() error {
+	c.once.Do(func() { c.l.open.Add(-1) })
+	return c.Conn.Close()
+}
+
+// stubConns reads the stub's counts of accepted and open connections.
+func stubConns(statsAddr string) (accepted, open int64, err error) {
+	resp, err := http.Get("http://" + statsAddr + "/stats")
+	if err != nil {
+		return 0, 0, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, 0, err
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 2 {
+		return 0, 0, fmt.Errorf("stats %q", b)
+	}
+	accepted, _ = strconv.ParseInt(f[0], 10, 64)
+	open, _ = strconv.ParseInt(f[1], 10, 64)
+	return accepted, open, nil
+}
+
+// testPKI writes a CA and a server certificate for 127.0.0.1 and
+// localhost into dir, and returns the CA pool with their paths.
+func testPKI(dir string) (pool *x509.CertPool, caFile, certFile, keyFile string, err error) {
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, "", "", "", err
+	}
+	now := time.Now()
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "facadebench CA"}, NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		return nil, "", "", "", err
+	}
+	ca, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		return nil, "", "", "", err
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, "", "", "", err
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "localhost"}, NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		return nil, "", "", "", err
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return nil, "", "", "", err
+	}
+	caFile, certFile, keyFile = filepath.Join(dir, "ca.pem"), filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	for f, b := range map[string]*pem.Block{caFile: {Type: "CERTIFICATE", Bytes: caDER}, certFile: {Type: "CERTIFICATE", Bytes: der}, keyFile: {Type: "EC PRIVATE KEY", Bytes: keyDER}} {
+		if err := os.WriteFile(f, pem.EncodeToMemory(b), 0o600); err != nil {
+			return nil, "", "", "", err
+		}
+	}
+	pool = x509.NewCertPool()
+	pool.AddCert(ca)
+	return pool, caFile, certFile, keyFile, nil
+}
+
+// startNginxTLS starts nginx proxying plain HTTP on listen to the stub
+// over TLS, verifying its certificate, with a keepalive pool.
+func startNginxTLS(bin, dir, listen, upstream, caFile string, logTo io.Writer) (*proc, error) {
+	nd := filepath.Join(dir, "nginx-remote")
+	if err := os.MkdirAll(filepath.Join(nd, "logs"), 0o755); err != nil {
+		return nil, err
+	}
+	conf := fmt.Sprintf(`worker_processes 1;
+pid %[1]s/nginx.pid;
+error_log %[1]s/logs/error.log warn;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  client_body_temp_path %[1]s/body;
+  proxy_temp_path %[1]s/proxy;
+  fastcgi_temp_path %[1]s/fastcgi;
+  uwsgi_temp_path %[1]s/uwsgi;
+  scgi_temp_path %[1]s/scgi;
+  upstream dintero { server %[2]s; keepalive 2048; keepalive_requests 1000000; keepalive_timeout 300s; }
+  server {
+    listen %[3]s backlog=4096;
+    keepalive_requests 1000000;
+    location / {
+      proxy_pass https://dintero;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_ssl_trusted_certificate %[4]s;
+      proxy_ssl_verify on;
+      proxy_ssl_name localhost;
+      proxy_ssl_server_name on;
+      proxy_ssl_session_reuse on;
+    }
+  }
+}
+`, nd, upstream, listen, caFile)
+	cf := filepath.Join(nd, "nginx.conf")
+	if err := os.WriteFile(cf, []byte(conf), 0o644); err != nil {
+		return nil, err
+	}
+	return start("nginx", logTo, bin, "-p", nd, "-c", cf, "-g", "daemon off;")
+}
+
+// remoteSample is one measurement of a path at one concurrency.
+type remoteSample struct {
+	sample
+	conns int64 // TCP connections the stub accepted during the run
+}
+
+// runRemote runs the remote scenario.
+func runRemote(o options) error {
+	dir, err := os.MkdirTemp("", "facadebench-remote-")
+	if err != nil {
+		return err
+	}
+	if os.Getenv("FACADEBENCH_KEEP") == "" {
+		defer os.RemoveAll(dir)
+	} else {
+		fmt.Fprintln(os.Stderr, "keeping", dir)
+	}
+	logs, err := os.Create(filepath.Join(dir, "processes.log"))
+	if err != nil {
+		return err
+	}
+	defer logs.Close()
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	bin, err := facadeBinary(o, dir)
+	if err != nil {
+		return err
+	}
+	pool, caFile, certFile, keyFile, err := testPKI(dir)
+	if err != nil {
+		return err
+	}
+	var procs []*proc
+	defer func() {
+		for i := len(procs) - 1; i >= 0; i-- {
+			procs[i].stop()
+		}
+	}()
+	addrs := map[string]string{}
+	for _, n := range []string{"stub", "stats", "nginx", "grpc", "http"} {
+		if addrs[n], err = freePort(); err != nil {
+			return err
+		}
+	}
+	stub, err := start("tlsstub", logs, self, "tlsstub", addrs["stub"], addrs["stats"], o.latency.String(), certFile, keyFile)
+	if err != nil {
+		return err
+	}
+	procs = append(procs, stub)
+	for _, n := range []string{"stub", "stats"} {
+		if err := waitTCP(addrs[n]); err != nil {
+			return fmt.Errorf("%s: %w", n, err)
+		}
+	}
+	facadeLog, err := os.Create(filepath.Join(dir, "facade.log"))
+	if err != nil {
+		return err
+	}
+	defer facadeLog.Close()
+	startFacade := func() (*proc, error) {
+		// The bound on calls to Dintero in flight is raised above the
+		// load, as an operator would for a Dintero this far away.
+		args := []string{"--grpc-addr", addrs["grpc"], "--http-addr", addrs["http"], "--dintero-url", "https://" + addrs["stub"] + "/v1",
+			"--max-concurrent-upstream", strconv.Itoa(4 * slices.Max(o.remoteConcurrency))}
+		if o.facadeArgs != "" {
+			args = append(args, strings.Fields(o.facadeArgs)...)
+		}
+		env := append([]string{"SSL_CERT_FILE=" + caFile}, strings.Fields(o.facadeEnv)...)
+		p, err := startEnv("facade", facadeLog, env, bin, args...)
+		if err != nil {
+			return nil, err
+		}
+		return p, waitTCP(addrs["grpc"])
+	}
+	facade, err := startFacade()
+	if err != nil {
+		return err
+	}
+	procs = append(procs, facade)
+	var nginxWorker int
+	if nginxBin, _ := exec.LookPath("nginx"); o.nginx && nginxBin != "" {
+		p, err := startNginxTLS(nginxBin, dir, addrs["nginx"], addrs["stub"], caFile, logs)
+		if err != nil {
+			return err
+		}
+		procs = append(procs, p)
+		if err := waitTCP(addrs["nginx"]); err != nil {
+			return fmt.Errorf("nginx: %w", err)
+		}
+		nginxWorker = childOf(p.cmd.Process.Pid)
+	}
+
+	maxConc := slices.Max(o.remoteConcurrency)
+	stubTLS := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true, MaxIdleConnsPerHost: maxConc, DisableCompression: true}
+	defer stubTLS.CloseIdleConnections()
+	token, err := stubTokenAt("https://"+addrs["stub"], &http.Client{Transport: stubTLS})
+	if err != nil {
+		return err
+	}
+	var closers []func()
+	defer func() {
+		for _, c := range closers {
+			c()
+		}
+	}()
+	httpCall := func(client *http.Client, u string) func(ctx context.Context, _ int) error {
+		return func(ctx context.Context, _ int) error {
+			req, err := http.NewRequestWithContext(ctx, http.MethodDelete, u, nil)
+			if err != nil {
+				return err
+			}
+			req.Header.Set("Authorization", "Bearer "+token)
+			resp, err := client.Do(req)
+			if err != nil {
+				return err
+			}
+			n, err := io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if err != nil {
+				return err
+			}
+			if resp.StatusCode != 200 || n < 100 {
+				return fmt.Errorf("HTTP %d, %d bytes", resp.StatusCode, n)
+			}
+			return nil
+		}
+	}
+	grpcCall := func(addr string) (func(ctx context.Context, w int) error, error) {
+		cs := make([]authv1.AuthServiceClient, o.grpcConns)
+		for i := range cs {
+			cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+			if err != nil {
+				return nil, err
+			}
+			closers = append(closers, func() { cc.Close() })
+			cs[i] = authv1.NewAuthServiceClient(cc)
+		}
+		md := metadata.Pairs("authorization", "Bearer "+token)
+		del := &authv1.DeleteClientGrantRequest{Oid: "T12345678", Id: "3d5c2f3a-6a1e-4e55-9d2f-2f1b8f0c9a77"}
+		return func(ctx context.Context, w int) error {
+			resp, err := cs[w%len(cs)].DeleteClientGrant(metadata.NewOutgoingContext(ctx, md), del)
+			if err == nil && resp.GetGrant().GetId() == "" {
+				err = errors.New("no grant")
+			}
+			return err
+		}, nil
+	}
+	paths := []path{{name: "direct", call: httpCall(&http.Client{Transport: stubTLS}, "https://"+addrs["stub"]+grantPath), stubPID: stub.cmd.Process.Pid}}
+	if nginxWorker != 0 {
+		plain := &http.Transport{MaxIdleConnsPerHost: maxConc, DisableCompression: true}
+		closers = append(closers, plain.CloseIdleConnections)
+		paths = append(paths, path{name: "nginx", call: httpCall(&http.Client{Transport: plain}, "http://"+addrs["nginx"]+grantPath), pid: nginxWorker, stubPID: stub.cmd.Process.Pid})
+	}
+	fg, err := grpcCall(addrs["grpc"])
+	if err != nil {
+		return err
+	}
+	paths = append(paths, path{name: "facade_grpc", call: fg, pid: facade.cmd.Process.Pid, stubPID: stub.cmd.Process.Pid})
+	if o.only != "" {
+		keep := strings.Split(o.only, ",")
+		paths = slices.DeleteFunc(paths, func(p path) bool { return !slices.Contains(keep, p.name) })
+	}
+
+	measureConns := func(p path, conc int, d time.Duration) remoteSample {
+		before, _, _ := stubConns(addrs["stats"])
+		s := measure(p, conc, d)
+		after, _, _ := stubConns(addrs["stats"])
+		return remoteSample{sample: s, conns: after - before}
+	}
+	fmt.Fprintf(os.Stderr, "warming up %d paths ...\n", len(paths))
+	for _, p := range paths {
+		if s := measure(p, maxConc, o.warmup); s.errors > 0 {
+			return fmt.Errorf("warm-up of %s: %d errors", p.name, s.errors)
+		}
+	}
+	runs := map[string][]remoteSample{} // by path and concurrency
+	for r := range o.rounds {
+		fmt.Fprintf(os.Stderr, "round %d of %d ...\n", r+1, o.rounds)
+		order := slices.Clone(paths)
+		for range r {
+			order = append(order[1:], order[0])
+		}
+		for _, conc := range o.remoteConcurrency {
+			for _, p := range order {
+				k := p.name + "@" + strconv.Itoa(conc)
+				runs[k] = append(runs[k], measureConns(p, conc, o.duration))
+			}
+		}
+	}
+	rss, _ := peakRSS(facade.cmd.Process.Pid)
+
+	// The cold start: a fresh facade, hit by cold-calls calls at once.
+	var cold []coldSample
+	for r := range o.rounds {
+		fmt.Fprintf(os.Stderr, "cold start %d of %d ...\n", r+1, o.rounds)
+		facade.stop()
+		if facade, err = startFacade(); err != nil {
+			return err
+		}
+		procs = append(procs, facade)
+		call, err := grpcCall(addrs["grpc"])
+		if err != nil {
+			return err
+		}
+		before, _, _ := stubConns(addrs["stats"])
+		cs := coldStart(call, o.coldCalls)
+		after, _, _ := stubConns(addrs["stats"])
+		cs.conns = after - before
+		cold = append(cold, cs)
+	}
+	reportRemote(os.Stdout, o, paths, runs, cold, rss)
+	return nil
+}
+
+// coldSample is what a burst of calls at a fresh facade saw.
+type coldSample struct {
+	calls, errors int
+	took, p99     time.Duration
+	conns         int64
+}
+
+// coldStart makes n calls at once and waits for all of them.
+func coldStart(call func(ctx context.Context, w int) error, n int) coldSample {
+	lats := make([]time.Duration, n)
+	var errs atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	gate := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-gate
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			t := time.Now()
+			if err := call(ctx, i); err != nil {
+				errs.Add(1)
+			}
+			lats[i] = time.Since(t)
+		})
+	}
+	close(gate)
+	wg.Wait()
+	slices.Sort(lats)
+	return coldSample{calls: n, errors: int(errs.Load()), took: time.Since(start), p99: lats[min(n-1, n*99/100)]}
+}
+
+// reportRemote prints the remote scenario's table and its ratio lines.
+func reportRemote(w io.Writer, o options, paths []path, runs map[string][]remoteSample, cold []coldSample, rss int64) {
+	byRPS := func(s sample) float64 { return s.rps }
+	med := func(k string) remoteSample {
+		ss := runs[k]
+		if len(ss) == 0 {
+			return remoteSample{}
+		}
+		plain := make([]sample, len(ss))
+		for i := range ss {
+			plain[i] = ss[i].sample
+		}
+		m := median(plain, byRPS)
+		for _, s := range ss {
+			if s.sample == m {
+				return s
+			}
+		}
+		return ss[0]
+	}
+	fmt.Fprintf(w, "facadebench -scenario remote: Dintero over TLS %v away; %d rounds of %v per path and concurrency; medians of the rounds\n\n", o.latency, o.rounds, o.duration)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "path\tin flight\tcalls/s\tof Little's limit\tp50 ms\tp99 ms\terrors\tconns to Dintero\tCPU µs/call (middle)\t")
+	for _, conc := range o.remoteConcurrency {
+		limit := float64(conc) / o.latency.Seconds()
+		for _, p := range paths {
+			s := med(p.name + "@" + strconv.Itoa(conc))
+			var errs int64
+			for _, x := range runs[p.name+"@"+strconv.Itoa(conc)] {
+				errs += x.errors
+			}
+			cpu := "-"
+			if p.pid != 0 {
+				cpu = fmt.Sprintf("%.1f", float64(s.cpuPerCall)/float64(time.Microsecond))
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.2f\t%.1f\t%.1f\t%d\t%d\t%s\t\n", p.name, conc, s.rps, s.rps/limit,
+				float64(s.p50)/float64(time.Millisecond), float64(s.p99)/float64(time.Millisecond), errs, s.conns, cpu)
+		}
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "\ncold start, %d calls at once at a fresh facade:\n", o.coldCalls)
+	for i, c := range cold {
+		fmt.Fprintf(w, "  round %d: %d errors, all answered in %v, p99 %v, %d TCP connections to Dintero\n", i+1, c.errors, c.took.Round(time.Millisecond), c.p99.Round(time.Millisecond), c.conns)
+	}
+	fmt.Fprintf(w, "\nfacade peak RSS: %.1f MiB\n\n", float64(rss)/(1<<20))
+	for _, conc := range o.remoteConcurrency {
+		limit := float64(conc) / o.latency.Seconds()
+		c := strconv.Itoa(conc)
+		f, n, d := med("facade_grpc@"+c), med("nginx@"+c), med("direct@"+c)
+		fmt.Fprintf(w, "ratio facade_little_%s=%.2f\n", c, f.rps/limit)
+		if n.rps > 0 {
+			fmt.Fprintf(w, "ratio nginx_little_%s=%.2f\n", c, n.rps/limit)
+			fmt.Fprintf(w, "ratio facade_vs_nginx_cpu_%s=%.2f\n", c, float64(f.cpuPerCall)/float64(n.cpuPerCall))
+		}
+		fmt.Fprintf(w, "added_p50_ms_%s=%.2f\n", c, float64(f.p50-d.p50)/float64(time.Millisecond))
+		fmt.Fprintf(w, "added_p99_ms_%s=%.2f\n", c, float64(f.p99-d.p99)/float64(time.Millisecond))
+		fmt.Fprintf(w, "facade_cpu_us_%s=%.1f\n", c, float64(f.cpuPerCall)/float64(time.Microsecond))
+	}
+	var maxConns int64
+	for _, c := range cold {
+		maxConns = max(maxConns, c.conns)
+	}
+	fmt.Fprintf(w, "cold_start_max_conns=%d\n", maxConns)
+	fmt.Fprintf(w, "facade_peak_rss_mib=%.1f\n", float64(rss)/(1<<20))
+}

@@ -1,0 +1,52 @@
+package upstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+)
+
+// warmer is a transport that can open a connection ahead of the first
+// call, as Transport does.
+type warmer interface {
+	Warm(ctx context.Context, rawURL string) error
+}
+
+// Warm readies the client for its first calls: a connection to Dintero
+// (when the transport can open one ahead), and for every account it holds
+// credentials for, a token and the account's signing keys. It returns
+// what could not be had, joined; what was had stays. Calls made meanwhile
+// are served as usual.
+func (c *Client) Warm(ctx context.Context) error {
+	var (
+		mu   sync.Mutex
+		errs []error
+		wg   sync.WaitGroup
+	)
+	fail := func(err error) {
+		mu.Lock()
+		errs = append(errs, err)
+		mu.Unlock()
+	}
+	if w, ok := c.opts.Transport.(warmer); ok {
+		if err := w.Warm(ctx, c.base); err != nil {
+			fail(fmt.Errorf("connecting to Dintero: %w", err))
+		}
+	}
+	for _, account := range c.Accounts() {
+		src := c.CredentialsFor(account)
+		if src == nil {
+			continue
+		}
+		wg.Go(func() {
+			// The keys are fetched with the facade's token, which this
+			// fetches first.
+			if _, err := c.ensureKeys(ctx, Call{Credentials: src}, account); err != nil {
+				fail(fmt.Errorf("account %s: %w", account, err))
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
