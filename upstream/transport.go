@@ -8,6 +8,7 @@ import (
 	"net/http/httptrace"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -24,17 +25,20 @@ type Transport struct {
 	// before the first call.
 	Std *http.Transport
 
-	mu    sync.Mutex
-	hosts map[string]*h2Host // by host:port
+	hosts sync.Map // host:port → *h2Host
 }
 
-// h2Host is the pool of one https host.
+// h2Host is the pool of one https host. Calls read conns without a lock:
+// a copy is stored whenever the pool changes.
 type h2Host struct {
-	conns   []*http.ClientConn
-	dialing *dialCall // the dial in flight, nil when none
+	addr  string
+	conns atomic.Pointer[[]*http.ClientConn]
 	// h1 is set once the host answered with HTTP/1.1 (or through a
 	// proxy): its calls go to Std.
-	h1 bool
+	h1 atomic.Bool
+
+	mu      sync.Mutex
+	dialing *dialCall // the dial in flight, nil when none
 }
 
 // dialCall is one dial; done is closed when it has ended, with err set if
@@ -76,20 +80,20 @@ const dialTimeout = 15 * time.Second
 // RoundTrip sends req on a connection of the host's pool, waiting for the
 // one dial in flight when every connection is busy.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	h, addr := t.host(req.URL)
+	h := t.host(req.URL)
 	if h == nil {
 		return t.Std.RoundTrip(req)
 	}
 	ctx := req.Context()
 	for {
-		cc, call, h1 := t.reserve(h, addr)
+		cc, call, h1 := t.reserve(h)
 		switch {
 		case h1:
 			return t.Std.RoundTrip(req)
 		case cc != nil:
 			resp, err := cc.RoundTrip(req)
 			if err != nil && cc.Err() != nil {
-				t.drop(h, cc)
+				h.drop(cc)
 			}
 			return resp, err
 		}
@@ -104,106 +108,120 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 }
 
-// host returns the pool of u's host, nil when u is not https or goes
-// through a proxy.
-func (t *Transport) host(u *url.URL) (*h2Host, string) {
+// host returns the pool of u's host, nil when u is not https, goes
+// through a proxy, or its host speaks HTTP/1.1.
+func (t *Transport) host(u *url.URL) *h2Host {
 	if u.Scheme != "https" {
-		return nil, ""
+		return nil
 	}
 	addr := u.Host
 	if u.Port() == "" {
 		addr = net.JoinHostPort(u.Hostname(), "443")
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if h, ok := t.hosts[addr]; ok {
-		if h.h1 {
-			return nil, ""
+	v, ok := t.hosts.Load(addr)
+	if !ok {
+		h := &h2Host{addr: addr}
+		if t.Std.Proxy != nil {
+			if p, err := t.Std.Proxy(&http.Request{URL: u}); err != nil || p != nil {
+				h.h1.Store(true)
+			}
 		}
-		return h, addr
+		v, _ = t.hosts.LoadOrStore(addr, h)
 	}
-	if t.hosts == nil {
-		t.hosts = map[string]*h2Host{}
+	h := v.(*h2Host)
+	if h.h1.Load() {
+		return nil
 	}
-	h := &h2Host{}
-	if t.Std.Proxy != nil {
-		if p, err := t.Std.Proxy(&http.Request{URL: u}); err != nil || p != nil {
-			h.h1 = true
-		}
-	}
-	t.hosts[addr] = h
-	if h.h1 {
-		return nil, ""
-	}
-	return h, addr
+	return h
 }
 
 // reserve reserves a stream on a connection of h, or returns the dial to
 // wait for (starting it if none is in flight), or reports that h speaks
 // HTTP/1.1.
-func (t *Transport) reserve(h *h2Host, addr string) (*http.ClientConn, *dialCall, bool) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if h.h1 {
+func (t *Transport) reserve(h *h2Host) (*http.ClientConn, *dialCall, bool) {
+	if cc := h.reserve(); cc != nil {
+		return cc, nil, false
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.h1.Load() {
 		return nil, nil, true
 	}
-	live := h.conns[:0]
-	for _, cc := range h.conns {
-		// A connection closed by the peer, a failed ping or its idle
-		// timeout leaves the pool here.
-		if cc.Err() == nil {
-			live = append(live, cc)
-		}
+	// A connection may have been added, or freed, meanwhile.
+	if cc := h.reserve(); cc != nil {
+		return cc, nil, false
 	}
-	clear(h.conns[len(live):])
-	h.conns = live
-	for _, cc := range h.conns {
-		if cc.Reserve() == nil {
-			return cc, nil, false
-		}
-	}
+	// A connection closed by the peer, a failed ping or its idle timeout
+	// leaves the pool here.
+	h.keep(func(cc *http.ClientConn) bool { return cc.Err() == nil })
 	if h.dialing == nil {
 		h.dialing = &dialCall{done: make(chan struct{})}
-		go t.dial(h, addr, h.dialing)
+		go t.dial(h, h.dialing)
 	}
 	return nil, h.dialing, false
 }
 
+// reserve reserves a stream on the first connection that has one free.
+// Available is asked first: a failed Reserve allocates its error.
+func (h *h2Host) reserve() *http.ClientConn {
+	if p := h.conns.Load(); p != nil {
+		for _, cc := range *p {
+			if cc.Available() > 0 && cc.Reserve() == nil {
+				return cc
+			}
+		}
+	}
+	return nil
+}
+
+// keep stores the connections for which ok holds; h.mu is held.
+func (h *h2Host) keep(ok func(*http.ClientConn) bool) {
+	var next []*http.ClientConn
+	if p := h.conns.Load(); p != nil {
+		for _, cc := range *p {
+			if ok(cc) {
+				next = append(next, cc)
+			}
+		}
+	}
+	h.conns.Store(&next)
+}
+
 // dial adds a connection to h. It is bound by dialTimeout, not by any
 // caller: the callers waiting for it may give up, and the next ones use it.
-func (t *Transport) dial(h *h2Host, addr string, call *dialCall) {
+func (t *Transport) dial(h *h2Host, call *dialCall) {
 	ctx, cancel := context.WithTimeout(context.Background(), dialTimeout)
 	defer cancel()
 	var proto string
 	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{TLSHandshakeDone: func(cs tls.ConnectionState, _ error) { proto = cs.NegotiatedProtocol }})
-	cc, err := t.Std.NewClientConn(ctx, "https", addr)
-	t.mu.Lock()
-	defer t.mu.Unlock()
+	cc, err := t.Std.NewClientConn(ctx, "https", h.addr)
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	switch {
 	case err != nil:
 		call.err = err
 	case proto != "h2":
 		// An HTTP/1.1 host needs a connection per call in flight, which
 		// net/http's pool manages.
-		h.h1 = true
+		h.h1.Store(true)
 		cc.Close()
 	default:
-		h.conns = append(h.conns, cc)
+		var next []*http.ClientConn
+		if p := h.conns.Load(); p != nil {
+			next = append(next, *p...)
+		}
+		next = append(next, cc)
+		h.conns.Store(&next)
 	}
 	h.dialing = nil
 	close(call.done)
 }
 
 // drop removes a connection that can no longer be used.
-func (t *Transport) drop(h *h2Host, cc *http.ClientConn) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	for i, c := range h.conns {
-		if c == cc {
-			h.conns = append(h.conns[:i], h.conns[i+1:]...)
-			break
-		}
-	}
+func (h *h2Host) drop(cc *http.ClientConn) {
+	h.mu.Lock()
+	h.keep(func(c *http.ClientConn) bool { return c != cc })
+	h.mu.Unlock()
 	_ = cc.Close()
 }
 
@@ -214,21 +232,21 @@ func (t *Transport) Warm(ctx context.Context, rawURL string) error {
 	if err != nil {
 		return err
 	}
-	h, addr := t.host(u)
+	h := t.host(u)
 	if h == nil {
 		return nil
 	}
-	t.mu.Lock()
-	if len(h.conns) > 0 || h.h1 {
-		t.mu.Unlock()
+	h.mu.Lock()
+	if p := h.conns.Load(); (p != nil && len(*p) > 0) || h.h1.Load() {
+		h.mu.Unlock()
 		return nil
 	}
 	if h.dialing == nil {
 		h.dialing = &dialCall{done: make(chan struct{})}
-		go t.dial(h, addr, h.dialing)
+		go t.dial(h, h.dialing)
 	}
 	call := h.dialing
-	t.mu.Unlock()
+	h.mu.Unlock()
 	select {
 	case <-call.done:
 		return call.err
@@ -239,19 +257,18 @@ func (t *Transport) Warm(ctx context.Context, rawURL string) error {
 
 // CloseIdleConnections closes the connections no call is using.
 func (t *Transport) CloseIdleConnections() {
-	t.mu.Lock()
-	for _, h := range t.hosts {
-		live := h.conns[:0]
-		for _, cc := range h.conns {
+	t.hosts.Range(func(_, v any) bool {
+		h := v.(*h2Host)
+		h.mu.Lock()
+		h.keep(func(cc *http.ClientConn) bool {
 			if cc.InFlight() == 0 {
 				_ = cc.Close()
-				continue
+				return false
 			}
-			live = append(live, cc)
-		}
-		clear(h.conns[len(live):])
-		h.conns = live
-	}
-	t.mu.Unlock()
+			return true
+		})
+		h.mu.Unlock()
+		return true
+	})
 	t.Std.CloseIdleConnections()
 }

@@ -18,15 +18,15 @@ func TestDecideGC(t *testing.T) {
 		files map[string]string
 		want  gcSettings
 	}{
-		{"no setting, no cgroup", nil, nil, gcSettings{GOGC: 400}},
-		{"GOGC is the operator's", map[string]string{"GOGC": "150"}, nil, gcSettings{}},
-		{"GOGC=off is the operator's", map[string]string{"GOGC": "off"}, nil, gcSettings{}},
+		{"no setting, no cgroup", nil, nil, gcSettings{GOGC: 400, MemoryLimit: 80 << 20}},
+		{"GOGC is the operator's", map[string]string{"GOGC": "150"}, nil, gcSettings{MemoryLimit: 80 << 20}},
+		{"GOGC=off is the operator's", map[string]string{"GOGC": "off"}, nil, gcSettings{MemoryLimit: 80 << 20}},
 		{"cgroup v2 limit", nil, map[string]string{v2: "134217728\n"}, gcSettings{GOGC: 400, MemoryLimit: 120795948}},
-		{"cgroup v2 without a limit", nil, map[string]string{v2: "max\n"}, gcSettings{GOGC: 400}},
-		{"cgroup v2 wins over v1", nil, map[string]string{v2: "max\n", v1: "268435456\n"}, gcSettings{GOGC: 400}},
+		{"cgroup v2 without a limit", nil, map[string]string{v2: "max\n"}, gcSettings{GOGC: 400, MemoryLimit: 80 << 20}},
+		{"cgroup v2 wins over v1", nil, map[string]string{v2: "max\n", v1: "268435456\n"}, gcSettings{GOGC: 400, MemoryLimit: 80 << 20}},
 		{"cgroup v1 limit", nil, map[string]string{v1: "268435456\n"}, gcSettings{GOGC: 400, MemoryLimit: 241591905}},
-		{"cgroup v1 without a limit", nil, map[string]string{v1: "9223372036854771712\n"}, gcSettings{GOGC: 400}},
-		{"unreadable limit", nil, map[string]string{v2: "lots\n"}, gcSettings{GOGC: 400}},
+		{"cgroup v1 without a limit", nil, map[string]string{v1: "9223372036854771712\n"}, gcSettings{GOGC: 400, MemoryLimit: 80 << 20}},
+		{"unreadable limit", nil, map[string]string{v2: "lots\n"}, gcSettings{GOGC: 400, MemoryLimit: 80 << 20}},
 		{"GOMEMLIMIT is the operator's", map[string]string{"GOMEMLIMIT": "100MiB"}, map[string]string{v2: "134217728\n"}, gcSettings{GOGC: 400}},
 		{"both the operator's", map[string]string{"GOGC": "200", "GOMEMLIMIT": "1GiB"}, map[string]string{v2: "134217728\n"}, gcSettings{}},
 	}

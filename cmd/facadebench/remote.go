@@ -469,7 +469,7 @@ func reportRemote(w io.Writer, o options, paths []path, runs map[string][]remote
 	}
 	fmt.Fprintf(w, "facadebench -scenario remote: Dintero over TLS %v away; %d rounds of %v per path and concurrency; medians of the rounds\n\n", o.latency, o.rounds, o.duration)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "path\tin flight\tcalls/s\tof Little's limit\tp50 ms\tp99 ms\terrors\tconns to Dintero\tCPU µs/call (middle)\t")
+	fmt.Fprintln(tw, "path\tin flight\tcalls/s\tof Little's limit\tp50 ms\tp99 ms\terrors\tconns to Dintero\t| CPU µs/call: middle\tstub\tload gen\t")
 	for _, conc := range o.remoteConcurrency {
 		limit := float64(conc) / o.latency.Seconds()
 		for _, p := range paths {
@@ -482,8 +482,9 @@ func reportRemote(w io.Writer, o options, paths []path, runs map[string][]remote
 			if p.pid != 0 {
 				cpu = fmt.Sprintf("%.1f", float64(s.cpuPerCall)/float64(time.Microsecond))
 			}
-			fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.2f\t%.1f\t%.1f\t%d\t%d\t%s\t\n", p.name, conc, s.rps, s.rps/limit,
-				float64(s.p50)/float64(time.Millisecond), float64(s.p99)/float64(time.Millisecond), errs, s.conns, cpu)
+			fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.2f\t%.1f\t%.1f\t%d\t%d\t| %s\t%.1f\t%.1f\t\n", p.name, conc, s.rps, s.rps/limit,
+				float64(s.p50)/float64(time.Millisecond), float64(s.p99)/float64(time.Millisecond), errs, s.conns, cpu,
+				float64(s.stubCPU)/float64(time.Microsecond), float64(s.loadCPU)/float64(time.Microsecond))
 		}
 	}
 	tw.Flush()
