@@ -58,6 +58,7 @@ const (
 	ReasonAudience       = "audience"
 	ReasonIssuer         = "issuer"
 	ReasonClaims         = "claims"
+	ReasonCritical       = "critical_header"
 )
 
 // Identity is what authorize's id_token proves.
@@ -97,7 +98,15 @@ type keyring struct {
 	mu          sync.Mutex
 	keys        []signingKey
 	fetched     time.Time // when keys were fetched; zero: never
-	lastRefetch time.Time // when an unknown kid last made them be fetched
+	lastRefetch time.Time // when an unknown kid last made them be fetched, successfully
+	refetching  *refetch  // the refetch in flight for an unknown kid, nil when none
+}
+
+// refetch is a fetch of the keys for an unknown kid; done is closed when
+// it has ended, ok set when it succeeded.
+type refetch struct {
+	done chan struct{}
+	ok   bool
 }
 
 // ring returns account's keyring, made on first use.
@@ -247,37 +256,74 @@ func (r *keyring) key(kid string) *rsa.PublicKey {
 	return nil
 }
 
-// mayRefetch reports whether an unknown kid may make the keys be fetched
-// again now, and if so marks the time.
-func (r *keyring) mayRefetch(now time.Time, every time.Duration) bool {
+// joinRefetch returns the refetch in flight, or starts one (start is then
+// true) unless a refetch succeeded within every; nil when neither.
+func (r *keyring) joinRefetch(now time.Time, every time.Duration) (_ *refetch, start bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if !r.lastRefetch.IsZero() && now.Sub(r.lastRefetch) < every {
-		return false
+	if r.refetching != nil {
+		return r.refetching, false
 	}
-	r.lastRefetch = now
-	return true
+	if !r.lastRefetch.IsZero() && now.Sub(r.lastRefetch) < every {
+		return nil, false
+	}
+	r.refetching = &refetch{done: make(chan struct{})}
+	return r.refetching, true
+}
+
+// endRefetch ends f; a success starts the interval before the next one.
+func (r *keyring) endRefetch(f *refetch, ok bool, now time.Time) {
+	r.mu.Lock()
+	if ok {
+		r.lastRefetch = now
+	}
+	f.ok = ok
+	r.refetching = nil
+	r.mu.Unlock()
+	close(f.done)
 }
 
 // errUnknownKey and errAlgorithm tell the key function's refusals apart.
 var (
 	errUnknownKey = errors.New("no signing key of the account has this kid")
 	errAlgorithm  = errors.New("the token is not signed with RS256")
+	errCritical   = errors.New("the token names critical header extensions, which the facade does not understand")
 )
 
 // verifyIDToken checks raw against account's keys: RS256 only, the key by
 // kid (an unknown kid fetches the keys again, at most every RefetchEvery),
 // the times with the leeway, an audience that is the redirect_uri or the
 // client_id, and the issuer when one is configured.
+//
+// The calls that meet an unknown kid while a refetch is in flight wait for
+// it; if it failed (another caller's token may not read the keys, or
+// Dintero failed), each tries once with its own token.
 func (c *Client) verifyIDToken(ctx context.Context, call Call, account, raw string, audiences ...string) Identity {
 	r := c.ring(account)
 	id := c.checkIDToken(raw, r.key, audiences)
-	if id.Reason == ReasonUnknownKey && r.mayRefetch(c.now(), c.opts.IDToken.RefetchEvery) {
-		if _, err := c.fetchKeys(ctx, call, account, r); err == nil {
-			id = c.checkIDToken(raw, r.key, audiences)
+	if id.Reason != ReasonUnknownKey {
+		return id
+	}
+	f, start := r.joinRefetch(c.now(), c.opts.IDToken.RefetchEvery)
+	switch {
+	case f == nil:
+		return id
+	case start:
+		_, err := c.fetchKeys(ctx, call, account, r)
+		r.endRefetch(f, err == nil, c.now())
+	default:
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+			return id
+		}
+		if !f.ok {
+			if _, err := c.fetchKeys(ctx, call, account, r); err != nil {
+				return id
+			}
 		}
 	}
-	return id
+	return c.checkIDToken(raw, r.key, audiences)
 }
 
 // checkIDToken verifies raw with the keys lookup gives.
@@ -299,6 +345,11 @@ func (c *Client) checkIDToken(raw string, lookup func(kid string) *rsa.PublicKey
 		// the public key as secret, or any other is refused here.
 		if t.Method != jwt.SigningMethodRS256 {
 			return nil, errAlgorithm
+		}
+		// RFC 7515 §4.1.11: a token with a critical extension the
+		// receiver does not understand is invalid; the facade knows none.
+		if _, ok := t.Header["crit"]; ok {
+			return nil, errCritical
 		}
 		kid, _ := t.Header["kid"].(string)
 		if k := lookup(kid); k != nil {
@@ -326,6 +377,8 @@ func invalidReason(err error) string {
 		return ReasonAlgorithm
 	case errors.Is(err, errUnknownKey):
 		return ReasonUnknownKey
+	case errors.Is(err, errCritical):
+		return ReasonCritical
 	case errors.Is(err, jwt.ErrTokenMalformed):
 		return ReasonMalformed
 	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
@@ -357,6 +410,11 @@ func typedClaims(m jwt.MapClaims) (*Claims, bool) {
 	if !str("sub", &cl.Subject) || !str("email", &cl.Email) || !str("name", &cl.Name) || !str("iss", &cl.Issuer) || cl.Subject == "" {
 		return nil, false
 	}
+	for _, k := range [...]string{"exp", "nbf", "iat"} {
+		if v, ok := m[k]; ok && !timeInRange(v) {
+			return nil, false
+		}
+	}
 	aud, err := m.GetAudience()
 	if err != nil {
 		return nil, false
@@ -377,9 +435,49 @@ func typedClaims(m jwt.MapClaims) (*Claims, bool) {
 		case "sub", "email", "name", "iss", "aud", "exp", "iat":
 			continue
 		}
+		if depth(v) > maxClaimDepth {
+			return nil, false
+		}
 		cl.Extra[k] = plainJSON(v)
 	}
 	return cl, true
+}
+
+// maxTimeClaim is 9999-12-31T23:59:59Z, the last second a protobuf
+// Timestamp (and so the caller) can hold.
+const maxTimeClaim = 253402300799
+
+// timeInRange reports whether a time claim is a number of seconds from
+// 1970 to the year 9999: one beyond overflows or cannot be answered.
+func timeInRange(v any) bool {
+	n, ok := v.(interface{ Float64() (float64, error) })
+	if !ok {
+		return false
+	}
+	f, err := n.Float64()
+	return err == nil && f >= 0 && f <= maxTimeClaim
+}
+
+// maxClaimDepth bounds the nesting of a claim, well within what a protobuf
+// decoder on the caller's side accepts.
+const maxClaimDepth = 32
+
+// depth returns how deep v nests arrays and objects.
+func depth(v any) int {
+	d := 0
+	switch v := v.(type) {
+	case []any:
+		for _, x := range v {
+			d = max(d, depth(x))
+		}
+		return d + 1
+	case map[string]any:
+		for _, x := range v {
+			d = max(d, depth(x))
+		}
+		return d + 1
+	}
+	return 0
 }
 
 // plainJSON turns the JSON numbers of a decoded claim into float64 where

@@ -114,7 +114,7 @@ func FuzzVerifyIDToken(f *testing.F) {
 	f.Add("eyJhbGciOiJSUzI1NiJ9.e30.")
 	f.Add("..")
 	f.Add("")
-	allowed := []string{ReasonMalformed, ReasonAlgorithm, ReasonUnknownKey, ReasonSignature, ReasonExpired, ReasonNotYetValid, ReasonIssuedInFuture, ReasonAudience, ReasonIssuer, ReasonClaims}
+	allowed := []string{ReasonMalformed, ReasonAlgorithm, ReasonUnknownKey, ReasonSignature, ReasonExpired, ReasonNotYetValid, ReasonIssuedInFuture, ReasonAudience, ReasonIssuer, ReasonClaims, ReasonCritical}
 	c := fuzzClient(f)
 	lookup := func(kid string) *rsa.PublicKey {
 		if kid == "k1" {

@@ -128,6 +128,33 @@ func TestIDTokenVerification(t *testing.T) {
 			return s
 		}, "", upstream.Invalid, upstream.ReasonAlgorithm},
 		{"no kid", func(string) string { return signed(t, key, "", idClaims()) }, "", upstream.Invalid, upstream.ReasonUnknownKey},
+		{"a critical extension", func(kid string) string {
+			tok := jwt.NewWithClaims(jwt.SigningMethodRS256, idClaims())
+			tok.Header["kid"], tok.Header["crit"], tok.Header["ext"] = kid, []string{"ext"}, "x"
+			s, err := tok.SignedString(key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		}, "", upstream.Invalid, upstream.ReasonCritical},
+		{"an exp past the year 9999", func(kid string) string {
+			return signed(t, key, kid, with(func(c jwt.MapClaims) { c["exp"] = 9e18 }))
+		}, "", upstream.Invalid, upstream.ReasonClaims},
+		{"an nbf that overflows", func(kid string) string {
+			return signed(t, key, kid, with(func(c jwt.MapClaims) { c["nbf"] = 1e19 }))
+		}, "", upstream.Invalid, upstream.ReasonClaims},
+		{"an iat before 1970", func(kid string) string {
+			return signed(t, key, kid, with(func(c jwt.MapClaims) { c["iat"] = -1 }))
+		}, "", upstream.Invalid, upstream.ReasonClaims},
+		{"a claim nested too deep", func(kid string) string {
+			return signed(t, key, kid, with(func(c jwt.MapClaims) {
+				var v any = "x"
+				for range 40 {
+					v = []any{v}
+				}
+				c["ext_deep"] = v
+			}))
+		}, "", upstream.Invalid, upstream.ReasonClaims},
 		{"not a JWT", func(string) string { return "not.a.jwt" }, "", upstream.Invalid, upstream.ReasonMalformed},
 	}
 	for _, tc := range tests {
@@ -398,5 +425,122 @@ func TestSigningKeysWaitIsTheCallers(t *testing.T) {
 	}
 	if n := fake.Count(dinterotest.OpKeys); n != 1 {
 		t.Errorf("got %d key fetches; want 1", n)
+	}
+}
+
+// TestEmptyAudienceNeverMatches: without a redirect_uri, a token whose
+// audience is "" does not pass for one.
+func TestEmptyAudienceNeverMatches(t *testing.T) {
+	key, _ := dinterotest.TestKeys(t)
+	fake := dinterotest.New(t)
+	p := allParams
+	p.RedirectURI = ""
+	tok := signed(t, key, fake.Mock.KeyID(), func() jwt.MapClaims { c := idClaims(); c["aud"] = []string{""}; return c }())
+	fake.Handle(dinterotest.OpAuthorize, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Location", dinterotest.Callback+"?id_token="+url.QueryEscape(tok))
+		w.WriteHeader(http.StatusFound)
+	})
+	c := newClient(t, fake.URL)
+	rd, _, err := c.Authorize(context.Background(), callerAt(fake, allParams.OID), p)
+	if err != nil || rd.Identity.Reason != upstream.ReasonAudience {
+		t.Errorf("got %v, %+v; want invalid, audience", err, rd)
+	}
+}
+
+// TestRotationUnderLoad: calls that meet the new kid while its refetch is
+// in flight wait for it, and all verify; the keys are fetched once more.
+func TestRotationUnderLoad(t *testing.T) {
+	fake := dinterotest.New(t)
+	_, next := dinterotest.TestKeys(t)
+	c := newClient(t, fake.URL)
+	call := callerAt(fake, allParams.OID)
+	if err := c.Warm(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// The first keys before the rotation.
+	answering(fake, func() string { return signed(t, mustKey(t), fake.Mock.KeyID(), idClaims()) })
+	if _, _, err := c.Authorize(context.Background(), call, allParams); err != nil {
+		t.Fatal(err)
+	}
+	if err := fake.Mock.RotateKey(next, false); err != nil {
+		t.Fatal(err)
+	}
+	kid := fake.Mock.KeyID()
+	answering(fake, func() string { return signed(t, next, kid, idClaims()) })
+	fake.Handle(dinterotest.OpKeys, func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(300 * time.Millisecond)
+		fake.Mock.ServeHTTP(w, r)
+	})
+	var wg sync.WaitGroup
+	results := make([]upstream.Identity, 20)
+	for i := range results {
+		wg.Go(func() {
+			if rd, _, err := c.Authorize(context.Background(), call, allParams); err == nil {
+				results[i] = rd.Identity
+			}
+		})
+	}
+	wg.Wait()
+	for i, id := range results {
+		if id.Result != upstream.Verified {
+			t.Errorf("call %d: got %+v; want verified after the one refetch", i, id)
+		}
+	}
+	if n := fake.Count(dinterotest.OpKeys); n != 2 {
+		t.Errorf("got %d key fetches; want 2", n)
+	}
+}
+
+// TestFailedRefetchBlocksNoOne: a refetch that fails (the first caller's
+// token may not read the keys) does not stop the next caller from
+// fetching them.
+func TestFailedRefetchBlocksNoOne(t *testing.T) {
+	fake := dinterotest.New(t)
+	_, next := dinterotest.TestKeys(t)
+	c := newClient(t, fake.URL)
+	call := callerAt(fake, allParams.OID)
+	answering(fake, func() string { return signed(t, mustKey(t), fake.Mock.KeyID(), idClaims()) })
+	if _, _, err := c.Authorize(context.Background(), call, allParams); err != nil {
+		t.Fatal(err)
+	}
+	if err := fake.Mock.RotateKey(next, false); err != nil {
+		t.Fatal(err)
+	}
+	kid := fake.Mock.KeyID()
+	answering(fake, func() string { return signed(t, next, kid, idClaims()) })
+	fake.HandleRaw(dinterotest.OpKeys, dinterotest.Times(1, dinterotest.Status(http.StatusUnauthorized), fake.Mock))
+	rd, _, err := c.Authorize(context.Background(), call, allParams)
+	if err != nil || rd.Identity.Reason != upstream.ReasonUnknownKey {
+		t.Fatalf("the refused refetch: got %v, %+v; want unknown_key", err, rd)
+	}
+	rd, _, err = c.Authorize(context.Background(), call, allParams)
+	if err != nil || rd.Identity.Result != upstream.Verified {
+		t.Errorf("the next call: got %v, %+v; want verified with the keys fetched again", err, rd)
+	}
+}
+
+// TestBadTokenFailsOnlyItsOwnCall: while the keys are first fetched, a
+// caller whose token Dintero refuses fails alone.
+func TestBadTokenFailsOnlyItsOwnCall(t *testing.T) {
+	fake := dinterotest.New(t)
+	fake.Handle(dinterotest.OpKeys, func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(200 * time.Millisecond)
+		fake.Mock.ServeHTTP(w, r)
+	})
+	key := mustKey(t)
+	answering(fake, func() string { return signed(t, key, fake.Mock.KeyID(), idClaims()) })
+	c := newClient(t, fake.URL)
+	good, bad := callerAt(fake, allParams.OID), callerAt(fake, "T111") // T111's token is not the account's
+	var wg sync.WaitGroup
+	var goodErr, badErr error
+	wg.Go(func() { _, _, badErr = c.Authorize(context.Background(), bad, allParams) })
+	time.Sleep(20 * time.Millisecond)
+	wg.Go(func() { _, _, goodErr = c.Authorize(context.Background(), good, allParams) })
+	wg.Wait()
+	if !errors.Is(badErr, upstream.ErrSigningKeys) {
+		t.Errorf("the bad token: got %v; want ErrSigningKeys", badErr)
+	}
+	if goodErr != nil {
+		t.Errorf("the good token: got %v; want success", goodErr)
 	}
 }

@@ -34,11 +34,12 @@ func uncertainStatus(status int) bool {
 }
 
 // notSent reports whether a transport error proves that the request never
-// left the process: the connection could not be made. Only such an error
+// reached Dintero: the connection could not be made, or the server refused
+// the stream unprocessed. Only such an error
 // lets a non-idempotent call (authorize) be tried again.
 func notSent(err error) bool {
 	var op *net.OpError
-	if errors.As(err, &op) && op.Op == "dial" {
+	if errors.As(err, &op) && op.Op == "dial" || errors.Is(err, errUnprocessed) {
 		return true
 	}
 	return errors.Is(err, syscall.ECONNREFUSED)

@@ -3,10 +3,13 @@ package upstream
 import (
 	"context"
 	"crypto/tls"
+	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptrace"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,7 +35,7 @@ type Transport struct {
 // a copy is stored whenever the pool changes.
 type h2Host struct {
 	addr  string
-	conns atomic.Pointer[[]*http.ClientConn]
+	conns atomic.Pointer[[]*poolConn]
 	// h1 is set once the host answered with HTTP/1.1 (or through a
 	// proxy): its calls go to Std.
 	h1 atomic.Bool
@@ -40,6 +43,28 @@ type h2Host struct {
 	mu      sync.Mutex
 	dialing *dialCall // the dial in flight, nil when none
 }
+
+// poolConn is a connection of the pool. Until its first call has an
+// answer, the server's limit of concurrent streams is not known (the
+// client assumes 100 until the server's SETTINGS arrive, and a server may
+// allow fewer), so it carries that one call alone.
+type poolConn struct {
+	cc      *http.ClientConn
+	probing atomic.Bool   // the first call was handed out
+	settled chan struct{} // closed once the first call has its answer
+	once    sync.Once
+}
+
+func (pc *poolConn) isSettled() bool {
+	select {
+	case <-pc.settled:
+		return true
+	default:
+		return false
+	}
+}
+
+func (pc *poolConn) settle() { pc.once.Do(func() { close(pc.settled) }) }
 
 // dialCall is one dial; done is closed when it has ended, with err set if
 // it failed.
@@ -77,35 +102,89 @@ func NewTransport(responseHeaderTimeout time.Duration) *Transport {
 // dialTimeout bounds a dial with its TLS handshake.
 const dialTimeout = 15 * time.Second
 
+// maxUnprocessed bounds how often a call is sent again on another
+// connection after the server refused its stream unprocessed.
+const maxUnprocessed = 3
+
+// errUnprocessed marks an error after which the server provably did not
+// process the request: a refused stream, a graceful GOAWAY, a connection
+// that was no longer usable.
+var errUnprocessed = errors.New("the server did not process the request")
+
 // RoundTrip sends req on a connection of the host's pool, waiting for the
-// one dial in flight when every connection is busy.
+// one dial in flight when every connection is busy. A request the server
+// provably did not process (a refused stream, a graceful GOAWAY) is sent
+// again on another connection, as net/http's own pool does.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	h := t.host(req.URL)
 	if h == nil {
 		return t.Std.RoundTrip(req)
 	}
 	ctx := req.Context()
-	for {
-		cc, call, h1 := t.reserve(h)
+	for tries := 1; ; {
+		pc, settling, call, h1 := t.reserve(h)
 		switch {
 		case h1:
 			return t.Std.RoundTrip(req)
-		case cc != nil:
-			resp, err := cc.RoundTrip(req)
-			if err != nil && cc.Err() != nil {
-				h.drop(cc)
+		case pc != nil:
+			resp, err := pc.cc.RoundTrip(req)
+			pc.settle()
+			if err == nil {
+				return resp, nil
 			}
-			return resp, err
+			if pc.cc.Err() != nil {
+				h.drop(pc)
+			}
+			if !unprocessed(err) {
+				return nil, err
+			}
+			if tries >= maxUnprocessed || ctx.Err() != nil {
+				return nil, fmt.Errorf("%w: %w", errUnprocessed, err)
+			}
+			if req, err = rewind(req); err != nil {
+				return nil, err
+			}
+			tries++
+			continue
+		}
+		if call != nil {
+			settling = call.done
 		}
 		select {
-		case <-call.done:
-			if call.err != nil {
+		case <-settling:
+			if call != nil && call.err != nil {
 				return nil, call.err
 			}
 		case <-ctx.Done():
 			return nil, context.Cause(ctx)
 		}
 	}
+}
+
+// unprocessed reports whether err proves the server did not process the
+// request. net/http keeps these errors unexported; their texts are stable.
+func unprocessed(err error) bool {
+	s := err.Error()
+	return s == "http2: client conn not usable" ||
+		s == "http2: Transport received Server's graceful shutdown GOAWAY" ||
+		strings.HasPrefix(s, "stream error: ") && strings.Contains(s, "; REFUSED_STREAM")
+}
+
+// rewind returns req ready to be sent again, its body from the start.
+func rewind(req *http.Request) (*http.Request, error) {
+	if req.Body == nil || req.Body == http.NoBody {
+		return req, nil
+	}
+	if req.GetBody == nil {
+		return nil, errors.New("the request body cannot be sent again")
+	}
+	body, err := req.GetBody()
+	if err != nil {
+		return nil, err
+	}
+	r := *req
+	r.Body = body
+	return &r, nil
 }
 
 // host returns the pool of u's host, nil when u is not https, goes
@@ -135,52 +214,72 @@ func (t *Transport) host(u *url.URL) *h2Host {
 	return h
 }
 
-// reserve reserves a stream on a connection of h, or returns the dial to
-// wait for (starting it if none is in flight), or reports that h speaks
-// HTTP/1.1.
-func (t *Transport) reserve(h *h2Host) (*http.ClientConn, *dialCall, bool) {
-	if cc := h.reserve(); cc != nil {
-		return cc, nil, false
+// reserve reserves a stream on a connection of h; or returns what to wait
+// for: a new connection's first answer, or the dial in flight (starting
+// one if there is none); or reports that h speaks HTTP/1.1.
+func (t *Transport) reserve(h *h2Host) (_ *poolConn, settling <-chan struct{}, _ *dialCall, h1 bool) {
+	if pc, _ := h.reserve(); pc != nil {
+		return pc, nil, nil, false
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.h1.Load() {
-		return nil, nil, true
+		return nil, nil, nil, true
 	}
 	// A connection may have been added, or freed, meanwhile.
-	if cc := h.reserve(); cc != nil {
-		return cc, nil, false
+	pc, settling := h.reserve()
+	if pc != nil {
+		return pc, nil, nil, false
+	}
+	if settling != nil {
+		return nil, settling, nil, false
 	}
 	// A connection closed by the peer, a failed ping or its idle timeout
 	// leaves the pool here.
-	h.keep(func(cc *http.ClientConn) bool { return cc.Err() == nil })
+	h.keep(func(pc *poolConn) bool { return pc.cc.Err() == nil })
 	if h.dialing == nil {
 		h.dialing = &dialCall{done: make(chan struct{})}
 		go t.dial(h, h.dialing)
 	}
-	return nil, h.dialing, false
+	return nil, nil, h.dialing, false
 }
 
-// reserve reserves a stream on the first connection that has one free.
-// Available is asked first: a failed Reserve allocates its error.
-func (h *h2Host) reserve() *http.ClientConn {
-	if p := h.conns.Load(); p != nil {
-		for _, cc := range *p {
-			if cc.Available() > 0 && cc.Reserve() == nil {
-				return cc
+// reserve reserves a stream on the first connection that has one free,
+// or returns the settled channel of a connection still waiting for its
+// first answer. Available is asked first: a failed Reserve allocates its
+// error.
+func (h *h2Host) reserve() (*poolConn, <-chan struct{}) {
+	var settling <-chan struct{}
+	p := h.conns.Load()
+	if p == nil {
+		return nil, nil
+	}
+	for _, pc := range *p {
+		if !pc.isSettled() {
+			if pc.probing.CompareAndSwap(false, true) {
+				if pc.cc.Reserve() == nil {
+					return pc, nil
+				}
+				pc.settle()
+				continue
 			}
+			settling = pc.settled
+			continue
+		}
+		if pc.cc.Available() > 0 && pc.cc.Reserve() == nil {
+			return pc, nil
 		}
 	}
-	return nil
+	return nil, settling
 }
 
 // keep stores the connections for which ok holds; h.mu is held.
-func (h *h2Host) keep(ok func(*http.ClientConn) bool) {
-	var next []*http.ClientConn
+func (h *h2Host) keep(ok func(*poolConn) bool) {
+	var next []*poolConn
 	if p := h.conns.Load(); p != nil {
-		for _, cc := range *p {
-			if ok(cc) {
-				next = append(next, cc)
+		for _, pc := range *p {
+			if ok(pc) {
+				next = append(next, pc)
 			}
 		}
 	}
@@ -206,11 +305,11 @@ func (t *Transport) dial(h *h2Host, call *dialCall) {
 		h.h1.Store(true)
 		cc.Close()
 	default:
-		var next []*http.ClientConn
+		var next []*poolConn
 		if p := h.conns.Load(); p != nil {
 			next = append(next, *p...)
 		}
-		next = append(next, cc)
+		next = append(next, &poolConn{cc: cc, settled: make(chan struct{})})
 		h.conns.Store(&next)
 	}
 	h.dialing = nil
@@ -218,11 +317,12 @@ func (t *Transport) dial(h *h2Host, call *dialCall) {
 }
 
 // drop removes a connection that can no longer be used.
-func (h *h2Host) drop(cc *http.ClientConn) {
+func (h *h2Host) drop(pc *poolConn) {
 	h.mu.Lock()
-	h.keep(func(c *http.ClientConn) bool { return c != cc })
+	h.keep(func(c *poolConn) bool { return c != pc })
 	h.mu.Unlock()
-	_ = cc.Close()
+	pc.settle()
+	_ = pc.cc.Close()
 }
 
 // Warm opens a connection to the host of rawURL ahead of the first call,
@@ -260,9 +360,10 @@ func (t *Transport) CloseIdleConnections() {
 	t.hosts.Range(func(_, v any) bool {
 		h := v.(*h2Host)
 		h.mu.Lock()
-		h.keep(func(cc *http.ClientConn) bool {
-			if cc.InFlight() == 0 {
-				_ = cc.Close()
+		h.keep(func(pc *poolConn) bool {
+			if pc.cc.InFlight() == 0 {
+				pc.settle()
+				_ = pc.cc.Close()
 				return false
 			}
 			return true

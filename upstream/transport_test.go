@@ -1,15 +1,21 @@
 package upstream_test
 
 import (
+	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/net/http2"
 
 	"github.com/dintero-facade/dintero-facade/internal/dinteromock"
 	"github.com/dintero-facade/dintero-facade/internal/dinterotest"
@@ -68,7 +74,7 @@ func (c *closeCounter) CloseIdleConnections() { c.n.Add(1) }
 // tlsServer is a TLS server of the mock that counts the connections it
 // accepts and adds latency to every answer; h2 says whether it offers
 // HTTP/2.
-func tlsServer(t *testing.T, fake *dinterotest.Server, latency time.Duration, h2 bool) (*httptest.Server, *atomic.Int64) {
+func tlsServer(t *testing.T, fake *dinterotest.Server, latency time.Duration, h2 bool, maxStreams ...int) (*httptest.Server, *atomic.Int64) {
 	t.Helper()
 	var accepted atomic.Int64
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -85,6 +91,9 @@ func tlsServer(t *testing.T, fake *dinterotest.Server, latency time.Duration, h2
 		}
 	}
 	srv.EnableHTTP2 = h2
+	if len(maxStreams) > 0 {
+		srv.Config.HTTP2 = &http.HTTP2Config{MaxConcurrentStreams: maxStreams[0]}
+	}
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
 	return srv, &accepted
@@ -189,5 +198,142 @@ func TestWarmDials(t *testing.T) {
 	}
 	if n := accepted.Load(); n != 1 {
 		t.Errorf("the first call opened another connection: %d", n)
+	}
+}
+
+// TestFewStreamsPerConnection: a server that allows one stream per
+// connection (fewer than the 100 a client assumes before its settings
+// arrive) gets every call through, on a few connections.
+func TestFewStreamsPerConnection(t *testing.T) {
+	fake := dinterotest.New(t, dinterotest.Options{Mock: dinteromock.Options{Stateless: true}})
+	srv, accepted := tlsServer(t, fake, 20*time.Millisecond, true, 1)
+	c, _ := tlsClient(t, srv, 5*time.Second)
+	call := caller(fake)
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for range 50 {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if _, _, err := c.DeleteClientGrant(ctx, call, "T123", "g"); err != nil {
+				failed.Add(1)
+				t.Log(err)
+			}
+		})
+	}
+	wg.Wait()
+	if n := failed.Load(); n != 0 {
+		t.Errorf("%d of 50 calls failed", n)
+	}
+	if n := accepted.Load(); n > 50 {
+		t.Errorf("%d connections for 50 calls", n)
+	}
+}
+
+// goawayServer serves the mock over TLS and HTTP/2, except that its first
+// connection answers the first request with a graceful GOAWAY that says no
+// stream was processed.
+func goawayServer(t *testing.T, fake *dinterotest.Server) (url string, served *atomic.Int64) {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(nil)
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	srv.Close() // only its certificate is used
+	cfg := &tls.Config{Certificates: srv.TLS.Certificates, NextProtos: []string{"h2"}}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served = &atomic.Int64{}
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		served.Add(1)
+		fake.Mock.ServeHTTP(w, r)
+	})
+	var conns atomic.Int64
+	var wg sync.WaitGroup
+	t.Cleanup(func() { l.Close(); wg.Wait() })
+	wg.Go(func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			first := conns.Add(1) == 1
+			wg.Go(func() {
+				tc := tls.Server(c, cfg)
+				defer tc.Close()
+				if tc.Handshake() != nil {
+					return
+				}
+				if !first {
+					(&http2.Server{}).ServeConn(tc, &http2.ServeConnOpts{Handler: handler})
+					return
+				}
+				br := bufio.NewReader(tc)
+				if _, err := io.ReadFull(br, make([]byte, len(http2.ClientPreface))); err != nil {
+					return
+				}
+				fr := http2.NewFramer(tc, br)
+				_ = fr.WriteSettings()
+				for {
+					f, err := fr.ReadFrame()
+					if err != nil {
+						return
+					}
+					switch f := f.(type) {
+					case *http2.SettingsFrame:
+						if !f.IsAck() {
+							_ = fr.WriteSettingsAck()
+						}
+					case *http2.HeadersFrame:
+						_ = fr.WriteGoAway(0, http2.ErrCodeNo, nil)
+						time.Sleep(50 * time.Millisecond)
+						return
+					}
+				}
+			})
+		}
+	})
+	return "https://" + l.Addr().String(), served
+}
+
+// TestUnprocessedSentAgain: a request the server provably did not process
+// (a graceful GOAWAY below its stream) is sent again on a new connection,
+// authorize's POST too, and reaches Dintero once.
+func TestUnprocessedSentAgain(t *testing.T) {
+	fake := dinterotest.New(t)
+	fake.AddCode(allParams.OID, allParams.VerificationCode)
+	base, served := goawayServer(t, fake)
+	tr := upstream.NewTransport(5 * time.Second)
+	tr.Std.TLSClientConfig = &tls.Config{InsecureSkipVerify: true}
+	t.Cleanup(tr.CloseIdleConnections)
+	// Straight through the transport: a POST with a body meets the GOAWAY
+	// and is sent again, once, on a new connection.
+	body := `{"grant_type":"client_credentials","audience":"` + dinteromock.Audience("T123") + `"}`
+	req, err := http.NewRequest(http.MethodPost, base+"/v1/accounts/T123/auth/token", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.SetBasicAuth(dinterotest.ClientID, dinterotest.ClientSecret)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatalf("a POST after a graceful GOAWAY: %v; want it sent again", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || served.Load() != 1 {
+		t.Fatalf("got HTTP %d, %d served; want 200, once", resp.StatusCode, served.Load())
+	}
+	served.Store(0)
+	c, err := upstream.New(upstream.Options{BaseURL: base + "/v1", Transport: tr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rd, meta, err := c.Authorize(context.Background(), callerAt(fake, allParams.OID), allParams)
+	if err != nil || rd.Identity.Result != upstream.Verified {
+		t.Fatalf("got %v, %+v; want the code redeemed after the GOAWAY", err, rd)
+	}
+	if n := served.Load(); n != 2 || meta.Attempts != 1 {
+		t.Errorf("Dintero served %d requests, authorize took %d attempts; want 2 and 1", n, meta.Attempts)
 	}
 }
