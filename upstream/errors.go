@@ -190,8 +190,9 @@ func (c *Client) answerError(r *request, res *response, reason error) *Error {
 // its secret: the scheme and the credential after it.
 var credentialPattern = regexp.MustCompile(`(?i)\b(basic|bearer)\s+[A-Za-z0-9._~+/=-]{6,}`)
 
-// jwtPattern finds a JWT (a token, an id_token) echoed in text.
-var jwtPattern = regexp.MustCompile(`eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*`)
+// jwtPattern finds a JWT (a token, an id_token) echoed in text, whole or
+// cut after its payload.
+var jwtPattern = regexp.MustCompile(`eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}(?:\.[A-Za-z0-9_-]*)?`)
 
 // masker hides secrets in text Dintero wrote: each secret in every form a
 // server may echo it (raw; base64 in both alphabets, with and without
@@ -201,10 +202,19 @@ var jwtPattern = regexp.MustCompile(`eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A
 // the text.
 type masker struct {
 	forms, words []string
+	// long are the secrets of at least minPrefix bytes: a cut copy of
+	// one, its first minPrefix bytes or more, is masked too, and so is a
+	// copy in other letter case (folded).
+	long   []string
+	folded []*regexp.Regexp
 }
 
+// minPrefix is the shortest cut copy of a secret that is masked.
+const minPrefix = 16
+
 func newMasker(secrets []string) masker {
-	var forms, words []string
+	var forms, words, long []string
+	var folded []*regexp.Regexp
 	for _, s := range secrets {
 		switch {
 		case s == "":
@@ -212,6 +222,10 @@ func newMasker(secrets []string) masker {
 		case len(s) < 4:
 			words = append(words, s)
 			continue
+		}
+		if len(s) >= minPrefix {
+			long = append(long, s)
+			folded = append(folded, regexp.MustCompile(`(?i)`+regexp.QuoteMeta(s)))
 		}
 		b := []byte(s)
 		for _, esc := range []string{url.QueryEscape(s), url.PathEscape(s), url.QueryEscape(url.QueryEscape(s))} {
@@ -223,7 +237,7 @@ func newMasker(secrets []string) masker {
 	}
 	// Longest first, so that a form inside another is not masked half.
 	slices.SortFunc(forms, func(a, b string) int { return len(b) - len(a) })
-	return masker{forms: slices.Compact(forms), words: words}
+	return masker{forms: slices.Compact(forms), words: words, long: long, folded: folded}
 }
 
 // maskWord masks w in s wherever it stands as a word: no letter or digit
@@ -245,6 +259,30 @@ func maskWord(s, w string) string {
 			b.WriteString("[REDACTED]")
 		}
 		s = s[i+len(w):]
+	}
+}
+
+// maskPrefixes masks every copy of secret's first minPrefix bytes or
+// more in s: a secret Dintero echoed cut.
+func maskPrefixes(s, secret string) string {
+	head := secret[:minPrefix]
+	var b strings.Builder
+	for {
+		i := strings.Index(s, head)
+		if i < 0 {
+			if b.Len() == 0 {
+				return s
+			}
+			b.WriteString(s)
+			return b.String()
+		}
+		n := minPrefix
+		for i+n < len(s) && n < len(secret) && s[i+n] == secret[n] {
+			n++
+		}
+		b.WriteString(s[:i])
+		b.WriteString("[REDACTED]")
+		s = s[i+n:]
 	}
 }
 
@@ -278,6 +316,10 @@ func (m masker) mask(s string) string {
 		if strings.Contains(s, w) {
 			s = maskWord(s, w)
 		}
+	}
+	for i, l := range m.long {
+		s = m.folded[i].ReplaceAllLiteralString(s, "[REDACTED]")
+		s = maskPrefixes(s, l)
 	}
 	s = credentialPattern.ReplaceAllString(s, "$1 [REDACTED]")
 	return jwtPattern.ReplaceAllString(s, "[REDACTED]")

@@ -102,6 +102,9 @@ func TestEchoedSecretsAreMasked(t *testing.T) {
 		{"the bearer header", "Bearer " + jwt, false, ""},
 		{"the bearer token", jwt, false, ""},
 		{"an opaque bearer token", opaque, false, opaque},
+		{"an opaque bearer token, cut", opaque[:18] + " and so on", false, opaque},
+		{"an opaque bearer token, upper-cased", strings.ToUpper(opaque), false, opaque},
+		{"the bearer token cut after its payload", jwt[:strings.LastIndex(jwt, ".")], false, ""},
 		{"an opaque bearer token, escaped, then a cut escape", url.QueryEscape(opaque+"&") + "%4", false, opaque},
 		{"the code", code, false, ""},
 		{"the code in base64", base64.StdEncoding.EncodeToString([]byte(code)), false, ""},
@@ -138,7 +141,7 @@ func TestEchoedSecretsAreMasked(t *testing.T) {
 				t.Fatalf("got %v; want Dintero's %d", err, wantStatus)
 			}
 			all := e.Code + "|" + e.Message + "|" + fmt.Sprint(e.Errors) + "|" + err.Error()
-			for _, part := range []string{tc.echoed, strings.TrimPrefix(tc.echoed, "Basic "), strings.TrimPrefix(tc.echoed, "Bearer "), secret, code, jwt, opaque} {
+			for _, part := range []string{tc.echoed, strings.TrimPrefix(tc.echoed, "Basic "), strings.TrimPrefix(tc.echoed, "Bearer "), secret, code, jwt, opaque, opaque[:16], strings.ToUpper(opaque), jwt[:strings.LastIndex(jwt, ".")]} {
 				if strings.Contains(all, part) {
 					t.Errorf("%q survives in %s", part, all)
 				}

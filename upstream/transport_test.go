@@ -74,9 +74,12 @@ func (c *closeCounter) CloseIdleConnections() { c.n.Add(1) }
 // tlsServer is a TLS server of the mock that counts the connections it
 // accepts and adds latency to every answer; h2 says whether it offers
 // HTTP/2.
-func tlsServer(t *testing.T, fake *dinterotest.Server, latency time.Duration, h2 bool, maxStreams ...int) (*httptest.Server, *atomic.Int64) {
+// connCounts are the connections a test server accepted and closed.
+type connCounts struct{ accepted, closed atomic.Int64 }
+
+func tlsServer(t *testing.T, fake *dinterotest.Server, latency time.Duration, h2 bool, maxStreams ...int) (*httptest.Server, *connCounts) {
 	t.Helper()
-	var accepted atomic.Int64
+	counts := &connCounts{}
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-time.After(latency):
@@ -86,8 +89,11 @@ func tlsServer(t *testing.T, fake *dinterotest.Server, latency time.Duration, h2
 		fake.Mock.ServeHTTP(w, r)
 	}))
 	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			accepted.Add(1)
+		switch s {
+		case http.StateNew:
+			counts.accepted.Add(1)
+		case http.StateClosed:
+			counts.closed.Add(1)
 		}
 	}
 	srv.EnableHTTP2 = h2
@@ -96,7 +102,7 @@ func tlsServer(t *testing.T, fake *dinterotest.Server, latency time.Duration, h2
 	}
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
-	return srv, &accepted
+	return srv, counts
 }
 
 // tlsClient is a client of srv through a fresh Transport.
@@ -136,13 +142,14 @@ func TestColdStartDialsOnce(t *testing.T) {
 	}
 	// The server allows 250 streams per connection; the client assumes
 	// 100 until the server's settings arrive.
-	if n := accepted.Load(); n < 1 || n > 4 {
+	if n := accepted.accepted.Load(); n < 1 || n > 4 {
 		t.Errorf("300 calls at once opened %d connections; want 1 to 4", n)
 	}
 }
 
 // TestHTTP1Host: a host that answers with HTTP/1.1 is served through
-// net/http's own pool, after the one dial that learned it.
+// net/http's own pool, after the one dial that learned it: concurrent
+// calls each get a connection at once, as HTTP/1.1 needs.
 func TestHTTP1Host(t *testing.T) {
 	fake := dinterotest.New(t)
 	fake.AddGrants("T123", "g1", "g2")
@@ -161,6 +168,60 @@ func TestHTTP1Host(t *testing.T) {
 	}
 	if got := proto.Load(); got != "HTTP/1.1" {
 		t.Errorf("got %v; want HTTP/1.1", got)
+	}
+	// 20 calls at once to a host that takes 200 ms: in parallel, not one
+	// connection after another.
+	slow, _ := tlsServer(t, dinterotest.New(t, dinterotest.Options{Mock: dinteromock.Options{Stateless: true}}), 200*time.Millisecond, false)
+	sc, _ := tlsClient(t, slow, 5*time.Second)
+	if _, _, err := sc.DeleteClientGrant(context.Background(), caller(fake), "T123", "g"); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Go(func() { _, _, _ = sc.DeleteClientGrant(context.Background(), caller(fake), "T123", "g") })
+	}
+	wg.Wait()
+	if took := time.Since(start); took > 1500*time.Millisecond {
+		t.Errorf("20 calls at once took %v; want about 200 ms", took)
+	}
+}
+
+// TestDeadConnectionReplaced: a connection the server closed leaves the
+// pool, and the next call dials a new one.
+func TestDeadConnectionReplaced(t *testing.T) {
+	fake := dinterotest.New(t, dinterotest.Options{Mock: dinteromock.Options{Stateless: true}})
+	srv, accepted := tlsServer(t, fake, 0, true)
+	c, _ := tlsClient(t, srv, 5*time.Second)
+	for i := range 2 {
+		if _, _, err := c.DeleteClientGrant(context.Background(), caller(fake), "T123", "g"); err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+		srv.CloseClientConnections()
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := accepted.accepted.Load(); n != 2 {
+		t.Errorf("got %d connections; want 2, one per call", n)
+	}
+}
+
+// TestCloseIdleConnections closes the pool's idle connections while the
+// server is up.
+func TestCloseIdleConnections(t *testing.T) {
+	fake := dinterotest.New(t, dinterotest.Options{Mock: dinteromock.Options{Stateless: true}})
+	srv, counts := tlsServer(t, fake, 0, true)
+	closed := &counts.closed
+	c, tr := tlsClient(t, srv, 5*time.Second)
+	if _, _, err := c.DeleteClientGrant(context.Background(), caller(fake), "T123", "g"); err != nil {
+		t.Fatal(err)
+	}
+	tr.CloseIdleConnections()
+	deadline := time.Now().Add(2 * time.Second)
+	for closed.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if closed.Load() != 1 {
+		t.Error("the idle connection was not closed")
 	}
 }
 
@@ -190,13 +251,13 @@ func TestWarmDials(t *testing.T) {
 	if err := tr.Warm(context.Background(), srv.URL+"/v1"); err != nil {
 		t.Fatal(err)
 	}
-	if n := accepted.Load(); n != 1 {
+	if n := accepted.accepted.Load(); n != 1 {
 		t.Fatalf("Warm opened %d connections; want 1", n)
 	}
 	if _, _, err := c.DeleteClientGrant(context.Background(), caller(fake), "T123", "g"); err != nil {
 		t.Fatal(err)
 	}
-	if n := accepted.Load(); n != 1 {
+	if n := accepted.accepted.Load(); n != 1 {
 		t.Errorf("the first call opened another connection: %d", n)
 	}
 }
@@ -225,7 +286,7 @@ func TestFewStreamsPerConnection(t *testing.T) {
 	if n := failed.Load(); n != 0 {
 		t.Errorf("%d of 50 calls failed", n)
 	}
-	if n := accepted.Load(); n > 50 {
+	if n := accepted.accepted.Load(); n > 50 {
 		t.Errorf("%d connections for 50 calls", n)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -53,6 +54,11 @@ func TestWarmStartUnreachable(t *testing.T) {
 		t.Errorf("/healthz: got %d %s; want 200: the facade serves without Dintero", code, body)
 	}
 	waitLog(t, f, "Dintero could not be had at start", 1)
+	// The first retry, after a second, fails too, and says so.
+	waitLog(t, f, "Dintero still cannot be had", 1)
+	if strings.Contains(f.log.String(), "warmed up") {
+		t.Fatalf("the log says warmed up while Dintero is silent:\n%s", f.log.String())
+	}
 	// Dintero comes back at the same address.
 	stopSilent()
 	stop := fake.ServeAt(t, silent)
