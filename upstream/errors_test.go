@@ -105,6 +105,7 @@ func TestEchoedSecretsAreMasked(t *testing.T) {
 		{"an opaque bearer token, cut", opaque[:18] + " and so on", false, opaque},
 		{"an opaque bearer token, upper-cased", strings.ToUpper(opaque), false, opaque},
 		{"the bearer token cut after its payload", jwt[:strings.LastIndex(jwt, ".")], false, ""},
+		{"a JWT the request did not carry, cut after its payload", "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ5In0", false, ""},
 		{"an opaque bearer token, escaped, then a cut escape", url.QueryEscape(opaque+"&") + "%4", false, opaque},
 		{"the code", code, false, ""},
 		{"the code in base64", base64.StdEncoding.EncodeToString([]byte(code)), false, ""},
