@@ -171,10 +171,15 @@ func TestHTTP1Host(t *testing.T) {
 	}
 	// 20 calls at once to a host that takes 200 ms: in parallel, not one
 	// connection after another.
-	slow, _ := tlsServer(t, dinterotest.New(t, dinterotest.Options{Mock: dinteromock.Options{Stateless: true}}), 200*time.Millisecond, false)
+	slow, counts := tlsServer(t, dinterotest.New(t, dinterotest.Options{Mock: dinteromock.Options{Stateless: true}}), 200*time.Millisecond, false)
 	sc, _ := tlsClient(t, slow, 5*time.Second)
 	if _, _, err := sc.DeleteClientGrant(context.Background(), caller(fake), "T123", "g"); err != nil {
 		t.Fatal(err)
+	}
+	// The dial that learned the protocol is closed; net/http's pool dials
+	// its own.
+	if n := counts.accepted.Load(); n != 2 {
+		t.Errorf("the first call to an HTTP/1.1 host made %d connections; want 2", n)
 	}
 	start := time.Now()
 	var wg sync.WaitGroup
