@@ -563,9 +563,10 @@ func TestRunFailsOnBusyPort(t *testing.T) {
 	}
 }
 
-// TestRunNeedsALog: Run refuses to start without a log.
+// TestRunNeedsALog: Run refuses to start without a log (--mock logs
+// before anything else could refuse).
 func TestRunNeedsALog(t *testing.T) {
-	cfg, err := parseConfig([]string{"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--dintero-url", "http://127.0.0.1:1/v1"}, envOf(nil), io.Discard)
+	cfg, err := parseConfig([]string{"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--mock"}, envOf(nil), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}

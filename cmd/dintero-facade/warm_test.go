@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	authv1 "github.com/dintero-facade/dintero-facade/gen/dintero/auth/v1"
@@ -97,6 +99,12 @@ func TestNotServingWhileWarming(t *testing.T) {
 	}
 	httpAddr := l.Addr().String()
 	l.Close()
+	gl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	grpcAddr := gl.Addr().String()
+	gl.Close()
 	ready := make(chan struct{})
 	go func() {
 		defer close(release)
@@ -111,11 +119,23 @@ func TestNotServingWhileWarming(t *testing.T) {
 			if resp.StatusCode != http.StatusServiceUnavailable {
 				t.Errorf("/healthz during the warm-up: got %d; want 503", resp.StatusCode)
 			}
+			conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer conn.Close()
+			for _, svc := range []string{"", authv1.AuthService_ServiceDesc.ServiceName} {
+				h, err := healthpb.NewHealthClient(conn).Check(context.Background(), &healthpb.HealthCheckRequest{Service: svc})
+				if err != nil || h.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
+					t.Errorf("gRPC health of %q during the warm-up: got %v, %v; want NOT_SERVING", svc, h, err)
+				}
+			}
 			return
 		}
 		t.Error("the HTTP listener never accepted during the warm-up")
 	}()
-	f := startFacade(t, fake.URL, []string{"--http-addr", httpAddr}, facadeCredentials, func(o *Options) {
+	f := startFacade(t, fake.URL, []string{"--http-addr", httpAddr, "--grpc-addr", grpcAddr}, facadeCredentials, func(o *Options) {
 		r := o.Ready
 		o.Ready = func(l listeners) { close(ready); r(l) }
 	})
