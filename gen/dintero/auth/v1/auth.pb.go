@@ -636,7 +636,7 @@ type IdTokenVerification struct {
 	Result IdTokenVerification_Result `protobuf:"varint,1,opt,name=result,proto3,enum=dintero.auth.v1.IdTokenVerification_Result" json:"result,omitempty"`
 	// reason names the failed check when result is RESULT_INVALID: malformed,
 	// algorithm, unknown_key, signature, expired, not_yet_valid,
-	// issued_in_future, audience, issuer or claims.
+	// issued_in_future, audience, issuer, claims or critical_header.
 	Reason string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
 	// claims are the verified token's claims, set only when result is
 	// RESULT_VERIFIED.
