@@ -315,9 +315,13 @@ func goawayServer(t *testing.T, fake *dinterotest.Server) (url string, served *a
 		served.Add(1)
 		fake.Mock.ServeHTTP(w, r)
 	})
+	// Connections after the first go to a net/http server.
+	later := &chanListener{conns: make(chan net.Conn), done: make(chan struct{}), addr: l.Addr()}
+	hs := &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second}
 	var conns atomic.Int64
 	var wg sync.WaitGroup
-	t.Cleanup(func() { l.Close(); wg.Wait() })
+	wg.Go(func() { _ = hs.Serve(later) })
+	t.Cleanup(func() { l.Close(); hs.Close(); wg.Wait() })
 	wg.Go(func() {
 		for {
 			c, err := l.Accept()
@@ -327,14 +331,19 @@ func goawayServer(t *testing.T, fake *dinterotest.Server) (url string, served *a
 			first := conns.Add(1) == 1
 			wg.Go(func() {
 				tc := tls.Server(c, cfg)
-				defer tc.Close()
 				if tc.Handshake() != nil {
+					tc.Close()
 					return
 				}
 				if !first {
-					(&http2.Server{}).ServeConn(tc, &http2.ServeConnOpts{Handler: handler})
+					select {
+					case later.conns <- tc:
+					case <-later.done:
+						tc.Close()
+					}
 					return
 				}
+				defer tc.Close()
 				br := bufio.NewReader(tc)
 				if _, err := io.ReadFull(br, make([]byte, len(http2.ClientPreface))); err != nil {
 					return
@@ -403,3 +412,27 @@ func TestUnprocessedSentAgain(t *testing.T) {
 		t.Errorf("Dintero served %d requests, authorize took %d attempts; want 2 and 1", n, meta.Attempts)
 	}
 }
+
+// chanListener is a net.Listener of the connections sent on conns.
+type chanListener struct {
+	conns chan net.Conn
+	done  chan struct{}
+	once  sync.Once
+	addr  net.Addr
+}
+
+func (l *chanListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *chanListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *chanListener) Addr() net.Addr { return l.addr }
