@@ -253,7 +253,6 @@ func TestAuthorizeNotSent(t *testing.T) {
 		// The keys come from the mock; authorize goes to a port that
 		// refuses connections.
 		fake := dinterotest.New(t)
-		fake.OpenKeys()
 		refused, err := url.Parse(dinterotest.RefusingURL(t))
 		if err != nil {
 			t.Fatal(err)
@@ -270,11 +269,12 @@ func TestAuthorizeNotSent(t *testing.T) {
 				return base.RoundTrip(r)
 			})
 		})
-		_, meta, err := c.Authorize(context.Background(), upstream.Call{Authorization: "Bearer caller-token-abc"}, allParams)
+		call := callerAt(fake, allParams.OID)
+		_, meta, err := c.Authorize(context.Background(), call, allParams)
 		if !errors.Is(err, upstream.ErrTransport) || meta.Attempts != 3 || obs.get("Authorize") != 3 || meta.Sent {
 			t.Errorf("got %v after %d attempts, sent %v; want ErrTransport after 3, not sent", err, meta.Attempts, meta.Sent)
 		}
-		for _, secret := range []string{allParams.VerificationCode, "caller-token-abc"} {
+		for _, secret := range []string{allParams.VerificationCode, strings.TrimPrefix(call.Authorization, "Bearer ")} {
 			if strings.Contains(err.Error(), secret) {
 				t.Errorf("error %q holds a secret", err)
 			}

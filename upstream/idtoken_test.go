@@ -287,6 +287,14 @@ func TestSigningKeysStaleServe(t *testing.T) {
 	}
 }
 
+// slowKeys makes the keys endpoint answer after d.
+func slowKeys(fake *dinterotest.Server, d time.Duration) {
+	fake.Handle(dinterotest.OpKeys, func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(d)
+		fake.Mock.ServeHTTP(w, r)
+	})
+}
+
 func mustKey(t *testing.T) *rsa.PrivateKey {
 	k, _ := dinterotest.TestKeys(t)
 	return k
@@ -356,10 +364,7 @@ func TestUnknownKidRefetchesOnce(t *testing.T) {
 // endpoint is slow make one fetch, and all succeed.
 func TestSigningKeysFetchedOnce(t *testing.T) {
 	fake := dinterotest.New(t)
-	fake.Handle(dinterotest.OpKeys, func(w http.ResponseWriter, r *http.Request) {
-		time.Sleep(300 * time.Millisecond)
-		fake.Mock.ServeHTTP(w, r)
-	})
+	slowKeys(fake, 300*time.Millisecond)
 	key := mustKey(t)
 	answering(fake, func() string { return signed(t, key, fake.Mock.KeyID(), idClaims()) })
 	c := newClient(t, fake.URL)
@@ -393,10 +398,7 @@ func TestSigningKeysFetchedOnce(t *testing.T) {
 // fetch for the others.
 func TestSigningKeysWaitIsTheCallers(t *testing.T) {
 	fake := dinterotest.New(t)
-	fake.Handle(dinterotest.OpKeys, func(w http.ResponseWriter, r *http.Request) {
-		time.Sleep(300 * time.Millisecond)
-		fake.Mock.ServeHTTP(w, r)
-	})
+	slowKeys(fake, 300*time.Millisecond)
 	key := mustKey(t)
 	answering(fake, func() string { return signed(t, key, fake.Mock.KeyID(), idClaims()) })
 	c := newClient(t, fake.URL)
@@ -467,10 +469,7 @@ func TestRotationUnderLoad(t *testing.T) {
 	}
 	kid := fake.Mock.KeyID()
 	answering(fake, func() string { return signed(t, next, kid, idClaims()) })
-	fake.Handle(dinterotest.OpKeys, func(w http.ResponseWriter, r *http.Request) {
-		time.Sleep(300 * time.Millisecond)
-		fake.Mock.ServeHTTP(w, r)
-	})
+	slowKeys(fake, 300*time.Millisecond)
 	var wg sync.WaitGroup
 	results := make([]upstream.Identity, 20)
 	for i := range results {
@@ -523,10 +522,7 @@ func TestFailedRefetchBlocksNoOne(t *testing.T) {
 // caller whose token Dintero refuses fails alone.
 func TestBadTokenFailsOnlyItsOwnCall(t *testing.T) {
 	fake := dinterotest.New(t)
-	fake.Handle(dinterotest.OpKeys, func(w http.ResponseWriter, r *http.Request) {
-		time.Sleep(200 * time.Millisecond)
-		fake.Mock.ServeHTTP(w, r)
-	})
+	slowKeys(fake, 200*time.Millisecond)
 	key := mustKey(t)
 	answering(fake, func() string { return signed(t, key, fake.Mock.KeyID(), idClaims()) })
 	c := newClient(t, fake.URL)

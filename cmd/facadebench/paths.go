@@ -51,51 +51,16 @@ func makePaths(o options, addrs map[string]string, ps pids) ([]path, func(), err
 	httpPath := func(name, base string, pid int) path {
 		tr := &http.Transport{MaxIdleConns: 512, MaxIdleConnsPerHost: 256, DisableCompression: true}
 		closers = append(closers, tr.CloseIdleConnections)
-		client := &http.Client{Transport: tr}
-		u := "http://" + base + grantPath
-		return path{name: name, pid: pid, stubPID: ps.stub, call: func(ctx context.Context, _ int) error {
-			req, err := http.NewRequestWithContext(ctx, http.MethodDelete, u, nil)
-			if err != nil {
-				return err
-			}
-			req.Header.Set("Authorization", "Bearer "+token)
-			resp, err := client.Do(req)
-			if err != nil {
-				return err
-			}
-			n, err := io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if err != nil {
-				return err
-			}
-			if resp.StatusCode != 200 || n < 100 {
-				return fmt.Errorf("HTTP %d, %d bytes", resp.StatusCode, n)
-			}
-			return nil
-		}}
+		return path{name: name, pid: pid, stubPID: ps.stub, call: deleteOverHTTP(&http.Client{Transport: tr}, "http://"+base+grantPath, token)}
 	}
 	grpcClients := func(addr string) ([]authv1.AuthServiceClient, error) {
-		cs := make([]authv1.AuthServiceClient, o.grpcConns)
-		for i := range cs {
-			cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-			if err != nil {
-				return nil, err
-			}
-			closers = append(closers, func() { cc.Close() })
-			cs[i] = authv1.NewAuthServiceClient(cc)
-		}
-		return cs, nil
+		cs, closeConns, err := dialGRPC(addr, o.grpcConns)
+		closers = append(closers, closeConns)
+		return cs, err
 	}
 	md := metadata.Pairs("authorization", "Bearer "+token)
-	del := &authv1.DeleteClientGrantRequest{Oid: "T12345678", Id: "3d5c2f3a-6a1e-4e55-9d2f-2f1b8f0c9a77"}
 	grpcDelete := func(name string, cs []authv1.AuthServiceClient, pid, stubPID int) path {
-		return path{name: name, pid: pid, stubPID: stubPID, call: func(ctx context.Context, w int) error {
-			resp, err := cs[w%len(cs)].DeleteClientGrant(metadata.NewOutgoingContext(ctx, md), del)
-			if err == nil && resp.GetGrant().GetId() == "" {
-				err = errors.New("no grant")
-			}
-			return err
-		}}
+		return path{name: name, pid: pid, stubPID: stubPID, call: deleteOverGRPC(cs, token)}
 	}
 
 	direct := httpPath("direct", addrs["stub"], 0)
@@ -128,4 +93,63 @@ func makePaths(o options, addrs map[string]string, ps pids) ([]path, func(), err
 		return err
 	}})
 	return paths, closeAll, nil
+}
+
+// deleteOverHTTP is a call that deletes the grant at u over HTTP with
+// token, and checks the answer.
+func deleteOverHTTP(client *http.Client, u, token string) func(ctx context.Context, _ int) error {
+	return func(ctx context.Context, _ int) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodDelete, u, nil)
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		n, err := io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return err
+		}
+		if resp.StatusCode != 200 || n < 100 {
+			return fmt.Errorf("HTTP %d, %d bytes", resp.StatusCode, n)
+		}
+		return nil
+	}
+}
+
+// dialGRPC opens n connections to addr; closeAll closes those opened.
+func dialGRPC(addr string, n int) (_ []authv1.AuthServiceClient, closeAll func(), _ error) {
+	var ccs []*grpc.ClientConn
+	closeAll = func() {
+		for _, cc := range ccs {
+			cc.Close()
+		}
+	}
+	cs := make([]authv1.AuthServiceClient, n)
+	for i := range cs {
+		cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			return nil, closeAll, err
+		}
+		ccs = append(ccs, cc)
+		cs[i] = authv1.NewAuthServiceClient(cc)
+	}
+	return cs, closeAll, nil
+}
+
+// deleteOverGRPC is a call that deletes the benchmark's grant over gRPC
+// with token, spread over cs by worker, and checks the answer.
+func deleteOverGRPC(cs []authv1.AuthServiceClient, token string) func(ctx context.Context, w int) error {
+	md := metadata.Pairs("authorization", "Bearer "+token)
+	del := &authv1.DeleteClientGrantRequest{Oid: "T12345678", Id: "3d5c2f3a-6a1e-4e55-9d2f-2f1b8f0c9a77"}
+	return func(ctx context.Context, w int) error {
+		resp, err := cs[w%len(cs)].DeleteClientGrant(metadata.NewOutgoingContext(ctx, md), del)
+		if err == nil && resp.GetGrant().GetId() == "" {
+			err = errors.New("no grant")
+		}
+		return err
+	}
 }

@@ -68,33 +68,40 @@ func waitTCP(addr string) error {
 	return fmt.Errorf("%s did not start listening", addr)
 }
 
+// startNginx starts nginx proxying plain HTTP on listen to the stub at
+// upstream with a keepalive pool.
 func startNginx(bin, dir, listen, upstream string, logTo io.Writer) (*proc, error) {
-	nd := filepath.Join(dir, "nginx")
+	return startNginxConf(bin, filepath.Join(dir, "nginx"), fmt.Sprintf(`
+  upstream stub { server %[1]s; keepalive 256; }
+  server {
+    listen %[2]s;
+    location / {
+      proxy_pass http://stub;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }`, upstream, listen), logTo)
+}
+
+// startNginxConf starts nginx with one worker and no access log, its files
+// under nd, serving servers (upstream and server blocks of its http block).
+func startNginxConf(bin, nd, servers string, logTo io.Writer) (*proc, error) {
 	if err := os.MkdirAll(filepath.Join(nd, "logs"), 0o755); err != nil {
 		return nil, err
 	}
 	conf := fmt.Sprintf(`worker_processes 1;
 pid %[1]s/nginx.pid;
 error_log %[1]s/logs/error.log warn;
-events { worker_connections 4096; }
+events { worker_connections 8192; }
 http {
   access_log off;
   client_body_temp_path %[1]s/body;
   proxy_temp_path %[1]s/proxy;
   fastcgi_temp_path %[1]s/fastcgi;
   uwsgi_temp_path %[1]s/uwsgi;
-  scgi_temp_path %[1]s/scgi;
-  upstream stub { server %[2]s; keepalive 256; }
-  server {
-    listen %[3]s;
-    location / {
-      proxy_pass http://stub;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-    }
-  }
+  scgi_temp_path %[1]s/scgi;%[2]s
 }
-`, nd, upstream, listen)
+`, nd, servers)
 	cf := filepath.Join(nd, "nginx.conf")
 	if err := os.WriteFile(cf, []byte(conf), 0o644); err != nil {
 		return nil, err

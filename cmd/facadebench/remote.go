@@ -9,7 +9,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
-	"errors"
 	"fmt"
 	"io"
 	"math/big"
@@ -26,11 +25,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/metadata"
-
-	authv1 "github.com/dintero-facade/dintero-facade/gen/dintero/auth/v1"
 	"github.com/dintero-facade/dintero-facade/internal/dinteromock"
 )
 
@@ -160,43 +154,22 @@ func testPKI(dir string) (pool *x509.CertPool, caFile, certFile, keyFile string,
 // startNginxTLS starts nginx proxying plain HTTP on listen to the stub
 // over TLS, verifying its certificate, with a keepalive pool.
 func startNginxTLS(bin, dir, listen, upstream, caFile string, logTo io.Writer) (*proc, error) {
-	nd := filepath.Join(dir, "nginx-remote")
-	if err := os.MkdirAll(filepath.Join(nd, "logs"), 0o755); err != nil {
-		return nil, err
-	}
-	conf := fmt.Sprintf(`worker_processes 1;
-pid %[1]s/nginx.pid;
-error_log %[1]s/logs/error.log warn;
-events { worker_connections 8192; }
-http {
-  access_log off;
-  client_body_temp_path %[1]s/body;
-  proxy_temp_path %[1]s/proxy;
-  fastcgi_temp_path %[1]s/fastcgi;
-  uwsgi_temp_path %[1]s/uwsgi;
-  scgi_temp_path %[1]s/scgi;
-  upstream dintero { server %[2]s; keepalive 2048; keepalive_requests 1000000; keepalive_timeout 300s; }
+	return startNginxConf(bin, filepath.Join(dir, "nginx-remote"), fmt.Sprintf(`
+  upstream dintero { server %[1]s; keepalive 2048; keepalive_requests 1000000; keepalive_timeout 300s; }
   server {
-    listen %[3]s backlog=4096;
+    listen %[2]s backlog=4096;
     keepalive_requests 1000000;
     location / {
       proxy_pass https://dintero;
       proxy_http_version 1.1;
       proxy_set_header Connection "";
-      proxy_ssl_trusted_certificate %[4]s;
+      proxy_ssl_trusted_certificate %[3]s;
       proxy_ssl_verify on;
       proxy_ssl_name localhost;
       proxy_ssl_server_name on;
       proxy_ssl_session_reuse on;
     }
-  }
-}
-`, nd, upstream, listen, caFile)
-	cf := filepath.Join(nd, "nginx.conf")
-	if err := os.WriteFile(cf, []byte(conf), 0o644); err != nil {
-		return nil, err
-	}
-	return start("nginx", logTo, bin, "-p", nd, "-c", cf, "-g", "daemon off;")
+  }`, upstream, listen, caFile), logTo)
 }
 
 // remoteSample is one measurement of a path at one concurrency.
@@ -211,11 +184,7 @@ func runRemote(o options) error {
 	if err != nil {
 		return err
 	}
-	if os.Getenv("FACADEBENCH_KEEP") == "" {
-		defer os.RemoveAll(dir)
-	} else {
-		fmt.Fprintln(os.Stderr, "keeping", dir)
-	}
+	defer os.RemoveAll(dir)
 	logs, err := os.Create(filepath.Join(dir, "processes.log"))
 	if err != nil {
 		return err
@@ -306,53 +275,16 @@ func runRemote(o options) error {
 			c()
 		}
 	}()
-	httpCall := func(client *http.Client, u string) func(ctx context.Context, _ int) error {
-		return func(ctx context.Context, _ int) error {
-			req, err := http.NewRequestWithContext(ctx, http.MethodDelete, u, nil)
-			if err != nil {
-				return err
-			}
-			req.Header.Set("Authorization", "Bearer "+token)
-			resp, err := client.Do(req)
-			if err != nil {
-				return err
-			}
-			n, err := io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if err != nil {
-				return err
-			}
-			if resp.StatusCode != 200 || n < 100 {
-				return fmt.Errorf("HTTP %d, %d bytes", resp.StatusCode, n)
-			}
-			return nil
-		}
-	}
 	grpcCall := func(addr string) (func(ctx context.Context, w int) error, error) {
-		cs := make([]authv1.AuthServiceClient, o.grpcConns)
-		for i := range cs {
-			cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-			if err != nil {
-				return nil, err
-			}
-			closers = append(closers, func() { cc.Close() })
-			cs[i] = authv1.NewAuthServiceClient(cc)
-		}
-		md := metadata.Pairs("authorization", "Bearer "+token)
-		del := &authv1.DeleteClientGrantRequest{Oid: "T12345678", Id: "3d5c2f3a-6a1e-4e55-9d2f-2f1b8f0c9a77"}
-		return func(ctx context.Context, w int) error {
-			resp, err := cs[w%len(cs)].DeleteClientGrant(metadata.NewOutgoingContext(ctx, md), del)
-			if err == nil && resp.GetGrant().GetId() == "" {
-				err = errors.New("no grant")
-			}
-			return err
-		}, nil
+		cs, closeConns, err := dialGRPC(addr, o.grpcConns)
+		closers = append(closers, closeConns)
+		return deleteOverGRPC(cs, token), err
 	}
-	paths := []path{{name: "direct", call: httpCall(&http.Client{Transport: stubTLS}, "https://"+addrs["stub"]+grantPath), stubPID: stub.cmd.Process.Pid}}
+	paths := []path{{name: "direct", call: deleteOverHTTP(&http.Client{Transport: stubTLS}, "https://"+addrs["stub"]+grantPath, token), stubPID: stub.cmd.Process.Pid}}
 	if nginxWorker != 0 {
 		plain := &http.Transport{MaxIdleConnsPerHost: maxConc, DisableCompression: true}
 		closers = append(closers, plain.CloseIdleConnections)
-		paths = append(paths, path{name: "nginx", call: httpCall(&http.Client{Transport: plain}, "http://"+addrs["nginx"]+grantPath), pid: nginxWorker, stubPID: stub.cmd.Process.Pid})
+		paths = append(paths, path{name: "nginx", call: deleteOverHTTP(&http.Client{Transport: plain}, "http://"+addrs["nginx"]+grantPath, token), pid: nginxWorker, stubPID: stub.cmd.Process.Pid})
 	}
 	fg, err := grpcCall(addrs["grpc"])
 	if err != nil {
@@ -397,6 +329,8 @@ func runRemote(o options) error {
 	for r := range o.rounds {
 		fmt.Fprintf(os.Stderr, "cold start %d of %d ...\n", r+1, o.rounds)
 		facade.stop()
+		// Counted from before the start: the warm-up's connection too.
+		before, _, _ := stubConns(addrs["stats"])
 		if facade, err = startFacade(); err != nil {
 			return err
 		}
@@ -405,7 +339,6 @@ func runRemote(o options) error {
 		if err != nil {
 			return err
 		}
-		before, _, _ := stubConns(addrs["stats"])
 		cs := coldStart(call, o.coldCalls)
 		after, _, _ := stubConns(addrs["stats"])
 		cs.conns = after - before
