@@ -204,9 +204,8 @@ type masker struct {
 	forms, words []string
 	// long are the secrets of at least minPrefix bytes: a cut copy of
 	// one, its first minPrefix bytes or more, is masked too, and so is a
-	// copy in other letter case (folded).
-	long   []string
-	folded []*regexp.Regexp
+	// copy in other ASCII letter case.
+	long []string
 }
 
 // minPrefix is the shortest cut copy of a secret that is masked.
@@ -214,7 +213,6 @@ const minPrefix = 16
 
 func newMasker(secrets []string) masker {
 	var forms, words, long []string
-	var folded []*regexp.Regexp
 	for _, s := range secrets {
 		switch {
 		case s == "":
@@ -225,7 +223,6 @@ func newMasker(secrets []string) masker {
 		}
 		if len(s) >= minPrefix {
 			long = append(long, s)
-			folded = append(folded, regexp.MustCompile(`(?i)`+regexp.QuoteMeta(s)))
 		}
 		b := []byte(s)
 		for _, esc := range []string{url.QueryEscape(s), url.PathEscape(s), url.QueryEscape(url.QueryEscape(s))} {
@@ -237,7 +234,7 @@ func newMasker(secrets []string) masker {
 	}
 	// Longest first, so that a form inside another is not masked half.
 	slices.SortFunc(forms, func(a, b string) int { return len(b) - len(a) })
-	return masker{forms: slices.Compact(forms), words: words, long: long, folded: folded}
+	return masker{forms: slices.Compact(forms), words: words, long: long}
 }
 
 // maskWord masks w in s wherever it stands as a word: no letter or digit
@@ -260,6 +257,38 @@ func maskWord(s, w string) string {
 		}
 		s = s[i+len(w):]
 	}
+}
+
+// maskFolded masks every copy of secret in s that differs from it only in
+// the case of ASCII letters. Only ASCII is folded, so that byte offsets
+// hold whatever the bytes (a secret need not be UTF-8).
+func maskFolded(s, secret string) string {
+	low, lowSecret := asciiLower(s), asciiLower(secret)
+	if !strings.Contains(low, lowSecret) {
+		return s
+	}
+	var b strings.Builder
+	for {
+		i := strings.Index(low, lowSecret)
+		if i < 0 {
+			b.WriteString(s)
+			return b.String()
+		}
+		b.WriteString(s[:i])
+		b.WriteString("[REDACTED]")
+		s, low = s[i+len(secret):], low[i+len(secret):]
+	}
+}
+
+// asciiLower lower-cases the ASCII letters of s, leaving every other byte.
+func asciiLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
 }
 
 // maskPrefixes masks every copy of secret's first minPrefix bytes or
@@ -317,8 +346,8 @@ func (m masker) mask(s string) string {
 			s = maskWord(s, w)
 		}
 	}
-	for i, l := range m.long {
-		s = m.folded[i].ReplaceAllLiteralString(s, "[REDACTED]")
+	for _, l := range m.long {
+		s = maskFolded(s, l)
 		s = maskPrefixes(s, l)
 	}
 	s = credentialPattern.ReplaceAllString(s, "$1 [REDACTED]")
