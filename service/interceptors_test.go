@@ -25,9 +25,19 @@ func TestLogLine(t *testing.T) {
 	e := setup(t)
 	e.fake.AddGrants("T12345678", "grant-5")
 	ctx := metadata.AppendToOutgoingContext(e.withToken(context.Background(), "T12345678"), "x-request-id", "caller-rid-77")
+	// Dintero takes 30 ms over the first call, which the line's latency
+	// must show, in whole microseconds.
+	const held = 30 * time.Millisecond
+	e.fake.Handle(dinterotest.OpDelete, func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(held)
+		e.fake.Mock.ServeHTTP(w, r)
+	})
+	start := time.Now()
 	if _, err := e.client.DeleteClientGrant(ctx, &authv1.DeleteClientGrantRequest{Oid: "T12345678", Id: "grant-5"}); err != nil {
 		t.Fatal(err)
 	}
+	took := time.Since(start)
+	e.fake.Default(dinterotest.OpDelete)
 	_, err := e.client.DeleteClientGrant(e.withToken(context.Background(), "T123"), &authv1.DeleteClientGrantRequest{Oid: "T123", Id: "gone"})
 	if status.Code(err) != codes.NotFound {
 		t.Fatalf("got %v; want NotFound", err)
@@ -46,12 +56,15 @@ func TestLogLine(t *testing.T) {
 				t.Errorf("line %d: %s = %v; want %v", i, k, lines[i][k], v)
 			}
 		}
-		if _, ok := lines[i]["latency_ms"]; !ok {
-			t.Errorf("line %d has no latency", i)
+		if us, ok := lines[i]["latency_us"].(float64); !ok || us != float64(int64(us)) || us < 0 {
+			t.Errorf("line %d: latency_us %v; want whole microseconds", i, lines[i]["latency_us"])
 		}
 		if rid, _ := lines[i]["dintero_request_id"].(string); !strings.HasPrefix(rid, "mock-") {
 			t.Errorf("line %d: dintero_request_id %q; want the mock's", i, rid)
 		}
+	}
+	if us := lines[0]["latency_us"].(float64); us < float64(held.Microseconds()) || us > float64(took.Microseconds()) {
+		t.Errorf("latency_us %v; want within [%d, %d], the time Dintero held the call and the time the caller waited", us, held.Microseconds(), took.Microseconds())
 	}
 	if rid, _ := lines[1]["request_id"].(string); len(rid) != 32 {
 		t.Errorf("got generated request id %q; want 32 hex digits", rid)

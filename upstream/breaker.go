@@ -73,6 +73,9 @@ func newBreaker(o BreakerOptions, obs Observer) *gobreaker.CircuitBreaker[*respo
 		// read, which is an answer all the same. Dintero's own timeouts
 		// (dial, TLS, response headers) do count.
 		IsExcluded: func(err error) bool {
+			if err == nil {
+				return false
+			}
 			var ended *callerEnded
 			var e *Error
 			return errors.As(err, &ended) || errors.As(err, &e)

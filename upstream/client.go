@@ -168,9 +168,13 @@ type Meta struct {
 
 // Client calls Dintero. It is safe for concurrent use.
 type Client struct {
-	opts    Options
-	base    string
-	http    *http.Client
+	opts Options
+	base string
+	// rt sends each attempt once. It is called directly, not through an
+	// http.Client: the facade never follows a redirect (authorize's 302 is
+	// its answer), and a Client copies every request's headers in case it
+	// would.
+	rt      http.RoundTripper
 	tokens  atomic.Pointer[map[string]*tokenSource] // by account
 	sem     chan struct{}                           // nil when unbounded
 	breaker *gobreaker.CircuitBreaker[*response]
@@ -222,12 +226,7 @@ func New(opts Options) (*Client, error) {
 	c := &Client{
 		opts: opts,
 		base: strings.TrimRight(opts.BaseURL, "/"),
-		http: &http.Client{
-			Transport: opts.Transport,
-			// Never follow a redirect: authorize's 302 is its answer, and
-			// no other call should be sent somewhere else.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		},
+		rt:   opts.Transport,
 	}
 	if opts.MaxConcurrent > 0 {
 		c.sem = make(chan struct{}, opts.MaxConcurrent)
@@ -285,7 +284,11 @@ func (c *Client) now() time.Time { return c.opts.Now() }
 
 // CloseIdleConnections closes the idle connections to Dintero, as a
 // server does when it stops.
-func (c *Client) CloseIdleConnections() { c.http.CloseIdleConnections() }
+func (c *Client) CloseIdleConnections() {
+	if ci, ok := c.rt.(interface{ CloseIdleConnections() }); ok {
+		ci.CloseIdleConnections()
+	}
+}
 
 // Accounts lists the accounts the client holds credentials for.
 func (c *Client) Accounts() []string {

@@ -306,3 +306,59 @@ func TestBrokenBody(t *testing.T) {
 		t.Error("the grant is still there")
 	}
 }
+
+// TestWhatTheTransportHands: the client sends each attempt straight to its
+// transport, so it takes what a transport may hand back (no answer and no
+// error, an answer without a body) without a panic, and the headers it
+// sends stay its own when a transport adds to one of them.
+func TestWhatTheTransportHands(t *testing.T) {
+	t.Run("neither an answer nor an error", func(t *testing.T) {
+		c := newClient(t, "https://dintero.test/v1", func(o *upstream.Options) {
+			o.Transport = roundTripFunc(func(*http.Request) (*http.Response, error) { return nil, nil })
+		})
+		_, meta, err := c.DeleteClientGrant(context.Background(), upstream.Call{Authorization: "Bearer t"}, "T12345678", "g")
+		if !errors.Is(err, upstream.ErrTransport) || meta.Attempts == 0 {
+			t.Errorf("got %v after %d attempts; want ErrTransport", err, meta.Attempts)
+		}
+	})
+	t.Run("an answer without a body", func(t *testing.T) {
+		c := newClient(t, "https://dintero.test/v1", func(o *upstream.Options) {
+			o.Transport = roundTripFunc(func(*http.Request) (*http.Response, error) {
+				return &http.Response{StatusCode: http.StatusNoContent, Header: http.Header{}}, nil
+			})
+		})
+		g, _, err := c.DeleteClientGrant(context.Background(), upstream.Call{Authorization: "Bearer t"}, "T12345678", "g")
+		if err != nil || g.ID != "g" {
+			t.Errorf("got %+v, %v; want grant g", g, err)
+		}
+	})
+	t.Run("a transport adds to a header", func(t *testing.T) {
+		fake := dinterotest.New(t)
+		fake.AddGrants("T12345678", "g")
+		var got http.Header
+		c := newClient(t, fake.URL, func(o *upstream.Options) {
+			base := o.Transport
+			o.Transport = roundTripFunc(func(r *http.Request) (*http.Response, error) {
+				r.Header.Add("Accept", "application/problem+json")
+				r.Header.Add("User-Agent", "tracer/1")
+				got = r.Header.Clone()
+				return base.RoundTrip(r)
+			})
+		})
+		call := upstream.Call{Authorization: fake.Bearer("T12345678"), RequestID: "req-42"}
+		if _, _, err := c.DeleteClientGrant(context.Background(), call, "T12345678", "g"); err != nil {
+			t.Fatal(err)
+		}
+		want := http.Header{
+			"Accept":        {"application/json", "application/problem+json"},
+			"User-Agent":    {"dintero-facade/test", "tracer/1"},
+			"Authorization": {call.Authorization},
+			"X-Request-Id":  {"req-42"},
+		}
+		for k, v := range want {
+			if !slices.Equal(got[k], v) {
+				t.Errorf("%s: got %q; want %q", k, got[k], v)
+			}
+		}
+	})
+}

@@ -76,12 +76,13 @@ func (c *Client) DeleteClientGrant(ctx context.Context, call Call, oid, id strin
 	}
 	r := request{op: "DeleteClientGrant", method: http.MethodDelete, path: path, idempotent: true}
 	res, meta, err := c.send(ctx, call, oid, &r)
-	if e := (*Error)(nil); errors.As(err, &e) && errors.Is(err, ErrBodyTooLarge) && e.StatusCode/100 == 2 {
-		// Dintero deleted the grant; its answer is only too large to read.
-		meta.Undecoded = []string{"body"}
-		return &Grant{ID: id}, meta, nil
-	}
 	if err != nil {
+		if e := (*Error)(nil); errors.As(err, &e) && errors.Is(err, ErrBodyTooLarge) && e.StatusCode/100 == 2 {
+			// Dintero deleted the grant; its answer is only too large to
+			// read.
+			meta.Undecoded = []string{"body"}
+			return &Grant{ID: id}, meta, nil
+		}
 		return nil, meta, err
 	}
 	if res.status/100 != 2 {

@@ -65,6 +65,11 @@ type response struct {
 // reach another endpoint nor add a query. Empty, "." and ".." are refused.
 func (c *Client) path(segments ...string) (string, error) {
 	var b strings.Builder
+	n := 0
+	for _, s := range segments {
+		n += 1 + len(s)
+	}
+	b.Grow(n + n/2)
 	for _, s := range segments {
 		switch s {
 		case "", ".", "..":
@@ -260,26 +265,35 @@ func (c *Client) attempt(ctx context.Context, r *request) (*response, error) {
 		// error may quote the URL, so it is not passed on.
 		return nil, fmt.Errorf("%w: cannot build the request", ErrInvalidArgument)
 	}
-	h := req.Header
 	// Every call asks for JSON, authorize too: Dintero's errors then come
 	// as its JSON error body, and authorize may answer its redirect either
-	// as a 302 or as {"redirect_uri": …}; both are read the same.
-	h["Accept"] = []string{"application/json"}
-	h["User-Agent"] = []string{c.opts.UserAgent}
+	// as a 302 or as {"redirect_uri": …}; both are read the same. The
+	// values share one array.
+	vals := [...]string{"application/json", c.opts.UserAgent, "application/json", r.auth, r.requestID}
+	h := make(http.Header, 5)
+	h["Accept"] = vals[0:1:1]
+	h["User-Agent"] = vals[1:2:2]
 	if r.body != nil {
-		h["Content-Type"] = []string{"application/json"}
+		h["Content-Type"] = vals[2:3:3]
 	}
+	req.Header = h
 	if r.basic != nil {
 		req.SetBasicAuth(r.basic.ClientID, r.basic.ClientSecret)
 	} else {
-		h["Authorization"] = []string{r.auth}
+		h["Authorization"] = vals[3:4:4]
 	}
 	if r.requestID != "" {
-		h["X-Request-Id"] = []string{r.requestID}
+		h["X-Request-Id"] = vals[4:5:5]
 	}
-	resp, err := c.http.Do(req)
+	resp, err := c.rt.RoundTrip(req)
 	if err != nil {
 		return nil, err
+	}
+	if resp == nil {
+		return nil, errors.New("the transport returned neither an answer nor an error")
+	}
+	if resp.Body == nil {
+		resp.Body = http.NoBody
 	}
 	defer resp.Body.Close()
 	b, err := readBody(resp, c.opts.MaxBodyBytes)

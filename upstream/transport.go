@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptrace"
@@ -28,7 +29,12 @@ type Transport struct {
 	// before the first call.
 	Std *http.Transport
 
-	hosts sync.Map // host:port → *h2Host
+	// hosts maps a URL's host, as the URL spells it, to its pool. It is
+	// read without a lock on every call (a sync.Map's hashing of an
+	// interface key grew the stack of most calls' goroutines); a copy is
+	// stored when a host is added, under hostsMu.
+	hosts   atomic.Pointer[map[string]*h2Host]
+	hostsMu sync.Mutex
 }
 
 // h2Host is the pool of one https host. Calls read conns without a lock:
@@ -193,24 +199,56 @@ func (t *Transport) host(u *url.URL) *h2Host {
 	if u.Scheme != "https" {
 		return nil
 	}
+	h := (*t.hostsMap())[u.Host]
+	if h == nil {
+		h = t.addHost(u)
+	}
+	if h.h1.Load() {
+		return nil
+	}
+	return h
+}
+
+// hostsMap returns the current map of pools, never nil.
+func (t *Transport) hostsMap() *map[string]*h2Host {
+	if m := t.hosts.Load(); m != nil {
+		return m
+	}
+	return new(map[string]*h2Host)
+}
+
+// addHost returns u's pool, adding one if there is none. URLs that spell
+// one host:port differently ("h" and "h:443") share a pool.
+func (t *Transport) addHost(u *url.URL) *h2Host {
+	t.hostsMu.Lock()
+	defer t.hostsMu.Unlock()
+	old := *t.hostsMap()
+	if h := old[u.Host]; h != nil {
+		return h
+	}
 	addr := u.Host
 	if u.Port() == "" {
 		addr = net.JoinHostPort(u.Hostname(), "443")
 	}
-	v, ok := t.hosts.Load(addr)
-	if !ok {
-		h := &h2Host{addr: addr}
+	var h *h2Host
+	for _, o := range old {
+		if o.addr == addr {
+			h = o
+			break
+		}
+	}
+	if h == nil {
+		h = &h2Host{addr: addr}
 		if t.Std.Proxy != nil {
 			if p, err := t.Std.Proxy(&http.Request{URL: u}); err != nil || p != nil {
 				h.h1.Store(true)
 			}
 		}
-		v, _ = t.hosts.LoadOrStore(addr, h)
 	}
-	h := v.(*h2Host)
-	if h.h1.Load() {
-		return nil
-	}
+	m := make(map[string]*h2Host, len(old)+1)
+	maps.Copy(m, old)
+	m[u.Host] = h
+	t.hosts.Store(&m)
 	return h
 }
 
@@ -357,8 +395,7 @@ func (t *Transport) Warm(ctx context.Context, rawURL string) error {
 
 // CloseIdleConnections closes the connections no call is using.
 func (t *Transport) CloseIdleConnections() {
-	t.hosts.Range(func(_, v any) bool {
-		h := v.(*h2Host)
+	for _, h := range *t.hostsMap() {
 		h.mu.Lock()
 		h.keep(func(pc *poolConn) bool {
 			if pc.cc.InFlight() == 0 {
@@ -369,7 +406,6 @@ func (t *Transport) CloseIdleConnections() {
 			return true
 		})
 		h.mu.Unlock()
-		return true
-	})
+	}
 	t.Std.CloseIdleConnections()
 }

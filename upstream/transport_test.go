@@ -436,3 +436,35 @@ func (l *chanListener) Close() error {
 }
 
 func (l *chanListener) Addr() net.Addr { return l.addr }
+
+// TestDefaultPortSharesPool: a URL that names the default port and one
+// that leaves it out reach one host, so they share one pool and one
+// connection.
+func TestDefaultPortSharesPool(t *testing.T) {
+	fake := dinterotest.New(t, dinterotest.Options{Mock: dinteromock.Options{Stateless: true}})
+	srv, counts := tlsServer(t, fake, 0, true)
+	tr := upstream.NewTransport(5 * time.Second)
+	tr.Std.TLSClientConfig = srv.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
+	tr.Std.TLSClientConfig.ServerName = "example.com" // httptest's certificate
+	var dialed []string
+	tr.Std.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		dialed = append(dialed, addr)
+		return (&net.Dialer{}).DialContext(ctx, network, srv.Listener.Addr().String())
+	}
+	t.Cleanup(tr.CloseIdleConnections)
+	for _, u := range []string{"https://dintero.test/v1/", "https://dintero.test:443/v1/", "https://dintero.test/v1/"} {
+		req, err := http.NewRequest(http.MethodGet, u, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			t.Fatalf("%s: %v", u, err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	if n := counts.accepted.Load(); n != 1 {
+		t.Errorf("three calls to one host, spelled two ways, opened %d connections (dialed %q); want 1", n, dialed)
+	}
+}

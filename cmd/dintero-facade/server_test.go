@@ -519,7 +519,7 @@ func TestGatewayMatchesGRPC(t *testing.T) {
 		if c, _ := calls[i]["caller"].(map[string]any); c["addr"] == "" || c["addr"] == nil {
 			t.Errorf("line %d names no caller: %v", i, calls[i])
 		}
-		for _, k := range []string{"request_id", "latency_ms", "time", "caller"} {
+		for _, k := range []string{"request_id", "latency_us", "time", "caller"} {
 			delete(calls[i], k)
 		}
 	}

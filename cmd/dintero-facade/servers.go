@@ -22,9 +22,21 @@ import (
 	"github.com/dintero-facade/dintero-facade/gen/openapiv2"
 )
 
-// streamWorkers is how many goroutines serve gRPC calls; a call that finds
-// them all busy gets a goroutine of its own.
-const streamWorkers = 128
+// streamWorkers is how many goroutines serve gRPC calls: one for every call
+// that may be in flight to Dintero, up to maxStreamWorkers. A worker keeps
+// the stack a call has grown; a call that finds every worker busy gets a
+// fresh goroutine, whose stack is grown (copied) on every call, which was a
+// tenth of the CPU at a thousand calls in flight.
+func streamWorkers(cfg Config) uint32 {
+	return uint32(min(max(cfg.MaxConcurrent, minStreamWorkers), maxStreamWorkers))
+}
+
+// minStreamWorkers and maxStreamWorkers bound streamWorkers: idle workers
+// cost only their stacks, which the collector shrinks.
+const (
+	minStreamWorkers = 64
+	maxStreamWorkers = 4096
+)
 
 // newGRPCServer serves svc over gRPC with its interceptor, health and
 // reflection.
@@ -35,9 +47,7 @@ func newGRPCServer(cfg Config, svc authv1.AuthServiceServer, interceptor grpc.Un
 		// Metadata is bounded like a message: a caller's megabyte user
 		// agent must not become a megabyte log line.
 		grpc.MaxHeaderListSize(uint32(cfg.MaxRecvMsgBytes)),
-		// Reused workers keep the stacks a call has grown; a goroutine per
-		// call would grow (copy) its stack on every call.
-		grpc.NumStreamWorkers(streamWorkers),
+		grpc.NumStreamWorkers(streamWorkers(cfg)),
 	}
 	if tf != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(tf.config("h2"))))

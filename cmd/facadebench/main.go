@@ -37,6 +37,9 @@ func main() {
 		case "grpcfloor":
 			fatal(serveGRPCFloor(os.Args[2]))
 			return
+		case "relayfloor":
+			fatal(serveRelayFloor(os.Args[2], os.Args[3]))
+			return
 		case "tlsstub":
 			latency, err := time.ParseDuration(os.Args[4])
 			fatal(err)

@@ -3,12 +3,17 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc/metadata"
 
 	authv1 "github.com/dintero-facade/dintero-facade/gen/dintero/auth/v1"
 )
@@ -104,5 +109,54 @@ func TestFloorAnswersTheGrant(t *testing.T) {
 	g := resp.GetGrant()
 	if g.GetId() != "3d5c2f3a-6a1e-4e55-9d2f-2f1b8f0c9a77" || len(g.GetScope()) != 3 || g.GetOidc().GetAuthority() == "" || g.GetDeletedAt().AsTime().IsZero() {
 		t.Errorf("the floor's grant = %v; want the whole grant JSON", g)
+	}
+}
+
+func TestRelayFloorSendsTheCallOn(t *testing.T) {
+	f, err := newFloorServer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got string
+	status := http.StatusOK
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = r.Method + " " + r.URL.Path + " " + r.Header.Get("Authorization")
+		w.WriteHeader(status)
+		_, _ = io.WriteString(w, grantJSON)
+	}))
+	defer srv.Close()
+	rf := relayFloor{floorServer: f, client: srv.Client(), url: srv.URL + grantPath}
+	ctx := metadata.NewIncomingContext(context.Background(), metadata.Pairs("authorization", "Bearer tok"))
+	resp, err := rf.DeleteClientGrant(ctx, &authv1.DeleteClientGrantRequest{})
+	if err != nil || resp.GetGrant().GetId() != "3d5c2f3a-6a1e-4e55-9d2f-2f1b8f0c9a77" {
+		t.Fatalf("got %v, %v; want the grant", resp, err)
+	}
+	if want := "DELETE " + grantPath + " Bearer tok"; got != want {
+		t.Errorf("the stub got %q; want %q", got, want)
+	}
+	status = http.StatusNotFound
+	if _, err := rf.DeleteClientGrant(ctx, &authv1.DeleteClientGrantRequest{}); err == nil {
+		t.Error("a 404 was answered as a grant")
+	}
+}
+
+func TestReportRemoteRatios(t *testing.T) {
+	paths := []path{{name: "direct", stubPID: 2}, {name: "nginx", pid: 3, stubPID: 2}, {name: "facade_grpc", pid: 1, stubPID: 2}, {name: "relay_floor", pid: 4, stubPID: 2}}
+	runs := map[string][]remoteSample{
+		"direct@1000":      {{sample: sample{rps: 16000, p50: 60 * time.Millisecond, p99: 90 * time.Millisecond}}},
+		"nginx@1000":       {{sample: sample{rps: 14000, cpuPerCall: 40 * time.Microsecond}}},
+		"facade_grpc@1000": {{sample: sample{rps: 10000, cpuPerCall: 90 * time.Microsecond, p50: 80 * time.Millisecond, p99: 150 * time.Millisecond}, conns: 3}},
+		"relay_floor@1000": {{sample: sample{rps: 12000, cpuPerCall: 72 * time.Microsecond}}},
+	}
+	var out bytes.Buffer
+	reportRemote(&out, options{rounds: 1, latency: 50 * time.Millisecond, remoteConcurrency: []int{1000}, coldCalls: 1000}, paths, runs, []coldSample{{calls: 1000, conns: 3}}, 90<<20)
+	for _, want := range []string{
+		"ratio facade_little_1000=0.50\n", "ratio nginx_little_1000=0.70\n", "ratio facade_vs_nginx_cpu_1000=2.25\n",
+		"ratio relay_floor_little_1000=0.60\n", "ratio facade_vs_relay_floor_cpu_1000=1.25\n", "ratio relay_floor_vs_nginx_cpu_1000=1.80\n",
+		"added_p50_ms_1000=20.00\n", "added_p99_ms_1000=60.00\n", "cold_start_max_conns=3\n", "facade_peak_rss_mib=90.0\n",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, out.String())
+		}
 	}
 }

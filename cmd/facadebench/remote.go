@@ -209,7 +209,7 @@ func runRemote(o options) error {
 		}
 	}()
 	addrs := map[string]string{}
-	for _, n := range []string{"stub", "stats", "nginx", "grpc", "http"} {
+	for _, n := range []string{"stub", "stats", "nginx", "grpc", "http", "relay"} {
 		if addrs[n], err = freePort(); err != nil {
 			return err
 		}
@@ -232,8 +232,9 @@ func runRemote(o options) error {
 	startFacade := func() (*proc, error) {
 		// The bound on calls to Dintero in flight is raised above the
 		// load, as an operator would for a Dintero this far away.
+		maxConc := slices.Max(append(o.remoteConcurrency, o.coldCalls))
 		args := []string{"--grpc-addr", addrs["grpc"], "--http-addr", addrs["http"], "--dintero-url", "https://" + addrs["stub"] + "/v1",
-			"--max-concurrent-upstream", strconv.Itoa(4 * slices.Max(o.remoteConcurrency))}
+			"--max-concurrent-upstream", strconv.Itoa(maxConc + maxConc/4)}
 		if o.facadeArgs != "" {
 			args = append(args, strings.Fields(o.facadeArgs)...)
 		}
@@ -249,6 +250,14 @@ func runRemote(o options) error {
 		return err
 	}
 	procs = append(procs, facade)
+	relay, err := startEnv("relayfloor", logs, []string{"SSL_CERT_FILE=" + caFile}, self, "relayfloor", addrs["relay"], "https://"+addrs["stub"])
+	if err != nil {
+		return err
+	}
+	procs = append(procs, relay)
+	if err := waitTCP(addrs["relay"]); err != nil {
+		return fmt.Errorf("relay floor: %w", err)
+	}
 	var nginxWorker int
 	if nginxBin, _ := exec.LookPath("nginx"); o.nginx && nginxBin != "" {
 		p, err := startNginxTLS(nginxBin, dir, addrs["nginx"], addrs["stub"], caFile, logs)
@@ -291,6 +300,11 @@ func runRemote(o options) error {
 		return err
 	}
 	paths = append(paths, path{name: "facade_grpc", call: fg, pid: facade.cmd.Process.Pid, stubPID: stub.cmd.Process.Pid})
+	rf, err := grpcCall(addrs["relay"])
+	if err != nil {
+		return err
+	}
+	paths = append(paths, path{name: "relay_floor", call: rf, pid: relay.cmd.Process.Pid, stubPID: stub.cmd.Process.Pid})
 	if o.only != "" {
 		keep := strings.Split(o.only, ",")
 		paths = slices.DeleteFunc(paths, func(p path) bool { return !slices.Contains(keep, p.name) })
@@ -429,11 +443,18 @@ func reportRemote(w io.Writer, o options, paths []path, runs map[string][]remote
 	for _, conc := range o.remoteConcurrency {
 		limit := float64(conc) / o.latency.Seconds()
 		c := strconv.Itoa(conc)
-		f, n, d := med("facade_grpc@"+c), med("nginx@"+c), med("direct@"+c)
+		f, n, d, rf := med("facade_grpc@"+c), med("nginx@"+c), med("direct@"+c), med("relay_floor@"+c)
 		fmt.Fprintf(w, "ratio facade_little_%s=%.2f\n", c, f.rps/limit)
 		if n.rps > 0 {
 			fmt.Fprintf(w, "ratio nginx_little_%s=%.2f\n", c, n.rps/limit)
 			fmt.Fprintf(w, "ratio facade_vs_nginx_cpu_%s=%.2f\n", c, float64(f.cpuPerCall)/float64(n.cpuPerCall))
+		}
+		if rf.rps > 0 {
+			fmt.Fprintf(w, "ratio relay_floor_little_%s=%.2f\n", c, rf.rps/limit)
+			fmt.Fprintf(w, "ratio facade_vs_relay_floor_cpu_%s=%.2f\n", c, float64(f.cpuPerCall)/float64(rf.cpuPerCall))
+			if n.rps > 0 {
+				fmt.Fprintf(w, "ratio relay_floor_vs_nginx_cpu_%s=%.2f\n", c, float64(rf.cpuPerCall)/float64(n.cpuPerCall))
+			}
 		}
 		fmt.Fprintf(w, "added_p50_ms_%s=%.2f\n", c, float64(f.p50-d.p50)/float64(time.Millisecond))
 		fmt.Fprintf(w, "added_p99_ms_%s=%.2f\n", c, float64(f.p99-d.p99)/float64(time.Millisecond))
