@@ -87,7 +87,7 @@ func (c *Config) options() []option {
 		{"shutdown-grace", &c.ShutdownGrace, 20 * time.Second, "on SIGTERM, how long calls in flight may take to finish"},
 		{"log-level", &c.LogLevel, slog.LevelInfo, "log level: debug, info, warn or error"},
 		{"max-recv-msg-bytes", &c.MaxRecvMsgBytes, 16 << 10, "largest gRPC request accepted, in bytes; also bounds metadata and HTTP headers"},
-		{"max-concurrent-upstream", &c.MaxConcurrent, 256, "calls to Dintero in flight at most; a call over it gets ResourceExhausted at once"},
+		{"max-concurrent-upstream", &c.MaxConcurrent, 256, "calls to Dintero in flight at most; a call over it gets ResourceExhausted at once. The gRPC server keeps as many workers (64 to 4096), whose stacks count towards memory"},
 		{"metrics-addr", &c.MetricsAddr, "", "address of a separate server for /metrics; empty serves it on --http-addr"},
 		{"pprof-addr", &c.PprofAddr, "", "address of a separate server for /debug/pprof/ (profiling); empty: off. Loopback only"},
 		{"mock", &c.Mock, false, "serve a local mock Dintero in process and call it instead of --dintero-url, with its client credentials (a demo needing no Dintero account)"},

@@ -58,7 +58,7 @@ func main() {
 	flag.BoolVar(&o.nginx, "nginx", true, "include nginx when it is installed")
 	flag.StringVar(&o.facadeArgs, "facade-args", "", "extra flags for the facade, space-separated")
 	flag.StringVar(&o.facadeEnv, "facade-env", "", "extra environment for the facade, space-separated KEY=VALUE (GOGC=200, say)")
-	flag.StringVar(&o.only, "only", "", "comma-separated paths to run (direct, goproxy, nginx, grpc_floor, facade_grpc, facade_gateway, facade_authorize_grpc); empty: all")
+	flag.StringVar(&o.only, "only", "", "comma-separated paths to run (direct, goproxy, nginx, grpc_floor, relay_floor, facade_grpc, facade_gateway, facade_authorize_grpc; remote: direct, nginx, facade_grpc, relay_floor); empty: all")
 	var scenario, conc string
 	flag.StringVar(&scenario, "scenario", "loopback", "loopback: a plain stub on loopback; remote: a TLS stub -latency away, nginx with a TLS upstream, and a cold start")
 	flag.DurationVar(&o.latency, "latency", 50*time.Millisecond, "remote: latency the stub adds to every answer")
@@ -135,7 +135,7 @@ func run(o options) error {
 		}
 	}()
 	addrs := map[string]string{}
-	for _, n := range []string{"stub", "goproxy", "nginx", "grpcfloor", "grpc", "http"} {
+	for _, n := range []string{"stub", "goproxy", "nginx", "grpcfloor", "relayfloor", "grpc", "http"} {
 		if addrs[n], err = freePort(); err != nil {
 			return err
 		}
@@ -155,6 +155,11 @@ func run(o options) error {
 		return err
 	}
 	procs = append(procs, floor)
+	relay, err := start("relayfloor", logs, self, "relayfloor", addrs["relayfloor"], "http://"+addrs["stub"])
+	if err != nil {
+		return err
+	}
+	procs = append(procs, relay)
 	facadeArgs := []string{"--grpc-addr", addrs["grpc"], "--http-addr", addrs["http"], "--dintero-url", "http://" + addrs["stub"] + "/v1"}
 	if o.facadeArgs != "" {
 		facadeArgs = append(facadeArgs, strings.Fields(o.facadeArgs)...)
@@ -195,7 +200,7 @@ func run(o options) error {
 
 	paths, closeAll, err := makePaths(o, addrs, pids{
 		stub: stub.cmd.Process.Pid, goproxy: goproxy.cmd.Process.Pid, nginx: nginxWorker,
-		floor: floor.cmd.Process.Pid, facade: facade.cmd.Process.Pid,
+		floor: floor.cmd.Process.Pid, relay: relay.cmd.Process.Pid, facade: facade.cmd.Process.Pid,
 	})
 	if err != nil {
 		return err

@@ -50,12 +50,13 @@ func TestCPUTimeAndRSSOfThisProcess(t *testing.T) {
 
 func TestReportRatios(t *testing.T) {
 	paths := []path{{name: "direct", stubPID: 2}, {name: "nginx", pid: 3, stubPID: 2}, {name: "goproxy"}, {name: "grpc_floor", pid: 4},
-		{name: "facade_grpc", pid: 1, stubPID: 2}, {name: "facade_gateway", pid: 1}}
+		{name: "relay_floor", pid: 5, stubPID: 2}, {name: "facade_grpc", pid: 1, stubPID: 2}, {name: "facade_gateway", pid: 1}}
 	sat := map[string][]sample{
 		"direct":         {{rps: 1000}},
 		"nginx":          {{rps: 500}},
 		"goproxy":        {{rps: 250}},
 		"grpc_floor":     {{rps: 1200}},
+		"relay_floor":    {{rps: 450, cpuPerCall: 40 * time.Microsecond}},
 		"facade_grpc":    {{rps: 400, cpuPerCall: 50 * time.Microsecond, stubCPU: 15 * time.Microsecond, loadCPU: 12500 * time.Nanosecond}},
 		"facade_gateway": {{rps: 300}},
 	}
@@ -71,6 +72,7 @@ func TestReportRatios(t *testing.T) {
 		"ratio grpc_vs_goproxy_rps=1.60\n", "ratio grpc_floor_vs_direct_rps=1.20\n", "ratio grpc_floor_vs_nginx_rps=2.40\n",
 		"ratio grpc_vs_grpc_floor_rps=0.33\n", "added_p50_us=150\n", "added_p99_us=400\n",
 		"grpc_floor_p50_us=90\n", "grpc_floor_p99_us=180\n", "facade_cpu_us_per_call=50.0\n", "facade_peak_rss_mib=40.0\n",
+		"ratio relay_floor_vs_nginx_rps=0.90\n", "ratio grpc_vs_relay_floor_rps=0.89\n", "ratio facade_vs_relay_floor_cpu=1.25\n", "relay_floor_cpu_us_per_call=40.0\n",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, out.String())

@@ -34,7 +34,7 @@ type path struct {
 
 // pids are the processes the benchmark started; 0 for one that did not run.
 type pids struct {
-	stub, goproxy, nginx, floor, facade int
+	stub, goproxy, nginx, floor, relay, facade int
 }
 
 func makePaths(o options, addrs map[string]string, ps pids) ([]path, func(), error) {
@@ -73,6 +73,11 @@ func makePaths(o options, addrs map[string]string, ps pids) ([]path, func(), err
 		closeAll()
 		return nil, nil, err
 	}
+	relay, err := grpcClients(addrs["relayfloor"])
+	if err != nil {
+		closeAll()
+		return nil, nil, err
+	}
 	facade, err := grpcClients(addrs["grpc"])
 	if err != nil {
 		closeAll()
@@ -80,6 +85,7 @@ func makePaths(o options, addrs map[string]string, ps pids) ([]path, func(), err
 	}
 	paths = append(paths,
 		grpcDelete("grpc_floor", floor, ps.floor, 0),
+		grpcDelete("relay_floor", relay, ps.relay, ps.stub),
 		grpcDelete("facade_grpc", facade, ps.facade, ps.stub),
 		httpPath("facade_gateway", addrs["http"], ps.facade),
 	)

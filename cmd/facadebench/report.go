@@ -68,6 +68,14 @@ func report(w io.Writer, o options, paths []path, sat, lat map[string][]sample, 
 		fmt.Fprintf(w, "grpc_floor_p50_us=%s\n", us(fl.p50))
 		fmt.Fprintf(w, "grpc_floor_p99_us=%s\n", us(fl.p99))
 	}
+	// The relay floor: grpc-go and net/http relaying the call and doing
+	// nothing else, so what the facade spends over it is its own.
+	if rf := median(sat["relay_floor"], byRPS); rf.rps > 0 && rf.cpuPerCall > 0 {
+		ratio("relay_floor_vs_nginx_rps", rf, nginx)
+		ratio("grpc_vs_relay_floor_rps", grpcS, rf)
+		fmt.Fprintf(w, "ratio facade_vs_relay_floor_cpu=%.2f\n", float64(grpcS.cpuPerCall)/float64(rf.cpuPerCall))
+		fmt.Fprintf(w, "relay_floor_cpu_us_per_call=%.1f\n", float64(rf.cpuPerCall)/float64(time.Microsecond))
+	}
 	fmt.Fprintf(w, "facade_cpu_us_per_call=%.1f\n", float64(grpcS.cpuPerCall)/float64(time.Microsecond))
 	fmt.Fprintf(w, "facade_peak_rss_mib=%.1f\n", float64(rss)/(1<<20))
 }
