@@ -56,6 +56,11 @@ func TestLogLine(t *testing.T) {
 				t.Errorf("line %d: %s = %v; want %v", i, k, lines[i][k], v)
 			}
 		}
+		if ts, _ := lines[i]["time"].(string); ts == "" {
+			t.Errorf("line %d has no time", i)
+		} else if at, err := time.Parse(time.RFC3339Nano, ts); err != nil || time.Since(at) > time.Minute || time.Since(at) < 0 {
+			t.Errorf("line %d: time %q; want now, in RFC 3339", i, ts)
+		}
 		if us, ok := lines[i]["latency_us"].(float64); !ok || us != float64(int64(us)) || us < 0 {
 			t.Errorf("line %d: latency_us %v; want whole microseconds", i, lines[i]["latency_us"])
 		}

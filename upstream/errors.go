@@ -382,12 +382,14 @@ func requestID(h http.Header) string {
 	return h.Get("X-Request-Id")
 }
 
-// transportError rewrites an error from http.Client.Do so that it can
+// transportError rewrites an error from the transport so that it can
 // travel: net/http's *url.Error prints the whole URL, and the authorize URL
-// holds the verification code in its query. The result names the method and
-// the path only, and keeps the cause for errors.Is: the caller's context
-// error when the context ended, else ErrTransport.
-func transportError(ctx context.Context, method, path string, err error) error {
+// holds the verification code in its query; a transport that wraps another
+// may quote it too, so the text is masked of the request's secrets. The
+// result names the method and the path only, and keeps the cause for
+// errors.Is: the caller's context error when the context ended, else
+// ErrTransport.
+func transportError(ctx context.Context, method, path string, err error, secrets ...string) error {
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		err = ue.Err
@@ -395,11 +397,12 @@ func transportError(ctx context.Context, method, path string, err error) error {
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		return fmt.Errorf("%s %s: %w", method, path, context.Cause(ctx))
 	}
+	msg := newMasker(secrets).mask(err.Error())
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
-		return fmt.Errorf("%s %s: %w: %w", method, path, ErrTransport, timeoutError{msg: err.Error()})
+		return fmt.Errorf("%s %s: %w: %w", method, path, ErrTransport, timeoutError{msg: msg})
 	}
-	return fmt.Errorf("%s %s: %w: %s", method, path, ErrTransport, err.Error())
+	return fmt.Errorf("%s %s: %w: %s", method, path, ErrTransport, msg)
 }
 
 // timeoutError marks a transport timeout (dial, TLS handshake, response

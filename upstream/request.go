@@ -3,6 +3,7 @@ package upstream
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -220,7 +221,7 @@ func (c *Client) wrapErr(ctx context.Context, r *request, err error) error {
 	if errors.As(err, &e) {
 		return err
 	}
-	return transportError(ctx, r.method, r.path, err)
+	return transportError(ctx, r.method, r.path, err, r.secretValues()...)
 }
 
 // once makes one attempt through the circuit breaker.
@@ -267,32 +268,38 @@ func (c *Client) attempt(ctx context.Context, r *request) (*response, error) {
 	}
 	// Every call asks for JSON, authorize too: Dintero's errors then come
 	// as its JSON error body, and authorize may answer its redirect either
-	// as a 302 or as {"redirect_uri": …}; both are read the same. The
-	// values share one array.
-	vals := [...]string{"application/json", c.opts.UserAgent, "application/json", r.auth, r.requestID}
+	// as a 302 or as {"redirect_uri": …}; both are read the same.
 	h := make(http.Header, 5)
-	h["Accept"] = vals[0:1:1]
-	h["User-Agent"] = vals[1:2:2]
+	h["Accept"] = []string{"application/json"}
+	h["User-Agent"] = []string{c.opts.UserAgent}
 	if r.body != nil {
-		h["Content-Type"] = vals[2:3:3]
+		h["Content-Type"] = []string{"application/json"}
 	}
 	req.Header = h
 	if r.basic != nil {
 		req.SetBasicAuth(r.basic.ClientID, r.basic.ClientSecret)
 	} else {
-		h["Authorization"] = vals[3:4:4]
+		h["Authorization"] = []string{r.auth}
 	}
 	if r.requestID != "" {
-		h["X-Request-Id"] = vals[4:5:5]
+		h["X-Request-Id"] = []string{r.requestID}
 	}
 	resp, err := c.rt.RoundTrip(req)
-	if err != nil {
+	switch {
+	case err != nil:
+		if resp != nil && resp.Body != nil {
+			resp.Body.Close()
+		}
+		if re := (tls.RecordHeaderError{}); errors.As(err, &re) && string(re.RecordHeader[:]) == "HTTP/" {
+			// Plain HTTP where TLS was expected, as http.Client says.
+			err = http.ErrSchemeMismatch
+		}
 		return nil, err
-	}
-	if resp == nil {
+	case resp == nil:
 		return nil, errors.New("the transport returned neither an answer nor an error")
-	}
-	if resp.Body == nil {
+	case resp.Body == nil && resp.ContentLength > 0:
+		return nil, fmt.Errorf("the transport announced %d bytes and returned no body", resp.ContentLength)
+	case resp.Body == nil:
 		resp.Body = http.NoBody
 	}
 	defer resp.Body.Close()

@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"maps"
 	"net"
 	"net/http"
 	"net/http/httptrace"
@@ -29,12 +28,19 @@ type Transport struct {
 	// before the first call.
 	Std *http.Transport
 
-	// hosts maps a URL's host, as the URL spells it, to its pool. It is
-	// read without a lock on every call (a sync.Map's hashing of an
-	// interface key grew the stack of most calls' goroutines); a copy is
-	// stored when a host is added, under hostsMu.
-	hosts   atomic.Pointer[map[string]*h2Host]
-	hostsMu sync.Mutex
+	// pools holds each host:port's pool ("h" and "h:443" are one pool).
+	// last is the host of the latest call, as its URL spells it: a client
+	// calls one host, whose pool is then found without a map (hashing an
+	// interface key was, in the profile of a thousand calls in flight,
+	// where most calls' stacks overflowed).
+	pools sync.Map // host:port → *h2Host
+	last  atomic.Pointer[hostEntry]
+}
+
+// hostEntry is a host, as a URL spells it, and its pool.
+type hostEntry struct {
+	host string
+	h    *h2Host
 }
 
 // h2Host is the pool of one https host. Calls read conns without a lock:
@@ -199,9 +205,12 @@ func (t *Transport) host(u *url.URL) *h2Host {
 	if u.Scheme != "https" {
 		return nil
 	}
-	h := (*t.hostsMap())[u.Host]
-	if h == nil {
-		h = t.addHost(u)
+	var h *h2Host
+	if e := t.last.Load(); e != nil && e.host == u.Host {
+		h = e.h
+	} else {
+		h = t.pool(u)
+		t.last.Store(&hostEntry{host: u.Host, h: h})
 	}
 	if h.h1.Load() {
 		return nil
@@ -209,47 +218,23 @@ func (t *Transport) host(u *url.URL) *h2Host {
 	return h
 }
 
-// hostsMap returns the current map of pools, never nil.
-func (t *Transport) hostsMap() *map[string]*h2Host {
-	if m := t.hosts.Load(); m != nil {
-		return m
-	}
-	return new(map[string]*h2Host)
-}
-
-// addHost returns u's pool, adding one if there is none. URLs that spell
-// one host:port differently ("h" and "h:443") share a pool.
-func (t *Transport) addHost(u *url.URL) *h2Host {
-	t.hostsMu.Lock()
-	defer t.hostsMu.Unlock()
-	old := *t.hostsMap()
-	if h := old[u.Host]; h != nil {
-		return h
-	}
+// pool returns u's pool, adding one if there is none.
+func (t *Transport) pool(u *url.URL) *h2Host {
 	addr := u.Host
 	if u.Port() == "" {
 		addr = net.JoinHostPort(u.Hostname(), "443")
 	}
-	var h *h2Host
-	for _, o := range old {
-		if o.addr == addr {
-			h = o
-			break
-		}
-	}
-	if h == nil {
-		h = &h2Host{addr: addr}
+	v, ok := t.pools.Load(addr)
+	if !ok {
+		h := &h2Host{addr: addr}
 		if t.Std.Proxy != nil {
 			if p, err := t.Std.Proxy(&http.Request{URL: u}); err != nil || p != nil {
 				h.h1.Store(true)
 			}
 		}
+		v, _ = t.pools.LoadOrStore(addr, h)
 	}
-	m := make(map[string]*h2Host, len(old)+1)
-	maps.Copy(m, old)
-	m[u.Host] = h
-	t.hosts.Store(&m)
-	return h
+	return v.(*h2Host)
 }
 
 // reserve reserves a stream on a connection of h; or returns what to wait
@@ -395,7 +380,8 @@ func (t *Transport) Warm(ctx context.Context, rawURL string) error {
 
 // CloseIdleConnections closes the connections no call is using.
 func (t *Transport) CloseIdleConnections() {
-	for _, h := range *t.hostsMap() {
+	t.pools.Range(func(_, v any) bool {
+		h := v.(*h2Host)
 		h.mu.Lock()
 		h.keep(func(pc *poolConn) bool {
 			if pc.cc.InFlight() == 0 {
@@ -406,6 +392,7 @@ func (t *Transport) CloseIdleConnections() {
 			return true
 		})
 		h.mu.Unlock()
-	}
+		return true
+	})
 	t.Std.CloseIdleConnections()
 }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -439,7 +440,7 @@ func (l *chanListener) Addr() net.Addr { return l.addr }
 
 // TestDefaultPortSharesPool: a URL that names the default port and one
 // that leaves it out reach one host, so they share one pool and one
-// connection.
+// connection; another host has a pool of its own.
 func TestDefaultPortSharesPool(t *testing.T) {
 	fake := dinterotest.New(t, dinterotest.Options{Mock: dinteromock.Options{Stateless: true}})
 	srv, counts := tlsServer(t, fake, 0, true)
@@ -452,7 +453,7 @@ func TestDefaultPortSharesPool(t *testing.T) {
 		return (&net.Dialer{}).DialContext(ctx, network, srv.Listener.Addr().String())
 	}
 	t.Cleanup(tr.CloseIdleConnections)
-	for _, u := range []string{"https://dintero.test/v1/", "https://dintero.test:443/v1/", "https://dintero.test/v1/"} {
+	for _, u := range []string{"https://dintero.test/v1/", "https://dintero.test:443/v1/", "https://dintero.test/v1/", "https://other.test/v1/", "https://dintero.test/v1/"} {
 		req, err := http.NewRequest(http.MethodGet, u, nil)
 		if err != nil {
 			t.Fatal(err)
@@ -464,7 +465,7 @@ func TestDefaultPortSharesPool(t *testing.T) {
 		_, _ = io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 	}
-	if n := counts.accepted.Load(); n != 1 {
-		t.Errorf("three calls to one host, spelled two ways, opened %d connections (dialed %q); want 1", n, dialed)
+	if n := counts.accepted.Load(); n != 2 || !slices.Equal(dialed, []string{"dintero.test:443", "other.test:443"}) {
+		t.Errorf("four calls to one host, spelled two ways, and one to another opened %d connections, dialing %q; want 2, to dintero.test:443 and other.test:443", n, dialed)
 	}
 }

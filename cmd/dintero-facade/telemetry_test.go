@@ -14,8 +14,10 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	authv1 "github.com/dintero-facade/dintero-facade/gen/dintero/auth/v1"
 	"github.com/dintero-facade/dintero-facade/internal/dinteromock"
@@ -225,6 +227,10 @@ func TestAuditIgnoresLogLevel(t *testing.T) {
 	f := startFacade(t, fake.URL, []string{"--log-level", "error"}, nil)
 	if _, err := f.client.DeleteClientGrant(withBearer(context.Background(), fake, "T123"), &authv1.DeleteClientGrantRequest{Oid: "T123", Id: "g-audit"}); err != nil {
 		t.Fatal(err)
+	}
+	// An Authorize refused before it is sent is a call line at INFO.
+	if _, err := f.client.Authorize(withBearer(context.Background(), fake, "T123"), &authv1.AuthorizeRequest{}); status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("got %v; want InvalidArgument", err)
 	}
 	logs := f.log.String()
 	if strings.Contains(logs, `"msg":"call"`) || !strings.Contains(logs, `"msg":"audit"`) || !strings.Contains(logs, `"grant_id":"g-audit"`) {
