@@ -190,7 +190,7 @@ func logCall(ctx context.Context, log *slog.Logger, msg, method string, ci *call
 		slog.String("method", method),
 		slog.String("code", code.String()),
 		// An integer: slog's JSON handler formats a float through
-		// encoding/json, which cost more than the rest of the line.
+		// encoding/json, by reflection.
 		slog.Int64("latency_us", took.Microseconds()),
 		slog.String("request_id", ci.requestID),
 	)

@@ -312,9 +312,12 @@ func TestBrokenBody(t *testing.T) {
 }
 
 // TestWhatTheTransportHands: the client sends each attempt straight to its
-// transport, so it takes what a transport may hand back (no answer and no
-// error, an answer without a body) without a panic, and the headers it
-// sends stay its own when a transport adds to one of them.
+// transport, not through an http.Client, so it takes what a transport may
+// hand back as http.Client did: no answer and no error, an answer without a
+// body or without the body it announced, an answer with an error, plain
+// HTTP where TLS was expected, an error text quoting the request's secrets.
+// And the headers it sends stay its own when a transport adds to every one
+// of them.
 func TestWhatTheTransportHands(t *testing.T) {
 	t.Run("neither an answer nor an error", func(t *testing.T) {
 		c := newClient(t, "https://dintero.test/v1", func(o *upstream.Options) {

@@ -30,9 +30,8 @@ type Transport struct {
 
 	// pools holds each host:port's pool ("h" and "h:443" are one pool).
 	// last is the host of the latest call, as its URL spells it: a client
-	// calls one host, whose pool is then found without a map (hashing an
-	// interface key was, in the profile of a thousand calls in flight,
-	// where most calls' stacks overflowed).
+	// calls one host, whose pool is then found without hashing a map's
+	// interface key, a deep call on every request.
 	pools sync.Map // host:port → *h2Host
 	last  atomic.Pointer[hostEntry]
 }

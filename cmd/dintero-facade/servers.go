@@ -23,10 +23,9 @@ import (
 )
 
 // streamWorkers is how many goroutines serve gRPC calls: one for every call
-// that may be in flight to Dintero, up to maxStreamWorkers. A worker keeps
-// the stack a call has grown; a call that finds every worker busy gets a
-// fresh goroutine, whose stack is grown (copied) on every call, which was a
-// tenth of the CPU at a thousand calls in flight.
+// that may be in flight to Dintero, within bounds. A worker keeps the stack
+// a call has grown; a call that finds every worker busy gets a fresh
+// goroutine, whose stack is grown (copied) anew on every call.
 func streamWorkers(cfg Config) uint32 {
 	return uint32(min(max(cfg.MaxConcurrent, minStreamWorkers), maxStreamWorkers))
 }
