@@ -108,25 +108,12 @@ func fatal(err error) {
 }
 
 func run(o options) error {
-	dir, err := os.MkdirTemp("", "facadebench-")
+	w, err := newWorkspace(o, "facadebench-")
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	logs, err := os.Create(filepath.Join(dir, "processes.log"))
-	if err != nil {
-		return err
-	}
-	defer logs.Close()
-
-	self, err := os.Executable()
-	if err != nil {
-		return err
-	}
-	bin, err := facadeBinary(o, dir)
-	if err != nil {
-		return err
-	}
+	defer w.close()
+	dir, logs, self, bin := w.dir, w.logs, w.self, w.bin
 
 	var procs []*proc
 	defer func() {
@@ -236,6 +223,41 @@ func run(o options) error {
 }
 
 // facadeBinary returns -facade-bin, or builds the facade into dir.
+// workspace is what a scenario's run starts from: a temporary directory,
+// the log of the processes it starts, this binary (which plays the stub,
+// the proxies and the floors) and the facade's binary.
+type workspace struct {
+	dir, self, bin string
+	logs           *os.File
+}
+
+// newWorkspace makes a workspace in a new temporary directory named from
+// prefix; close removes it.
+func newWorkspace(o options, prefix string) (*workspace, error) {
+	dir, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		return nil, err
+	}
+	w := &workspace{dir: dir}
+	if w.logs, err = os.Create(filepath.Join(dir, "processes.log")); err == nil {
+		if w.self, err = os.Executable(); err == nil {
+			w.bin, err = facadeBinary(o, dir)
+		}
+	}
+	if err != nil {
+		w.close()
+		return nil, err
+	}
+	return w, nil
+}
+
+func (w *workspace) close() {
+	if w.logs != nil {
+		w.logs.Close()
+	}
+	os.RemoveAll(w.dir)
+}
+
 func facadeBinary(o options, dir string) (string, error) {
 	if o.facadeBin != "" {
 		return o.facadeBin, nil

@@ -2,16 +2,9 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -26,6 +19,7 @@ import (
 	"time"
 
 	"github.com/dintero-facade/dintero-facade/internal/dinteromock"
+	"github.com/dintero-facade/dintero-facade/internal/dinterotest"
 )
 
 // The remote scenario puts Dintero where it really is: behind TLS, with
@@ -108,49 +102,6 @@ func stubConns(statsAddr string) (accepted, open int64, err error) {
 	return accepted, open, nil
 }
 
-// testPKI writes a CA and a server certificate for 127.0.0.1 and
-// localhost into dir, and returns the CA pool with their paths.
-func testPKI(dir string) (pool *x509.CertPool, caFile, certFile, keyFile string, err error) {
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, "", "", "", err
-	}
-	now := time.Now()
-	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "facadebench CA"}, NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		return nil, "", "", "", err
-	}
-	ca, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		return nil, "", "", "", err
-	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, "", "", "", err
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "localhost"}, NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
-		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		return nil, "", "", "", err
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		return nil, "", "", "", err
-	}
-	caFile, certFile, keyFile = filepath.Join(dir, "ca.pem"), filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	for f, b := range map[string]*pem.Block{caFile: {Type: "CERTIFICATE", Bytes: caDER}, certFile: {Type: "CERTIFICATE", Bytes: der}, keyFile: {Type: "EC PRIVATE KEY", Bytes: keyDER}} {
-		if err := os.WriteFile(f, pem.EncodeToMemory(b), 0o600); err != nil {
-			return nil, "", "", "", err
-		}
-	}
-	pool = x509.NewCertPool()
-	pool.AddCert(ca)
-	return pool, caFile, certFile, keyFile, nil
-}
-
 // startNginxTLS starts nginx proxying plain HTTP on listen to the stub
 // over TLS, verifying its certificate, with a keepalive pool.
 func startNginxTLS(bin, dir, listen, upstream, caFile string, logTo io.Writer) (*proc, error) {
@@ -180,25 +131,13 @@ type remoteSample struct {
 
 // runRemote runs the remote scenario.
 func runRemote(o options) error {
-	dir, err := os.MkdirTemp("", "facadebench-remote-")
+	w, err := newWorkspace(o, "facadebench-remote-")
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	logs, err := os.Create(filepath.Join(dir, "processes.log"))
-	if err != nil {
-		return err
-	}
-	defer logs.Close()
-	self, err := os.Executable()
-	if err != nil {
-		return err
-	}
-	bin, err := facadeBinary(o, dir)
-	if err != nil {
-		return err
-	}
-	pool, caFile, certFile, keyFile, err := testPKI(dir)
+	defer w.close()
+	dir, logs, self, bin := w.dir, w.logs, w.self, w.bin
+	pki, err := dinterotest.MakePKI(dir)
 	if err != nil {
 		return err
 	}
@@ -214,7 +153,7 @@ func runRemote(o options) error {
 			return err
 		}
 	}
-	stub, err := start("tlsstub", logs, self, "tlsstub", addrs["stub"], addrs["stats"], o.latency.String(), certFile, keyFile)
+	stub, err := start("tlsstub", logs, self, "tlsstub", addrs["stub"], addrs["stats"], o.latency.String(), pki.CertFile, pki.KeyFile)
 	if err != nil {
 		return err
 	}
@@ -238,7 +177,7 @@ func runRemote(o options) error {
 		if o.facadeArgs != "" {
 			args = append(args, strings.Fields(o.facadeArgs)...)
 		}
-		env := append([]string{"SSL_CERT_FILE=" + caFile}, strings.Fields(o.facadeEnv)...)
+		env := append([]string{"SSL_CERT_FILE=" + pki.CAFile}, strings.Fields(o.facadeEnv)...)
 		p, err := startEnv("facade", facadeLog, env, bin, args...)
 		if err != nil {
 			return nil, err
@@ -250,7 +189,7 @@ func runRemote(o options) error {
 		return err
 	}
 	procs = append(procs, facade)
-	relay, err := startEnv("relayfloor", logs, []string{"SSL_CERT_FILE=" + caFile}, self, "relayfloor", addrs["relay"], "https://"+addrs["stub"])
+	relay, err := startEnv("relayfloor", logs, []string{"SSL_CERT_FILE=" + pki.CAFile}, self, "relayfloor", addrs["relay"], "https://"+addrs["stub"])
 	if err != nil {
 		return err
 	}
@@ -260,7 +199,7 @@ func runRemote(o options) error {
 	}
 	var nginxWorker int
 	if nginxBin, _ := exec.LookPath("nginx"); o.nginx && nginxBin != "" {
-		p, err := startNginxTLS(nginxBin, dir, addrs["nginx"], addrs["stub"], caFile, logs)
+		p, err := startNginxTLS(nginxBin, dir, addrs["nginx"], addrs["stub"], pki.CAFile, logs)
 		if err != nil {
 			return err
 		}
@@ -272,7 +211,7 @@ func runRemote(o options) error {
 	}
 
 	maxConc := slices.Max(o.remoteConcurrency)
-	stubTLS := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true, MaxIdleConnsPerHost: maxConc, DisableCompression: true}
+	stubTLS := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pki.Pool}, ForceAttemptHTTP2: true, MaxIdleConnsPerHost: maxConc, DisableCompression: true}
 	defer stubTLS.CloseIdleConnections()
 	token, err := stubTokenAt("https://"+addrs["stub"], &http.Client{Transport: stubTLS})
 	if err != nil {

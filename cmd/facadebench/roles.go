@@ -82,6 +82,12 @@ func serveGoProxy(addr, target string) error {
 // start, and calling nothing. The facade over gRPC cannot be faster than
 // this, so it bounds what the facade can reach on the machine.
 func serveGRPCFloor(addr string) error {
+	return serveFloor(addr, func(f floorServer) authv1.AuthServiceServer { return f })
+}
+
+// serveFloor serves on addr, with grpc-go's defaults, what as makes of a
+// floor server.
+func serveFloor(addr string, as func(floorServer) authv1.AuthServiceServer) error {
 	f, err := newFloorServer()
 	if err != nil {
 		return err
@@ -91,7 +97,7 @@ func serveGRPCFloor(addr string) error {
 		return err
 	}
 	gs := grpc.NewServer()
-	authv1.RegisterAuthServiceServer(gs, f)
+	authv1.RegisterAuthServiceServer(gs, as(f))
 	return gs.Serve(l)
 }
 
@@ -122,19 +128,11 @@ func (f floorServer) DeleteClientGrant(context.Context, *authv1.DeleteClientGran
 // checks nothing, logs nothing, counts nothing and retries nothing, so any
 // facade built on these two libraries costs at least what it does.
 func serveRelayFloor(addr, target string) error {
-	f, err := newFloorServer()
-	if err != nil {
-		return err
-	}
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		return err
-	}
-	gs := grpc.NewServer()
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 64
-	authv1.RegisterAuthServiceServer(gs, relayFloor{floorServer: f, client: &http.Client{Transport: tr}, url: target + grantPath})
-	return gs.Serve(l)
+	return serveFloor(addr, func(f floorServer) authv1.AuthServiceServer {
+		return relayFloor{floorServer: f, client: &http.Client{Transport: tr}, url: target + grantPath}
+	})
 }
 
 // relayFloor relays DeleteClientGrant to url.

@@ -20,7 +20,6 @@ import (
 // PKI is a throwaway certificate authority with a server certificate for
 // loopback, made for one test and written to its temporary directory.
 type PKI struct {
-	dir  string
 	ca   *x509.Certificate
 	key  *ecdsa.PrivateKey
 	Pool *x509.CertPool
@@ -29,11 +28,25 @@ type PKI struct {
 	CAFile, CertFile, KeyFile string
 }
 
-// NewPKI makes a CA and a loopback server certificate.
+// NewPKI makes a CA and a loopback server certificate in the test's
+// temporary directory.
 func NewPKI(t testing.TB) *PKI {
 	t.Helper()
-	p := &PKI{dir: t.TempDir()}
-	key := newKey(t)
+	p, err := MakePKI(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// MakePKI makes a CA and a loopback server certificate, and writes their
+// PEM files into dir: for callers without a test, such as the benchmark.
+func MakePKI(dir string) (*PKI, error) {
+	p := &PKI{}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          big.NewInt(1),
 		Subject:               pkix.Name{CommonName: "dintero-facade test CA"},
@@ -45,18 +58,37 @@ func NewPKI(t testing.TB) *PKI {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	p.ca, _ = x509.ParseCertificate(der)
+	if p.ca, err = x509.ParseCertificate(der); err != nil {
+		return nil, err
+	}
 	p.key = key
 	p.Pool = x509.NewCertPool()
 	p.Pool.AddCert(p.ca)
-	p.CAFile = p.write(t, "ca.pem", "CERTIFICATE", der)
-	cert := p.issue(t, pkix.Name{CommonName: "localhost"}, nil, x509.ExtKeyUsageServerAuth)
-	p.CertFile = p.write(t, "server.pem", "CERTIFICATE", cert.Certificate[0])
-	kder, _ := x509.MarshalECPrivateKey(cert.PrivateKey.(*ecdsa.PrivateKey))
-	p.KeyFile = p.write(t, "server-key.pem", "EC PRIVATE KEY", kder)
-	return p
+	cert, err := p.issue(pkix.Name{CommonName: "localhost"}, nil, x509.ExtKeyUsageServerAuth)
+	if err != nil {
+		return nil, err
+	}
+	kder, err := x509.MarshalECPrivateKey(cert.PrivateKey.(*ecdsa.PrivateKey))
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range []struct {
+		path      *string
+		name, typ string
+		der       []byte
+	}{
+		{&p.CAFile, "ca.pem", "CERTIFICATE", der},
+		{&p.CertFile, "server.pem", "CERTIFICATE", cert.Certificate[0]},
+		{&p.KeyFile, "server-key.pem", "EC PRIVATE KEY", kder},
+	} {
+		*f.path = filepath.Join(dir, f.name)
+		if err := os.WriteFile(*f.path, pem.EncodeToMemory(&pem.Block{Type: f.typ, Bytes: f.der}), 0o600); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
 }
 
 // Client issues a client certificate with subject cn and, when uri is not
@@ -71,7 +103,11 @@ func (p *PKI) Client(t testing.TB, cn, uri string) tls.Certificate {
 		}
 		uris = append(uris, u)
 	}
-	return p.issue(t, pkix.Name{CommonName: cn, Organization: []string{"test"}}, uris, x509.ExtKeyUsageClientAuth)
+	c, err := p.issue(pkix.Name{CommonName: cn, Organization: []string{"test"}}, uris, x509.ExtKeyUsageClientAuth)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 // ClientTLS returns a client TLS configuration that trusts the CA and,
@@ -80,12 +116,14 @@ func (p *PKI) ClientTLS(certs ...tls.Certificate) *tls.Config {
 	return &tls.Config{RootCAs: p.Pool, Certificates: certs, MinVersion: tls.VersionTLS12}
 }
 
-func (p *PKI) issue(t testing.TB, subject pkix.Name, uris []*url.URL, usage x509.ExtKeyUsage) tls.Certificate {
-	t.Helper()
-	key := newKey(t)
+func (p *PKI) issue(subject pkix.Name, uris []*url.URL, usage x509.ExtKeyUsage) (tls.Certificate, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
 	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
 	if err != nil {
-		t.Fatal(err)
+		return tls.Certificate{}, err
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: serial,
@@ -102,25 +140,7 @@ func (p *PKI) issue(t testing.TB, subject pkix.Name, uris []*url.URL, usage x509
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.ca, &key.PublicKey, p.key)
 	if err != nil {
-		t.Fatal(err)
+		return tls.Certificate{}, err
 	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
-}
-
-func (p *PKI) write(t testing.TB, name, typ string, der []byte) string {
-	t.Helper()
-	path := filepath.Join(p.dir, name)
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
-func newKey(t testing.TB) *ecdsa.PrivateKey {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
 }
