@@ -315,4 +315,3 @@ func rootfs(t testing.TB, dir string) map[string][32]byte {
 	}
 	return files
 }
-
