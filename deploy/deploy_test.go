@@ -370,21 +370,13 @@ func TestNetworkPolicy(t *testing.T) {
 	checkNetworkPolicy(t, render(t, "."))
 }
 
-// TestTracingComponent: an overlay with the tracing component turns
-// tracing on and lets OTLP out to the collector's namespace, the one the
-// endpoint names; without it, tracing stays off (TestNetworkPolicy: no
-// egress but DNS and HTTPS).
+// TestTracingComponent: the manual's command that adds the tracing
+// component turns tracing on and lets OTLP out to the collector's
+// namespace, the one the endpoint names; without it, tracing stays off
+// (and TestNetworkPolicy: no egress but DNS and HTTPS).
 func TestTracingComponent(t *testing.T) {
 	root := stage(t)
-	overlay := filepath.Join(root, "overlay")
-	if err := os.MkdirAll(overlay, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	k := "resources: [../deploy]\ncomponents: [../deploy/tracing]\n"
-	if err := os.WriteFile(filepath.Join(overlay, "kustomization.yaml"), []byte(k), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	r := render(t, overlay)
+	r := render(t, runUntilApply(t, root, shipBlock(t, "tracing")+"kubectl apply -k deploy/"))
 	checkNetworkPolicy(t, r, "4317")
 	var endpoint string
 	for _, e := range r.container(t).Env {

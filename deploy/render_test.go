@@ -167,12 +167,20 @@ func credentialsExample(t testing.TB) corev1.Secret {
 	return s
 }
 
-// stage copies deploy/'s manifests (and its components) into a new
-// directory's deploy/, beside which a test writes an overlay: what an
-// operator's own kustomization does with resources: [../deploy].
+// stage copies deploy/'s manifests, its components and its go.mod (for
+// go tool kustomize) into a new directory's deploy/, with the facade's
+// go.mod beside it, which deploy/go.mod's replace names: where a test runs
+// the manual's kustomize commands without touching deploy/.
 func stage(t testing.TB) string {
 	t.Helper()
 	root := t.TempDir()
+	copyFile := func(from, to string) error {
+		b, err := os.ReadFile(from)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(to, b, 0o644)
+	}
 	err := filepath.WalkDir(".", func(p string, d os.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -180,15 +188,16 @@ func stage(t testing.TB) string {
 		if d.IsDir() {
 			return os.MkdirAll(filepath.Join(root, "deploy", p), 0o755)
 		}
-		if !slices.Contains([]string{".yaml", ".yml"}, filepath.Ext(p)) {
+		if !slices.Contains([]string{".yaml", ".yml"}, filepath.Ext(p)) && p != "go.mod" && p != "go.sum" {
 			return nil
 		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(filepath.Join(root, "deploy", p), b, 0o644)
+		return copyFile(p, filepath.Join(root, "deploy", p))
 	})
+	for _, f := range []string{"go.mod", "go.sum"} {
+		if err == nil {
+			err = copyFile(filepath.Join("..", f), filepath.Join(root, f))
+		}
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
