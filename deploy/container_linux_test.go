@@ -711,7 +711,17 @@ func TestContainer(t *testing.T) {
 		if !t.Run("probes", func(t *testing.T) {
 			ct.waitReady(t, ns, c, 60*time.Second)
 			ct.waitLog(t, `"msg":"warmed up`, 10*time.Second)
-			if err := probe(context.Background(), ns, c, c.LivenessProbe); err != nil {
+			// Liveness, as soon as ready: the kubelet restarts the container
+			// after failureThreshold failures in a row (and watchLiveness
+			// probes on the manifest's schedule until SIGTERM).
+			var err error
+			for range max(c.LivenessProbe.FailureThreshold, 1) {
+				if err = probe(context.Background(), ns, c, c.LivenessProbe); err == nil {
+					break
+				}
+				time.Sleep(time.Second)
+			}
+			if err != nil {
 				t.Errorf("liveness: %v", err)
 			}
 			// Every declared port serves: metrics in plain HTTP.
@@ -809,10 +819,11 @@ func TestContainer(t *testing.T) {
 			}
 			// A call that is still in flight when the listeners close.
 			id := grant()
-			arrived := up.holdDelete(id, delay+2*time.Second)
+			hold := delay + 2*time.Second
+			arrived := up.holdDelete(id, hold)
 			result := make(chan error, 1)
 			go func() {
-				ctx, cancel := context.WithTimeout(context.Background(), grace)
+				ctx, cancel := context.WithTimeout(context.Background(), hold+20*time.Second)
 				defer cancel()
 				_, err := del.grpc.DeleteClientGrant(ctx, &authv1.DeleteClientGrantRequest{Oid: deleter.account, Id: id})
 				result <- err
@@ -835,7 +846,7 @@ func TestContainer(t *testing.T) {
 				}
 				stopped <- err
 			}()
-			ct.waitLog(t, `"msg":"shutting down`, 5*time.Second)
+			ct.waitLog(t, `"msg":"shutting down`, 15*time.Second)
 			if err := probe(context.Background(), ns, c, c.ReadinessProbe); err == nil {
 				t.Error("readiness still passes after SIGTERM; want NOT_SERVING while endpoints update")
 			}

@@ -3,6 +3,8 @@ package deploy_test
 import (
 	"bytes"
 	"crypto/sha256"
+	"crypto/x509"
+	"debug/elf"
 	"io/fs"
 	"maps"
 	"os"
@@ -310,8 +312,23 @@ func rootfs(t testing.TB, dir string) map[string][32]byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Contains(mustRead(t, filepath.Join(out, "etc", "passwd")), []byte(":65532:65532:")) {
-		t.Errorf("/etc/passwd names no user 65532")
+	if !bytes.Contains(mustRead(t, filepath.Join(out, "etc", "passwd")), []byte("nonroot:x:65532:65532:")) ||
+		!bytes.Contains(mustRead(t, filepath.Join(out, "etc", "group")), []byte("nonroot:x:65532:")) {
+		t.Errorf("/etc/passwd and /etc/group do not name the user and group 65532")
+	}
+	if !x509.NewCertPool().AppendCertsFromPEM(mustRead(t, filepath.Join(out, "etc", "ssl", "certs", "ca-certificates.crt"))) {
+		t.Errorf("the image's CA bundle holds no certificate")
+	}
+	// Static: FROM scratch has no dynamic loader.
+	bin, err := elf.Open(filepath.Join(out, "dintero-facade"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bin.Close()
+	for _, p := range bin.Progs {
+		if p.Type == elf.PT_INTERP {
+			t.Errorf("the binary needs a dynamic loader, which the image lacks")
+		}
 	}
 	return files
 }
