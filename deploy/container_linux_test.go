@@ -254,11 +254,11 @@ func runArgs(t *testing.T, r *rendered) []string {
 		t.Fatal("a privileged container: not mirrored here")
 	}
 	if sc.Capabilities != nil {
-		for _, cap := range sc.Capabilities.Drop {
-			args = append(args, "--cap-drop", string(cap))
+		for _, capability := range sc.Capabilities.Drop {
+			args = append(args, "--cap-drop", string(capability))
 		}
-		for _, cap := range sc.Capabilities.Add {
-			args = append(args, "--cap-add", string(cap))
+		for _, capability := range sc.Capabilities.Add {
+			args = append(args, "--cap-add", string(capability))
 		}
 	}
 	if sc.AllowPrivilegeEscalation != nil && !*sc.AllowPrivilegeEscalation {
@@ -311,8 +311,9 @@ func mountArgs(t *testing.T, r *rendered, volumes map[string]string) []string {
 	return args
 }
 
-// start runs image in the namespace with runArgs and the container's args
-// plus extra.
+// start runs image in the namespace with podman's podArgs (runArgs,
+// mountArgs) and the facade's facadeArgs; the container goes when the test
+// ends.
 func start(t *testing.T, ns *netns, image string, podArgs, facadeArgs []string) *container {
 	t.Helper()
 	ct := &container{name: "dintero-facade-test-" + randomHex(t, 6), out: &dinterotest.LogBuffer{}, exited: make(chan struct{})}
@@ -492,7 +493,8 @@ func watchLiveness(ns *netns, c corev1.Container, stop <-chan struct{}) func() (
 	}
 }
 
-// callers make the calls of one identity over mutual TLS.
+// caller makes the calls of one identity over mutual TLS, by gRPC and
+// through the gateway.
 type caller struct {
 	grpc authv1.AuthServiceClient
 	http *http.Client
