@@ -1,22 +1,30 @@
-# Build: docker build --build-arg VERSION=$(git describe --always) -t dintero-facade .
-# The build stage pins the Go release; raise it when govulncheck (see
-# .ci/run) reports a standard-library finding fixed in a later release.
+# The image for builders that can pull golang:
+#   docker build --build-arg VERSION=$(git describe --always --dirty) -t dintero-facade .
+# Offline, or without golang at hand, .ci/image builds the same image with
+# the local Go toolchain. Both make the image's files with .ci/image's rootfs
+# step (one set of build flags), and .ci/image builds the last stage below.
+# deploy/image_test.go checks that the COPY lines bring every package the
+# binary imports. The build stage pins the Go release; raise it when
+# govulncheck (see .ci/run) reports a standard-library finding fixed in a
+# later release.
 FROM golang:1.26.10-bookworm AS build
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY cmd/ cmd/
 COPY gen/ gen/
+COPY gateway/ gateway/
 COPY internal/ internal/
 COPY service/ service/
 COPY upstream/ upstream/
+COPY .ci/image .ci/image
 ARG VERSION=dev
-RUN CGO_ENABLED=0 GOOS=linux go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/dintero-facade ./cmd/dintero-facade
+RUN VERSION="${VERSION}" .ci/image rootfs /rootfs
 
-# distroless/static has no shell and no package manager; :nonroot runs as
-# uid 65532.
-FROM gcr.io/distroless/static-debian12:nonroot
-COPY --from=build /out/dintero-facade /dintero-facade
+# scratch: no shell, no package manager. The rootfs holds the static binary,
+# the CA bundle, and /etc/passwd and /etc/group naming the user 65532.
+FROM scratch
+COPY --from=build /rootfs/ /
 USER 65532:65532
 # 9090: gRPC. 8080: JSON gateway, /healthz, /openapi.json.
 EXPOSE 9090 8080

@@ -1,52 +1,35 @@
-// Package deploy_test checks the Kubernetes manifests offline, by decoding
-// them into the Kubernetes API types, against the facade's own flags and
-// policy parser: what ships is the secure setup (mutual TLS, a policy, a
-// network policy, probes and metrics on plain listeners of their own).
+// Package deploy_test checks the Kubernetes manifests offline. It renders
+// the kustomization as kubectl apply -k would, decodes what it renders into
+// the Kubernetes API types, and checks that against the facade's own flags
+// and policy parser: what ships is the secure setup (mutual TLS, a policy,
+// a network policy, probes and metrics on plain listeners of their own), in
+// one namespace, with the operator's image. container_test.go runs it.
 package deploy_test
 
 import (
+	"bytes"
+	"fmt"
+	"maps"
+	"net/url"
 	"os"
 	"os/exec"
 	"path"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 
-	appsv1 "k8s.io/api/apps/v1"
-	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
-	policyv1 "k8s.io/api/policy/v1"
-	"sigs.k8s.io/yaml"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"sigs.k8s.io/kustomize/api/types"
 
 	"github.com/dintero-facade/dintero-facade/service"
 )
 
-// decode reads a manifest strictly: an unknown or misspelt field fails.
-func decode(t *testing.T, file string, into any) {
-	t.Helper()
-	b, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := yaml.UnmarshalStrict(b, into); err != nil {
-		t.Fatalf("%s: %v", file, err)
-	}
-}
-
-func deployment(t *testing.T) (appsv1.Deployment, corev1.Container) {
-	t.Helper()
-	var d appsv1.Deployment
-	decode(t, "deployment.yaml", &d)
-	if len(d.Spec.Template.Spec.Containers) != 1 {
-		t.Fatalf("got %d containers; want 1", len(d.Spec.Template.Spec.Containers))
-	}
-	return d, d.Spec.Template.Spec.Containers[0]
-}
-
 // flags returns the container's --name=value arguments.
-func flags(t *testing.T, c corev1.Container) map[string]string {
+func flags(t testing.TB, c corev1.Container) map[string]string {
 	t.Helper()
 	out := map[string]string{}
 	for _, a := range c.Args {
@@ -59,20 +42,137 @@ func flags(t *testing.T, c corev1.Container) map[string]string {
 	return out
 }
 
+// kustomization reads deploy/kustomization.yaml.
+func kustomization(t testing.TB) types.Kustomization {
+	t.Helper()
+	var k types.Kustomization
+	decode(t, "kustomization.yaml", &k)
+	return k
+}
+
+// TestKustomization: kubectl apply -k deploy/ applies every manifest but the
+// example credentials, all in the namespace it creates, which is the one the
+// Certificate's names assume; the image is the one images: names.
+func TestKustomization(t *testing.T) {
+	r := render(t, ".")
+	k := kustomization(t)
+	ns := r.Namespace.Name
+	if ns == "" || ns != k.Namespace {
+		t.Errorf("the render creates namespace %q; kustomization.yaml sets %q", ns, k.Namespace)
+	}
+	for _, o := range r.Objects {
+		switch {
+		case o.Kind == "Namespace":
+		case o.Namespace != ns:
+			t.Errorf("%s %s is in namespace %q; want %q", o.Kind, o.Name, o.Namespace, ns)
+		}
+		if bytes.Contains(o.YAML, []byte("REPLACE_ME")) {
+			t.Errorf("%s %s holds a placeholder", o.Kind, o.Name)
+		}
+	}
+	if len(r.Secrets) != 0 {
+		t.Errorf("the render holds Secrets %v; credentials are created out of band, TLS by cert-manager", slices.Sorted(maps.Keys(r.Secrets)))
+	}
+	// Every manifest in deploy/ is applied, but the example.
+	files, err := filepath.Glob("*.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		switch {
+		case f == "kustomization.yaml":
+		case f == "credentials.example.yaml":
+			if slices.Contains(k.Resources, f) {
+				t.Errorf("kustomization.yaml applies %s, whose credentials are placeholders", f)
+			}
+		case !slices.Contains(k.Resources, f):
+			t.Errorf("kustomization.yaml does not apply %s", f)
+		}
+	}
+	// The Certificate names the Service in this namespace.
+	for _, c := range r.Certificates {
+		for _, want := range []string{r.Service.Name + "." + ns + ".svc", r.Service.Name + "." + ns + ".svc.cluster.local"} {
+			if !slices.Contains(c.Spec.DNSNames, want) {
+				t.Errorf("Certificate %s's dnsNames %v lack %s", c.Metadata.Name, c.Spec.DNSNames, want)
+			}
+		}
+	}
+	// The image is the one images: sets, with a registry and a version.
+	if len(k.Images) != 1 {
+		t.Fatalf("kustomization.yaml sets %d images; want 1, the facade's", len(k.Images))
+	}
+	img := k.Images[0]
+	c := r.container(t)
+	if want := img.NewName + ":" + img.NewTag; c.Image != want {
+		t.Errorf("the container runs %q; want %q, the kustomization's image", c.Image, want)
+	}
+	if registry, _, ok := strings.Cut(img.NewName, "/"); !ok || !strings.ContainsAny(registry, ".:") || img.NewTag == "" || img.NewTag == "latest" {
+		t.Errorf("images: %s:%s; want a registry host and a version tag", img.NewName, img.NewTag)
+	}
+}
+
+// TestVolumesExist: every volume's ConfigMap is in the render, and every
+// Secret is either issued by a Certificate in the render or the documented
+// out-of-band credentials Secret.
+func TestVolumesExist(t *testing.T) {
+	r := render(t, ".")
+	example := credentialsExample(t)
+	issued := map[string]bool{}
+	for _, c := range r.Certificates {
+		issued[c.Spec.SecretName] = true
+	}
+	for _, v := range r.Deployment.Spec.Template.Spec.Volumes {
+		switch {
+		case v.ConfigMap != nil:
+			if _, ok := r.ConfigMaps[v.ConfigMap.Name]; !ok {
+				t.Errorf("volume %s: ConfigMap %s is not in the render", v.Name, v.ConfigMap.Name)
+			}
+		case v.Secret != nil:
+			if !issued[v.Secret.SecretName] && v.Secret.SecretName != example.Name {
+				t.Errorf("volume %s: Secret %s is neither a Certificate's nor the documented credentials Secret %s", v.Name, v.Secret.SecretName, example.Name)
+			}
+		default:
+			t.Errorf("volume %s is neither a Secret nor a ConfigMap", v.Name)
+		}
+	}
+}
+
 func TestDeployment(t *testing.T) {
-	d, c := deployment(t)
-	if d.Kind != "Deployment" || d.Spec.Replicas == nil || *d.Spec.Replicas != 2 {
-		t.Errorf("want a Deployment with 2 replicas, got %s with %v", d.Kind, d.Spec.Replicas)
+	r := render(t, ".")
+	d, c := r.Deployment, r.container(t)
+	if d.Spec.Replicas == nil || *d.Spec.Replicas != 2 {
+		t.Errorf("want 2 replicas, got %v", d.Spec.Replicas)
 	}
 	if got, want := d.Spec.Selector.MatchLabels["app.kubernetes.io/name"], d.Spec.Template.Labels["app.kubernetes.io/name"]; got == "" || got != want {
 		t.Errorf("selector %q does not match the pod labels %q", got, want)
 	}
 	pod := d.Spec.Template.Spec
-	if pod.SecurityContext == nil || pod.SecurityContext.RunAsNonRoot == nil || !*pod.SecurityContext.RunAsNonRoot {
-		t.Error("the pod must run as non-root")
+	psc := pod.SecurityContext
+	if psc == nil || psc.RunAsNonRoot == nil || !*psc.RunAsNonRoot || psc.RunAsUser == nil || *psc.RunAsUser == 0 {
+		t.Fatal("the pod must run as a non-root user")
+	}
+	// The kubelet writes Secret and ConfigMap files owned by root: the
+	// facade reads them through fsGroup, which owns them.
+	if psc.FSGroup == nil {
+		t.Error("no fsGroup: user", *psc.RunAsUser, "cannot read the root-owned Secret files")
+	}
+	for _, v := range pod.Volumes {
+		if v.Secret == nil {
+			continue
+		}
+		mode := int32(corev1.SecretVolumeSourceDefaultMode)
+		if v.Secret.DefaultMode != nil {
+			mode = *v.Secret.DefaultMode
+		}
+		if mode&0o040 == 0 || mode&0o007 != 0 {
+			t.Errorf("volume %s: defaultMode %#o; want group read (fsGroup) and nothing for others", v.Name, mode)
+		}
 	}
 	if pod.AutomountServiceAccountToken == nil || *pod.AutomountServiceAccountToken {
 		t.Error("the pod must not mount a service account token: it talks to no Kubernetes API")
+	}
+	if psc.SeccompProfile == nil || psc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
+		t.Errorf("seccomp %+v; want RuntimeDefault (Pod Security restricted)", psc.SeccompProfile)
 	}
 	sc := c.SecurityContext
 	if sc == nil || sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem ||
@@ -80,9 +180,12 @@ func TestDeployment(t *testing.T) {
 		sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot || sc.Capabilities == nil || len(sc.Capabilities.Drop) != 1 || sc.Capabilities.Drop[0] != "ALL" {
 		t.Errorf("container security context %+v; want read-only root, no privilege escalation, non-root, all capabilities dropped", sc)
 	}
-	for _, r := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
-		if c.Resources.Requests.Name(r, "").IsZero() || c.Resources.Limits.Name(r, "").IsZero() {
-			t.Errorf("%s needs a request and a limit", r)
+	if r.Namespace.Labels["pod-security.kubernetes.io/enforce"] != "restricted" {
+		t.Errorf("namespace labels %v; want Pod Security restricted enforced", r.Namespace.Labels)
+	}
+	for _, res := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
+		if c.Resources.Requests.Name(res, "").IsZero() || c.Resources.Limits.Name(res, "").IsZero() {
+			t.Errorf("%s needs a request and a limit", res)
 		}
 	}
 	if pod.TerminationGracePeriodSeconds == nil || *pod.TerminationGracePeriodSeconds < 25 {
@@ -90,11 +193,23 @@ func TestDeployment(t *testing.T) {
 	}
 }
 
+// containerPort resolves a probe's port, by number or by name, to a port
+// the container declares; 0 when it declares none such.
+func containerPort(c corev1.Container, p intstr.IntOrString) int32 {
+	for _, cp := range c.Ports {
+		if (p.Type == intstr.String && cp.Name == p.StrVal) || (p.Type == intstr.Int && cp.ContainerPort == p.IntVal) {
+			return cp.ContainerPort
+		}
+	}
+	return 0
+}
+
 // TestSecureByDefault: both service listeners need a client certificate,
 // the facade's credentials are bound by a policy, and the probes and the
 // metrics have plain listeners of their own.
 func TestSecureByDefault(t *testing.T) {
-	_, c := deployment(t)
+	r := render(t, ".")
+	c := r.container(t)
 	f := flags(t, c)
 	for _, name := range []string{"tls-cert", "tls-key", "client-ca", "policy-file", "credentials-file", "health-addr", "metrics-addr"} {
 		if f[name] == "" {
@@ -106,19 +221,21 @@ func TestSecureByDefault(t *testing.T) {
 		ports[p.Name] = p.ContainerPort
 	}
 	for name, flag := range map[string]string{"grpc": "grpc-addr", "http": "http-addr", "health": "health-addr", "metrics": "metrics-addr"} {
-		if want := ":" + itoa(ports[name]); f[flag] != want {
+		if want := ":" + strconv.Itoa(int(ports[name])); f[flag] != want {
 			t.Errorf("--%s is %q; want %s, the %s port", flag, f[flag], want, name)
 		}
 	}
 	if len(ports) != 4 {
 		t.Errorf("got ports %v; want grpc, http, health and metrics", ports)
 	}
-	// The kubelet has no client certificate: both probes go to the plain
-	// probe listener, never to a service port.
-	if r := c.ReadinessProbe; r == nil || r.GRPC == nil || r.GRPC.Port != ports["health"] || r.GRPC.Service == nil || *r.GRPC.Service != "dintero.auth.v1.AuthService" {
-		t.Errorf("readiness: got %+v; want gRPC health of dintero.auth.v1.AuthService on the health port", r)
+	// The kubelet has no client certificate: both probes go to a port the
+	// container declares, the plain probe listener, never a service port.
+	if rp := c.ReadinessProbe; rp == nil || rp.GRPC == nil || rp.GRPC.Port != ports["health"] || rp.GRPC.Service == nil || *rp.GRPC.Service != "dintero.auth.v1.AuthService" {
+		t.Errorf("readiness: got %+v; want gRPC health of dintero.auth.v1.AuthService on the health port", rp)
+	} else if containerPort(c, intstr.FromInt32(rp.GRPC.Port)) == 0 {
+		t.Errorf("readiness probes port %d, which the container does not declare", rp.GRPC.Port)
 	}
-	if l := c.LivenessProbe; l == nil || l.HTTPGet == nil || l.HTTPGet.Path != "/healthz" || l.HTTPGet.Port.String() != "health" || l.HTTPGet.Scheme == corev1.URISchemeHTTPS {
+	if l := c.LivenessProbe; l == nil || l.HTTPGet == nil || l.HTTPGet.Path != "/healthz" || containerPort(c, l.HTTPGet.Port) != ports["health"] || l.HTTPGet.Scheme == corev1.URISchemeHTTPS {
 		t.Errorf("liveness: got %+v; want plain GET /healthz on the health port", l)
 	}
 	// No secret in the environment or the arguments.
@@ -133,11 +250,6 @@ func TestSecureByDefault(t *testing.T) {
 	for _, m := range c.VolumeMounts {
 		mounts[m.Name] = m
 	}
-	volumes := map[string]corev1.Volume{}
-	d, _ := deployment(t)
-	for _, v := range d.Spec.Template.Spec.Volumes {
-		volumes[v.Name] = v
-	}
 	for flag, want := range map[string]struct{ volume, secret, configMap string }{
 		"tls-cert":         {"tls", "dintero-facade-tls", ""},
 		"tls-key":          {"tls", "dintero-facade-tls", ""},
@@ -149,7 +261,7 @@ func TestSecureByDefault(t *testing.T) {
 		if !ok || !m.ReadOnly || path.Dir(f[flag]) != m.MountPath {
 			t.Errorf("--%s=%s is not in the read-only mount of volume %s (%+v)", flag, f[flag], want.volume, m)
 		}
-		v := volumes[want.volume]
+		v := r.volume(t, want.volume)
 		switch {
 		case want.secret != "" && (v.Secret == nil || v.Secret.SecretName != want.secret):
 			t.Errorf("volume %s: got %+v; want Secret %s", want.volume, v.VolumeSource, want.secret)
@@ -161,7 +273,7 @@ func TestSecureByDefault(t *testing.T) {
 
 // TestFlagsExist: every argument is a flag the facade has (its --help).
 func TestFlagsExist(t *testing.T) {
-	_, c := deployment(t)
+	c := render(t, ".").container(t)
 	cmd := exec.Command("go", "run", "./cmd/dintero-facade", "--help")
 	cmd.Dir = ".."
 	out, err := cmd.CombinedOutput()
@@ -178,55 +290,38 @@ func TestFlagsExist(t *testing.T) {
 // TestCertificate: cert-manager issues the server certificate into the
 // Secret the Deployment mounts, for the Service's names.
 func TestCertificate(t *testing.T) {
-	var cert struct {
-		APIVersion string `json:"apiVersion"`
-		Kind       string `json:"kind"`
-		Metadata   struct {
-			Name string `json:"name"`
-		} `json:"metadata"`
-		Spec struct {
-			SecretName  string   `json:"secretName"`
-			Duration    string   `json:"duration"`
-			RenewBefore string   `json:"renewBefore"`
-			Usages      []string `json:"usages"`
-			DNSNames    []string `json:"dnsNames"`
-			PrivateKey  struct {
-				Algorithm      string `json:"algorithm"`
-				Size           int    `json:"size"`
-				RotationPolicy string `json:"rotationPolicy"`
-			} `json:"privateKey"`
-			IssuerRef struct {
-				Kind string `json:"kind"`
-				Name string `json:"name"`
-			} `json:"issuerRef"`
-		} `json:"spec"`
+	r := render(t, ".")
+	if len(r.Certificates) != 1 {
+		t.Fatalf("got %d Certificates; want 1", len(r.Certificates))
 	}
-	decode(t, "certificate.yaml", &cert)
-	if cert.APIVersion != "cert-manager.io/v1" || cert.Kind != "Certificate" || cert.Spec.SecretName != "dintero-facade-tls" {
-		t.Errorf("got %s %s into %s; want a cert-manager Certificate into dintero-facade-tls", cert.APIVersion, cert.Kind, cert.Spec.SecretName)
+	var cert certificate
+	for _, c := range r.Certificates {
+		cert = c
+	}
+	if cert.APIVersion != "cert-manager.io/v1" || cert.Spec.SecretName != r.volume(t, "tls").Secret.SecretName {
+		t.Errorf("got %s into %s; want a cert-manager Certificate into the tls volume's Secret", cert.APIVersion, cert.Spec.SecretName)
 	}
 	if !slices.Contains(cert.Spec.Usages, "server auth") || cert.Spec.IssuerRef.Name == "" || cert.Spec.PrivateKey.RotationPolicy != "Always" {
 		t.Errorf("got %+v; want a server certificate from an issuer, its key rotated", cert.Spec)
 	}
-	var s corev1.Service
-	decode(t, "service.yaml", &s)
-	if !slices.Contains(cert.Spec.DNSNames, s.Name) {
-		t.Errorf("dnsNames %v lack the Service's name %s", cert.Spec.DNSNames, s.Name)
+	if !slices.Contains(cert.Spec.DNSNames, r.Service.Name) {
+		t.Errorf("dnsNames %v lack the Service's name %s", cert.Spec.DNSNames, r.Service.Name)
 	}
 }
 
-// TestNetworkPolicy: the service ports admit only the callers'
-// namespaces, /metrics only the scraper, and egress only DNS and HTTPS.
-func TestNetworkPolicy(t *testing.T) {
-	var np networkingv1.NetworkPolicy
-	decode(t, "networkpolicy.yaml", &np)
-	d, _ := deployment(t)
-	if np.Spec.PodSelector.MatchLabels["app.kubernetes.io/name"] != d.Spec.Template.Labels["app.kubernetes.io/name"] {
+// checkNetworkPolicy: the service ports admit only the callers'
+// namespaces, /metrics only the scraper, and egress goes to DNS, HTTPS and
+// the extra ports given.
+func checkNetworkPolicy(t *testing.T, r *rendered, extraEgress ...string) {
+	t.Helper()
+	np := r.NetworkPolicy
+	if np.Spec.PodSelector.MatchLabels["app.kubernetes.io/name"] != r.Deployment.Spec.Template.Labels["app.kubernetes.io/name"] {
 		t.Errorf("selects %v; want the facade's pods", np.Spec.PodSelector.MatchLabels)
 	}
 	if !slices.Contains(np.Spec.PolicyTypes, networkingv1.PolicyTypeIngress) || !slices.Contains(np.Spec.PolicyTypes, networkingv1.PolicyTypeEgress) {
 		t.Errorf("policy types %v; want Ingress and Egress", np.Spec.PolicyTypes)
 	}
+	c := r.container(t)
 	admitted := map[string][]networkingv1.NetworkPolicyPeer{}
 	for _, rule := range np.Spec.Ingress {
 		if len(rule.From) == 0 || len(rule.Ports) == 0 {
@@ -238,6 +333,9 @@ func TestNetworkPolicy(t *testing.T) {
 			}
 		}
 		for _, p := range rule.Ports {
+			if containerPort(c, *p.Port) == 0 {
+				t.Errorf("ingress admits port %s, which the container does not declare", p.Port.String())
+			}
 			admitted[p.Port.String()] = append(admitted[p.Port.String()], rule.From...)
 		}
 	}
@@ -261,34 +359,89 @@ func TestNetworkPolicy(t *testing.T) {
 		}
 	}
 	slices.Sort(egressPorts)
-	if want := []string{"443", "53", "53"}; !slices.Equal(egressPorts, want) {
-		t.Errorf("egress ports %v; want DNS and HTTPS only", egressPorts)
+	want := append([]string{"443", "53", "53"}, extraEgress...)
+	slices.Sort(want)
+	if !slices.Equal(egressPorts, want) {
+		t.Errorf("egress ports %v; want %v", egressPorts, want)
+	}
+}
+
+func TestNetworkPolicy(t *testing.T) {
+	checkNetworkPolicy(t, render(t, "."))
+}
+
+// TestTracingComponent: the manual's command that adds the tracing
+// component turns tracing on and lets OTLP out to the collector's
+// namespace, the one the endpoint names; without it, tracing stays off
+// (and TestNetworkPolicy: no egress but DNS and HTTPS).
+func TestTracingComponent(t *testing.T) {
+	root := stage(t)
+	r := render(t, runUntilApply(t, root, shipBlock(t, "tracing")+"kubectl apply -k deploy/"))
+	checkNetworkPolicy(t, r, "4317")
+	var endpoint string
+	for _, e := range r.container(t).Env {
+		if e.Name == "OTEL_EXPORTER_OTLP_ENDPOINT" {
+			endpoint = e.Value
+		}
+	}
+	u, err := url.Parse(endpoint)
+	if err != nil || u.Port() != "4317" {
+		t.Fatalf("OTEL_EXPORTER_OTLP_ENDPOINT %q; want an OTLP/gRPC endpoint on 4317", endpoint)
+	}
+	// host is service.namespace[.svc…]: the egress rule admits that namespace.
+	labels := strings.Split(u.Hostname(), ".")
+	if len(labels) < 2 {
+		t.Fatalf("endpoint host %q names no namespace", u.Hostname())
+	}
+	found := false
+	for _, rule := range r.NetworkPolicy.Spec.Egress {
+		for _, p := range rule.Ports {
+			if p.Port.String() != "4317" {
+				continue
+			}
+			for _, peer := range rule.To {
+				if peer.NamespaceSelector != nil && peer.NamespaceSelector.MatchLabels["kubernetes.io/metadata.name"] == labels[1] {
+					found = true
+				}
+			}
+		}
+	}
+	if !found {
+		t.Errorf("no egress rule lets 4317 out to namespace %s, the endpoint's", labels[1])
+	}
+	for _, e := range render(t, ".").container(t).Env {
+		if strings.HasPrefix(e.Name, "OTEL_EXPORTER_OTLP") {
+			t.Errorf("the base sets %s: tracing must be off unless the component is used", e.Name)
+		}
 	}
 }
 
 func TestService(t *testing.T) {
-	var s corev1.Service
-	decode(t, "service.yaml", &s)
+	r := render(t, ".")
+	c := r.container(t)
 	ports := map[string]int32{}
-	for _, p := range s.Spec.Ports {
+	for _, p := range r.Service.Spec.Ports {
 		ports[p.Name] = p.Port
-		if p.TargetPort.String() != p.Name {
+		if p.TargetPort.String() != p.Name || containerPort(c, p.TargetPort) == 0 {
 			t.Errorf("port %s targets %s; want the container port of the same name", p.Name, p.TargetPort.String())
 		}
 	}
 	if ports["grpc"] != 9090 || ports["http"] != 8080 || ports["metrics"] != 9102 || len(ports) != 3 {
 		t.Errorf("got ports %v; want grpc 9090, http 8080 and metrics 9102, not the probe port", ports)
 	}
-	if s.Spec.Selector["app.kubernetes.io/name"] != "dintero-facade" {
-		t.Errorf("selector %v", s.Spec.Selector)
+	for k, v := range r.Service.Spec.Selector {
+		if r.Deployment.Spec.Template.Labels[k] != v {
+			t.Errorf("selector %v does not select the pods %v", r.Service.Spec.Selector, r.Deployment.Spec.Template.Labels)
+		}
 	}
 }
 
-// TestPolicy: the shipped policy is one the facade loads.
+// TestPolicy: the shipped policy, as mounted, is one the facade loads.
 func TestPolicy(t *testing.T) {
-	var cm corev1.ConfigMap
-	decode(t, "policy.yaml", &cm)
-	p, err := service.ParsePolicy([]byte(cm.Data["policy.yaml"]))
+	r := render(t, ".")
+	v := r.volume(t, "policy")
+	file := path.Base(flags(t, r.container(t))["policy-file"])
+	p, err := service.ParsePolicy([]byte(r.ConfigMaps[v.ConfigMap.Name].Data[file]))
 	if err != nil {
 		t.Fatalf("the facade refuses the shipped policy: %v", err)
 	}
@@ -298,17 +451,16 @@ func TestPolicy(t *testing.T) {
 }
 
 func TestPodDisruptionBudget(t *testing.T) {
-	var p policyv1.PodDisruptionBudget
-	decode(t, "pdb.yaml", &p)
+	p := render(t, ".").PDB
 	if p.Spec.MinAvailable == nil || p.Spec.MinAvailable.IntValue() != 1 || p.Spec.Selector.MatchLabels["app.kubernetes.io/name"] != "dintero-facade" {
 		t.Errorf("got %+v; want minAvailable 1 for the facade's pods", p.Spec)
 	}
 }
 
 func TestHorizontalPodAutoscaler(t *testing.T) {
-	var h autoscalingv2.HorizontalPodAutoscaler
-	decode(t, "hpa.yaml", &h)
-	if h.Spec.ScaleTargetRef.Kind != "Deployment" || h.Spec.ScaleTargetRef.Name != "dintero-facade" {
+	r := render(t, ".")
+	h := r.HPA
+	if h.Spec.ScaleTargetRef.Kind != "Deployment" || h.Spec.ScaleTargetRef.Name != r.Deployment.Name {
 		t.Errorf("scales %+v; want the facade's Deployment", h.Spec.ScaleTargetRef)
 	}
 	if h.Spec.MinReplicas == nil || *h.Spec.MinReplicas < 2 || h.Spec.MaxReplicas < *h.Spec.MinReplicas {
@@ -319,22 +471,17 @@ func TestHorizontalPodAutoscaler(t *testing.T) {
 	}
 }
 
-// TestCredentialsExample: the example Secret has the key the Deployment
-// reads, and placeholders only.
+// TestCredentialsExample: the example Secret, which the kustomization
+// leaves out, has the name and key the Deployment reads, and placeholders
+// only.
 func TestCredentialsExample(t *testing.T) {
-	var s corev1.Secret
-	decode(t, "credentials.example.yaml", &s)
-	d, c := deployment(t)
-	var vol corev1.Volume
-	for _, v := range d.Spec.Template.Spec.Volumes {
-		if v.Name == "credentials" {
-			vol = v
-		}
-	}
+	s := credentialsExample(t)
+	r := render(t, ".")
+	vol := r.volume(t, "credentials")
 	if vol.Secret == nil || vol.Secret.SecretName != s.Name {
 		t.Errorf("the credentials volume reads %+v; the example Secret is %q", vol.VolumeSource, s.Name)
 	}
-	file := path.Base(flags(t, c)["credentials-file"])
+	file := path.Base(flags(t, r.container(t))["credentials-file"])
 	content, ok := s.StringData[file]
 	if !ok {
 		t.Fatalf("the example Secret has no key %q, the file --credentials-file reads", file)
@@ -342,6 +489,16 @@ func TestCredentialsExample(t *testing.T) {
 	if !strings.Contains(content, "client_secret: REPLACE_ME") || strings.Count(content, "REPLACE_ME") != 2 {
 		t.Errorf("the example's credentials must be placeholders:\n%s", content)
 	}
+	if want := fmt.Sprintf("-n %s create secret generic %s", r.Namespace.Name, s.Name); !strings.Contains(string(mustRead(t, "credentials.example.yaml")), want) {
+		t.Errorf("credentials.example.yaml does not show %q", want)
+	}
 }
 
-func itoa(n int32) string { return strconv.Itoa(int(n)) }
+func mustRead(t testing.TB, file string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
