@@ -226,7 +226,11 @@ func (c *Client) wrapErr(ctx context.Context, r *request, err error) error {
 
 // once makes one attempt through the circuit breaker.
 func (c *Client) once(ctx context.Context, r *request) (*response, error) {
-	res, err := c.breaker.Execute(func() (*response, error) {
+	cb := c.breaker
+	if r.op == opKeys {
+		cb = c.keysBreaker
+	}
+	res, err := cb.Execute(func() (*response, error) {
 		res, err := c.attempt(ctx, r)
 		switch {
 		case err != nil && ctx.Err() != nil:
