@@ -13,7 +13,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
-		"sync/atomic"
+	"sync/atomic"
 	"time"
 
 	"github.com/sony/gobreaker/v2"

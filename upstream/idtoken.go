@@ -16,7 +16,7 @@ import (
 	"github.com/go-json-experiment/json"
 	"github.com/golang-jwt/jwt/v5"
 	lru "github.com/hashicorp/golang-lru/v2"
-	)
+)
 
 // IDTokenOptions shape the verification of authorize's id_token.
 type IDTokenOptions struct {
