@@ -140,8 +140,11 @@ func (nopObserver) BreakerState(string)                     {}
 // Call carries what a single call brings from its caller, and the
 // credentials it was allowed to use.
 type Call struct {
-	// Authorization is the caller's Authorization header value ("Bearer
-	// …"), passed to Dintero as it came. Empty means Credentials.
+	// Authorization is the caller's Authorization header value:
+	// "Bearer <token>", the scheme in any case and one or more spaces,
+	// else the call fails with ErrBadAuthorization and sends nothing. The
+	// token is passed to Dintero as it came, after "Bearer ". Empty means
+	// Credentials.
 	Authorization string
 	// Credentials are the facade's credentials for the call's account,
 	// from Client.CredentialsFor: the snapshot the caller's permission was
