@@ -255,6 +255,34 @@ func TestSentMeansSent(t *testing.T) {
 		t.Errorf("%d of 10 calls waiting for a connection say sent, %d reached Dintero; want none", n, got)
 	}
 
+	// A patient call dials; the impatient ones behind it give up at their
+	// deadline, not when the dial ends.
+	srv.CloseClientConnections()
+	time.Sleep(50 * time.Millisecond)
+	patient := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, _, err := c.DeleteClientGrant(ctx, caller(fake), "T123", "g")
+		patient <- err
+	}()
+	time.Sleep(100 * time.Millisecond)
+	for range 5 {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+			defer cancel()
+			start := time.Now()
+			_, meta, err := c.DeleteClientGrant(ctx, caller(fake), "T123", "g")
+			if took := time.Since(start); !errors.Is(err, context.DeadlineExceeded) || meta.Sent || took > time.Second {
+				t.Errorf("behind a dial of 1.5 s: got %v after %v, sent %v; want DeadlineExceeded at 200 ms, not sent", err, took, meta.Sent)
+			}
+		})
+	}
+	wg.Wait()
+	if err := <-patient; err != nil {
+		t.Errorf("the patient call: %v", err)
+	}
+
 	// Waiting for the facade's token, or for the signing keys.
 	for _, op := range []string{dinterotest.OpToken, dinterotest.OpKeys} {
 		f := dinterotest.New(t)
