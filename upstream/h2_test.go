@@ -1,3 +1,7 @@
+// These tests set the fields of x/net/http2's Transport, deprecated in
+// favour of net/http's; see upstream/transport.go.
+//lint:file-ignore SA1019 the facade uses x/net/http2's Transport on purpose
+
 package upstream_test
 
 import (
