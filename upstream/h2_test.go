@@ -137,9 +137,10 @@ func TestNoHeadOfLineBlocking(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fake := dinterotest.New(t, dinterotest.Options{Mock: dinteromock.Options{Stateless: true}})
-			release := make(chan struct{})
+			release, arrived := make(chan struct{}), make(chan struct{})
 			srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				if strings.HasSuffix(r.URL.Path, "/held") {
+					close(arrived)
 					select {
 					case <-release:
 					case <-r.Context().Done():
@@ -175,6 +176,12 @@ func TestNoHeadOfLineBlocking(t *testing.T) {
 				_, _, err := c.DeleteClientGrant(context.Background(), call, "T123", "held")
 				held <- err
 			}()
+			// The held call is the connection's first.
+			select {
+			case <-arrived:
+			case <-time.After(10 * time.Second):
+				t.Fatal("the held call did not arrive")
+			}
 			var wg sync.WaitGroup
 			var failed atomic.Int64
 			for range 20 {
