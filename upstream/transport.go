@@ -263,6 +263,7 @@ type sending struct {
 	body  io.ReadCloser
 }
 
+// The states of await's handshake.
 const (
 	awaitOpen int32 = iota
 	awaitTaken
@@ -273,12 +274,16 @@ const (
 // within HeaderTimeout.
 var errHeaderTimeout error = headerTimeout{}
 
+// headerTimeout is a net.Error that says it is a timeout, as net/http's
+// own header timeout does.
 type headerTimeout struct{}
 
 func (headerTimeout) Error() string   { return "timeout awaiting response headers" }
 func (headerTimeout) Timeout() bool   { return true }
 func (headerTimeout) Temporary() bool { return true }
 
+// newSending readies a request of context ctx: its trace, and with a
+// timeout, a context the header timer can end.
 func newSending(ctx context.Context, timeout time.Duration) *sending {
 	s := &sending{parent: ctx, timeout: timeout}
 	s.trace.GotConn = func(httptrace.GotConnInfo) { s.gotConn.Store(true) }
@@ -303,6 +308,7 @@ func newSending(ctx context.Context, timeout time.Duration) *sending {
 	return s
 }
 
+// stopTimer stops the header timer, if it runs.
 func (s *sending) stopTimer() {
 	if t := s.timer.Load(); t != nil {
 		t.Stop()
