@@ -101,6 +101,7 @@ type signingKey struct {
 type keyring struct {
 	mu          sync.Mutex
 	keys        []signingKey
+	gen         uint64    // counts the fetches stored
 	fetched     time.Time // when keys were fetched
 	lastRefetch time.Time // when an unknown kid last made them be fetched, whatever came of it
 	refetching  *refetch  // the refetch in flight for an unknown kid, nil when none
@@ -149,7 +150,20 @@ func (k keySet) put(account string, keys []signingKey, now time.Time) {
 	}
 	r.mu.Lock()
 	r.keys, r.fetched = keys, now
+	r.gen++
 	r.mu.Unlock()
+}
+
+// gen returns how many fetches of account's keys were stored; 0 when
+// none is held.
+func (k keySet) gen(account string) uint64 {
+	r, _ := k.rings.Peek(account)
+	if r == nil {
+		return 0
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.gen
 }
 
 // len is how many accounts' keys are held.
@@ -161,32 +175,38 @@ func (k keySet) len() int { return k.rings.Len() }
 // still serve when a new fetch fails.
 func (c *Client) ensureKeys(ctx context.Context, call Call, account string) (Meta, error) {
 	var have bool
+	var seen uint64
 	if r := c.keys.ring(account); r != nil {
 		r.mu.Lock()
 		var fresh bool
-		have, fresh = len(r.keys) > 0, c.now().Sub(r.fetched) < c.opts.IDToken.KeysFor
+		have, fresh, seen = len(r.keys) > 0, c.now().Sub(r.fetched) < c.opts.IDToken.KeysFor, r.gen
 		r.mu.Unlock()
 		if fresh {
 			return Meta{}, nil
 		}
 	}
-	meta, err := c.fetchKeys(ctx, call, account)
+	meta, err := c.fetchKeys(ctx, call, account, seen)
 	if err != nil && have {
 		return meta, nil
 	}
 	return meta, err
 }
 
-// fetchKeys fetches account's keys into the key set. Calls that
-// authenticate alike share one fetch, which no one caller's cancellation
-// ends; calls with other tokens fetch on their own, so that a bad token
-// fails only its own call.
-func (c *Client) fetchKeys(ctx context.Context, call Call, account string) (Meta, error) {
+// fetchKeys fetches account's keys into the key set, unless keys were
+// stored since the caller saw generation seen of them (a caller may join
+// only after the fetch it waited for has ended). Calls that authenticate
+// alike share one fetch, which no one caller's cancellation ends; calls
+// with other tokens fetch on their own, so that a bad token fails only its
+// own call.
+func (c *Client) fetchKeys(ctx context.Context, call Call, account string, seen uint64) (Meta, error) {
 	type result struct {
 		meta Meta
 		err  error
 	}
 	ch := c.keysFlight.DoChan(account+" "+call.Authorization, func() (any, error) {
+		if c.keys.gen(account) != seen {
+			return result{}, nil
+		}
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.Timeout)
 		defer cancel()
 		keys, meta, err := c.getKeys(fctx, call, account)
@@ -371,6 +391,7 @@ var (
 // keys), each tries once with its own token.
 func (c *Client) verifyIDToken(ctx context.Context, call Call, account, raw string, audiences ...string) Identity {
 	r := c.keys.ring(account)
+	seen := c.keys.gen(account)
 	id := c.checkIDToken(raw, r.key, audiences)
 	if id.Reason != ReasonUnknownKey {
 		return id
@@ -378,7 +399,7 @@ func (c *Client) verifyIDToken(ctx context.Context, call Call, account, raw stri
 	if r == nil {
 		// The keys were dropped for other accounts' since the call
 		// began: fetch them once.
-		if _, err := c.fetchKeys(ctx, call, account); err != nil {
+		if _, err := c.fetchKeys(ctx, call, account, seen); err != nil {
 			return id
 		}
 		return c.checkIDToken(raw, c.keys.ring(account).key, audiences)
@@ -388,7 +409,7 @@ func (c *Client) verifyIDToken(ctx context.Context, call Call, account, raw stri
 	case f == nil:
 		return id
 	case start:
-		_, err := c.fetchKeys(ctx, call, account)
+		_, err := c.fetchKeys(ctx, call, account, seen)
 		r.endRefetch(f, err, c.now())
 	default:
 		select {
@@ -397,7 +418,7 @@ func (c *Client) verifyIDToken(ctx context.Context, call Call, account, raw stri
 			return id
 		}
 		if f.refused {
-			if _, err := c.fetchKeys(ctx, call, account); err != nil {
+			if _, err := c.fetchKeys(ctx, call, account, seen); err != nil {
 				return id
 			}
 		}
