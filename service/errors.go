@@ -38,6 +38,7 @@ const (
 	ReasonInvalidArgument    = "INVALID_ARGUMENT"
 	ReasonPolicyDenied       = "POLICY_DENIED"
 	ReasonNoCredentials      = "NO_CREDENTIALS"
+	ReasonBadAuthorization   = "BAD_AUTHORIZATION"
 	ReasonBusy               = "FACADE_BUSY"
 	ReasonCircuitOpen        = "CIRCUIT_OPEN"
 	ReasonTransport          = "DINTERO_UNREACHABLE"
@@ -119,6 +120,8 @@ func statusOf(op string, err error, meta upstream.Meta) *status.Status {
 	switch {
 	case errors.Is(err, upstream.ErrNoCredentials):
 		return failure(op, meta, codes.Unauthenticated, ReasonNoCredentials, err.Error()+": send an authorization bearer token")
+	case errors.Is(err, upstream.ErrBadAuthorization):
+		return failure(op, meta, codes.Unauthenticated, ReasonBadAuthorization, err.Error()+`: send "authorization: Bearer <token>", or no authorization to use the facade's credentials`)
 	case errors.Is(err, upstream.ErrBusy):
 		return failure(op, meta, codes.ResourceExhausted, ReasonBusy, "the facade has too many calls to Dintero in flight; retry with backoff")
 	case errors.Is(err, upstream.ErrCircuitOpen):

@@ -5,6 +5,7 @@ var (
 	ValidateDeleteClientGrant = validateDeleteClientGrant
 	ValidateAuthorize         = validateAuthorize
 	StatusOf                  = statusOf
+	DeadlineBound             = deadlineBound
 )
 
 // CodeForHTTP and CodeForOAuthError expose the two mappings to the golden

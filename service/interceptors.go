@@ -40,6 +40,9 @@ type callInfo struct {
 	// idToken is the id_token's verification (verified, invalid,
 	// not_checked) and idTokenReason why it is invalid; never a claim.
 	idToken, idTokenReason string
+	// withheld names the fields of Dintero's answer kept from the caller
+	// (oidc.client_secret); never a value.
+	withheld []string
 }
 
 type infoKey struct{}
@@ -219,6 +222,9 @@ func logCall(ctx context.Context, log *slog.Logger, msg, method string, ci *call
 	}
 	if len(ci.meta.Undecoded) > 0 {
 		attrs = append(attrs, slog.Any("undecoded", ci.meta.Undecoded))
+	}
+	if len(ci.withheld) > 0 {
+		attrs = append(attrs, slog.Any("withheld", ci.withheld))
 	}
 	if ci.idToken != "" {
 		attrs = append(attrs, slog.String("id_token", ci.idToken))

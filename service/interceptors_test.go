@@ -19,6 +19,7 @@ import (
 	authv1 "github.com/dintero-facade/dintero-facade/gen/dintero/auth/v1"
 	"github.com/dintero-facade/dintero-facade/internal/dinterotest"
 	"github.com/dintero-facade/dintero-facade/service"
+	"github.com/dintero-facade/dintero-facade/upstream"
 )
 
 func TestLogLine(t *testing.T) {
@@ -223,7 +224,8 @@ func TestNoSecretsInLogsOrStatuses(t *testing.T) {
 		code   = "vc-SECRET-8f00b204"
 		oidcCS = "oidc-SECRET-ecf8427e"
 	)
-	e := setup(t)
+	// The grant's OIDC secret is returned, to see that it reaches no log.
+	e := setup(t, func(_ *upstream.Options, so *service.Options) { so.ReturnOIDCClientSecret = true })
 	e.fake.AddCode("T123", code)
 	token := strings.TrimPrefix(e.fake.Bearer("T123"), "Bearer ")
 	var idToken string

@@ -44,6 +44,11 @@ type Options struct {
 	// error (Unauthenticated, reason ID_TOKEN_INVALID) instead of an answer
 	// marked invalid. The verification code is spent either way.
 	RejectInvalidIDToken bool
+	// ReturnOIDCClientSecret returns the deleted grant's oidc.client_secret
+	// to the caller. By default it is withheld, and the call's log line
+	// names the field: it is the secret of the grant's identity provider,
+	// and may still be valid there.
+	ReturnOIDCClientSecret bool
 }
 
 // New returns a Server that calls Dintero with client.
@@ -108,7 +113,10 @@ func (s *Server) DeleteClientGrant(ctx context.Context, req *authv1.DeleteClient
 	if err := validateDeleteClientGrant(req); err != nil {
 		return nil, err
 	}
-	call := callFrom(ctx)
+	call, err := callFrom(ctx, opDelete)
+	if err != nil {
+		return nil, err
+	}
 	if err := s.authenticate(ctx, info, &call, opDelete, req.GetOid()); err != nil {
 		return nil, err
 	}
@@ -118,7 +126,12 @@ func (s *Server) DeleteClientGrant(ctx context.Context, req *authv1.DeleteClient
 		return nil, statusOf(opDelete, err, meta).Err()
 	}
 	s.opts.Metrics.undecoded(opDelete, meta.Undecoded)
-	return &authv1.DeleteClientGrantResponse{Grant: grantToProto(g)}, nil
+	out := grantToProto(g)
+	if o := out.GetOidc(); o.GetClientSecret() != "" && !s.opts.ReturnOIDCClientSecret {
+		o.ClientSecret = ""
+		info.withheld = withheldOIDCSecret
+	}
+	return &authv1.DeleteClientGrantResponse{Grant: out}, nil
 }
 
 // Authorize redeems a verification code at Dintero.
@@ -128,7 +141,10 @@ func (s *Server) Authorize(ctx context.Context, req *authv1.AuthorizeRequest) (*
 	if err := validateAuthorize(req); err != nil {
 		return nil, err
 	}
-	call := callFrom(ctx)
+	call, err := callFrom(ctx, opAuthorize)
+	if err != nil {
+		return nil, err
+	}
 	if err := s.authenticate(ctx, info, &call, opAuthorize, req.GetOid()); err != nil {
 		return nil, err
 	}
@@ -188,17 +204,27 @@ func resultName(r authv1.IdTokenVerification_Result) string {
 }
 
 // callFrom takes what upstream needs from the call's metadata: the caller's
-// authorization, passed to Dintero as it came, and the request id.
-func callFrom(ctx context.Context) upstream.Call {
+// authorization, which upstream checks and passes to Dintero, and the
+// request id. An authorization that is there but blank is refused: the
+// caller meant to bring a token (an unset $TOKEN, say), and the call must
+// neither go out with an empty one nor fall back to the facade's
+// credentials.
+func callFrom(ctx context.Context, op string) (upstream.Call, error) {
 	var c upstream.Call
 	// ValueFromIncomingContext reads one key; FromIncomingContext would
 	// copy all the metadata on every call.
 	if v := metadata.ValueFromIncomingContext(ctx, "authorization"); len(v) > 0 {
 		c.Authorization = strings.TrimSpace(v[0])
+		if c.Authorization == "" {
+			return c, statusOf(op, upstream.ErrBadAuthorization, upstream.Meta{}).Err()
+		}
 	}
 	c.RequestID = infoFrom(ctx).requestID
-	return c
+	return c, nil
 }
+
+// withheldOIDCSecret names the field withheld from a deleted grant.
+var withheldOIDCSecret = []string{"oidc.client_secret"}
 
 // grantToProto translates Dintero's grant. Timestamps become the same
 // instant in UTC; a missing one stays unset.

@@ -40,7 +40,8 @@ func TestDeleteClientGrant(t *testing.T) {
 	want := &authv1.ClientGrant{
 		Id: "grant-9", ClientId: "2a6b5f2e-client", Audience: "https://api.dintero.com/v1/accounts/T12345678",
 		Scope: []string{"admin:accounts", "write:checkout"}, Type: "authorization_code",
-		Oidc:      &authv1.Oidc{ClientId: "oidc-client", ClientSecret: "oidc-secret-in-grant", Authority: "https://identityserver.example.com/access"},
+		// The OIDC client secret is withheld by default.
+		Oidc:      &authv1.Oidc{ClientId: "oidc-client", Authority: "https://identityserver.example.com/access"},
 		CreatedAt: timestamppb.New(time.Date(2024, 1, 2, 1, 4, 5, 123000000, time.UTC)),
 		UpdatedAt: g.GetDeletedAt(), DeletedAt: g.GetDeletedAt(),
 		CreatedBy: "user-creator", DeletedBy: "caller-T12345678",
@@ -54,6 +55,61 @@ func TestDeleteClientGrant(t *testing.T) {
 	r := e.fake.Requests()[0]
 	if r.Header.Get("Authorization") != e.fake.Bearer("T12345678") || r.Header.Get("X-Request-Id") != "caller-req-1" {
 		t.Errorf("Dintero got authorization %q, request id %q", r.Header.Get("Authorization"), r.Header.Get("X-Request-Id"))
+	}
+}
+
+// TestOIDCClientSecretWithheld: the deleted grant's oidc.client_secret is
+// withheld unless the operator allows it, and the audit line names the
+// field withheld, never its value.
+func TestOIDCClientSecretWithheld(t *testing.T) {
+	for _, allow := range []bool{false, true} {
+		e := setup(t, func(_ *upstream.Options, so *service.Options) { so.ReturnOIDCClientSecret = allow })
+		e.fake.AddGrants("T123", "g")
+		resp, err := e.client.DeleteClientGrant(e.withToken(context.Background(), "T123"), &authv1.DeleteClientGrantRequest{Oid: "T123", Id: "g"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		o := resp.GetGrant().GetOidc()
+		if got := o.GetClientSecret(); (got == "oidc-secret-in-grant") != allow || o.GetClientId() != "oidc-client" {
+			t.Errorf("allowed %v: got oidc %v; want the secret only when allowed", allow, o)
+		}
+		lines := e.audit.Lines(t, "audit")
+		if len(lines) != 1 {
+			t.Fatalf("got %d audit lines; want 1", len(lines))
+		}
+		withheld, _ := lines[0]["withheld"].([]any)
+		if allow != (len(withheld) == 0) || (!allow && withheld[0] != "oidc.client_secret") {
+			t.Errorf("allowed %v: the audit line says withheld %v; want [oidc.client_secret] when withheld", allow, lines[0]["withheld"])
+		}
+		if strings.Contains(e.audit.String(), "oidc-secret-in-grant") || strings.Contains(e.log.String(), "oidc-secret-in-grant") {
+			t.Error("the secret reached a log")
+		}
+	}
+}
+
+// TestBadAuthorization: an authorization that is blank, or not "Bearer
+// <token>", is refused Unauthenticated before anything is sent, over
+// either operation; Authorize says its code was not sent. A blank one
+// does not fall back to the facade's credentials.
+func TestBadAuthorization(t *testing.T) {
+	e := setup(t, credentials)
+	e.fake.AddCode("T123", goodAuthorize().GetVerificationCode())
+	e.fake.AddGrants("T123", "g")
+	for _, auth := range []string{"", " ", "Bearer ", "Bearer", "Basic dXNlcjpwdw==", "Bearer a b"} {
+		ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", auth)
+		_, err := e.client.Authorize(ctx, goodAuthorize())
+		st := status.Convert(err)
+		info, _ := details(st)
+		if st.Code() != codes.Unauthenticated || info.GetReason() != service.ReasonBadAuthorization || info.GetMetadata()["verification_code_sent"] != "false" {
+			t.Errorf("Authorize with authorization %q: got %v %v; want Unauthenticated, BAD_AUTHORIZATION, not sent", auth, st.Code(), info)
+		}
+		_, err = e.client.DeleteClientGrant(ctx, &authv1.DeleteClientGrantRequest{Oid: "T123", Id: "g"})
+		if st := status.Convert(err); st.Code() != codes.Unauthenticated {
+			t.Errorf("DELETE with authorization %q: got %v; want Unauthenticated", auth, st)
+		}
+	}
+	if n := len(e.fake.Requests()); n != 0 {
+		t.Errorf("%d requests reached Dintero; want none", n)
 	}
 }
 

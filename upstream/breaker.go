@@ -13,7 +13,8 @@ import (
 // caller's choosing), answers ErrCircuitOpen at once while open, and after
 // OpenFor lets one probe through: the breaker closes if it succeeds and
 // opens again if not. There is one breaker for all accounts: an outage of
-// Dintero is an outage for every account.
+// Dintero is an outage for every account. The keys endpoint has a breaker
+// of its own, with the same options: its outage pauses Authorize only.
 type BreakerOptions struct {
 	// ConsecutiveFailures opens the breaker. Default 10.
 	ConsecutiveFailures uint32
@@ -42,7 +43,8 @@ func (e *callerEnded) Unwrap() error { return e.err }
 // answer itself still goes back to the caller.
 var errServerError = errors.New("server error")
 
-func newBreaker(o BreakerOptions, obs Observer) *gobreaker.CircuitBreaker[*response] {
+// newBreaker returns a breaker named name that tells state its changes.
+func newBreaker(name string, o BreakerOptions, state func(string)) *gobreaker.CircuitBreaker[*response] {
 	if o.ConsecutiveFailures == 0 {
 		o.ConsecutiveFailures = 10
 	}
@@ -59,7 +61,7 @@ func newBreaker(o BreakerOptions, obs Observer) *gobreaker.CircuitBreaker[*respo
 		o.OpenFor = 5 * time.Second
 	}
 	return gobreaker.NewCircuitBreaker[*response](gobreaker.Settings{
-		Name:         "dintero",
+		Name:         name,
 		MaxRequests:  1,
 		Interval:     o.Window,
 		BucketPeriod: o.Window / 10,
@@ -81,7 +83,7 @@ func newBreaker(o BreakerOptions, obs Observer) *gobreaker.CircuitBreaker[*respo
 			return errors.As(err, &ended) || errors.As(err, &e)
 		},
 		OnStateChange: func(_ string, _, to gobreaker.State) {
-			obs.BreakerState(to.String())
+			state(to.String())
 		},
 	})
 }

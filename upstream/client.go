@@ -13,11 +13,11 @@ import (
 	"regexp"
 	"sort"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/sony/gobreaker/v2"
+	"golang.org/x/sync/singleflight"
 )
 
 // DefaultBaseURL is Dintero's API root.
@@ -123,6 +123,14 @@ type Observer interface {
 	BreakerState(state string)
 }
 
+// KeysBreakerObserver is an Observer that is also told about the keys
+// endpoint's own breaker.
+type KeysBreakerObserver interface {
+	// KeysBreakerState reports the keys breaker's new state: closed,
+	// half-open or open.
+	KeysBreakerState(state string)
+}
+
 type nopObserver struct{}
 
 func (nopObserver) Attempt(string, int, int, time.Duration) {}
@@ -132,8 +140,11 @@ func (nopObserver) BreakerState(string)                     {}
 // Call carries what a single call brings from its caller, and the
 // credentials it was allowed to use.
 type Call struct {
-	// Authorization is the caller's Authorization header value ("Bearer
-	// …"), passed to Dintero as it came. Empty means Credentials.
+	// Authorization is the caller's Authorization header value:
+	// "Bearer <token>", the scheme in any case and one or more spaces,
+	// else the call fails with ErrBadAuthorization and sends nothing. The
+	// token is passed to Dintero as it came, after "Bearer ". Empty means
+	// Credentials.
 	Authorization string
 	// Credentials are the facade's credentials for the call's account,
 	// from Client.CredentialsFor: the snapshot the caller's permission was
@@ -178,8 +189,13 @@ type Client struct {
 	tokens  atomic.Pointer[map[string]*tokenSource] // by account
 	sem     chan struct{}                           // nil when unbounded
 	breaker *gobreaker.CircuitBreaker[*response]
-	// keyrings holds each account's signing keys (*keyring by account).
-	keyrings sync.Map
+	// keysBreaker guards the keys endpoint alone: an outage of it pauses
+	// Authorize, not the calls that need no keys.
+	keysBreaker *gobreaker.CircuitBreaker[*response]
+	// keys holds the accounts' signing keys; keysFlight shares a fetch
+	// among the calls that authenticate alike.
+	keys       keySet
+	keysFlight singleflight.Group
 }
 
 // New returns a Client for opts.
@@ -223,6 +239,9 @@ func New(opts Options) (*Client, error) {
 	if opts.IDToken.RefetchEvery <= 0 {
 		opts.IDToken.RefetchEvery = 10 * time.Second
 	}
+	if opts.IDToken.MaxAccounts <= 0 {
+		opts.IDToken.MaxAccounts = 1000
+	}
 	c := &Client{
 		opts: opts,
 		base: strings.TrimRight(opts.BaseURL, "/"),
@@ -231,7 +250,13 @@ func New(opts Options) (*Client, error) {
 	if opts.MaxConcurrent > 0 {
 		c.sem = make(chan struct{}, opts.MaxConcurrent)
 	}
-	c.breaker = newBreaker(opts.Breaker, opts.Observer)
+	c.breaker = newBreaker("dintero", opts.Breaker, opts.Observer.BreakerState)
+	keysState := func(string) {}
+	if o, ok := opts.Observer.(KeysBreakerObserver); ok {
+		keysState = o.KeysBreakerState
+	}
+	c.keysBreaker = newBreaker("dintero-keys", opts.Breaker, keysState)
+	c.keys = newKeySet(opts.IDToken.MaxAccounts)
 	if err := c.SetCredentials(opts.Credentials); err != nil {
 		return nil, err
 	}

@@ -26,6 +26,10 @@ var (
 	// ErrNoCredentials means the call had no caller token and the client has
 	// no client credentials; nothing was sent.
 	ErrNoCredentials = errors.New("no Dintero credentials: the call has no bearer token and the facade has no client credentials")
+	// ErrBadAuthorization means the caller's authorization is not
+	// "Bearer <token>" (the scheme in any case, one token68): an empty or
+	// blank token, another scheme, more than one token. Nothing was sent.
+	ErrBadAuthorization = errors.New(`the authorization is not "Bearer <token>"`)
 	// ErrTokenFetch means the facade could not get a token with its client
 	// credentials; it wraps the cause.
 	ErrTokenFetch = errors.New("fetching a Dintero token with the client credentials")

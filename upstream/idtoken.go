@@ -15,7 +15,7 @@ import (
 
 	"github.com/go-json-experiment/json"
 	"github.com/golang-jwt/jwt/v5"
-	"golang.org/x/sync/singleflight"
+	lru "github.com/hashicorp/golang-lru/v2"
 )
 
 // IDTokenOptions shape the verification of authorize's id_token.
@@ -28,8 +28,13 @@ type IDTokenOptions struct {
 	// are fetched again ahead of a call. Default 1 h.
 	KeysFor time.Duration
 	// RefetchEvery bounds how often a token signed by an unknown key
-	// makes the account's keys be fetched again. Default 10 s.
+	// makes the account's keys be fetched again, whether the last refetch
+	// succeeded or failed. Default 10 s.
 	RefetchEvery time.Duration
+	// MaxAccounts bounds the accounts whose keys are kept, the least
+	// recently used dropped first (and fetched again when next needed).
+	// Default 1,000.
+	MaxAccounts int
 }
 
 // IdentityResult is the outcome of an id_token's verification.
@@ -91,69 +96,122 @@ type signingKey struct {
 	key *rsa.PublicKey
 }
 
-// keyring holds an account's signing keys, fetched from its keys endpoint.
+// keyring holds an account's signing keys, fetched from its keys
+// endpoint. It exists only once a fetch succeeded.
 type keyring struct {
-	group singleflight.Group
-
 	mu          sync.Mutex
 	keys        []signingKey
-	fetched     time.Time // when keys were fetched; zero: never
-	lastRefetch time.Time // when an unknown kid last made them be fetched, successfully
+	gen         uint64    // counts the fetches stored
+	fetched     time.Time // when keys were fetched
+	lastRefetch time.Time // when an unknown kid last made them be fetched, whatever came of it
 	refetching  *refetch  // the refetch in flight for an unknown kid, nil when none
 }
 
 // refetch is a fetch of the keys for an unknown kid; done is closed when
-// it has ended, ok set when it succeeded.
+// it has ended, ok set when it succeeded and refused when Dintero refused
+// the token it was made with (which says nothing of the keys).
 type refetch struct {
-	done chan struct{}
-	ok   bool
+	done    chan struct{}
+	ok      bool
+	refused bool
 }
 
-// ring returns account's keyring, made on first use.
-func (c *Client) ring(account string) *keyring {
-	if r, ok := c.keyrings.Load(account); ok {
-		return r.(*keyring)
-	}
-	r, _ := c.keyrings.LoadOrStore(account, &keyring{})
-	return r.(*keyring)
+// keySet is the signing keys of the accounts called: a bounded cache,
+// least recently used out first, of the accounts whose keys were had.
+// A fetch that failed leaves nothing in it, so that callers naming
+// accounts at will cannot grow it.
+type keySet struct {
+	rings *lru.Cache[string, *keyring]
 }
+
+func newKeySet(size int) keySet {
+	rings, err := lru.New[string, *keyring](size)
+	if err != nil {
+		panic(err) // size is positive: New's defaults see to it
+	}
+	return keySet{rings: rings}
+}
+
+// ring returns account's keyring, nil when its keys were never had (or
+// were dropped for other accounts').
+func (k keySet) ring(account string) *keyring {
+	r, _ := k.rings.Get(account)
+	return r
+}
+
+// put stores keys fetched at now as account's.
+func (k keySet) put(account string, keys []signingKey, now time.Time) {
+	r, ok := k.rings.Get(account)
+	if !ok {
+		r = &keyring{}
+		if prev, found, _ := k.rings.PeekOrAdd(account, r); found {
+			r = prev
+		}
+	}
+	r.mu.Lock()
+	r.keys, r.fetched = keys, now
+	r.gen++
+	r.mu.Unlock()
+}
+
+// gen returns how many fetches of account's keys were stored; 0 when
+// none is held.
+func (k keySet) gen(account string) uint64 {
+	r, _ := k.rings.Peek(account)
+	if r == nil {
+		return 0
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.gen
+}
+
+// len is how many accounts' keys are held.
+func (k keySet) len() int { return k.rings.Len() }
 
 // ensureKeys makes sure the account's signing keys are at hand before a
 // verification code is spent: fetched once, shared by concurrent calls that
 // authenticate alike, and fetched again once older than KeysFor. Stale keys
 // still serve when a new fetch fails.
 func (c *Client) ensureKeys(ctx context.Context, call Call, account string) (Meta, error) {
-	r := c.ring(account)
-	r.mu.Lock()
-	have, fresh := len(r.keys) > 0, !r.fetched.IsZero() && c.now().Sub(r.fetched) < c.opts.IDToken.KeysFor
-	r.mu.Unlock()
-	if fresh {
-		return Meta{}, nil
+	var have bool
+	var seen uint64
+	if r := c.keys.ring(account); r != nil {
+		r.mu.Lock()
+		var fresh bool
+		have, fresh, seen = len(r.keys) > 0, c.now().Sub(r.fetched) < c.opts.IDToken.KeysFor, r.gen
+		r.mu.Unlock()
+		if fresh {
+			return Meta{}, nil
+		}
 	}
-	meta, err := c.fetchKeys(ctx, call, account, r)
+	meta, err := c.fetchKeys(ctx, call, account, seen)
 	if err != nil && have {
 		return meta, nil
 	}
 	return meta, err
 }
 
-// fetchKeys fetches account's keys into r. Calls that authenticate alike
-// share one fetch, which no one caller's cancellation ends; calls with
-// other tokens fetch on their own, so that a bad token fails only its own
-// call.
-func (c *Client) fetchKeys(ctx context.Context, call Call, account string, r *keyring) (Meta, error) {
+// fetchKeys fetches account's keys into the key set, unless keys were
+// stored since the caller saw generation seen of them (a caller may join
+// only after the fetch it waited for has ended). Calls that authenticate
+// alike share one fetch, which no one caller's cancellation ends; calls
+// with other tokens fetch on their own, so that a bad token fails only its
+// own call.
+func (c *Client) fetchKeys(ctx context.Context, call Call, account string, seen uint64) (Meta, error) {
 	type result struct {
 		meta Meta
 		err  error
 	}
-	ch := r.group.DoChan(call.Authorization, func() (any, error) {
+	ch := c.keysFlight.DoChan(account+" "+call.Authorization, func() (any, error) {
+		if c.keys.gen(account) != seen {
+			return result{}, nil
+		}
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.Timeout)
 		defer cancel()
 		keys, meta, err := c.getKeys(fctx, call, account)
 		if err == nil {
-			r.mu.Lock()
-			r.keys, r.fetched = keys, c.now()
-			r.mu.Unlock()
+			c.keys.put(account, keys, c.now())
 		}
 		return result{meta, err}, nil
 	})
@@ -175,7 +233,7 @@ func (c *Client) getKeys(ctx context.Context, call Call, account string) ([]sign
 	if err != nil {
 		return nil, Meta{}, err
 	}
-	req := request{op: "Keys", method: http.MethodGet, path: path, idempotent: true}
+	req := request{op: opKeys, method: http.MethodGet, path: path, idempotent: true}
 	res, meta, err := c.send(ctx, call, account, &req)
 	if err != nil {
 		return nil, meta, err
@@ -190,6 +248,9 @@ func (c *Client) getKeys(ctx context.Context, call Call, account string) ([]sign
 	return keys, meta, nil
 }
 
+// opKeys is the keys fetch's operation, which has a breaker of its own.
+const opKeys = "Keys"
+
 // jwk is one key as the keys endpoint lists it.
 type jwk struct {
 	Alg string `json:"alg"`
@@ -200,12 +261,21 @@ type jwk struct {
 	Kid string `json:"kid"`
 }
 
-// minKeyBits is the smallest RSA modulus accepted.
-const minKeyBits = 2048
+// The RSA keys accepted: a modulus of 2,048 to 8,192 bits (a larger one
+// makes each verification slow at will), the exponent 65537 (the only
+// one in use, and a large one is as slow), and at most maxKeys keys per
+// account.
+const (
+	minKeyBits = 2048
+	maxKeyBits = 8192
+	keyE       = 65537
+	maxKeys    = 16
+)
 
 // parseKeys reads the keys endpoint's answer: Dintero's JSON array of keys
 // (a {"keys": […]} set is read too). Keys that are not RS256 signing keys
-// of a sound size, or have no kid, are skipped; none left is an error.
+// of a sound size (2,048 to 8,192 bits, exponent 65537), or have no kid,
+// are skipped; none left is an error.
 func parseKeys(body []byte) ([]signingKey, error) {
 	var list []jwk
 	if err := json.Unmarshal(body, &list, json.RejectUnknownMembers(false)); err != nil {
@@ -222,14 +292,20 @@ func parseKeys(body []byte) ([]signingKey, error) {
 		if k.Kid == "" || k.Kty != "RSA" || (k.Use != "" && k.Use != "sig") || (k.Alg != "" && k.Alg != "RS256") {
 			continue
 		}
+		if len(k.N) > maxKeyBits/6+4 {
+			continue // longer than the largest modulus accepted: not decoded
+		}
 		n, errN := decodeBase64URL(k.N)
 		e, errE := decodeBase64URL(k.E)
 		if errN != nil || errE != nil || len(e) == 0 || len(e) > 4 {
 			continue
 		}
 		pub := &rsa.PublicKey{N: new(big.Int).SetBytes(n), E: int(new(big.Int).SetBytes(e).Int64())}
-		if pub.N.BitLen() < minKeyBits || pub.E < 3 || pub.E%2 == 0 {
+		if bits := pub.N.BitLen(); bits < minKeyBits || bits > maxKeyBits || pub.E != keyE {
 			continue
+		}
+		if len(out) == maxKeys {
+			break
 		}
 		out = append(out, signingKey{kid: k.Kid, key: pub})
 	}
@@ -244,8 +320,12 @@ func decodeBase64URL(s string) ([]byte, error) {
 	return base64.RawURLEncoding.DecodeString(strings.TrimRight(s, "="))
 }
 
-// key returns the key of kid, if the ring holds it.
+// key returns the key of kid, if the ring holds it; a nil ring holds
+// none.
 func (r *keyring) key(kid string) *rsa.PublicKey {
+	if r == nil {
+		return nil
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, k := range r.keys {
@@ -257,7 +337,7 @@ func (r *keyring) key(kid string) *rsa.PublicKey {
 }
 
 // joinRefetch returns the refetch in flight, or starts one (start is then
-// true) unless a refetch succeeded within every; nil when neither.
+// true) unless one ended within every; nil when neither.
 func (r *keyring) joinRefetch(now time.Time, every time.Duration) (_ *refetch, start bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -271,16 +351,27 @@ func (r *keyring) joinRefetch(now time.Time, every time.Duration) (_ *refetch, s
 	return r.refetching, true
 }
 
-// endRefetch ends f; a success starts the interval before the next one.
-func (r *keyring) endRefetch(f *refetch, ok bool, now time.Time) {
+// endRefetch ends f with the fetch's error. Every end starts the interval
+// before the next refetch, a failure too: while Dintero fails, calls do
+// not each fetch again. A refusal of the token the fetch was made with
+// does not: it says nothing of the keys, and another caller's token may
+// read them.
+func (r *keyring) endRefetch(f *refetch, err error, now time.Time) {
 	r.mu.Lock()
-	if ok {
+	f.ok, f.refused = err == nil, refusedToken(err)
+	if !f.refused {
 		r.lastRefetch = now
 	}
-	f.ok = ok
 	r.refetching = nil
 	r.mu.Unlock()
 	close(f.done)
+}
+
+// refusedToken reports whether Dintero refused the keys fetch for its
+// token: a 4xx answer of the keys endpoint.
+func refusedToken(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Reason == nil && e.StatusCode/100 == 4 && e.StatusCode != http.StatusTooManyRequests && !errors.Is(err, ErrTokenFetch)
 }
 
 // errUnknownKey and errAlgorithm tell the key function's refusals apart.
@@ -296,29 +387,38 @@ var (
 // client_id, and the issuer when one is configured.
 //
 // The calls that meet an unknown kid while a refetch is in flight wait for
-// it; if it failed (another caller's token may not read the keys, or
-// Dintero failed), each tries once with its own token.
+// it; if Dintero refused it (another caller's token may not read the
+// keys), each tries once with its own token.
 func (c *Client) verifyIDToken(ctx context.Context, call Call, account, raw string, audiences ...string) Identity {
-	r := c.ring(account)
+	r := c.keys.ring(account)
+	seen := c.keys.gen(account)
 	id := c.checkIDToken(raw, r.key, audiences)
 	if id.Reason != ReasonUnknownKey {
 		return id
+	}
+	if r == nil {
+		// The keys were dropped for other accounts' since the call
+		// began: fetch them once.
+		if _, err := c.fetchKeys(ctx, call, account, seen); err != nil {
+			return id
+		}
+		return c.checkIDToken(raw, c.keys.ring(account).key, audiences)
 	}
 	f, start := r.joinRefetch(c.now(), c.opts.IDToken.RefetchEvery)
 	switch {
 	case f == nil:
 		return id
 	case start:
-		_, err := c.fetchKeys(ctx, call, account, r)
-		r.endRefetch(f, err == nil, c.now())
+		_, err := c.fetchKeys(ctx, call, account, seen)
+		r.endRefetch(f, err, c.now())
 	default:
 		select {
 		case <-f.done:
 		case <-ctx.Done():
 			return id
 		}
-		if !f.ok {
-			if _, err := c.fetchKeys(ctx, call, account, r); err != nil {
+		if f.refused {
+			if _, err := c.fetchKeys(ctx, call, account, seen); err != nil {
 				return id
 			}
 		}

@@ -1,16 +1,22 @@
 package upstream
 
 import (
+	"context"
 	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"fmt"
+	"io"
 	"math/big"
+	"net/http"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -153,3 +159,118 @@ func FuzzVerifyIDToken(f *testing.F) {
 		}
 	})
 }
+
+// TestParseKeysBounds: a modulus above 8,192 bits, or an exponent other
+// than 65537, is refused, so that a key cannot make each verification
+// slow at will; 8,192 bits pass.
+func TestParseKeysBounds(t *testing.T) {
+	modulus := func(bits int) string {
+		n := new(big.Int).Lsh(big.NewInt(1), uint(bits-1))
+		n.Or(n, big.NewInt(1))
+		return b64(n.Bytes())
+	}
+	key := func(n, e string) string {
+		return fmt.Sprintf(`[{"alg":"RS256","kty":"RSA","use":"sig","kid":"k","n":%q,"e":%q}]`, n, e)
+	}
+	e65537 := b64(big.NewInt(65537).Bytes())
+	for _, tc := range []struct {
+		name, body string
+		ok         bool
+	}{
+		{"8,192 bits", key(modulus(8192), e65537), true},
+		{"8,193 bits", key(modulus(8193), e65537), false},
+		{"262,144 bits", key(modulus(262144), e65537), false},
+		{"e = 3", key(modulus(2048), b64(big.NewInt(3).Bytes())), false},
+		{"e = 2^31-1", key(modulus(2048), b64(big.NewInt(1<<31-1).Bytes())), false},
+	} {
+		if keys, err := parseKeys([]byte(tc.body)); (err == nil) != tc.ok || (tc.ok && len(keys) != 1) {
+			t.Errorf("%s: got %d keys, %v; want accepted %v", tc.name, len(keys), err, tc.ok)
+		}
+	}
+	var many []string
+	for i := range 40 {
+		many = append(many, jwkOf(fmt.Sprint("k", i), &testKey().PublicKey))
+	}
+	if keys, err := parseKeys([]byte("[" + strings.Join(many, ",") + "]")); err != nil || len(keys) != maxKeys {
+		t.Errorf("40 keys: got %d, %v; want the first %d", len(keys), err, maxKeys)
+	}
+}
+
+// refusing is a transport to which Dintero refuses every call, 401.
+type refusing struct{ calls atomic.Int64 }
+
+func (r *refusing) RoundTrip(req *http.Request) (*http.Response, error) {
+	r.calls.Add(1)
+	body := `{"error":{"code":"UNAUTHORIZED","message":"no"}}`
+	return &http.Response{StatusCode: http.StatusUnauthorized, Header: http.Header{"Content-Type": {"application/json"}},
+		Body: io.NopCloser(strings.NewReader(body)), ContentLength: int64(len(body)), Request: req}, nil
+}
+
+// TestKeysMemoryBounded: callers naming accounts at will with tokens
+// Dintero refuses leave nothing behind: after 20,000 accounts (scaled
+// down from the 10⁶ a caller could name) the key set is empty and the
+// heap has not grown with them.
+func TestKeysMemoryBounded(t *testing.T) {
+	tr := &refusing{}
+	c, err := New(Options{BaseURL: DefaultBaseURL, Transport: tr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	call := Call{Authorization: "Bearer junk-token-000000"}
+	run := func(from, n int) {
+		for i := from; i < from+n; i++ {
+			p := AuthorizeParams{OID: fmt.Sprintf("T%08d", i), ResponseType: "authenticate", ClientID: "c", VerificationCode: "123456"}
+			if _, meta, err := c.Authorize(context.Background(), call, p); !errors.Is(err, ErrSigningKeys) || meta.Sent {
+				t.Fatalf("got %v, sent %v; want ErrSigningKeys, not sent", err, meta.Sent)
+			}
+		}
+	}
+	heap := func() uint64 {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapInuse
+	}
+	run(0, 1000) // the steady state of what every call allocates
+	before := heap()
+	run(1000, 20000)
+	after := heap()
+	if n := c.keys.len(); n != 0 {
+		t.Errorf("%d accounts kept after refused fetches; want none", n)
+	}
+	// The code before kept about 500 bytes per account: 10 MB here.
+	if grown := int64(after) - int64(before); grown > 2<<20 {
+		t.Errorf("the heap grew by %d bytes over 20,000 refused accounts; want it flat", grown)
+	}
+	if n := tr.calls.Load(); n != 21000 {
+		t.Errorf("%d requests; want one keys fetch per call", n)
+	}
+}
+
+// TestKeysCacheBounded: the accounts whose keys were had are kept up to
+// MaxAccounts, the least recently used dropped first.
+func TestKeysCacheBounded(t *testing.T) {
+	body := "[" + jwkOf("k1", &testKey().PublicKey) + "]"
+	tr := roundTrip(func(req *http.Request) (*http.Response, error) {
+		return &http.Response{StatusCode: 200, Header: http.Header{}, Body: io.NopCloser(strings.NewReader(body)), ContentLength: int64(len(body)), Request: req}, nil
+	})
+	c, err := New(Options{BaseURL: DefaultBaseURL, Transport: tr, IDToken: IDTokenOptions{MaxAccounts: 50}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 200 {
+		if _, err := c.ensureKeys(context.Background(), Call{Authorization: "Bearer t0000001"}, fmt.Sprintf("T%08d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := c.keys.len(); n != 50 {
+		t.Errorf("%d accounts kept; want MaxAccounts, 50", n)
+	}
+	if c.keys.ring("T00000199") == nil || c.keys.ring("T00000000") != nil {
+		t.Error("the least recently used account was not the one dropped")
+	}
+}
+
+type roundTrip func(*http.Request) (*http.Response, error)
+
+func (f roundTrip) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

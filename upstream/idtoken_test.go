@@ -540,3 +540,55 @@ func TestBadTokenFailsOnlyItsOwnCall(t *testing.T) {
 		t.Errorf("the good token: got %v; want success", goodErr)
 	}
 }
+
+// TestKeysOutage: while the keys endpoint fails, a refetch for an unknown
+// kid is made once per interval, the failure starting it as a success
+// does (5 calls make one refetch of 3 attempts, not 5); and the keys'
+// failures, first fetches of many accounts included, do not open the
+// breaker the other calls depend on: a DELETE still goes through.
+func TestKeysOutage(t *testing.T) {
+	fake := dinterotest.New(t)
+	fake.AddGrants("T123", "g")
+	_, stranger := dinterotest.TestKeys(t)
+	answering(fake, func() string { return signed(t, stranger, "kid-nobody-has", idClaims()) })
+	var mu sync.Mutex
+	now := time.Now()
+	c := newClient(t, fake.URL, func(o *upstream.Options) {
+		o.Now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+		o.IDToken.Leeway = 24 * time.Hour
+	})
+	call := callerAt(fake, allParams.OID)
+	if _, _, err := c.Authorize(context.Background(), call, allParams); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	now = now.Add(time.Minute) // past the interval of the first refetch
+	mu.Unlock()
+	fake.HandleRaw(dinterotest.OpKeys, dinterotest.Status(http.StatusServiceUnavailable))
+	before := fake.Count(dinterotest.OpKeys)
+	for range 5 {
+		rd, _, err := c.Authorize(context.Background(), call, allParams)
+		if err != nil || rd.Identity.Reason != upstream.ReasonUnknownKey {
+			t.Fatalf("got %v, %+v; want unknown_key", err, rd)
+		}
+	}
+	if n := fake.Count(dinterotest.OpKeys) - before; n != 3 {
+		t.Errorf("5 calls with an unknown kid while the keys fail made %d keys requests; want 3, one refetch", n)
+	}
+	// First fetches of every account, all failing: 3 attempts each.
+	for range 2 {
+		for _, account := range dinterotest.Accounts() {
+			if account == allParams.OID {
+				continue
+			}
+			p := allParams
+			p.OID = account
+			if _, meta, err := c.Authorize(context.Background(), callerAt(fake, account), p); err == nil || meta.Sent {
+				t.Fatalf("%s: got %v, sent %v; want the keys' failure, nothing sent", account, err, meta.Sent)
+			}
+		}
+	}
+	if _, _, err := c.DeleteClientGrant(context.Background(), caller(fake), "T123", "g"); err != nil {
+		t.Errorf("a DELETE during the keys' outage: %v; want it through", err)
+	}
+}

@@ -270,7 +270,7 @@ func TestBreakerDefaults(t *testing.T) {
 	fail := func() (*response, error) { return nil, errServerError }
 	ok := func() (*response, error) { return &response{status: 200}, nil }
 	run := func(calls ...func() (*response, error)) string {
-		cb := newBreaker(BreakerOptions{}, nopObserver{})
+		cb := newBreaker("test", BreakerOptions{}, func(string) {})
 		for _, c := range calls {
 			_, _ = cb.Execute(c)
 		}

@@ -41,14 +41,47 @@ type request struct {
 // rest; masking covers their encoded forms too.
 func (r *request) secretValues() []string {
 	out := append([]string(nil), r.secrets...)
-	if r.auth != "" {
-		_, tok, _ := strings.Cut(r.auth, " ")
+	if tok, ok := bearerToken(r.auth); ok {
 		out = append(out, r.auth, tok)
 	}
 	if r.basic != nil {
 		out = append(out, r.basic.ClientSecret, r.basic.ClientID+":"+r.basic.ClientSecret)
 	}
 	return out
+}
+
+// bearerToken returns the token of an Authorization value of the form
+// "Bearer <token>" (RFC 6750 §2.1, the scheme in any case as RFC 7235
+// allows): the scheme, one or more spaces, and one token68.
+func bearerToken(auth string) (string, bool) {
+	scheme, tok, ok := strings.Cut(auth, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	tok = strings.TrimLeft(tok, " ")
+	if !token68(tok) {
+		return "", false
+	}
+	return tok, true
+}
+
+// token68 reports whether s is a token68 of RFC 7235 §2.1: letters,
+// digits and -._~+/, then any "=" padding.
+func token68(s string) bool {
+	end := len(strings.TrimRight(s, "="))
+	if end == 0 {
+		return false
+	}
+	for i := 0; i < end; i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case c == '-', c == '.', c == '_', c == '~', c == '+', c == '/':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // response is Dintero's answer with its body read, or as much of it as
@@ -104,10 +137,17 @@ func (c *Client) send(ctx context.Context, call Call, account string, r *request
 		r.requestID = call.RequestID
 	}
 	if call.Authorization != "" {
-		if !httpguts.ValidHeaderFieldValue(call.Authorization) {
-			return nil, Meta{}, fmt.Errorf("%w: the authorization is not a valid HTTP header value", ErrInvalidArgument)
+		tok, ok := bearerToken(call.Authorization)
+		if !ok {
+			// An unset $TOKEN gives "Bearer ": sent, it would spend a
+			// verification code on a refusal.
+			return nil, Meta{}, ErrBadAuthorization
 		}
 		r.auth = call.Authorization
+		if len(r.auth) != len("Bearer ")+len(tok) || !strings.HasPrefix(r.auth, "Bearer ") {
+			// The scheme as RFC 6750 spells it, one space.
+			r.auth = "Bearer " + tok
+		}
 		return r.finish(c.do(ctx, r))
 	}
 	if call.Credentials == nil {
@@ -226,7 +266,11 @@ func (c *Client) wrapErr(ctx context.Context, r *request, err error) error {
 
 // once makes one attempt through the circuit breaker.
 func (c *Client) once(ctx context.Context, r *request) (*response, error) {
-	res, err := c.breaker.Execute(func() (*response, error) {
+	cb := c.breaker
+	if r.op == opKeys {
+		cb = c.keysBreaker
+	}
+	res, err := cb.Execute(func() (*response, error) {
 		res, err := c.attempt(ctx, r)
 		switch {
 		case err != nil && ctx.Err() != nil:

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+
+	"golang.org/x/net/http2"
 )
 
 // retryableStatus reports whether an HTTP status is worth another attempt of
@@ -33,13 +35,27 @@ func uncertainStatus(status int) bool {
 	return false
 }
 
-// notSent reports whether a transport error proves that the request never
-// reached Dintero: the connection could not be made, or the server refused
-// the stream unprocessed. Only such an error
-// lets a non-idempotent call (authorize) be tried again.
+// notSent reports whether a transport error proves that Dintero did not
+// process the request: the transport says it never left the process (no
+// connection was had, or none was written to), the connection could not
+// be made, or the server refused the stream unprocessed (HTTP/2's
+// REFUSED_STREAM, which x/net/http2 has already sent again as far as it
+// would). Only such an error lets a non-idempotent call (authorize) be
+// tried again, and only such a call is reported as not sent. It reads
+// types only, never an error's text: a text can be forged by what the
+// server sends.
 func notSent(err error) bool {
-	var op *net.OpError
-	if errors.As(err, &op) && op.Op == "dial" || errors.Is(err, errUnprocessed) {
+	var (
+		unsent *unsentError
+		op     *net.OpError
+		se     http2.StreamError
+	)
+	switch {
+	case errors.As(err, &unsent):
+		return true
+	case errors.As(err, &op) && op.Op == "dial":
+		return true
+	case errors.As(err, &se) && se.Code == http2.ErrCodeRefusedStream:
 		return true
 	}
 	return errors.Is(err, syscall.ECONNREFUSED)

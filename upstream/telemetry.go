@@ -80,6 +80,7 @@ type Metrics struct {
 	retries  *prometheus.CounterVec
 	tokens   prometheus.Counter
 	breaker  *prometheus.GaugeVec
+	keys     *prometheus.GaugeVec
 }
 
 // NewMetrics registers the client's metrics with reg.
@@ -106,13 +107,18 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "dintero_upstream_circuit_state",
 			Help: "1 for the circuit breaker's current state (closed, half-open, open), 0 for the others.",
 		}, []string{"state"}),
+		keys: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "dintero_upstream_keys_circuit_state",
+			Help: "1 for the current state (closed, half-open, open) of the breaker of the signing keys endpoint, 0 for the others.",
+		}, []string{"state"}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.retries, m.tokens, m.breaker} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.retries, m.tokens, m.breaker, m.keys} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
 	}
 	m.BreakerState("closed")
+	m.KeysBreakerState("closed")
 	return m, nil
 }
 
@@ -129,12 +135,18 @@ func (m *Metrics) Attempt(op string, attempt, status int, elapsed time.Duration)
 func (m *Metrics) TokenFetched() { m.tokens.Inc() }
 
 // BreakerState records the breaker's new state.
-func (m *Metrics) BreakerState(state string) {
+func (m *Metrics) BreakerState(state string) { setState(m.breaker, state) }
+
+// KeysBreakerState records the keys breaker's new state.
+func (m *Metrics) KeysBreakerState(state string) { setState(m.keys, state) }
+
+// setState sets 1 for state and 0 for the others.
+func setState(g *prometheus.GaugeVec, state string) {
 	for _, s := range []string{"closed", "half-open", "open"} {
 		v := 0.0
 		if s == state {
 			v = 1
 		}
-		m.breaker.WithLabelValues(s).Set(v)
+		g.WithLabelValues(s).Set(v)
 	}
 }

@@ -96,16 +96,15 @@ type tokenSource struct {
 
 // get returns a valid access token, fetching one if none is cached.
 func (ts *tokenSource) get(ctx context.Context) (token string, err error) {
-	now := ts.c.now()
-	ts.mu.Lock()
-	if ts.token != "" && now.Before(ts.refresh) {
-		token = ts.token
-		ts.mu.Unlock()
+	if token, ok := ts.cached(); ok {
 		return token, nil
 	}
-	ts.mu.Unlock()
-
 	ch := ts.group.DoChan("token", func() (any, error) {
+		// A caller that found no token may join only after the fetch
+		// that was in flight then has ended, and stored its token.
+		if token, ok := ts.cached(); ok {
+			return token, nil
+		}
 		// The fetch keeps the first caller's values (request id, trace)
 		// but not its cancellation, and is bounded on its own.
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ts.c.opts.Timeout)
@@ -121,6 +120,17 @@ func (ts *tokenSource) get(ctx context.Context) (token string, err error) {
 	case <-ctx.Done():
 		return "", fmt.Errorf("waiting for a Dintero token: %w", context.Cause(ctx))
 	}
+}
+
+// cached returns the cached token while it is handed out.
+func (ts *tokenSource) cached() (string, bool) {
+	now := ts.c.now()
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if ts.token != "" && now.Before(ts.refresh) {
+		return ts.token, true
+	}
+	return "", false
 }
 
 // drop forgets token if it is still the cached one, after Dintero refused

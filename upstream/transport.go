@@ -1,87 +1,76 @@
+// x/net/http2's Transport is marked deprecated in favour of net/http's,
+// which at a cold start dials once per waiting request while it does not
+// know that a host speaks HTTP/2; see docs/design.md.
+//lint:file-ignore SA1019 the facade uses x/net/http2's Transport on purpose: it dials once per host
+
 package upstream
 
 import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptrace"
 	"net/url"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/net/http2"
 )
 
 // Transport carries the calls to Dintero. To an https host it speaks
-// HTTP/2 over connections of its own pool, dialed one at a time: the first
-// one whatever the load (net/http's pool dials once per waiting request
-// while it does not know the host speaks HTTP/2, hundreds of TLS handshakes
-// at a cold start), and a further one only when every connection is at the
-// server's limit of concurrent streams. A host that answers with HTTP/1.1,
-// a plain http URL and a proxied host are left to net/http's own pool.
+// HTTP/2 through golang.org/x/net/http2's Transport (H2), which dials a
+// host once however many calls wait, shares the connection, opens another
+// only when the server's stream limit is reached, pings idle connections
+// and says in typed errors (http2.StreamError, http2.GoAwayError) what the
+// server did not process, sending such requests again itself. A host that
+// answers with HTTP/1.1, a plain http URL and a proxied host are left to
+// net/http's Transport (Std).
+//
+// Each request learns from an httptrace.ClientTrace whether it got a
+// connection and whether its headers were written: an error of a request
+// that provably never left the process is marked so (see notSent).
 type Transport struct {
-	// Std is the net/http transport underneath: its timeouts, TLS
-	// configuration and proxy apply to every connection. Change it only
-	// before the first call.
+	// Std is net/http's transport, for plain http, proxied hosts and
+	// hosts that answer with HTTP/1.1. Its TLS configuration, its dialer
+	// (DialContext) and its TLSHandshakeTimeout apply to H2's connections
+	// too. Change it only before the first call.
 	Std *http.Transport
+	// H2 is x/net/http2's transport for https hosts: its health pings
+	// (ReadIdleTimeout, PingTimeout) and IdleConnTimeout. Change it only
+	// before the first call.
+	H2 *http2.Transport
+	// DialTimeout bounds a dial of H2 with its TLS handshake.
+	DialTimeout time.Duration
+	// HeaderTimeout bounds the wait for an answer's headers once the
+	// request's headers were written, on H2 (Std has its
+	// ResponseHeaderTimeout). Zero: no bound.
+	HeaderTimeout time.Duration
 
-	// pools holds each host:port's pool ("h" and "h:443" are one pool).
-	// last is the host of the latest call, as its URL spells it: a client
-	// calls one host, whose pool is then found without hashing a map's
-	// interface key, a deep call on every request.
-	pools sync.Map // host:port → *h2Host
+	// hosts holds what is known of each host:port ("h" and "h:443" are
+	// one). last is the host of the latest call, as its URL spells it: a
+	// client calls one host, which is then found without hashing a map's
+	// interface key.
+	hosts sync.Map // host:port → *hostInfo
 	last  atomic.Pointer[hostEntry]
 }
 
-// hostEntry is a host, as a URL spells it, and its pool.
+// hostInfo is what the transport knows of one https host.
+type hostInfo struct {
+	// h1 is set once the host answered with HTTP/1.1, or is proxied: its
+	// calls go to Std.
+	h1 atomic.Bool
+	// dialing counts H2's dials in flight to the host.
+	dialing atomic.Int32
+}
+
+// hostEntry is a host, as a URL spells it, and what is known of it.
 type hostEntry struct {
 	host string
-	h    *h2Host
-}
-
-// h2Host is the pool of one https host. Calls read conns without a lock:
-// a copy is stored whenever the pool changes.
-type h2Host struct {
-	addr  string
-	conns atomic.Pointer[[]*poolConn]
-	// h1 is set once the host answered with HTTP/1.1 (or through a
-	// proxy): its calls go to Std.
-	h1 atomic.Bool
-
-	mu      sync.Mutex
-	dialing *dialCall // the dial in flight, nil when none
-}
-
-// poolConn is a connection of the pool. Until its first call has an
-// answer, the server's limit of concurrent streams is not known (the
-// client assumes 100 until the server's SETTINGS arrive, and a server may
-// allow fewer), so it carries that one call alone.
-type poolConn struct {
-	cc      *http.ClientConn
-	probing atomic.Bool   // the first call was handed out
-	settled chan struct{} // closed once the first call has its answer
-	once    sync.Once
-}
-
-func (pc *poolConn) isSettled() bool {
-	select {
-	case <-pc.settled:
-		return true
-	default:
-		return false
-	}
-}
-
-func (pc *poolConn) settle() { pc.once.Do(func() { close(pc.settled) }) }
-
-// dialCall is one dial; done is closed when it has ended, with err set if
-// it failed.
-type dialCall struct {
-	done chan struct{}
-	err  error
+	info *hostInfo
 }
 
 // NewTransport returns the transport a Client uses by default: explicit
@@ -91,307 +80,367 @@ type dialCall struct {
 // open and close connections).
 func NewTransport(responseHeaderTimeout time.Duration) *Transport {
 	d := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
-	std := &http.Transport{
-		Proxy:                  http.ProxyFromEnvironment,
-		DialContext:            d.DialContext,
-		ForceAttemptHTTP2:      true,
-		TLSHandshakeTimeout:    5 * time.Second,
-		ResponseHeaderTimeout:  responseHeaderTimeout,
-		ExpectContinueTimeout:  time.Second,
-		MaxIdleConns:           512,
-		MaxIdleConnsPerHost:    256,
-		IdleConnTimeout:        90 * time.Second,
-		MaxResponseHeaderBytes: 64 << 10,
-		// A connection silent for SendPingTimeout is pinged, and closed
+	t := &Transport{
+		Std: &http.Transport{
+			Proxy:                  http.ProxyFromEnvironment,
+			DialContext:            d.DialContext,
+			ForceAttemptHTTP2:      true,
+			TLSHandshakeTimeout:    5 * time.Second,
+			ResponseHeaderTimeout:  responseHeaderTimeout,
+			ExpectContinueTimeout:  time.Second,
+			MaxIdleConns:           512,
+			MaxIdleConnsPerHost:    256,
+			IdleConnTimeout:        90 * time.Second,
+			MaxResponseHeaderBytes: 64 << 10,
+			HTTP2:                  &http.HTTP2Config{SendPingTimeout: 30 * time.Second, PingTimeout: 10 * time.Second},
+		},
+		DialTimeout:   15 * time.Second,
+		HeaderTimeout: responseHeaderTimeout,
+	}
+	t.H2 = &http2.Transport{
+		DialTLSContext: t.dialTLS,
+		// A connection silent for ReadIdleTimeout is pinged, and closed
 		// when no answer comes within PingTimeout: a dead peer is found
 		// before calls are lost to it.
-		HTTP2: &http.HTTP2Config{SendPingTimeout: 30 * time.Second, PingTimeout: 10 * time.Second},
+		ReadIdleTimeout:   30 * time.Second,
+		PingTimeout:       10 * time.Second,
+		IdleConnTimeout:   90 * time.Second,
+		MaxHeaderListSize: 64 << 10,
 	}
-	return &Transport{Std: std}
+	return t
 }
 
-// dialTimeout bounds a dial with its TLS handshake.
-const dialTimeout = 15 * time.Second
+// errHTTP1 is the dial's answer for a host that speaks HTTP/1.1: the
+// request was not sent, and goes to Std.
+var errHTTP1 = errors.New("the host does not speak HTTP/2")
 
-// maxUnprocessed bounds how often a call is sent again on another
-// connection after the server refused its stream unprocessed.
-const maxUnprocessed = 3
-
-// errUnprocessed marks an error after which the server provably did not
-// process the request: a refused stream, a graceful GOAWAY, a connection
-// that was no longer usable.
-var errUnprocessed = errors.New("the server did not process the request")
-
-// RoundTrip sends req on a connection of the host's pool, waiting for the
-// one dial in flight when every connection is busy. A request the server
-// provably did not process (a refused stream, a graceful GOAWAY) is sent
-// again on another connection, as net/http's own pool does.
-func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	h := t.host(req.URL)
-	if h == nil {
-		return t.Std.RoundTrip(req)
+// dialTLS dials addr for H2, bounded by DialTimeout and the TLS handshake
+// by Std's TLSHandshakeTimeout, with Std's dialer and TLS configuration.
+// It offers HTTP/1.1 too, so that a host that speaks only that says so,
+// and is then remembered as such.
+func (t *Transport) dialTLS(ctx context.Context, network, addr string, h2cfg *tls.Config) (net.Conn, error) {
+	info := t.info(addr)
+	info.dialing.Add(1)
+	defer info.dialing.Add(-1)
+	if t.DialTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, t.DialTimeout)
+		defer cancel()
 	}
-	ctx := req.Context()
-	for tries := 1; ; {
-		pc, settling, call, h1 := t.reserve(h)
-		switch {
-		case h1:
-			return t.Std.RoundTrip(req)
-		case pc != nil:
-			resp, err := pc.cc.RoundTrip(req)
-			pc.settle()
-			if err == nil {
-				return resp, nil
-			}
-			if pc.cc.Err() != nil {
-				h.drop(pc)
-			}
-			if !unprocessed(err) {
-				return nil, err
-			}
-			if tries >= maxUnprocessed || ctx.Err() != nil {
-				return nil, fmt.Errorf("%w: %w", errUnprocessed, err)
-			}
-			if req, err = rewind(req); err != nil {
-				return nil, err
-			}
-			tries++
-			continue
-		}
-		if call != nil {
-			settling = call.done
-		}
-		select {
-		case <-settling:
-			if call != nil && call.err != nil {
-				return nil, call.err
-			}
-		case <-ctx.Done():
-			return nil, context.Cause(ctx)
-		}
+	dial := t.Std.DialContext
+	if dial == nil {
+		dial = (&net.Dialer{}).DialContext
 	}
-}
-
-// unprocessed reports whether err proves the server did not process the
-// request. net/http keeps these errors unexported; their texts are stable.
-func unprocessed(err error) bool {
-	s := err.Error()
-	return s == "http2: client conn not usable" ||
-		s == "http2: Transport received Server's graceful shutdown GOAWAY" ||
-		strings.HasPrefix(s, "stream error: ") && strings.Contains(s, "; REFUSED_STREAM")
-}
-
-// rewind returns req ready to be sent again, its body from the start.
-func rewind(req *http.Request) (*http.Request, error) {
-	if req.Body == nil || req.Body == http.NoBody {
-		return req, nil
-	}
-	if req.GetBody == nil {
-		return nil, errors.New("the request body cannot be sent again")
-	}
-	body, err := req.GetBody()
+	conn, err := dial(ctx, network, addr)
 	if err != nil {
 		return nil, err
 	}
-	r := *req
-	r.Body = body
-	return &r, nil
+	cfg := &tls.Config{}
+	if t.Std.TLSClientConfig != nil {
+		cfg = t.Std.TLSClientConfig.Clone()
+	}
+	cfg.NextProtos = []string{http2.NextProtoTLS, "http/1.1"}
+	if cfg.ServerName == "" {
+		cfg.ServerName = h2cfg.ServerName
+	}
+	tc := tls.Client(conn, cfg)
+	hctx := ctx
+	if d := t.Std.TLSHandshakeTimeout; d > 0 {
+		var cancel context.CancelFunc
+		hctx, cancel = context.WithTimeout(ctx, d)
+		defer cancel()
+	}
+	if err := tc.HandshakeContext(hctx); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	if tc.ConnectionState().NegotiatedProtocol != http2.NextProtoTLS {
+		// An HTTP/1.1 host needs a connection per call in flight,
+		// which net/http's pool manages.
+		info.h1.Store(true)
+		tc.Close()
+		return nil, errHTTP1
+	}
+	return tc, nil
 }
 
-// host returns the pool of u's host, nil when u is not https, goes
-// through a proxy, or its host speaks HTTP/1.1.
-func (t *Transport) host(u *url.URL) *h2Host {
+// info returns what is known of the host at addr (host:port).
+func (t *Transport) info(addr string) *hostInfo {
+	if v, ok := t.hosts.Load(addr); ok {
+		return v.(*hostInfo)
+	}
+	v, _ := t.hosts.LoadOrStore(addr, &hostInfo{})
+	return v.(*hostInfo)
+}
+
+// host returns what is known of u's host; nil when u is not https or
+// its host is proxied or speaks HTTP/1.1.
+func (t *Transport) host(u *url.URL) *hostInfo {
 	if u.Scheme != "https" {
 		return nil
 	}
-	var h *h2Host
+	var info *hostInfo
 	if e := t.last.Load(); e != nil && e.host == u.Host {
-		h = e.h
+		info = e.info
 	} else {
-		h = t.pool(u)
-		t.last.Store(&hostEntry{host: u.Host, h: h})
+		addr := u.Host
+		if u.Port() == "" {
+			addr = net.JoinHostPort(u.Hostname(), "443")
+		}
+		v, ok := t.hosts.Load(addr)
+		if !ok {
+			// A proxied host is left to Std, which knows how to
+			// tunnel.
+			fresh := &hostInfo{}
+			if t.Std.Proxy != nil {
+				if p, err := t.Std.Proxy(&http.Request{URL: u}); err != nil || p != nil {
+					fresh.h1.Store(true)
+				}
+			}
+			v, _ = t.hosts.LoadOrStore(addr, fresh)
+		}
+		info = v.(*hostInfo)
+		t.last.Store(&hostEntry{host: u.Host, info: info})
 	}
-	if h.h1.Load() {
+	if info.h1.Load() {
 		return nil
 	}
-	return h
+	return info
 }
 
-// pool returns u's pool, adding one if there is none.
-func (t *Transport) pool(u *url.URL) *h2Host {
-	addr := u.Host
-	if u.Port() == "" {
-		addr = net.JoinHostPort(u.Hostname(), "443")
+// RoundTrip sends req: over H2 to an https host that speaks HTTP/2,
+// through Std otherwise. An error of a request that provably never left
+// the process is an *unsentError.
+func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	info := t.host(req.URL)
+	if info == nil {
+		return t.roundTripStd(req)
 	}
-	v, ok := t.pools.Load(addr)
-	if !ok {
-		h := &h2Host{addr: addr}
-		if t.Std.Proxy != nil {
-			if p, err := t.Std.Proxy(&http.Request{URL: u}); err != nil || p != nil {
-				h.h1.Store(true)
+	s := newSending(req.Context(), t.HeaderTimeout)
+	req = req.WithContext(s.ctx)
+	var resp *http.Response
+	var err error
+	if info.dialing.Load() > 0 {
+		// The call may have to wait for a dial in flight, which H2
+		// does without heeding the call's context: the call waits on
+		// its own, and gives up at its deadline.
+		resp, err = s.await(t.H2, req)
+	} else {
+		resp, err = t.H2.RoundTrip(req)
+	}
+	if errors.Is(err, errHTTP1) {
+		s.end()
+		return t.roundTripStd(req.WithContext(s.parent))
+	}
+	return s.finish(resp, err)
+}
+
+// roundTripStd sends req through Std, learning whether its headers were
+// written.
+func (t *Transport) roundTripStd(req *http.Request) (*http.Response, error) {
+	s := newSending(req.Context(), 0)
+	resp, err := t.Std.RoundTrip(req.WithContext(s.ctx))
+	return s.finish(resp, err)
+}
+
+// sending is one request on its way: what its trace saw, and the bound on
+// the wait for its answer's headers. Once the answer came it is the
+// answer's body, so that closing the body releases the request's context.
+type sending struct {
+	trace   httptrace.ClientTrace
+	parent  context.Context
+	ctx     context.Context
+	cancel  context.CancelCauseFunc
+	gotConn atomic.Bool // a connection was handed to the request
+	wrote   atomic.Bool // its headers were written to it
+	timeout time.Duration
+	timer   atomic.Pointer[time.Timer]
+	ended   atomic.Bool
+	// state tells await's two goroutines apart: awaitOpen, then
+	// awaitTaken (the caller takes the answer) or awaitLeft (the caller
+	// gave up first, and the answer is closed).
+	state atomic.Int32
+	body  io.ReadCloser
+}
+
+// The states of await's handshake.
+const (
+	awaitOpen int32 = iota
+	awaitTaken
+	awaitLeft
+)
+
+// errHeaderTimeout ends a request whose answer's headers did not come
+// within HeaderTimeout.
+var errHeaderTimeout error = headerTimeout{}
+
+// headerTimeout is a net.Error that says it is a timeout, as net/http's
+// own header timeout does.
+type headerTimeout struct{}
+
+func (headerTimeout) Error() string   { return "timeout awaiting response headers" }
+func (headerTimeout) Timeout() bool   { return true }
+func (headerTimeout) Temporary() bool { return true }
+
+// newSending readies a request of context ctx: its trace, and with a
+// timeout, a context the header timer can end.
+func newSending(ctx context.Context, timeout time.Duration) *sending {
+	s := &sending{parent: ctx, timeout: timeout}
+	s.trace.GotConn = func(httptrace.GotConnInfo) { s.gotConn.Store(true) }
+	s.trace.WroteHeaders = func() {
+		s.wrote.Store(true)
+		// Each write starts the bound anew: H2 sends a refused stream
+		// again, after a backoff of its own.
+		if s.timeout > 0 {
+			t := time.AfterFunc(s.timeout, func() { s.cancel(errHeaderTimeout) })
+			if old := s.timer.Swap(t); old != nil {
+				old.Stop()
+			}
+			if s.ended.Load() {
+				t.Stop()
 			}
 		}
-		v, _ = t.pools.LoadOrStore(addr, h)
 	}
-	return v.(*h2Host)
+	s.ctx = httptrace.WithClientTrace(ctx, &s.trace)
+	if timeout > 0 {
+		s.ctx, s.cancel = context.WithCancelCause(s.ctx)
+	}
+	return s
 }
 
-// reserve reserves a stream on a connection of h; or returns what to wait
-// for: a new connection's first answer, or the dial in flight (starting
-// one if there is none); or reports that h speaks HTTP/1.1.
-func (t *Transport) reserve(h *h2Host) (_ *poolConn, settling <-chan struct{}, _ *dialCall, h1 bool) {
-	if pc, _ := h.reserve(); pc != nil {
-		return pc, nil, nil, false
+// stopTimer stops the header timer, if it runs.
+func (s *sending) stopTimer() {
+	if t := s.timer.Load(); t != nil {
+		t.Stop()
 	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.h1.Load() {
-		return nil, nil, nil, true
-	}
-	// A connection may have been added, or freed, meanwhile.
-	pc, settling := h.reserve()
-	if pc != nil {
-		return pc, nil, nil, false
-	}
-	if settling != nil {
-		return nil, settling, nil, false
-	}
-	// A connection closed by the peer, a failed ping or its idle timeout
-	// leaves the pool here.
-	h.keep(func(pc *poolConn) bool { return pc.cc.Err() == nil })
-	if h.dialing == nil {
-		h.dialing = &dialCall{done: make(chan struct{})}
-		go t.dial(h, h.dialing)
-	}
-	return nil, nil, h.dialing, false
 }
 
-// reserve reserves a stream on the first connection that has one free,
-// or returns the settled channel of a connection still waiting for its
-// first answer. Available is asked first: a failed Reserve allocates its
-// error.
-func (h *h2Host) reserve() (*poolConn, <-chan struct{}) {
-	var settling <-chan struct{}
-	p := h.conns.Load()
-	if p == nil {
-		return nil, nil
+// end stops the header timer and releases the request's context.
+func (s *sending) end() {
+	s.ended.Store(true)
+	s.stopTimer()
+	if s.cancel != nil {
+		s.cancel(nil)
 	}
-	for _, pc := range *p {
-		if !pc.isSettled() {
-			if pc.probing.CompareAndSwap(false, true) {
-				if pc.cc.Reserve() == nil {
-					return pc, nil
-				}
-				pc.settle()
-				continue
-			}
-			settling = pc.settled
-			continue
+}
+
+// await sends req on h2 in a goroutine of its own, and returns its
+// answer, or the context's error when the context ends first.
+func (s *sending) await(h2 http.RoundTripper, req *http.Request) (*http.Response, error) {
+	type result struct {
+		resp *http.Response
+		err  error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		resp, err := h2.RoundTrip(req)
+		if s.state.CompareAndSwap(awaitOpen, awaitTaken) {
+			ch <- result{resp, err}
+			return
 		}
-		if pc.cc.Available() > 0 && pc.cc.Reserve() == nil {
-			return pc, nil
+		if resp != nil {
+			resp.Body.Close()
 		}
+		s.end()
+	}()
+	select {
+	case r := <-ch:
+		return r.resp, r.err
+	case <-s.ctx.Done():
+		if s.state.CompareAndSwap(awaitOpen, awaitLeft) {
+			return nil, context.Cause(s.ctx)
+		}
+		r := <-ch
+		return r.resp, r.err
 	}
-	return nil, settling
 }
 
-// keep stores the connections for which ok holds; h.mu is held.
-func (h *h2Host) keep(ok func(*poolConn) bool) {
-	var next []*poolConn
-	if p := h.conns.Load(); p != nil {
-		for _, pc := range *p {
-			if ok(pc) {
-				next = append(next, pc)
-			}
+// finish returns the transport's answer: a response whose body releases
+// the request's context when closed, or the error, marked as an
+// *unsentError when the request provably never left the process.
+func (s *sending) finish(resp *http.Response, err error) (*http.Response, error) {
+	if err != nil {
+		if s.state.Load() != awaitLeft {
+			s.end()
 		}
+		if s.ctx.Err() != nil && context.Cause(s.ctx) == errHeaderTimeout && s.parent.Err() == nil {
+			err = errHeaderTimeout
+		}
+		if s.unsent() {
+			return nil, &unsentError{err}
+		}
+		return nil, err
 	}
-	h.conns.Store(&next)
+	s.ended.Store(true)
+	s.stopTimer()
+	if s.cancel != nil && resp.Body != nil {
+		s.body = resp.Body
+		resp.Body = s
+	} else if s.cancel != nil {
+		s.cancel(nil)
+	}
+	return resp, nil
 }
 
-// dial adds a connection to h. It is bound by dialTimeout, not by any
-// caller: the callers waiting for it may give up, and the next ones use it.
-func (t *Transport) dial(h *h2Host, call *dialCall) {
-	ctx, cancel := context.WithTimeout(context.Background(), dialTimeout)
-	defer cancel()
-	var proto string
-	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{TLSHandshakeDone: func(cs tls.ConnectionState, _ error) { proto = cs.NegotiatedProtocol }})
-	cc, err := t.Std.NewClientConn(ctx, "https", h.addr)
-	h.mu.Lock()
-	defer h.mu.Unlock()
+// unsent reports whether the request failed before its headers were
+// written: it never got a connection, or it got one and failed before
+// writing for a reason other than its context ending (the transports
+// wait for their writer then; after the context ended, a writer may still
+// be finishing, so the request may have left).
+func (s *sending) unsent() bool {
 	switch {
-	case err != nil:
-		call.err = err
-	case proto != "h2":
-		// An HTTP/1.1 host needs a connection per call in flight, which
-		// net/http's pool manages.
-		h.h1.Store(true)
-		cc.Close()
-	default:
-		var next []*poolConn
-		if p := h.conns.Load(); p != nil {
-			next = append(next, *p...)
-		}
-		next = append(next, &poolConn{cc: cc, settled: make(chan struct{})})
-		h.conns.Store(&next)
+	case s.wrote.Load():
+		return false
+	case !s.gotConn.Load():
+		return true
 	}
-	h.dialing = nil
-	close(call.done)
+	return s.parent.Err() == nil && (s.cancel == nil || s.ctx.Err() == nil)
 }
 
-// drop removes a connection that can no longer be used.
-func (h *h2Host) drop(pc *poolConn) {
-	h.mu.Lock()
-	h.keep(func(c *poolConn) bool { return c != pc })
-	h.mu.Unlock()
-	pc.settle()
-	_ = pc.cc.Close()
+// Read reads the answer's body.
+func (s *sending) Read(p []byte) (int, error) { return s.body.Read(p) }
+
+// Close closes the answer's body and releases the request's context.
+func (s *sending) Close() error {
+	err := s.body.Close()
+	s.cancel(nil)
+	return err
 }
+
+// unsentError is the error of a request that provably never left the
+// process: nothing reached the server.
+type unsentError struct{ err error }
+
+func (e *unsentError) Error() string { return e.err.Error() }
+func (e *unsentError) Unwrap() error { return e.err }
 
 // Warm opens a connection to the host of rawURL ahead of the first call,
-// and learns which protocol it speaks. It waits for the dial (or ctx).
+// and learns which protocol it speaks, with a HEAD of rawURL whose answer
+// is ignored (H2 opens connections for requests only). It waits for the
+// answer (or ctx).
 func (t *Transport) Warm(ctx context.Context, rawURL string) error {
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return err
 	}
-	h := t.host(u)
-	if h == nil {
+	if t.host(u) == nil {
 		return nil
 	}
-	h.mu.Lock()
-	if p := h.conns.Load(); (p != nil && len(*p) > 0) || h.h1.Load() {
-		h.mu.Unlock()
-		return nil
+	req, err := http.NewRequestWithContext(ctx, http.MethodHead, rawURL, nil)
+	if err != nil {
+		return err
 	}
-	if h.dialing == nil {
-		h.dialing = &dialCall{done: make(chan struct{})}
-		go t.dial(h, h.dialing)
+	req.Header.Set("User-Agent", "dintero-facade")
+	resp, err := t.RoundTrip(req)
+	if err != nil {
+		return err
 	}
-	call := h.dialing
-	h.mu.Unlock()
-	select {
-	case <-call.done:
-		return call.err
-	case <-ctx.Done():
-		return context.Cause(ctx)
-	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.Body.Close()
 }
 
 // CloseIdleConnections closes the connections no call is using.
 func (t *Transport) CloseIdleConnections() {
-	t.pools.Range(func(_, v any) bool {
-		h := v.(*h2Host)
-		h.mu.Lock()
-		h.keep(func(pc *poolConn) bool {
-			if pc.cc.InFlight() == 0 {
-				pc.settle()
-				_ = pc.cc.Close()
-				return false
-			}
-			return true
-		})
-		h.mu.Unlock()
-		return true
-	})
+	t.H2.CloseIdleConnections()
 	t.Std.CloseIdleConnections()
 }

@@ -53,6 +53,9 @@ type Config struct {
 	// RejectInvalidIDToken makes an id_token that fails verification an
 	// error rather than an answer marked invalid.
 	RejectInvalidIDToken bool
+	// ReturnOIDCClientSecret returns the deleted grant's oidc.client_secret
+	// to the caller instead of withholding it.
+	ReturnOIDCClientSecret bool
 	// Policy is the loaded --policy-file, nil without one.
 	Policy *service.Policy
 	// EnvCredentials are the environment's one-account shortcut (never
@@ -98,6 +101,7 @@ func (c *Config) options() []option {
 		{"client-ca", &c.ClientCA, "", "PEM CA bundle: require callers' certificates signed by it (mutual TLS; needs --tls-cert)"},
 		{"id-token-issuer", &c.IDTokenIssuer, "", "the iss authorize's id_tokens must have; empty: iss is not checked"},
 		{"reject-invalid-id-token", &c.RejectInvalidIDToken, false, "answer Unauthenticated when authorize's id_token fails verification, instead of the answer marked invalid (the code is spent either way)"},
+		{"return-oidc-client-secret", &c.ReturnOIDCClientSecret, false, "return the deleted grant's oidc.client_secret (its identity provider's secret) to the caller; by default it is withheld and the audit line says so"},
 	}
 }
 

@@ -34,7 +34,7 @@ func Example() {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer <your Dintero access token>")
+	ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+yourDinteroToken)
 	resp, err := client.DeleteClientGrant(ctx, &authv1.DeleteClientGrantRequest{
 		Oid: "T12345678",
 		Id:  "7e0e7d2c-1f4a-4b8e-9d55-1f2f9a3c0c11",
@@ -46,6 +46,9 @@ func Example() {
 	fmt.Println(g.GetId(), g.GetType(), g.GetDeletedAt().AsTime().Format(time.RFC3339))
 	// Output: 7e0e7d2c-1f4a-4b8e-9d55-1f2f9a3c0c11 authorization_code 2026-11-26T06:00:00Z
 }
+
+// yourDinteroToken stands for the caller's Dintero access token.
+const yourDinteroToken = "eyJhbGciOiJSUzI1NiJ9.your-token.signature"
 
 // exampleFacade starts the facade on loopback in front of a stub Dintero
 // that deletes any grant; it is the example's setup, not its subject.

@@ -168,7 +168,7 @@ func build(ctx context.Context, o Options) (_ *instance, err error) {
 			return nil, err
 		}
 	}
-	var svc authv1.AuthServiceServer = service.New(client, service.Options{Policy: f.cfg.Policy, Metrics: tel.service, RejectInvalidIDToken: f.cfg.RejectInvalidIDToken})
+	var svc authv1.AuthServiceServer = service.New(client, service.Options{Policy: f.cfg.Policy, Metrics: tel.service, RejectInvalidIDToken: f.cfg.RejectInvalidIDToken, ReturnOIDCClientSecret: f.cfg.ReturnOIDCClientSecret})
 	if o.wrap != nil {
 		svc = o.wrap(svc)
 	}

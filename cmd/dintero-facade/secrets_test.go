@@ -76,7 +76,8 @@ func TestNoSecretAnywhere(t *testing.T) {
 		}
 	})
 	rec := tracetest.NewSpanRecorder()
-	f := startFacade(t, fake.URL, nil, map[string]string{"DINTERO_CLIENT_ID": dinterotest.ClientID, "DINTERO_CLIENT_SECRET": dinterotest.ClientSecret, "DINTERO_ACCOUNT_ID": "T12345678"},
+	// The grant's OIDC secret is returned, to see that it reaches no log.
+	f := startFacade(t, fake.URL, []string{"--return-oidc-client-secret"}, map[string]string{"DINTERO_CLIENT_ID": dinterotest.ClientID, "DINTERO_CLIENT_SECRET": dinterotest.ClientSecret, "DINTERO_ACCOUNT_ID": "T12345678"},
 		func(o *Options) {
 			o.TracerProvider = trace.NewTracerProvider(trace.WithSpanProcessor(rec))
 			o.wrap = func(s authv1.AuthServiceServer) authv1.AuthServiceServer { return panicOn{s, panicCode} }

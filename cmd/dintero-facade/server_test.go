@@ -179,7 +179,8 @@ func TestServer(t *testing.T) {
 		want := map[string]any{
 			"id": "g-http", "client_id": "2a6b5f2e-client", "audience": "https://api.dintero.com/v1/accounts/T12345678",
 			"scope": []any{"admin:accounts", "write:checkout"}, "type": "authorization_code",
-			"oidc":       map[string]any{"client_id": "oidc-client", "client_secret": "oidc-secret-in-grant", "authority": "https://identityserver.example.com/access"},
+			// The OIDC client secret is withheld by default.
+			"oidc":       map[string]any{"client_id": "oidc-client", "authority": "https://identityserver.example.com/access"},
 			"created_at": "2024-01-02T01:04:05.123Z", "updated_at": deleted, "deleted_at": deleted,
 			"created_by": "user-creator", "deleted_by": "caller-T12345678",
 		}
