@@ -168,10 +168,13 @@ func build(ctx context.Context, o Options) (_ *instance, err error) {
 			return nil, err
 		}
 	}
-	var svc authv1.AuthServiceServer = service.New(client, service.Options{Policy: f.cfg.Policy, Metrics: tel.service, RejectInvalidIDToken: f.cfg.RejectInvalidIDToken})
+	var svc authv1.AuthServiceServer = service.New(client, service.Options{Policy: f.cfg.Policy, Counters: tel.service, RejectInvalidIDToken: f.cfg.RejectInvalidIDToken})
 	if o.wrap != nil {
 		svc = o.wrap(svc)
 	}
+	// One registration and one interceptor for both faces: a JSON call
+	// takes the very path of a gRPC call.
+	register := func(r grpc.ServiceRegistrar) { authv1.RegisterAuthServiceServer(r, svc) }
 	interceptor, err := service.Interceptor(service.InterceptorOptions{
 		Log:             f.log,
 		Audit:           o.Audit,
@@ -182,10 +185,10 @@ func build(ctx context.Context, o Options) (_ *instance, err error) {
 	if err != nil {
 		return nil, err
 	}
-	f.grpc, f.health = newGRPCServer(f.cfg, svc, interceptor, tlsFiles, tel)
+	f.grpc, f.health = newGRPCServer(f.cfg, register, interceptor, tlsFiles, tel)
 	// Its stream workers run from the start, whether it serves or not.
 	f.onClose(f.grpc.Stop)
-	gw, err := newGatewayServer(ctx, f.cfg, svc, interceptor, tlsFiles, tel, &f.serving, f.log)
+	gw, err := newGatewayServer(ctx, f.cfg, register, interceptor, tlsFiles, tel, &f.serving, f.log)
 	if err != nil {
 		return nil, err
 	}

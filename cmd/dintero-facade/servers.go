@@ -17,9 +17,9 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
 
-	"github.com/dintero-facade/dintero-facade/gateway"
 	authv1 "github.com/dintero-facade/dintero-facade/gen/dintero/auth/v1"
 	"github.com/dintero-facade/dintero-facade/gen/openapiv2"
+	"github.com/dintero-facade/dintero-facade/internal/gateway"
 )
 
 // streamWorkers is how many goroutines serve gRPC calls: one for every call
@@ -37,11 +37,11 @@ const (
 	maxStreamWorkers = 4096
 )
 
-// newGRPCServer serves svc over gRPC with its interceptor, health and
-// reflection.
-func newGRPCServer(cfg Config, svc authv1.AuthServiceServer, interceptor grpc.UnaryServerInterceptor, tf *tlsFiles, tel *telemetry) (*grpc.Server, *health.Server) {
+// newGRPCServer serves what register registers over gRPC through
+// interceptor, with health and reflection.
+func newGRPCServer(cfg Config, register func(grpc.ServiceRegistrar), interceptor grpc.UnaryServerInterceptor, tf *tlsFiles, tel *telemetry) (*grpc.Server, *health.Server) {
 	opts := []grpc.ServerOption{
-		grpc.ChainUnaryInterceptor(interceptor),
+		grpc.UnaryInterceptor(interceptor),
 		grpc.MaxRecvMsgSize(cfg.MaxRecvMsgBytes),
 		// Metadata is bounded like a message: a caller's megabyte user
 		// agent must not become a megabyte log line.
@@ -52,7 +52,7 @@ func newGRPCServer(cfg Config, svc authv1.AuthServiceServer, interceptor grpc.Un
 		opts = append(opts, grpc.Creds(credentials.NewTLS(tf.config("h2"))))
 	}
 	gs := grpc.NewServer(append(opts, tel.grpcOptions()...)...)
-	authv1.RegisterAuthServiceServer(gs, svc)
+	register(gs)
 	// NOT_SERVING until the warm-up is over.
 	hs := health.NewServer()
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
@@ -64,9 +64,11 @@ func newGRPCServer(cfg Config, svc authv1.AuthServiceServer, interceptor grpc.Un
 }
 
 // newGatewayServer serves the JSON gateway under /v1/, /healthz,
-// /openapi.json, and /metrics unless it has a listener of its own.
-func newGatewayServer(ctx context.Context, cfg Config, svc authv1.AuthServiceServer, interceptor grpc.UnaryServerInterceptor, tf *tlsFiles, tel *telemetry, serving *atomic.Bool, log *slog.Logger) (*server, error) {
-	gw, err := gateway.New(ctx, svc, interceptor, gateway.Options{MaxQuery: cfg.MaxRecvMsgBytes})
+// /openapi.json, and /metrics unless it has a listener of its own. The
+// gateway calls what register registers, through interceptor, as the gRPC
+// server does.
+func newGatewayServer(ctx context.Context, cfg Config, register func(grpc.ServiceRegistrar), interceptor grpc.UnaryServerInterceptor, tf *tlsFiles, tel *telemetry, serving *atomic.Bool, log *slog.Logger) (*server, error) {
+	gw, err := gateway.New(ctx, register, interceptor, gateway.Options{MaxQuery: cfg.MaxRecvMsgBytes})
 	if err != nil {
 		return nil, err
 	}

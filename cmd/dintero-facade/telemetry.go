@@ -30,7 +30,7 @@ type telemetry struct {
 	registry *prometheus.Registry
 	grpc     *grpcprom.ServerMetrics
 	upstream *upstream.Metrics
-	service  *service.Metrics
+	service  *service.Counters
 	// tp is nil when tracing is off.
 	tp   trace.TracerProvider
 	prop propagation.TextMapPropagator
@@ -59,7 +59,7 @@ func newTelemetry(ctx context.Context, o Options) (*telemetry, error) {
 	if t.upstream, err = upstream.NewMetrics(t.registry); err != nil {
 		return nil, err
 	}
-	if t.service, err = service.NewMetrics(t.registry); err != nil {
+	if t.service, err = service.NewCounters(t.registry); err != nil {
 		return nil, err
 	}
 	switch {

@@ -29,7 +29,7 @@ func TestStreamWorkers(t *testing.T) {
 		pass := func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 			return h(ctx, req)
 		}
-		gs, _ := newGRPCServer(Config{MaxConcurrent: tc.limit, MaxRecvMsgBytes: 1 << 20}, svc, pass, nil, &telemetry{grpc: grpcprom.NewServerMetrics()})
+		gs, _ := newGRPCServer(Config{MaxConcurrent: tc.limit, MaxRecvMsgBytes: 1 << 20}, func(r grpc.ServiceRegistrar) { authv1.RegisterAuthServiceServer(r, svc) }, pass, nil, &telemetry{grpc: grpcprom.NewServerMetrics()})
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
