@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dintero-facade/dintero-facade/internal/reload"
 	"github.com/dintero-facade/dintero-facade/service"
 	"github.com/dintero-facade/dintero-facade/upstream"
 )
@@ -227,7 +228,7 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 		return cfg, errors.New("--client-ca needs --tls-cert and --tls-key: mutual TLS is TLS first")
 	}
 	cfg.Tracing = getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != ""
-	creds, err := credentialsFromEnv(getenv)
+	creds, err := reload.CredentialsFromEnv(getenv)
 	if err != nil {
 		return cfg, err
 	}
@@ -236,7 +237,7 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 	}
 	cfg.Credentials = cfg.EnvCredentials
 	if cfg.CredentialsFile != "" {
-		if cfg.Credentials, err = loadCredentials(cfg.CredentialsFile, cfg.EnvCredentials); err != nil {
+		if cfg.Credentials, err = reload.LoadCredentials(cfg.CredentialsFile, cfg.EnvCredentials); err != nil {
 			return cfg, err
 		}
 	}
@@ -268,34 +269,4 @@ func isLoopbackHost(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
-}
-
-// credentialsFromEnv reads the facade's client credentials: all of
-// DINTERO_CLIENT_ID, DINTERO_CLIENT_SECRET and DINTERO_ACCOUNT_ID, or none.
-func credentialsFromEnv(getenv func(string) string) (*upstream.Credentials, error) {
-	c := upstream.Credentials{
-		ClientID:     getenv("DINTERO_CLIENT_ID"),
-		ClientSecret: getenv("DINTERO_CLIENT_SECRET"),
-		AccountID:    getenv("DINTERO_ACCOUNT_ID"),
-		Audience:     getenv("DINTERO_AUDIENCE"),
-	}
-	var missing []string
-	for _, v := range []struct{ name, val string }{{"DINTERO_CLIENT_ID", c.ClientID}, {"DINTERO_CLIENT_SECRET", c.ClientSecret}, {"DINTERO_ACCOUNT_ID", c.AccountID}} {
-		if v.val == "" {
-			missing = append(missing, v.name)
-		}
-	}
-	switch len(missing) {
-	case 3:
-		if c.Audience != "" {
-			return nil, errors.New("DINTERO_AUDIENCE is set without DINTERO_CLIENT_ID, DINTERO_CLIENT_SECRET and DINTERO_ACCOUNT_ID")
-		}
-		return nil, nil
-	case 0:
-		if err := c.Check(); err != nil {
-			return nil, fmt.Errorf("DINTERO_CLIENT_ID, DINTERO_CLIENT_SECRET, DINTERO_ACCOUNT_ID: %w", err)
-		}
-		return &c, nil
-	}
-	return nil, fmt.Errorf("client credentials are incomplete: %s not set (set all of DINTERO_CLIENT_ID, DINTERO_CLIENT_SECRET and DINTERO_ACCOUNT_ID, or none)", strings.Join(missing, ", "))
 }

@@ -17,6 +17,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	authv1 "github.com/dintero-facade/dintero-facade/gen/dintero/auth/v1"
+	"github.com/dintero-facade/dintero-facade/internal/reload"
 	"github.com/dintero-facade/dintero-facade/service"
 	"github.com/dintero-facade/dintero-facade/upstream"
 )
@@ -155,16 +156,16 @@ func build(ctx context.Context, o Options) (_ *instance, err error) {
 	wctx, stopWatching := context.WithCancel(ctx)
 	f.onClose(stopWatching)
 	if f.cfg.CredentialsFile != "" {
-		if err := watchCredentials(wctx, f.cfg.CredentialsFile, f.cfg.EnvCredentials, o.Reload, client, f.log); err != nil {
+		if err := reload.WatchCredentials(wctx, f.cfg.CredentialsFile, f.cfg.EnvCredentials, o.Reload, client, f.log); err != nil {
 			return nil, err
 		}
 	}
-	tlsFiles, err := newTLSFiles(f.cfg)
+	tlsFiles, err := reload.NewTLSFiles(f.cfg.TLSCert, f.cfg.TLSKey, f.cfg.ClientCA)
 	if err != nil {
 		return nil, err
 	}
 	if tlsFiles != nil {
-		if err := tlsFiles.watch(wctx, f.log); err != nil {
+		if err := tlsFiles.Watch(wctx, f.log); err != nil {
 			return nil, err
 		}
 	}

@@ -20,6 +20,7 @@ import (
 	authv1 "github.com/dintero-facade/dintero-facade/gen/dintero/auth/v1"
 	"github.com/dintero-facade/dintero-facade/gen/openapiv2"
 	"github.com/dintero-facade/dintero-facade/internal/gateway"
+	"github.com/dintero-facade/dintero-facade/internal/reload"
 )
 
 // streamWorkers is how many goroutines serve gRPC calls: one for every call
@@ -39,7 +40,7 @@ const (
 
 // newGRPCServer serves what register registers over gRPC through
 // interceptor, with health and reflection.
-func newGRPCServer(cfg Config, register func(grpc.ServiceRegistrar), interceptor grpc.UnaryServerInterceptor, tf *tlsFiles, tel *telemetry) (*grpc.Server, *health.Server) {
+func newGRPCServer(cfg Config, register func(grpc.ServiceRegistrar), interceptor grpc.UnaryServerInterceptor, tf *reload.TLSFiles, tel *telemetry) (*grpc.Server, *health.Server) {
 	opts := []grpc.ServerOption{
 		grpc.UnaryInterceptor(interceptor),
 		grpc.MaxRecvMsgSize(cfg.MaxRecvMsgBytes),
@@ -49,7 +50,7 @@ func newGRPCServer(cfg Config, register func(grpc.ServiceRegistrar), interceptor
 		grpc.NumStreamWorkers(streamWorkers(cfg)),
 	}
 	if tf != nil {
-		opts = append(opts, grpc.Creds(credentials.NewTLS(tf.config("h2"))))
+		opts = append(opts, grpc.Creds(credentials.NewTLS(tf.Config("h2"))))
 	}
 	gs := grpc.NewServer(append(opts, tel.grpcOptions()...)...)
 	register(gs)
@@ -67,7 +68,7 @@ func newGRPCServer(cfg Config, register func(grpc.ServiceRegistrar), interceptor
 // /openapi.json, and /metrics unless it has a listener of its own. The
 // gateway calls what register registers, through interceptor, as the gRPC
 // server does.
-func newGatewayServer(ctx context.Context, cfg Config, register func(grpc.ServiceRegistrar), interceptor grpc.UnaryServerInterceptor, tf *tlsFiles, tel *telemetry, serving *atomic.Bool, log *slog.Logger) (*server, error) {
+func newGatewayServer(ctx context.Context, cfg Config, register func(grpc.ServiceRegistrar), interceptor grpc.UnaryServerInterceptor, tf *reload.TLSFiles, tel *telemetry, serving *atomic.Bool, log *slog.Logger) (*server, error) {
 	gw, err := gateway.New(ctx, register, interceptor, gateway.Options{MaxQuery: cfg.MaxRecvMsgBytes})
 	if err != nil {
 		return nil, err
@@ -78,7 +79,7 @@ func newGatewayServer(ctx context.Context, cfg Config, register func(grpc.Servic
 	}
 	var tc *tls.Config
 	if tf != nil {
-		tc = tf.config("h2", "http/1.1")
+		tc = tf.Config("h2", "http/1.1")
 	}
 	return &server{name: "HTTP", addr: cfg.HTTPAddr, srv: newHTTPServer(mux, cfg, log, tc)}, nil
 }
