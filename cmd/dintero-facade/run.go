@@ -18,6 +18,8 @@ import (
 
 	authv1 "github.com/dintero-facade/dintero-facade/gen/dintero/auth/v1"
 	"github.com/dintero-facade/dintero-facade/internal/reload"
+	"github.com/dintero-facade/dintero-facade/internal/telemetry"
+	"github.com/dintero-facade/dintero-facade/internal/warmup"
 	"github.com/dintero-facade/dintero-facade/service"
 	"github.com/dintero-facade/dintero-facade/upstream"
 )
@@ -134,11 +136,11 @@ func build(ctx context.Context, o Options) (_ *instance, err error) {
 			f.close()
 		}
 	}()
-	tel, err := newTelemetry(ctx, o)
+	tel, err := telemetry.New(ctx, telemetry.Options{Tracing: o.Config.Tracing, TracerProvider: o.TracerProvider, Version: o.Version})
 	if err != nil {
 		return nil, err
 	}
-	f.onClose(func() { tel.shutdown(f.log) })
+	f.onClose(func() { tel.Shutdown(f.log) })
 	if f.cfg.Mock {
 		stop, err := startMock(&f.cfg, f.log)
 		if err != nil {
@@ -169,7 +171,7 @@ func build(ctx context.Context, o Options) (_ *instance, err error) {
 			return nil, err
 		}
 	}
-	var svc authv1.AuthServiceServer = service.New(client, service.Options{Policy: f.cfg.Policy, Counters: tel.service, RejectInvalidIDToken: f.cfg.RejectInvalidIDToken})
+	var svc authv1.AuthServiceServer = service.New(client, service.Options{Policy: f.cfg.Policy, Counters: tel.Service, RejectInvalidIDToken: f.cfg.RejectInvalidIDToken})
 	if o.wrap != nil {
 		svc = o.wrap(svc)
 	}
@@ -179,7 +181,7 @@ func build(ctx context.Context, o Options) (_ *instance, err error) {
 	interceptor, err := service.Interceptor(service.InterceptorOptions{
 		Log:             f.log,
 		Audit:           o.Audit,
-		Inner:           []grpc.UnaryServerInterceptor{tel.grpc.UnaryServerInterceptor()},
+		Inner:           []grpc.UnaryServerInterceptor{tel.GRPC.UnaryServerInterceptor()},
 		DefaultDeadline: f.cfg.DinteroTimeout,
 		MaxDeadline:     f.cfg.MaxDeadline,
 	})
@@ -201,15 +203,15 @@ func build(ctx context.Context, o Options) (_ *instance, err error) {
 }
 
 // newClient makes the client of Dintero.
-func newClient(cfg Config, tel *telemetry, version string) (*upstream.Client, error) {
+func newClient(cfg Config, tel *telemetry.Telemetry, version string) (*upstream.Client, error) {
 	return upstream.New(upstream.Options{
 		BaseURL:       cfg.DinteroURL,
 		Credentials:   cfg.Credentials,
 		Timeout:       cfg.DinteroTimeout,
 		MaxConcurrent: cfg.MaxConcurrent,
 		UserAgent:     "dintero-facade/" + version,
-		Transport:     tel.transport(upstream.NewTransport(cfg.DinteroTimeout)),
-		Observer:      tel.upstream,
+		Transport:     tel.Transport(upstream.NewTransport(cfg.DinteroTimeout)),
+		Observer:      tel.Upstream,
 		IDToken:       upstream.IDTokenOptions{Issuer: cfg.IDTokenIssuer},
 	})
 }
@@ -257,50 +259,11 @@ func (f *instance) serve() {
 	f.logStart(l)
 }
 
-// warm readies the client for the first calls (a connection to Dintero,
-// the tokens and signing keys of the accounts the facade holds credentials
-// for) within --warm-timeout, while health reports NOT_SERVING. Calls that
-// come meanwhile are served. If Dintero cannot be had in time, the facade
-// serves all the same, says so, and keeps trying in the background.
+// warm readies the client for the first calls within --warm-timeout,
+// while health reports NOT_SERVING, and keeps trying in the background
+// when Dintero cannot be had in time.
 func (f *instance) warm(ctx context.Context) {
-	if f.cfg.WarmTimeout <= 0 {
-		return
-	}
-	start := time.Now()
-	wctx, cancel := context.WithTimeout(ctx, f.cfg.WarmTimeout)
-	err := f.client.Warm(wctx)
-	cancel()
-	if err == nil {
-		f.log.Info("warmed up: connected to Dintero, tokens and signing keys fetched", "took", time.Since(start).String())
-		return
-	}
-	f.log.Warn("Dintero could not be had at start: serving, and trying again in the background", "error", err.Error())
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	f.onClose(func() { close(stop); <-done })
-	go func() {
-		defer close(done)
-		for wait := time.Second; ; wait = min(2*wait, 30*time.Second) {
-			t := time.NewTimer(wait)
-			select {
-			case <-stop:
-				t.Stop()
-				return
-			case <-ctx.Done():
-				t.Stop()
-				return
-			case <-t.C:
-			}
-			wctx, cancel := context.WithTimeout(ctx, f.cfg.WarmTimeout)
-			err := f.client.Warm(wctx)
-			cancel()
-			if err == nil {
-				f.log.Info("warmed up: connected to Dintero, tokens and signing keys fetched")
-				return
-			}
-			f.log.Warn("Dintero still cannot be had", "error", err.Error())
-		}
-	}()
+	f.onClose(warmup.Run(ctx, f.client.Warm, f.cfg.WarmTimeout, f.log))
 }
 
 // markServing turns health to SERVING.

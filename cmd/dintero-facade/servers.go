@@ -21,6 +21,7 @@ import (
 	"github.com/dintero-facade/dintero-facade/gen/openapiv2"
 	"github.com/dintero-facade/dintero-facade/internal/gateway"
 	"github.com/dintero-facade/dintero-facade/internal/reload"
+	"github.com/dintero-facade/dintero-facade/internal/telemetry"
 )
 
 // streamWorkers is how many goroutines serve gRPC calls: one for every call
@@ -40,7 +41,7 @@ const (
 
 // newGRPCServer serves what register registers over gRPC through
 // interceptor, with health and reflection.
-func newGRPCServer(cfg Config, register func(grpc.ServiceRegistrar), interceptor grpc.UnaryServerInterceptor, tf *reload.TLSFiles, tel *telemetry) (*grpc.Server, *health.Server) {
+func newGRPCServer(cfg Config, register func(grpc.ServiceRegistrar), interceptor grpc.UnaryServerInterceptor, tf *reload.TLSFiles, tel *telemetry.Telemetry) (*grpc.Server, *health.Server) {
 	opts := []grpc.ServerOption{
 		grpc.UnaryInterceptor(interceptor),
 		grpc.MaxRecvMsgSize(cfg.MaxRecvMsgBytes),
@@ -52,7 +53,7 @@ func newGRPCServer(cfg Config, register func(grpc.ServiceRegistrar), interceptor
 	if tf != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(tf.Config("h2"))))
 	}
-	gs := grpc.NewServer(append(opts, tel.grpcOptions()...)...)
+	gs := grpc.NewServer(append(opts, tel.GRPCOptions()...)...)
 	register(gs)
 	// NOT_SERVING until the warm-up is over.
 	hs := health.NewServer()
@@ -60,7 +61,7 @@ func newGRPCServer(cfg Config, register func(grpc.ServiceRegistrar), interceptor
 	hs.SetServingStatus(authv1.AuthService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_NOT_SERVING)
 	healthpb.RegisterHealthServer(gs, hs)
 	reflection.Register(gs)
-	tel.grpc.InitializeMetrics(gs)
+	tel.GRPC.InitializeMetrics(gs)
 	return gs, hs
 }
 
@@ -68,14 +69,14 @@ func newGRPCServer(cfg Config, register func(grpc.ServiceRegistrar), interceptor
 // /openapi.json, and /metrics unless it has a listener of its own. The
 // gateway calls what register registers, through interceptor, as the gRPC
 // server does.
-func newGatewayServer(ctx context.Context, cfg Config, register func(grpc.ServiceRegistrar), interceptor grpc.UnaryServerInterceptor, tf *reload.TLSFiles, tel *telemetry, serving *atomic.Bool, log *slog.Logger) (*server, error) {
+func newGatewayServer(ctx context.Context, cfg Config, register func(grpc.ServiceRegistrar), interceptor grpc.UnaryServerInterceptor, tf *reload.TLSFiles, tel *telemetry.Telemetry, serving *atomic.Bool, log *slog.Logger) (*server, error) {
 	gw, err := gateway.New(ctx, register, interceptor, gateway.Options{MaxQuery: cfg.MaxRecvMsgBytes})
 	if err != nil {
 		return nil, err
 	}
-	mux := httpMux(tel.handler(gw), serving)
+	mux := httpMux(tel.Handler(gw), serving)
 	if cfg.MetricsAddr == "" {
-		mux.Handle("GET /metrics", tel.metricsHandler())
+		mux.Handle("GET /metrics", tel.MetricsHandler())
 	}
 	var tc *tls.Config
 	if tf != nil {
@@ -99,7 +100,7 @@ func httpMux(gw http.Handler, serving *atomic.Bool) *http.ServeMux {
 // sideServers are the servers that serve no calls, each on a listener of
 // its own when configured: the probes, /metrics and pprof. stop stops what
 // the HTTP servers do not.
-func sideServers(cfg Config, tel *telemetry, hs *health.Server, serving *atomic.Bool, log *slog.Logger) (_ []*server, stop func()) {
+func sideServers(cfg Config, tel *telemetry.Telemetry, hs *health.Server, serving *atomic.Bool, log *slog.Logger) (_ []*server, stop func()) {
 	var out []*server
 	stop = func() {}
 	if cfg.HealthAddr != "" {
@@ -108,7 +109,7 @@ func sideServers(cfg Config, tel *telemetry, hs *health.Server, serving *atomic.
 	}
 	if cfg.MetricsAddr != "" {
 		mm := http.NewServeMux()
-		mm.Handle("GET /metrics", tel.metricsHandler())
+		mm.Handle("GET /metrics", tel.MetricsHandler())
 		out = append(out, &server{name: "metrics", addr: cfg.MetricsAddr, srv: newHTTPServer(mm, cfg, log, nil), side: true})
 	}
 	if cfg.PprofAddr != "" {
