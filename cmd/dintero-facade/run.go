@@ -13,10 +13,9 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/health"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	authv1 "github.com/dintero-facade/dintero-facade/gen/dintero/auth/v1"
+	"github.com/dintero-facade/dintero-facade/internal/probe"
 	"github.com/dintero-facade/dintero-facade/internal/reload"
 	"github.com/dintero-facade/dintero-facade/internal/telemetry"
 	"github.com/dintero-facade/dintero-facade/internal/warmup"
@@ -96,8 +95,7 @@ type instance struct {
 	version string
 
 	grpc    *grpc.Server
-	health  *health.Server
-	serving atomic.Bool // true from warm-up to shutdown: /healthz answers 200
+	probes  *probe.State
 	client  *upstream.Client
 	addrs   listeners
 	servers []*server // the HTTP servers: the gateway first, then the side ones
@@ -188,15 +186,16 @@ func build(ctx context.Context, o Options) (_ *instance, err error) {
 	if err != nil {
 		return nil, err
 	}
-	f.grpc, f.health = newGRPCServer(f.cfg, register, interceptor, tlsFiles, tel)
+	f.probes = probe.New(authv1.AuthService_ServiceDesc.ServiceName)
+	f.grpc = newGRPCServer(f.cfg, register, interceptor, tlsFiles, tel, f.probes)
 	// Its stream workers run from the start, whether it serves or not.
 	f.onClose(f.grpc.Stop)
-	gw, err := newGatewayServer(ctx, f.cfg, register, interceptor, tlsFiles, tel, &f.serving, f.log)
+	gw, err := newGatewayServer(ctx, f.cfg, register, interceptor, tlsFiles, tel, f.probes, f.log)
 	if err != nil {
 		return nil, err
 	}
 	f.servers = append(f.servers, gw)
-	side, stopSide := sideServers(f.cfg, tel, f.health, &f.serving, f.log)
+	side, stopSide := sideServers(f.cfg, tel, f.probes, f.log)
 	f.onClose(stopSide)
 	f.servers = append(f.servers, side...)
 	return f, nil
@@ -268,9 +267,7 @@ func (f *instance) warm(ctx context.Context) {
 
 // markServing turns health to SERVING.
 func (f *instance) markServing() {
-	f.serving.Store(true)
-	f.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-	f.health.SetServingStatus(authv1.AuthService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	f.probes.Serve()
 }
 
 // stop stops every server at once.
@@ -287,8 +284,7 @@ func (f *instance) stop() {
 func (f *instance) drain() error {
 	cfg := f.cfg
 	f.log.Info("shutting down: reporting NOT_SERVING", "delay", cfg.ShutdownDelay, "grace", cfg.ShutdownGrace)
-	f.serving.Store(false)
-	f.health.Shutdown()
+	f.probes.Shutdown()
 	if cfg.ShutdownDelay > 0 {
 		time.Sleep(cfg.ShutdownDelay)
 	}

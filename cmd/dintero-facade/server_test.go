@@ -29,6 +29,7 @@ import (
 	"github.com/dintero-facade/dintero-facade/internal/dinteromock"
 	"github.com/dintero-facade/dintero-facade/internal/dinterotest"
 	"github.com/dintero-facade/dintero-facade/internal/gateway"
+	"github.com/dintero-facade/dintero-facade/internal/probe"
 	"github.com/dintero-facade/dintero-facade/service"
 )
 
@@ -437,13 +438,13 @@ func TestGatewayMatchesGRPC(t *testing.T) {
 	}
 	go func() { _ = gs.Serve(l) }()
 	defer gs.Stop()
-	var serving atomic.Bool
-	serving.Store(true)
+	probes := probe.New()
+	probes.Serve()
 	gw, err := gateway.New(context.Background(), register, ic, gateway.Options{MaxQuery: 16 << 10})
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := httpMux(gw, &serving)
+	h := httpMux(gw, probes.Healthz())
 	hl, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

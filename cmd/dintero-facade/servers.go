@@ -7,19 +7,15 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
-	"strings"
-	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/health"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
 
-	authv1 "github.com/dintero-facade/dintero-facade/gen/dintero/auth/v1"
 	"github.com/dintero-facade/dintero-facade/gen/openapiv2"
 	"github.com/dintero-facade/dintero-facade/internal/gateway"
+	"github.com/dintero-facade/dintero-facade/internal/probe"
 	"github.com/dintero-facade/dintero-facade/internal/reload"
 	"github.com/dintero-facade/dintero-facade/internal/telemetry"
 )
@@ -41,7 +37,7 @@ const (
 
 // newGRPCServer serves what register registers over gRPC through
 // interceptor, with health and reflection.
-func newGRPCServer(cfg Config, register func(grpc.ServiceRegistrar), interceptor grpc.UnaryServerInterceptor, tf *reload.TLSFiles, tel *telemetry.Telemetry) (*grpc.Server, *health.Server) {
+func newGRPCServer(cfg Config, register func(grpc.ServiceRegistrar), interceptor grpc.UnaryServerInterceptor, tf *reload.TLSFiles, tel *telemetry.Telemetry, probes *probe.State) *grpc.Server {
 	opts := []grpc.ServerOption{
 		grpc.UnaryInterceptor(interceptor),
 		grpc.MaxRecvMsgSize(cfg.MaxRecvMsgBytes),
@@ -55,26 +51,22 @@ func newGRPCServer(cfg Config, register func(grpc.ServiceRegistrar), interceptor
 	}
 	gs := grpc.NewServer(append(opts, tel.GRPCOptions()...)...)
 	register(gs)
-	// NOT_SERVING until the warm-up is over.
-	hs := health.NewServer()
-	hs.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
-	hs.SetServingStatus(authv1.AuthService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_NOT_SERVING)
-	healthpb.RegisterHealthServer(gs, hs)
+	probes.Register(gs)
 	reflection.Register(gs)
 	tel.GRPC.InitializeMetrics(gs)
-	return gs, hs
+	return gs
 }
 
 // newGatewayServer serves the JSON gateway under /v1/, /healthz,
 // /openapi.json, and /metrics unless it has a listener of its own. The
 // gateway calls what register registers, through interceptor, as the gRPC
 // server does.
-func newGatewayServer(ctx context.Context, cfg Config, register func(grpc.ServiceRegistrar), interceptor grpc.UnaryServerInterceptor, tf *reload.TLSFiles, tel *telemetry.Telemetry, serving *atomic.Bool, log *slog.Logger) (*server, error) {
+func newGatewayServer(ctx context.Context, cfg Config, register func(grpc.ServiceRegistrar), interceptor grpc.UnaryServerInterceptor, tf *reload.TLSFiles, tel *telemetry.Telemetry, probes *probe.State, log *slog.Logger) (*server, error) {
 	gw, err := gateway.New(ctx, register, interceptor, gateway.Options{MaxQuery: cfg.MaxRecvMsgBytes})
 	if err != nil {
 		return nil, err
 	}
-	mux := httpMux(tel.Handler(gw), serving)
+	mux := httpMux(tel.Handler(gw), probes.Healthz())
 	if cfg.MetricsAddr == "" {
 		mux.Handle("GET /metrics", tel.MetricsHandler())
 	}
@@ -86,10 +78,10 @@ func newGatewayServer(ctx context.Context, cfg Config, register func(grpc.Servic
 }
 
 // httpMux serves the gateway under /v1/, /healthz and the OpenAPI document.
-func httpMux(gw http.Handler, serving *atomic.Bool) *http.ServeMux {
+func httpMux(gw, healthz http.Handler) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle("/v1/", gw)
-	mux.Handle("GET /healthz", healthz(serving))
+	mux.Handle("GET /healthz", healthz)
 	mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(openapiv2.JSON)
@@ -100,11 +92,15 @@ func httpMux(gw http.Handler, serving *atomic.Bool) *http.ServeMux {
 // sideServers are the servers that serve no calls, each on a listener of
 // its own when configured: the probes, /metrics and pprof. stop stops what
 // the HTTP servers do not.
-func sideServers(cfg Config, tel *telemetry.Telemetry, hs *health.Server, serving *atomic.Bool, log *slog.Logger) (_ []*server, stop func()) {
+func sideServers(cfg Config, tel *telemetry.Telemetry, probes *probe.State, log *slog.Logger) (_ []*server, stop func()) {
 	var out []*server
 	stop = func() {}
 	if cfg.HealthAddr != "" {
-		srv, stopGRPC := newProbeServer(hs, serving, cfg, log)
+		h, stopGRPC := probes.Handler()
+		srv := newHTTPServer(h, cfg, log, nil)
+		srv.Protocols = new(http.Protocols)
+		srv.Protocols.SetHTTP1(true)
+		srv.Protocols.SetUnencryptedHTTP2(true)
 		out, stop = append(out, &server{name: "health", addr: cfg.HealthAddr, srv: srv, side: true}), stopGRPC
 	}
 	if cfg.MetricsAddr != "" {
@@ -149,41 +145,4 @@ func serveHTTP(srv *http.Server, l net.Listener) error {
 		return srv.ServeTLS(l, "", "")
 	}
 	return srv.Serve(l)
-}
-
-// healthz answers 200 while serving, 503 while warming up and once
-// shutdown has begun.
-func healthz(serving *atomic.Bool) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		if !serving.Load() {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = w.Write([]byte("not serving\n"))
-			return
-		}
-		_, _ = w.Write([]byte("ok\n"))
-	})
-}
-
-// newProbeServer serves the probes on a plain listener of their own: gRPC
-// health (the kubelet's gRPC probe speaks HTTP/2 without TLS) and GET
-// /healthz. Under mutual TLS the kubelet, which has no client certificate,
-// could reach neither on the service's listeners. stop stops the gRPC
-// server behind it, which has no listener of its own.
-func newProbeServer(hs *health.Server, serving *atomic.Bool, cfg Config, log *slog.Logger) (_ *http.Server, stop func()) {
-	gs := grpc.NewServer()
-	healthpb.RegisterHealthServer(gs, hs)
-	mux := http.NewServeMux()
-	mux.Handle("GET /healthz", healthz(serving))
-	srv := newHTTPServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.ProtoMajor == 2 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc") {
-			gs.ServeHTTP(w, r)
-			return
-		}
-		mux.ServeHTTP(w, r)
-	}), cfg, log, nil)
-	srv.Protocols = new(http.Protocols)
-	srv.Protocols.SetHTTP1(true)
-	srv.Protocols.SetUnencryptedHTTP2(true)
-	return srv, gs.Stop
 }

@@ -143,6 +143,19 @@ func WatchCredentials(ctx context.Context, file string, base []upstream.Credenti
 	return nil
 }
 
+// CredentialVars are the environment variables CredentialsFromEnv reads:
+// one account's credentials. They are never flags, which ps shows.
+var CredentialVars = []struct {
+	Name, Help string
+	// Secret is never logged.
+	Secret bool
+}{
+	{"DINTERO_ACCOUNT_ID", "the account of the facade's client credentials (with the two below, or none)", false},
+	{"DINTERO_CLIENT_ID", "the client id of the facade's client credentials", false},
+	{"DINTERO_CLIENT_SECRET", "the client secret of the facade's client credentials", true},
+	{"DINTERO_AUDIENCE", "the audience of its tokens; default https://api.dintero.com/v1/accounts/<account id>", false},
+}
+
 // CredentialsFromEnv reads the facade's client credentials: all of
 // DINTERO_CLIENT_ID, DINTERO_CLIENT_SECRET and DINTERO_ACCOUNT_ID, or none.
 func CredentialsFromEnv(getenv func(string) string) (*upstream.Credentials, error) {
