@@ -6,9 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
@@ -17,6 +14,7 @@ import (
 	authv1 "github.com/dintero-facade/dintero-facade/gen/dintero/auth/v1"
 	"github.com/dintero-facade/dintero-facade/internal/probe"
 	"github.com/dintero-facade/dintero-facade/internal/reload"
+	"github.com/dintero-facade/dintero-facade/internal/serve"
 	"github.com/dintero-facade/dintero-facade/internal/telemetry"
 	"github.com/dintero-facade/dintero-facade/internal/warmup"
 	"github.com/dintero-facade/dintero-facade/service"
@@ -68,19 +66,22 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	defer f.close()
-	if err := f.listen(ctx); err != nil {
+	if err := f.group.Listen(ctx); err != nil {
 		return err
 	}
-	f.serve()
-	f.warm(ctx)
-	f.markServing()
+	a := f.group.Serve()
+	addrs := listeners{GRPC: a["gRPC"], HTTP: a["HTTP"], Health: a["health"], Metrics: a["metrics"], Pprof: a["pprof"]}
+	f.logStart(addrs)
+	// Health reports NOT_SERVING during the warm-up; calls are served.
+	f.onClose(warmup.Run(ctx, f.client.Warm, f.cfg.WarmTimeout, f.log))
+	f.probes.Serve()
 	if o.Ready != nil {
-		o.Ready(f.addrs)
+		o.Ready(addrs)
 	}
 	select {
-	case err := <-f.failed:
+	case err := <-f.group.Failed():
 		// A server failed on its own: stop the others and report it.
-		f.stop()
+		f.group.Stop()
 		return fmt.Errorf("server failed: %w", err)
 	case <-ctx.Done():
 	}
@@ -94,25 +95,10 @@ type instance struct {
 	log     *slog.Logger
 	version string
 
-	grpc    *grpc.Server
+	group   *serve.Group
 	probes  *probe.State
 	client  *upstream.Client
-	addrs   listeners
-	servers []*server // the HTTP servers: the gateway first, then the side ones
-	grpcL   net.Listener
-	failed  chan error
 	closers []func() // run in reverse by close
-}
-
-// server is an HTTP server, the address it listens on, and the listener
-// once bound.
-type server struct {
-	name, addr string
-	srv        *http.Server
-	l          net.Listener
-	// side servers (probes, metrics, pprof) serve no calls: they are
-	// closed at once at shutdown, and never count as cut calls.
-	side bool
 }
 
 // onClose adds a step to close.
@@ -128,7 +114,7 @@ func (f *instance) close() {
 // build makes every part of the facade, from the telemetry to the servers,
 // without binding a port.
 func build(ctx context.Context, o Options) (_ *instance, err error) {
-	f := &instance{cfg: o.Config, log: o.Log, version: o.Version, failed: make(chan error, 8)}
+	f := &instance{cfg: o.Config, log: o.Log, version: o.Version}
 	defer func() {
 		if err != nil {
 			f.close()
@@ -146,7 +132,16 @@ func build(ctx context.Context, o Options) (_ *instance, err error) {
 		}
 		f.onClose(stop)
 	}
-	client, err := newClient(f.cfg, tel, o.Version)
+	client, err := upstream.New(upstream.Options{
+		BaseURL:       f.cfg.DinteroURL,
+		Credentials:   f.cfg.Credentials,
+		Timeout:       f.cfg.DinteroTimeout,
+		MaxConcurrent: f.cfg.MaxConcurrent,
+		UserAgent:     "dintero-facade/" + o.Version,
+		Transport:     tel.Transport(upstream.NewTransport(f.cfg.DinteroTimeout)),
+		Observer:      tel.Upstream,
+		IDToken:       upstream.IDTokenOptions{Issuer: f.cfg.IDTokenIssuer},
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -187,95 +182,17 @@ func build(ctx context.Context, o Options) (_ *instance, err error) {
 		return nil, err
 	}
 	f.probes = probe.New(authv1.AuthService_ServiceDesc.ServiceName)
-	f.grpc = newGRPCServer(f.cfg, register, interceptor, tlsFiles, tel, f.probes)
+	gs := newGRPCServer(f.cfg, register, interceptor, tlsFiles, tel, f.probes)
 	// Its stream workers run from the start, whether it serves or not.
-	f.onClose(f.grpc.Stop)
+	f.onClose(gs.Stop)
 	gw, err := newGatewayServer(ctx, f.cfg, register, interceptor, tlsFiles, tel, f.probes, f.log)
 	if err != nil {
 		return nil, err
 	}
-	f.servers = append(f.servers, gw)
 	side, stopSide := sideServers(f.cfg, tel, f.probes, f.log)
 	f.onClose(stopSide)
-	f.servers = append(f.servers, side...)
+	f.group = serve.New(gs, f.cfg.GRPCAddr, append([]*serve.HTTP{gw}, side...)...)
 	return f, nil
-}
-
-// newClient makes the client of Dintero.
-func newClient(cfg Config, tel *telemetry.Telemetry, version string) (*upstream.Client, error) {
-	return upstream.New(upstream.Options{
-		BaseURL:       cfg.DinteroURL,
-		Credentials:   cfg.Credentials,
-		Timeout:       cfg.DinteroTimeout,
-		MaxConcurrent: cfg.MaxConcurrent,
-		UserAgent:     "dintero-facade/" + version,
-		Transport:     tel.Transport(upstream.NewTransport(cfg.DinteroTimeout)),
-		Observer:      tel.Upstream,
-		IDToken:       upstream.IDTokenOptions{Issuer: cfg.IDTokenIssuer},
-	})
-}
-
-// listen binds every listener, or none.
-func (f *instance) listen(ctx context.Context) (err error) {
-	var lc net.ListenConfig
-	bind := func(what, addr string) (net.Listener, error) {
-		l, err := lc.Listen(ctx, "tcp", addr)
-		if err != nil {
-			return nil, fmt.Errorf("%s listener: %w", what, err)
-		}
-		f.onClose(func() { l.Close() })
-		return l, nil
-	}
-	if f.grpcL, err = bind("gRPC", f.cfg.GRPCAddr); err != nil {
-		return err
-	}
-	for _, s := range f.servers {
-		if s.l, err = bind(s.name, s.addr); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// serve starts the servers and says so.
-func (f *instance) serve() {
-	go func() { f.failed <- f.grpc.Serve(f.grpcL) }()
-	l := listeners{GRPC: f.grpcL.Addr()}
-	for _, s := range f.servers {
-		go func() { f.failed <- serveHTTP(s.srv, s.l) }()
-		switch s.name {
-		case "HTTP":
-			l.HTTP = s.l.Addr()
-		case "health":
-			l.Health = s.l.Addr()
-		case "metrics":
-			l.Metrics = s.l.Addr()
-		case "pprof":
-			l.Pprof = s.l.Addr()
-		}
-	}
-	f.addrs = l
-	f.logStart(l)
-}
-
-// warm readies the client for the first calls within --warm-timeout,
-// while health reports NOT_SERVING, and keeps trying in the background
-// when Dintero cannot be had in time.
-func (f *instance) warm(ctx context.Context) {
-	f.onClose(warmup.Run(ctx, f.client.Warm, f.cfg.WarmTimeout, f.log))
-}
-
-// markServing turns health to SERVING.
-func (f *instance) markServing() {
-	f.probes.Serve()
-}
-
-// stop stops every server at once.
-func (f *instance) stop() {
-	f.grpc.Stop()
-	for _, s := range f.servers {
-		_ = s.srv.Close()
-	}
 }
 
 // drain shuts down in stages: NOT_SERVING at once, accepting for
@@ -290,39 +207,8 @@ func (f *instance) drain() error {
 	}
 	// A scrape or a profile under way cannot hold up the exit or count as
 	// a cut call.
-	for _, s := range f.servers {
-		if s.side {
-			_ = s.srv.Close()
-		}
-	}
-	graceCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
-	defer cancel()
-	var wg sync.WaitGroup
-	var cut atomic.Bool
-	wg.Go(func() {
-		done := make(chan struct{})
-		go func() { f.grpc.GracefulStop(); close(done) }()
-		select {
-		case <-done:
-		case <-graceCtx.Done():
-			cut.Store(true)
-			f.grpc.Stop()
-			<-done
-		}
-	})
-	for _, s := range f.servers {
-		if s.side {
-			continue
-		}
-		wg.Go(func() {
-			if err := s.srv.Shutdown(graceCtx); err != nil {
-				cut.Store(true)
-				_ = s.srv.Close()
-			}
-		})
-	}
-	wg.Wait()
-	if cut.Load() {
+	f.group.CloseSide()
+	if f.group.Drain(cfg.ShutdownGrace) {
 		f.log.Error("shutdown grace expired: calls in flight were cut", "grace", cfg.ShutdownGrace)
 		return errGraceExpired
 	}

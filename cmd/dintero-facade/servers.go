@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/pprof"
 	"time"
@@ -17,6 +16,7 @@ import (
 	"github.com/dintero-facade/dintero-facade/internal/gateway"
 	"github.com/dintero-facade/dintero-facade/internal/probe"
 	"github.com/dintero-facade/dintero-facade/internal/reload"
+	"github.com/dintero-facade/dintero-facade/internal/serve"
 	"github.com/dintero-facade/dintero-facade/internal/telemetry"
 )
 
@@ -61,7 +61,7 @@ func newGRPCServer(cfg Config, register func(grpc.ServiceRegistrar), interceptor
 // /openapi.json, and /metrics unless it has a listener of its own. The
 // gateway calls what register registers, through interceptor, as the gRPC
 // server does.
-func newGatewayServer(ctx context.Context, cfg Config, register func(grpc.ServiceRegistrar), interceptor grpc.UnaryServerInterceptor, tf *reload.TLSFiles, tel *telemetry.Telemetry, probes *probe.State, log *slog.Logger) (*server, error) {
+func newGatewayServer(ctx context.Context, cfg Config, register func(grpc.ServiceRegistrar), interceptor grpc.UnaryServerInterceptor, tf *reload.TLSFiles, tel *telemetry.Telemetry, probes *probe.State, log *slog.Logger) (*serve.HTTP, error) {
 	gw, err := gateway.New(ctx, register, interceptor, gateway.Options{MaxQuery: cfg.MaxRecvMsgBytes})
 	if err != nil {
 		return nil, err
@@ -74,7 +74,7 @@ func newGatewayServer(ctx context.Context, cfg Config, register func(grpc.Servic
 	if tf != nil {
 		tc = tf.Config("h2", "http/1.1")
 	}
-	return &server{name: "HTTP", addr: cfg.HTTPAddr, srv: newHTTPServer(mux, cfg, log, tc)}, nil
+	return &serve.HTTP{Name: "HTTP", Addr: cfg.HTTPAddr, Server: newHTTPServer(mux, cfg, log, tc)}, nil
 }
 
 // httpMux serves the gateway under /v1/, /healthz and the OpenAPI document.
@@ -92,8 +92,8 @@ func httpMux(gw, healthz http.Handler) *http.ServeMux {
 // sideServers are the servers that serve no calls, each on a listener of
 // its own when configured: the probes, /metrics and pprof. stop stops what
 // the HTTP servers do not.
-func sideServers(cfg Config, tel *telemetry.Telemetry, probes *probe.State, log *slog.Logger) (_ []*server, stop func()) {
-	var out []*server
+func sideServers(cfg Config, tel *telemetry.Telemetry, probes *probe.State, log *slog.Logger) (_ []*serve.HTTP, stop func()) {
+	var out []*serve.HTTP
 	stop = func() {}
 	if cfg.HealthAddr != "" {
 		h, stopGRPC := probes.Handler()
@@ -101,12 +101,12 @@ func sideServers(cfg Config, tel *telemetry.Telemetry, probes *probe.State, log 
 		srv.Protocols = new(http.Protocols)
 		srv.Protocols.SetHTTP1(true)
 		srv.Protocols.SetUnencryptedHTTP2(true)
-		out, stop = append(out, &server{name: "health", addr: cfg.HealthAddr, srv: srv, side: true}), stopGRPC
+		out, stop = append(out, &serve.HTTP{Name: "health", Addr: cfg.HealthAddr, Server: srv, Side: true}), stopGRPC
 	}
 	if cfg.MetricsAddr != "" {
 		mm := http.NewServeMux()
 		mm.Handle("GET /metrics", tel.MetricsHandler())
-		out = append(out, &server{name: "metrics", addr: cfg.MetricsAddr, srv: newHTTPServer(mm, cfg, log, nil), side: true})
+		out = append(out, &serve.HTTP{Name: "metrics", Addr: cfg.MetricsAddr, Server: newHTTPServer(mm, cfg, log, nil), Side: true})
 	}
 	if cfg.PprofAddr != "" {
 		pm := http.NewServeMux()
@@ -118,7 +118,7 @@ func sideServers(cfg Config, tel *telemetry.Telemetry, probes *probe.State, log 
 		srv := newHTTPServer(pm, cfg, log, nil)
 		// A CPU profile runs for its whole ?seconds=.
 		srv.WriteTimeout = 0
-		out = append(out, &server{name: "pprof", addr: cfg.PprofAddr, srv: srv, side: true})
+		out = append(out, &serve.HTTP{Name: "pprof", Addr: cfg.PprofAddr, Server: srv, Side: true})
 	}
 	return out, stop
 }
@@ -138,11 +138,4 @@ func newHTTPServer(h http.Handler, cfg Config, log *slog.Logger, tc *tls.Config)
 		MaxHeaderBytes: cfg.MaxRecvMsgBytes,
 		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-}
-
-func serveHTTP(srv *http.Server, l net.Listener) error {
-	if srv.TLSConfig != nil {
-		return srv.ServeTLS(l, "", "")
-	}
-	return srv.Serve(l)
 }
