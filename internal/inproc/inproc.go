@@ -107,7 +107,7 @@ func (c *Channel) Invoke(ctx context.Context, name string, args, reply any, opts
 		return status.Errorf(codes.Internal, "inproc: the reply of %s is not a proto.Message", name)
 	}
 	r, ok := resp.(proto.Message)
-	if !ok || r == nil {
+	if !ok || r == nil || !r.ProtoReflect().IsValid() {
 		return status.Errorf(codes.Internal, "inproc: %s answered neither an error nor a message", name)
 	}
 	move(out, r)
