@@ -125,6 +125,10 @@ func TestEveryMethodOnBothFaces(t *testing.T) {
 	}
 	httpsURL := strings.Replace(f.httpURL, "http://", "https://", 1)
 	rules := routes(t)
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
 	svc := authv1.File_dintero_auth_v1_auth_proto.Services().ByName("AuthService")
 	if len(authv1.AuthService_ServiceDesc.Methods) != svc.Methods().Len() || len(authv1.AuthService_ServiceDesc.Streams) != 0 {
 		t.Fatalf("the ServiceDesc has %d methods and %d streams; the descriptor %d methods", len(authv1.AuthService_ServiceDesc.Methods), len(authv1.AuthService_ServiceDesc.Streams), svc.Methods().Len())
@@ -150,6 +154,9 @@ func TestEveryMethodOnBothFaces(t *testing.T) {
 			rule, ok := rules[name]
 			if !ok {
 				t.Fatalf("%s has no HTTP rule in proto/dintero/auth/v1/auth_http.yaml", name)
+			}
+			if !strings.Contains(string(readme), "| `"+name+"` |") {
+				t.Errorf("README.md's table of operations has no row for %s", name)
 			}
 			output := dynamicpb.NewMessage(svc.Methods().ByName(protoreflect.Name(name)).Output())
 			for _, who := range []string{allowedID, deniedID} {
