@@ -119,23 +119,7 @@ func startFacade(t *testing.T, dinteroURL string, args []string, env map[string]
 // body.
 func (f *facade) do(t *testing.T, method, path string, header map[string]string) (int, http.Header, []byte) {
 	t.Helper()
-	req, err := http.NewRequest(method, f.httpURL+path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range header {
-		req.Header.Set(k, v)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, resp.Header, b
+	return dinterotest.Do(t, http.DefaultClient, method, f.httpURL+path, header)
 }
 
 // bearer is the Authorization header of a caller that brings its own

@@ -2,7 +2,6 @@ package gateway_test
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -46,15 +45,7 @@ func setup(t *testing.T, srv authv1.AuthServiceServer) *env {
 		srv = service.New(up, service.Options{})
 	}
 	logs := &dinterotest.LogBuffer{}
-	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	ic, err := service.Interceptor(service.InterceptorOptions{Log: log, Audit: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := gateway.New(context.Background(), func(r grpc.ServiceRegistrar) { authv1.RegisterAuthServiceServer(r, srv) }, ic, gateway.Options{MaxQuery: 16 << 10})
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := handler(t, srv, slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	hs := httptest.NewServer(h)
 	t.Cleanup(func() {
 		hs.Close()
@@ -63,27 +54,26 @@ func setup(t *testing.T, srv authv1.AuthServiceServer) *env {
 	return &env{fake: fake, url: hs.URL, log: logs}
 }
 
+// handler is the gateway over srv, through the service's interceptor
+// logging to log.
+func handler(tb testing.TB, srv authv1.AuthServiceServer, log *slog.Logger) http.Handler {
+	tb.Helper()
+	ic, err := service.Interceptor(service.InterceptorOptions{Log: log, Audit: log})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	h, err := gateway.New(context.Background(), func(r grpc.ServiceRegistrar) { authv1.RegisterAuthServiceServer(r, srv) }, ic, gateway.Options{MaxQuery: 16 << 10})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return h
+}
+
 // do sends an HTTP request to the gateway and returns status, headers and
 // body.
 func (e *env) do(t *testing.T, method, path string, header map[string]string) (int, http.Header, []byte) {
 	t.Helper()
-	req, err := http.NewRequest(method, e.url+path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range header {
-		req.Header.Set(k, v)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, resp.Header, b
+	return dinterotest.Do(t, http.DefaultClient, method, e.url+path, header)
 }
 
 // bearer is the Authorization header of a caller that brings its own

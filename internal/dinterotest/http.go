@@ -2,6 +2,8 @@ package dinterotest
 
 import (
 	"encoding/json"
+	"io"
+	"net/http"
 	"testing"
 )
 
@@ -39,4 +41,27 @@ func (e ErrorBody) Reason() (string, map[string]any) {
 		}
 	}
 	return "", nil
+}
+
+// Do sends an HTTP request with header through client and returns its
+// status, headers and body, failing the test when it cannot.
+func Do(t testing.TB, client *http.Client, method, url string, header map[string]string) (int, http.Header, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, resp.Header, b
 }
