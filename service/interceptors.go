@@ -93,9 +93,9 @@ type InterceptorOptions struct {
 // panic into Internal (logged with its stack), and writes one line per call.
 // The line is an audit line, which names the caller too and goes to the
 // audit logger, for every call that acts at Dintero on someone's behalf
-// without being a plain read: DeleteClientGrant, the one destructive call;
-// any call made with the facade's own credentials; any call the policy
-// denied.
+// without being a plain read: every call of an operation the table marks
+// audited (one that destroys something); any call made with the facade's
+// own credentials; any call the policy denied.
 func Interceptor(o InterceptorOptions) (grpc.UnaryServerInterceptor, error) {
 	if o.Log == nil || o.Audit == nil {
 		return nil, errors.New("service: the interceptor needs a log and an audit logger")

@@ -96,7 +96,7 @@ func TestGatewayQuery(t *testing.T) {
 	}
 }
 
-// TestGatewayRefusesBodies: neither operation takes a body. A form body to
+// TestGatewayRefusesBodies: no operation takes a body. A form body to
 // authorize, which grpc-gateway would read into the request (up to 10 MB,
 // and on to Dintero), is refused before it is read.
 func TestGatewayRefusesBodies(t *testing.T) {
