@@ -5,6 +5,7 @@ var (
 	ValidateDeleteClientGrant = validateDeleteClientGrant
 	ValidateAuthorize         = validateAuthorize
 	StatusOf                  = statusOf
+	ReasonFromCode            = reasonFromCode
 )
 
 // CodeForHTTP and CodeForOAuthError expose the two mappings to the golden

@@ -181,7 +181,7 @@ func TestAuth(t *testing.T) {
 		_, err := e.client.Authorize(context.Background(), goodAuthorize())
 		st := status.Convert(err)
 		info, _ := details(st)
-		if st.Code() != codes.Unauthenticated || info.GetReason() != service.ReasonNoCredentials || info.GetMetadata()["verification_code_sent"] != "false" {
+		if st.Code() != codes.Unauthenticated || info.GetReason() != service.ErrorReasonNoCredentials || info.GetMetadata()["verification_code_sent"] != "false" {
 			t.Errorf("got %v (%v); want Unauthenticated, NO_CREDENTIALS, the code not sent", err, info)
 		}
 		if n := len(e.fake.Requests()); n != 0 {
