@@ -13,7 +13,6 @@ COPY go.mod go.sum ./
 RUN go mod download
 COPY cmd/ cmd/
 COPY gen/ gen/
-COPY gateway/ gateway/
 COPY internal/ internal/
 COPY service/ service/
 COPY upstream/ upstream/

@@ -39,13 +39,17 @@ func BenchmarkDeleteClientGrant(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	srv := service.Intercepted(service.New(up, service.Options{}), ic)
+	srv := service.New(up, service.Options{})
+	info := &grpc.UnaryServerInfo{Server: srv, FullMethod: authv1.AuthService_DeleteClientGrant_FullMethodName}
+	handler := func(ctx context.Context, req any) (any, error) {
+		return srv.DeleteClientGrant(ctx, req.(*authv1.DeleteClientGrantRequest))
+	}
 	ctx := metadata.NewIncomingContext(context.Background(), metadata.Pairs("authorization", "Bearer "+tok))
 	ctx = grpc.NewContextWithServerTransportStream(ctx, nopStream{})
 	req := &authv1.DeleteClientGrantRequest{Oid: "T12345678", Id: "3d5c2f3a-6a1e-4e55-9d2f-2f1b8f0c9a77"}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := srv.DeleteClientGrant(ctx, req); err != nil {
+		if _, err := ic(ctx, req, info, handler); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -10,8 +10,8 @@ import (
 	"google.golang.org/grpc/peer"
 )
 
-// Caller says who made a call, for the audit line and for policy.
-type Caller struct {
+// caller says who made a call, for the audit line and for policy.
+type caller struct {
 	// Identity is the verified client certificate's URI SAN (a SPIFFE id,
 	// say) or else its subject; empty without mutual TLS.
 	Identity string
@@ -22,7 +22,7 @@ type Caller struct {
 }
 
 // LogValue logs the caller, each string cut to a fixed length.
-func (c Caller) LogValue() slog.Value {
+func (c caller) LogValue() slog.Value {
 	attrs := make([]slog.Attr, 0, 3)
 	if c.Identity != "" {
 		attrs = append(attrs, slog.String("identity", cut(c.Identity)))
@@ -30,28 +30,17 @@ func (c Caller) LogValue() slog.Value {
 	return slog.GroupValue(append(attrs, slog.String("addr", cut(c.Addr)), slog.String("user_agent", cut(c.UserAgent)))...)
 }
 
-type callerKey struct{}
-
-// WithCaller records the caller of a call that does not arrive over gRPC:
-// the gateway's in-process path has no gRPC peer, so its HTTP handler says
-// who called.
-func WithCaller(ctx context.Context, c Caller) context.Context {
-	return context.WithValue(ctx, callerKey{}, c)
-}
-
-// callerFrom returns who made the call: what WithCaller recorded, else the
-// gRPC peer and its user agent.
-func callerFrom(ctx context.Context) Caller {
-	if c, ok := ctx.Value(callerKey{}).(Caller); ok {
-		return c
-	}
-	var c Caller
+// callerFrom returns who made the call, as gRPC tells it: the peer, its
+// verified client certificate, and the user-agent metadata. The JSON
+// gateway's in-process calls carry the same.
+func callerFrom(ctx context.Context) caller {
+	var c caller
 	if p, ok := peer.FromContext(ctx); ok {
 		if p.Addr != nil {
 			c.Addr = p.Addr.String()
 		}
 		if ti, ok := p.AuthInfo.(credentials.TLSInfo); ok && len(ti.State.VerifiedChains) > 0 && len(ti.State.VerifiedChains[0]) > 0 {
-			c.Identity = Identity(ti.State.VerifiedChains[0][0])
+			c.Identity = certIdentity(ti.State.VerifiedChains[0][0])
 		}
 	}
 	if ua := metadata.ValueFromIncomingContext(ctx, "user-agent"); len(ua) > 0 {
@@ -60,10 +49,10 @@ func callerFrom(ctx context.Context) Caller {
 	return c
 }
 
-// Identity names the holder of a verified client certificate: its first
-// URI SAN (such as spiffe://example.org/ns/payments/sa/refunds) when it has
-// one, else its subject.
-func Identity(cert *x509.Certificate) string {
+// certIdentity names the holder of a verified client certificate: its
+// first URI SAN (such as spiffe://example.org/ns/payments/sa/refunds) when
+// it has one, else its subject.
+func certIdentity(cert *x509.Certificate) string {
 	if len(cert.URIs) > 0 {
 		return cert.URIs[0].String()
 	}

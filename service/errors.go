@@ -9,8 +9,6 @@ import (
 	"strings"
 	"unicode"
 
-	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
-	rpccode "google.golang.org/genproto/googleapis/rpc/code"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -32,25 +30,24 @@ const ErrorDomain = "api.dintero.com"
 // raises itself, before or instead of an answer from Dintero.
 const FacadeDomain = "dintero-facade"
 
-// Reasons of FacadeDomain, and the facade's reasons about Dintero's
-// answers.
+// The google.rpc.ErrorInfo reasons of FacadeDomain, and the facade's
+// reasons about Dintero's answers.
 const (
-	ReasonInvalidArgument    = "INVALID_ARGUMENT"
-	ReasonPolicyDenied       = "POLICY_DENIED"
-	ReasonNoCredentials      = "NO_CREDENTIALS"
-	ReasonBadAuthorization   = "BAD_AUTHORIZATION"
-	ReasonBusy               = "FACADE_BUSY"
-	ReasonCircuitOpen        = "CIRCUIT_OPEN"
-	ReasonTransport          = "DINTERO_UNREACHABLE"
-	ReasonDeadline           = "DEADLINE_EXCEEDED"
-	ReasonCanceled           = "CANCELED"
-	ReasonInternal           = "INTERNAL"
-	ReasonUnusableAnswer     = "UNUSABLE_ANSWER"
-	ReasonNotFoundUncertain  = "NOT_FOUND_AFTER_UNCERTAIN_ATTEMPT"
-	ReasonUnknownOAuthError  = "OAUTH_ERROR"
-	ReasonSigningKeys        = "SIGNING_KEYS_UNAVAILABLE"
-	ReasonIDTokenInvalid     = "ID_TOKEN_INVALID"
-	metaVerificationCodeSent = "verification_code_sent"
+	ErrorReasonInvalidArgument   = "INVALID_ARGUMENT"
+	ErrorReasonPolicyDenied      = "POLICY_DENIED"
+	ErrorReasonNoCredentials     = "NO_CREDENTIALS"
+	ErrorReasonBadAuthorization  = "BAD_AUTHORIZATION"
+	ErrorReasonBusy              = "FACADE_BUSY"
+	ErrorReasonCircuitOpen       = "CIRCUIT_OPEN"
+	ErrorReasonTransport         = "DINTERO_UNREACHABLE"
+	ErrorReasonDeadline          = "DEADLINE_EXCEEDED"
+	ErrorReasonCanceled          = "CANCELED"
+	ErrorReasonInternal          = "INTERNAL"
+	ErrorReasonUnusableAnswer    = "UNUSABLE_ANSWER"
+	ErrorReasonNotFoundUncertain = "NOT_FOUND_AFTER_UNCERTAIN_ATTEMPT"
+	ErrorReasonUnknownOAuthError = "OAUTH_ERROR"
+	ErrorReasonSigningKeys       = "SIGNING_KEYS_UNAVAILABLE"
+	ErrorReasonIDTokenInvalid    = "ID_TOKEN_INVALID"
 )
 
 // codeForHTTP maps the HTTP status of Dintero's error answer to a gRPC code.
@@ -119,23 +116,23 @@ func statusOf(op string, err error, meta upstream.Meta) *status.Status {
 	isUE, isOAuth := errors.As(err, &ue), errors.As(err, &oe)
 	switch {
 	case errors.Is(err, upstream.ErrNoCredentials):
-		return failure(op, meta, codes.Unauthenticated, ReasonNoCredentials, err.Error()+": send an authorization bearer token")
+		return failure(op, meta, codes.Unauthenticated, ErrorReasonNoCredentials, err.Error()+": send an authorization bearer token")
 	case errors.Is(err, upstream.ErrBadAuthorization):
-		return failure(op, meta, codes.Unauthenticated, ReasonBadAuthorization, err.Error()+`: send "authorization: Bearer <token>", or no authorization to use the facade's credentials`)
+		return failure(op, meta, codes.Unauthenticated, ErrorReasonBadAuthorization, err.Error()+`: send "authorization: Bearer <token>", or no authorization to use the facade's credentials`)
 	case errors.Is(err, upstream.ErrBusy):
-		return failure(op, meta, codes.ResourceExhausted, ReasonBusy, "the facade has too many calls to Dintero in flight; retry with backoff")
+		return failure(op, meta, codes.ResourceExhausted, ErrorReasonBusy, "the facade has too many calls to Dintero in flight; retry with backoff")
 	case errors.Is(err, upstream.ErrCircuitOpen):
-		return failure(op, meta, codes.Unavailable, ReasonCircuitOpen, "Dintero keeps failing, so the facade paused calls to it for a moment; retry with backoff")
+		return failure(op, meta, codes.Unavailable, ErrorReasonCircuitOpen, "Dintero keeps failing, so the facade paused calls to it for a moment; retry with backoff")
 	case errors.Is(err, upstream.ErrInvalidArgument):
-		return failure(op, meta, codes.InvalidArgument, ReasonInvalidArgument, err.Error())
+		return failure(op, meta, codes.InvalidArgument, ErrorReasonInvalidArgument, err.Error())
 	case errors.Is(err, context.Canceled):
-		return failure(op, meta, codes.Canceled, ReasonCanceled, "the call was canceled")
+		return failure(op, meta, codes.Canceled, ErrorReasonCanceled, "the call was canceled")
 	case errors.Is(err, context.DeadlineExceeded):
-		return failure(op, meta, codes.DeadlineExceeded, ReasonDeadline, "Dintero did not answer within the deadline")
+		return failure(op, meta, codes.DeadlineExceeded, ErrorReasonDeadline, "Dintero did not answer within the deadline")
 	case errors.Is(err, upstream.ErrSigningKeys) && !errors.Is(err, upstream.ErrTokenFetch) && !(isUE && ue.Reason == nil && ue.StatusCode/100 == 4):
 		// Dintero failing or unreachable: the code was kept. A 4xx is
 		// Dintero refusing the caller, and is told as such below.
-		return failure(op, meta, codes.Unavailable, ReasonSigningKeys, err.Error())
+		return failure(op, meta, codes.Unavailable, ErrorReasonSigningKeys, err.Error())
 	case isOAuth:
 		return oauthStatus(op, oe, meta)
 	case isUE && ue.Reason == nil:
@@ -143,19 +140,19 @@ func statusOf(op string, err error, meta upstream.Meta) *status.Status {
 	case isUE:
 		// An answer the operation cannot use: a bug at one end or the
 		// other, not something the caller can fix.
-		info := dinteroInfo(ReasonUnusableAnswer, ue.StatusCode, "", ue.RequestID)
+		info := dinteroInfo(ErrorReasonUnusableAnswer, ue.StatusCode, "", ue.RequestID)
 		return withDetails(op, meta, codes.Internal, "unusable answer from Dintero: "+ue.Reason.Error(), info)
 	case errors.Is(err, upstream.ErrTransport):
-		return failure(op, meta, codes.Unavailable, ReasonTransport, err.Error())
+		return failure(op, meta, codes.Unavailable, ErrorReasonTransport, err.Error())
 	}
-	return failure(op, meta, codes.Internal, ReasonInternal, "internal error")
+	return failure(op, meta, codes.Internal, ErrorReasonInternal, "internal error")
 }
 
 // idTokenInvalid is the error of an id_token that failed verification,
 // when the operator asked for one: Unauthenticated, as the token proves no
 // identity, with the failed check in metadata id_token_reason.
 func idTokenInvalid(meta upstream.Meta, reason string) *status.Status {
-	info := &errdetails.ErrorInfo{Reason: ReasonIDTokenInvalid, Domain: FacadeDomain, Metadata: map[string]string{"id_token_reason": reason}}
+	info := &errdetails.ErrorInfo{Reason: ErrorReasonIDTokenInvalid, Domain: FacadeDomain, Metadata: map[string]string{"id_token_reason": reason}}
 	return withDetails(opAuthorize, meta, codes.Unauthenticated,
 		"the id_token in Dintero's answer failed verification ("+reason+"), so it proves no identity; the verification code is spent", info)
 }
@@ -175,13 +172,6 @@ const (
 	maxDinteroError = 1024
 )
 
-// Refusal is an error of the facade's own that belongs to no operation: the
-// JSON gateway's, for a request it does not read (a body, a route that is
-// not one).
-func Refusal(code codes.Code, reason, msg string) *status.Status {
-	return failure("", upstream.Meta{}, code, reason, msg)
-}
-
 // failure is an error of the facade's own, in FacadeDomain.
 func failure(op string, meta upstream.Meta, code codes.Code, reason, msg string, extra ...protoadapt.MessageV1) *status.Status {
 	info := &errdetails.ErrorInfo{Reason: reason, Domain: FacadeDomain, Metadata: map[string]string{}}
@@ -192,8 +182,8 @@ func failure(op string, meta upstream.Meta, code codes.Code, reason, msg string,
 // info completed with what every error says (whether authorize's code was
 // sent, which attempts had an unknown outcome), and extra attached.
 func withDetails(op string, meta upstream.Meta, code codes.Code, msg string, info *errdetails.ErrorInfo, extra ...protoadapt.MessageV1) *status.Status {
-	if op == opAuthorize {
-		info.Metadata[metaVerificationCodeSent] = strconv.FormatBool(meta.Sent)
+	if k := operation(op).SentKey; k != "" {
+		info.Metadata[k] = strconv.FormatBool(meta.Sent)
 	}
 	if len(meta.Uncertain) > 0 {
 		info.Metadata["uncertain_attempts"] = strings.Join(meta.Uncertain, "; ")
@@ -257,7 +247,7 @@ func dinteroInfo(reason string, httpStatus int, code, requestID string) *errdeta
 // field, and RetryInfo for 429.
 func httpStatus(op string, e *upstream.Error, meta upstream.Meta, tokenFetch bool) *status.Status {
 	code := codeForHTTP(e.StatusCode)
-	reason := Reason(e.Code, e.StatusCode)
+	reason := reasonFromCode(e.Code, e.StatusCode)
 	msg := e.Message
 	if msg == "" {
 		msg = "Dintero answered HTTP " + strconv.Itoa(e.StatusCode) + " " + http.StatusText(e.StatusCode)
@@ -271,7 +261,7 @@ func httpStatus(op string, e *upstream.Error, meta upstream.Meta, tokenFetch boo
 		}
 	}
 	if op == opDelete && e.StatusCode == http.StatusNotFound && len(e.Uncertain) > 0 {
-		reason = ReasonNotFoundUncertain
+		reason = ErrorReasonNotFoundUncertain
 		msg = "Dintero has no such grant now, but an earlier attempt of this call (" + strings.Join(e.Uncertain, "; ") +
 			") may have deleted it: its answer was lost. Dintero said: " + msg
 	}
@@ -353,9 +343,9 @@ func fieldViolations(items []any) *errdetails.BadRequest {
 
 // oauthStatus maps OAuth's error in authorize's redirect.
 func oauthStatus(op string, e *upstream.OAuthError, meta upstream.Meta) *status.Status {
-	reason := Reason(e.Code, 0)
+	reason := reasonFromCode(e.Code, 0)
 	if strings.HasPrefix(reason, "HTTP_") {
-		reason = ReasonUnknownOAuthError
+		reason = ErrorReasonUnknownOAuthError
 	}
 	msg := "Dintero refused the authorization: " + e.Code
 	if e.Description != "" {
@@ -372,10 +362,10 @@ func oauthStatus(op string, e *upstream.OAuthError, meta upstream.Meta) *status.
 	return withDetails(op, meta, codeForOAuthError(e.Code), msg, info)
 }
 
-// Reason turns Dintero's error code into an ErrorInfo reason, which must be
+// reasonFromCode turns Dintero's error code into an ErrorInfo reason, which must be
 // UPPER_SNAKE_CASE: "not_found", "notFound" and "not-found" become
 // NOT_FOUND. Without a usable code it is HTTP_<status>.
-func Reason(code string, httpStatus int) string {
+func reasonFromCode(code string, httpStatus int) string {
 	var b strings.Builder
 	prevLower := false
 	for _, r := range code {
@@ -414,49 +404,4 @@ func Reason(code string, httpStatus int) string {
 		return "HTTP_" + strconv.Itoa(httpStatus)
 	}
 	return s
-}
-
-// HTTPError is the JSON gateway's form of st: the HTTP status Dintero gave
-// when the error carries one (an error status of Dintero's), else the
-// status grpc-gateway gives the code; and Dintero's error document, with the
-// gRPC status beside its fields.
-func HTTPError(st *status.Status) (int, *authv1.ErrorResponse) {
-	body := &authv1.ErrorBody{Message: st.Message(), GrpcCode: rpccode.Code(st.Code()).String(), Details: st.Proto().GetDetails()}
-	httpStatus := runtime.HTTPStatusFromCode(st.Code())
-	var reason string
-	var dintero *authv1.DinteroError
-	var bad *errdetails.BadRequest
-	for _, d := range st.Details() {
-		switch d := d.(type) {
-		case *errdetails.ErrorInfo:
-			reason = d.GetReason()
-			if n, err := strconv.Atoi(d.GetMetadata()["http_status"]); err == nil && d.GetDomain() == ErrorDomain && n >= 400 && n <= 599 {
-				httpStatus = n
-			}
-		case *authv1.DinteroError:
-			dintero = d
-		case *errdetails.BadRequest:
-			bad = d
-		}
-	}
-	switch {
-	case dintero.GetCode() != "" && reason != ReasonNotFoundUncertain:
-		body.Code = dintero.GetCode()
-	case reason != "":
-		body.Code = reason
-	default:
-		body.Code = body.GrpcCode
-	}
-	switch {
-	case len(dintero.GetErrors()) > 0:
-		body.Errors = dintero.GetErrors()
-	case bad != nil:
-		for _, v := range bad.GetFieldViolations() {
-			body.Errors = append(body.Errors, structpb.NewStructValue(&structpb.Struct{Fields: map[string]*structpb.Value{
-				"field":   structpb.NewStringValue(v.GetField()),
-				"message": structpb.NewStringValue(v.GetDescription()),
-			}}))
-		}
-	}
-	return httpStatus, &authv1.ErrorResponse{Error: body}
 }

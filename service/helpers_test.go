@@ -51,11 +51,11 @@ func setup(t *testing.T, mod ...func(*upstream.Options, *service.Options)) *env 
 	t.Cleanup(tr.CloseIdleConnections)
 	opts := upstream.Options{BaseURL: fake.URL, BackoffBase: time.Millisecond, BackoffMax: 2 * time.Millisecond, Transport: tr}
 	reg := prometheus.NewRegistry()
-	m, err := service.NewMetrics(reg)
+	m, err := service.NewCounters(reg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	so := service.Options{Metrics: m}
+	so := service.Options{Counters: m}
 	for _, f := range mod {
 		f(&opts, &so)
 	}

@@ -91,7 +91,7 @@ func TestIDTokenVerification(t *testing.T) {
 		_, err := e.client.Authorize(e.withToken(context.Background(), "T123"), goodAuthorize())
 		st := status.Convert(err)
 		info, _ := details(st)
-		if st.Code() != codes.Unauthenticated || info.GetReason() != service.ReasonIDTokenInvalid || info.GetDomain() != service.FacadeDomain ||
+		if st.Code() != codes.Unauthenticated || info.GetReason() != service.ErrorReasonIDTokenInvalid || info.GetDomain() != service.FacadeDomain ||
 			info.GetMetadata()["id_token_reason"] != "expired" || info.GetMetadata()["verification_code_sent"] != "true" {
 			t.Errorf("got %v (%v); want Unauthenticated, ID_TOKEN_INVALID, expired, the code sent", err, info)
 		}

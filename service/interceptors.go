@@ -18,25 +18,22 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
-	authv1 "github.com/dintero-facade/dintero-facade/gen/dintero/auth/v1"
 	"github.com/dintero-facade/dintero-facade/upstream"
 )
 
-// RequestIDKey is the metadata key (and, through the gateway, the HTTP
-// header) of the request id.
-const RequestIDKey = "x-request-id"
+// requestIDKey is the metadata key of the request id.
+const requestIDKey = "x-request-id"
 
 // maxRequestIDLen bounds a caller's request id; a longer one is replaced.
 const maxRequestIDLen = 128
 
-// callInfo is what one call learns for its log line. The interceptor puts it
-// in the context; the handlers fill it.
-type callInfo struct {
-	requestID string
-	oid       string
-	grantID   string
-	decision  string // about the facade's credentials; see authenticate
-	meta      upstream.Meta
+// outcome is what a handler learned of its call, for the call's line: the
+// handler returns it beside its answer (see answer).
+type outcome struct {
+	oid      string
+	grantID  string
+	decision string // about the facade's credentials; see authenticate
+	meta     upstream.Meta
 	// idToken is the id_token's verification (verified, invalid,
 	// not_checked) and idTokenReason why it is invalid; never a claim.
 	idToken, idTokenReason string
@@ -45,15 +42,35 @@ type callInfo struct {
 	withheld []string
 }
 
-type infoKey struct{}
+// callLine is what the interceptor keeps of one call for its line: the
+// request id, and the handler's outcome once the handler has returned.
+type callLine struct {
+	requestID string
+	outcome   outcome
+	// returned is false while the handler runs, and after it panicked.
+	returned bool
+}
 
-// infoFrom returns the call's info, or a throwaway one when the handler
-// runs without the interceptors (as in unit tests).
-func infoFrom(ctx context.Context) *callInfo {
-	if i, ok := ctx.Value(infoKey{}).(*callInfo); ok {
-		return i
+type lineKey struct{}
+
+// answer runs handler h and hands its outcome to the call's line: the one
+// place where a handler's outcome reaches the interceptor, so that no
+// handler can leave a field of its line out. Without the interceptor (as
+// in unit tests) the outcome goes nowhere.
+func answer[Req, Resp any](ctx context.Context, req Req, h func(context.Context, Req) (Resp, outcome, error)) (Resp, error) {
+	resp, out, err := h(ctx, req)
+	if l, ok := ctx.Value(lineKey{}).(*callLine); ok {
+		l.outcome, l.returned = out, true
 	}
-	return &callInfo{}
+	return resp, err
+}
+
+// requestIDFrom returns the call's request id, "" without the interceptor.
+func requestIDFrom(ctx context.Context) string {
+	if l, ok := ctx.Value(lineKey{}).(*callLine); ok {
+		return l.requestID
+	}
+	return ""
 }
 
 // InterceptorOptions configure Interceptor.
@@ -79,9 +96,9 @@ type InterceptorOptions struct {
 // panic into Internal (logged with its stack), and writes one line per call.
 // The line is an audit line, which names the caller too and goes to the
 // audit logger, for every call that acts at Dintero on someone's behalf
-// without being a plain read: DeleteClientGrant, the one destructive call;
-// any call made with the facade's own credentials; any call the policy
-// denied.
+// without being a plain read: every call of an operation the table marks
+// audited (one that destroys something); any call made with the facade's
+// own credentials; any call the policy denied.
 func Interceptor(o InterceptorOptions) (grpc.UnaryServerInterceptor, error) {
 	if o.Log == nil || o.Audit == nil {
 		return nil, errors.New("service: the interceptor needs a log and an audit logger")
@@ -98,14 +115,15 @@ func Interceptor(o InterceptorOptions) (grpc.UnaryServerInterceptor, error) {
 			ctx, cancel = context.WithTimeout(ctx, bound)
 			defer cancel()
 		}
-		ci := &callInfo{requestID: incomingRequestID(ctx)}
-		ctx = context.WithValue(ctx, infoKey{}, ci)
-		_ = grpc.SetHeader(ctx, metadata.MD{RequestIDKey: {ci.requestID}})
-		resp, err = chained(ctx, req, info, recovering(log, info.FullMethod, ci, handler))
-		if audited(info.FullMethod, ci.decision) {
-			logCall(ctx, audit, "audit", info.FullMethod, ci, err, time.Since(start))
+		l := &callLine{requestID: incomingRequestID(ctx)}
+		ctx = context.WithValue(ctx, lineKey{}, l)
+		_ = grpc.SetHeader(ctx, metadata.MD{requestIDKey: {l.requestID}})
+		op := operation(path.Base(info.FullMethod))
+		resp, err = chained(ctx, req, info, recovering(log, op.Name, l, handler))
+		if audited(op, l.outcome.decision) {
+			logCall(ctx, audit, "audit", info.FullMethod, l, err, time.Since(start))
 		} else {
-			logCall(ctx, log, "call", info.FullMethod, ci, err, time.Since(start))
+			logCall(ctx, log, "call", info.FullMethod, l, err, time.Since(start))
 		}
 		return resp, err
 	}, nil
@@ -135,30 +153,38 @@ func deadlineBound(ctx context.Context, now time.Time, def, max time.Duration) t
 // way back.
 const maxMargin = 100 * time.Millisecond
 
-// audited reports whether a call's line is an audit line.
-func audited(method, decision string) bool {
+// audited reports whether the line of a call of op is an audit line: for
+// every call of an audited operation, and for every call the facade's own
+// credentials were decided on.
+func audited(op Operation, decision string) bool {
 	switch decision {
 	case decisionDenied, decisionAllowed, decisionUnrestricted:
 		return true
 	}
-	return method == authv1.AuthService_DeleteClientGrant_FullMethodName
+	return op.Audited
 }
 
 // recovering wraps handler so that a panic becomes Internal, with the
-// ErrorInfo of every error (INTERNAL; whether Authorize's code was sent
-// before the panic). The panic's value is logged only when it is a runtime
-// error: any other value may have been built from the request, and so may
-// hold a secret.
-func recovering(log *slog.Logger, method string, ci *callInfo, handler grpc.UnaryHandler) grpc.UnaryHandler {
+// ErrorInfo of every error (INTERNAL; for an operation that is not
+// idempotent, whether the request may have reached Dintero: a handler
+// that panicked returned no outcome, so that is not known, and the answer
+// is true). The panic's value is logged only when it is a runtime error:
+// any other value may have been built from the request, and so may hold a
+// secret.
+func recovering(log *slog.Logger, op string, l *callLine, handler grpc.UnaryHandler) grpc.UnaryHandler {
 	return func(ctx context.Context, req any) (resp any, err error) {
 		defer func() {
 			if p := recover(); p != nil {
-				attrs := []slog.Attr{slog.String("request_id", ci.requestID), slog.String("stack", string(debug.Stack()))}
+				attrs := []slog.Attr{slog.String("request_id", l.requestID), slog.String("stack", string(debug.Stack()))}
 				if re, ok := p.(runtime.Error); ok {
 					attrs = append(attrs, slog.String("panic", re.Error()))
 				}
 				log.LogAttrs(ctx, slog.LevelError, "recovered from a panic in a handler", attrs...)
-				resp, err = nil, failure(path.Base(method), ci.meta, codes.Internal, ReasonInternal, "internal error").Err()
+				meta := l.outcome.meta
+				if !l.returned {
+					meta = upstream.Meta{Sent: true}
+				}
+				resp, err = nil, failure(op, meta, codes.Internal, ErrorReasonInternal, "internal error").Err()
 			}
 		}()
 		return handler(ctx, req)
@@ -168,7 +194,8 @@ func recovering(log *slog.Logger, method string, ci *callInfo, handler grpc.Unar
 // logCall writes the call's one line, msg "call", or "audit" for the audit
 // line, which also names the caller. It never logs a request or response
 // message whole, so no secret they hold reaches the log.
-func logCall(ctx context.Context, log *slog.Logger, msg, method string, ci *callInfo, err error, took time.Duration) {
+func logCall(ctx context.Context, log *slog.Logger, msg, method string, l *callLine, err error, took time.Duration) {
+	ci := &l.outcome
 	code := status.Code(err)
 	level := slog.LevelInfo
 	switch code {
@@ -195,7 +222,7 @@ func logCall(ctx context.Context, log *slog.Logger, msg, method string, ci *call
 		// An integer: slog's JSON handler formats a float through
 		// encoding/json, by reflection.
 		slog.Int64("latency_us", took.Microseconds()),
-		slog.String("request_id", ci.requestID),
+		slog.String("request_id", l.requestID),
 	)
 	if msg == "audit" {
 		attrs = append(attrs, slog.Any("caller", callerFrom(ctx)))
@@ -282,7 +309,7 @@ func reasonOf(st *status.Status) string {
 // incomingRequestID returns the caller's x-request-id when it is usable,
 // else a new random one.
 func incomingRequestID(ctx context.Context) string {
-	if v := metadata.ValueFromIncomingContext(ctx, RequestIDKey); len(v) > 0 && validRequestID(v[0]) {
+	if v := metadata.ValueFromIncomingContext(ctx, requestIDKey); len(v) > 0 && validRequestID(v[0]) {
 		return v[0]
 	}
 	var b [16]byte
@@ -313,41 +340,4 @@ func chain(interceptors ...grpc.UnaryServerInterceptor) grpc.UnaryServerIntercep
 		}
 		return handler(ctx, req)
 	}
-}
-
-// Intercepted returns srv with interceptor applied to every method, for
-// grpc-gateway's in-process path (RegisterAuthServiceHandlerServer), which
-// calls the server directly and so bypasses the gRPC server's interceptors.
-// Calls through the gateway are then logged, recovered and counted exactly
-// like gRPC calls.
-func Intercepted(srv authv1.AuthServiceServer, interceptor grpc.UnaryServerInterceptor) authv1.AuthServiceServer {
-	return &intercepted{srv: srv, ic: interceptor}
-}
-
-type intercepted struct {
-	authv1.UnimplementedAuthServiceServer
-	srv authv1.AuthServiceServer
-	ic  grpc.UnaryServerInterceptor
-}
-
-func (s *intercepted) DeleteClientGrant(ctx context.Context, req *authv1.DeleteClientGrantRequest) (*authv1.DeleteClientGrantResponse, error) {
-	info := &grpc.UnaryServerInfo{Server: s.srv, FullMethod: authv1.AuthService_DeleteClientGrant_FullMethodName}
-	resp, err := s.ic(ctx, req, info, func(ctx context.Context, req any) (any, error) {
-		return s.srv.DeleteClientGrant(ctx, req.(*authv1.DeleteClientGrantRequest))
-	})
-	if err != nil {
-		return nil, err
-	}
-	return resp.(*authv1.DeleteClientGrantResponse), nil
-}
-
-func (s *intercepted) Authorize(ctx context.Context, req *authv1.AuthorizeRequest) (*authv1.AuthorizeResponse, error) {
-	info := &grpc.UnaryServerInfo{Server: s.srv, FullMethod: authv1.AuthService_Authorize_FullMethodName}
-	resp, err := s.ic(ctx, req, info, func(ctx context.Context, req any) (any, error) {
-		return s.srv.Authorize(ctx, req.(*authv1.AuthorizeRequest))
-	})
-	if err != nil {
-		return nil, err
-	}
-	return resp.(*authv1.AuthorizeResponse), nil
 }

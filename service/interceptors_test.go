@@ -2,11 +2,9 @@ package service_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -118,8 +116,10 @@ func TestRecovery(t *testing.T) {
 	if status.Code(err) != codes.Internal || strings.Contains(err.Error(), "vc-4711") {
 		t.Errorf("got %v; want Internal without the panic value", err)
 	}
-	if info, _ := details(status.Convert(err)); info.GetReason() != service.ReasonInternal || info.GetMetadata()["verification_code_sent"] != "false" {
-		t.Errorf("got ErrorInfo %v; want INTERNAL saying the code was not sent", info)
+	// A handler that panicked returned no outcome: whether the code left
+	// is not known, so the answer is that it may have.
+	if info, _ := details(status.Convert(err)); info.GetReason() != service.ErrorReasonInternal || info.GetMetadata()["verification_code_sent"] != "true" {
+		t.Errorf("got ErrorInfo %v; want INTERNAL saying the code may have been sent", info)
 	}
 	var nilMap map[string]int
 	_, err = ic(context.Background(), goodAuthorize(), info, func(ctx context.Context, req any) (any, error) {
@@ -149,27 +149,6 @@ func TestInterceptorNeedsLoggers(t *testing.T) {
 		if _, err := service.Interceptor(o); err == nil {
 			t.Errorf("Interceptor(%+v): got no error", o)
 		}
-	}
-}
-
-func TestInterceptedRunsTheInterceptor(t *testing.T) {
-	var methods []string
-	ic := func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-		methods = append(methods, info.FullMethod)
-		return nil, errors.New("stopped by the interceptor")
-	}
-	srv := service.Intercepted(service.New(nil, service.Options{}), ic)
-	if _, err := srv.DeleteClientGrant(context.Background(), &authv1.DeleteClientGrantRequest{}); err == nil {
-		t.Error("got no error; want the interceptor's")
-	}
-	if _, err := srv.Authorize(context.Background(), &authv1.AuthorizeRequest{}); err == nil {
-		t.Error("got no error; want the interceptor's")
-	}
-	want := []string{authv1.AuthService_DeleteClientGrant_FullMethodName, authv1.AuthService_Authorize_FullMethodName}
-	sort.Strings(want)
-	sort.Strings(methods)
-	if fmt.Sprint(methods) != fmt.Sprint(want) {
-		t.Errorf("got %v; want %v", methods, want)
 	}
 }
 
@@ -330,9 +309,9 @@ func TestRequestID(t *testing.T) {
 		{"quote\"d", true},
 	} {
 		var md metadata.MD
-		ctx := metadata.AppendToOutgoingContext(e.withToken(context.Background(), "T123"), service.RequestIDKey, tc.id)
+		ctx := metadata.AppendToOutgoingContext(e.withToken(context.Background(), "T123"), "x-request-id", tc.id)
 		_, _ = e.client.DeleteClientGrant(ctx, &authv1.DeleteClientGrantRequest{Oid: "T123", Id: "g"}, grpc.Header(&md))
-		got := md.Get(service.RequestIDKey)
+		got := md.Get("x-request-id")
 		if len(got) != 1 || (got[0] == tc.id) != tc.kept || len(got[0]) == 0 {
 			t.Errorf("request id %q: got %q; want it kept %v", tc.id, got, tc.kept)
 		}

@@ -4,20 +4,20 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Metrics counts the service's decisions about the facade's credentials,
+// Counters count the service's decisions about the facade's credentials,
 // the parts of Dintero's success answers it could not read, and the
 // verifications of id_tokens. Labels are bounded: the account is one the
 // facade holds credentials for, or "other"; a part is a field of Dintero's
 // grant, or "body"; a reason is one of upstream's fixed set.
-type Metrics struct {
+type Counters struct {
 	decisions       *prometheus.CounterVec
 	undecodedFields *prometheus.CounterVec
 	idTokens        *prometheus.CounterVec
 }
 
-// NewMetrics registers the service's metrics with reg.
-func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
-	m := &Metrics{
+// NewCounters registers the service's counters with reg.
+func NewCounters(reg prometheus.Registerer) (*Counters, error) {
+	m := &Counters{
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "dintero_facade_credential_decisions_total",
 			Help: "Calls by operation, account (one the facade holds credentials for, else other) and decision about the facade's credentials (own_token, no_credentials, unrestricted, allowed, denied).",
@@ -39,7 +39,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	return m, nil
 }
 
-func (m *Metrics) undecoded(operation string, fields []string) {
+func (m *Counters) undecoded(operation string, fields []string) {
 	if m == nil {
 		return
 	}
@@ -48,7 +48,7 @@ func (m *Metrics) undecoded(operation string, fields []string) {
 	}
 }
 
-func (m *Metrics) decision(operation, account, decision string, known bool) {
+func (m *Counters) decision(operation, account, decision string, known bool) {
 	if m == nil {
 		return
 	}
@@ -58,7 +58,7 @@ func (m *Metrics) decision(operation, account, decision string, known bool) {
 	m.decisions.WithLabelValues(operation, account, decision).Inc()
 }
 
-func (m *Metrics) idToken(result, reason string) {
+func (m *Counters) idToken(result, reason string) {
 	if m == nil {
 		return
 	}

@@ -10,10 +10,6 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// policyOperations are the operations a policy can name: the methods of
-// the service.
-var policyOperations = []string{opDelete, opAuthorize}
-
 // Policy says which callers may act with the facade's own client
 // credentials, on which accounts and with which operations. It binds only
 // calls that would use those credentials: a caller who brings its own
@@ -64,8 +60,8 @@ func ParsePolicy(b []byte) (*Policy, error) {
 			}
 		}
 		for _, op := range r.Operations {
-			if !slices.Contains(policyOperations, op) {
-				return nil, fmt.Errorf("rule %d: unknown operation %q (%s)", i+1, op, strings.Join(policyOperations, ", "))
+			if _, ok := byName[op]; !ok {
+				return nil, fmt.Errorf("rule %d: unknown operation %q (%s)", i+1, op, strings.Join(names(), ", "))
 			}
 		}
 	}

@@ -18,7 +18,7 @@ import (
 	"github.com/dintero-facade/dintero-facade/upstream"
 )
 
-// The operations, named as the generated service descriptor names them.
+// The names of the operations, as the generated descriptor names them.
 var (
 	opDelete    = path.Base(authv1.AuthService_DeleteClientGrant_FullMethodName)
 	opAuthorize = path.Base(authv1.AuthService_Authorize_FullMethodName)
@@ -36,10 +36,10 @@ type Options struct {
 	// Policy says who may act with the facade's own credentials; nil lets
 	// every caller use them.
 	Policy *Policy
-	// Metrics counts the decisions about the facade's credentials, the
+	// Counters count the decisions about the facade's credentials, the
 	// answers it could not read whole and the id_tokens verified; nil
 	// counts nothing.
-	Metrics *Metrics
+	Counters *Counters
 	// RejectInvalidIDToken makes an id_token that fails verification an
 	// error (Unauthenticated, reason ID_TOKEN_INVALID) instead of an answer
 	// marked invalid. The verification code is spent either way.
@@ -72,7 +72,7 @@ const (
 // The credentials are read once, so that the call uses the very
 // credentials the decision was made on, whatever a reload does meanwhile.
 // A denial sends nothing.
-func (s *Server) authenticate(ctx context.Context, info *callInfo, call *upstream.Call, op, account string) error {
+func (s *Server) authenticate(ctx context.Context, info *outcome, call *upstream.Call, op, account string) error {
 	// One read of the credentials: the decision and the call use it.
 	src := s.dintero.CredentialsFor(account)
 	var who string
@@ -90,7 +90,7 @@ func (s *Server) authenticate(ctx context.Context, info *callInfo, call *upstrea
 			info.decision = decisionAllowed
 		}
 	}
-	s.opts.Metrics.decision(op, account, info.decision, src != nil)
+	s.opts.Counters.decision(op, account, info.decision, src != nil)
 	switch info.decision {
 	case decisionOwnToken:
 		return nil
@@ -102,51 +102,57 @@ func (s *Server) authenticate(ctx context.Context, info *callInfo, call *upstrea
 	if who == "" {
 		who = "a caller without a client certificate"
 	}
-	return failure(op, upstream.Meta{}, codes.PermissionDenied, ReasonPolicyDenied,
+	return failure(op, upstream.Meta{}, codes.PermissionDenied, ErrorReasonPolicyDenied,
 		who+" may not use "+op+" on account "+account+" with the facade's credentials; bring your own Dintero token or ask for a policy rule").Err()
 }
 
 // DeleteClientGrant deletes a client grant at Dintero.
 func (s *Server) DeleteClientGrant(ctx context.Context, req *authv1.DeleteClientGrantRequest) (*authv1.DeleteClientGrantResponse, error) {
-	info := infoFrom(ctx)
-	info.oid, info.grantID = req.GetOid(), req.GetId()
-	if err := validateDeleteClientGrant(req); err != nil {
-		return nil, err
-	}
-	call, err := callFrom(ctx, opDelete)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.authenticate(ctx, info, &call, opDelete, req.GetOid()); err != nil {
-		return nil, err
-	}
-	g, meta, err := s.dintero.DeleteClientGrant(ctx, call, req.GetOid(), req.GetId())
-	info.meta = meta
-	if err != nil {
-		return nil, statusOf(opDelete, err, meta).Err()
-	}
-	s.opts.Metrics.undecoded(opDelete, meta.Undecoded)
-	out := grantToProto(g)
-	if o := out.GetOidc(); o.GetClientSecret() != "" && !s.opts.ReturnOIDCClientSecret {
-		o.ClientSecret = ""
-		info.withheld = withheldOIDCSecret
-	}
-	return &authv1.DeleteClientGrantResponse{Grant: out}, nil
+	return answer(ctx, req, s.deleteClientGrant)
 }
 
 // Authorize redeems a verification code at Dintero.
 func (s *Server) Authorize(ctx context.Context, req *authv1.AuthorizeRequest) (*authv1.AuthorizeResponse, error) {
-	info := infoFrom(ctx)
-	info.oid = req.GetOid()
+	return answer(ctx, req, s.authorize)
+}
+
+func (s *Server) deleteClientGrant(ctx context.Context, req *authv1.DeleteClientGrantRequest) (*authv1.DeleteClientGrantResponse, outcome, error) {
+	out := outcome{oid: req.GetOid(), grantID: req.GetId()}
+	if err := validateDeleteClientGrant(req); err != nil {
+		return nil, out, err
+	}
+	call, err := callFrom(ctx, opDelete)
+	if err != nil {
+		return nil, out, err
+	}
+	if err := s.authenticate(ctx, &out, &call, opDelete, req.GetOid()); err != nil {
+		return nil, out, err
+	}
+	g, meta, err := s.dintero.DeleteClientGrant(ctx, call, req.GetOid(), req.GetId())
+	out.meta = meta
+	if err != nil {
+		return nil, out, statusOf(opDelete, err, meta).Err()
+	}
+	s.opts.Counters.undecoded(opDelete, meta.Undecoded)
+	grant := grantToProto(g)
+	if o := grant.GetOidc(); o.GetClientSecret() != "" && !s.opts.ReturnOIDCClientSecret {
+		o.ClientSecret = ""
+		out.withheld = withheldOIDCSecret
+	}
+	return &authv1.DeleteClientGrantResponse{Grant: grant}, out, nil
+}
+
+func (s *Server) authorize(ctx context.Context, req *authv1.AuthorizeRequest) (*authv1.AuthorizeResponse, outcome, error) {
+	out := outcome{oid: req.GetOid()}
 	if err := validateAuthorize(req); err != nil {
-		return nil, err
+		return nil, out, err
 	}
 	call, err := callFrom(ctx, opAuthorize)
 	if err != nil {
-		return nil, err
+		return nil, out, err
 	}
-	if err := s.authenticate(ctx, info, &call, opAuthorize, req.GetOid()); err != nil {
-		return nil, err
+	if err := s.authenticate(ctx, &out, &call, opAuthorize, req.GetOid()); err != nil {
+		return nil, out, err
 	}
 	rd, meta, err := s.dintero.Authorize(ctx, call, upstream.AuthorizeParams{
 		OID:              req.GetOid(),
@@ -159,20 +165,20 @@ func (s *Server) Authorize(ctx context.Context, req *authv1.AuthorizeRequest) (*
 		VerificationCode: req.GetVerificationCode(),
 		Connection:       req.GetConnection(),
 	})
-	info.meta = meta
+	out.meta = meta
 	if err != nil {
-		return nil, statusOf(opAuthorize, err, meta).Err()
+		return nil, out, statusOf(opAuthorize, err, meta).Err()
 	}
 	v := verificationToProto(rd.Identity)
-	info.idToken, info.idTokenReason = resultName(v.GetResult()), v.GetReason()
-	s.opts.Metrics.idToken(info.idToken, info.idTokenReason)
+	out.idToken, out.idTokenReason = resultName(v.GetResult()), v.GetReason()
+	s.opts.Counters.idToken(out.idToken, out.idTokenReason)
 	if s.opts.RejectInvalidIDToken && v.GetResult() == authv1.IdTokenVerification_RESULT_INVALID {
-		return nil, idTokenInvalid(meta, v.GetReason()).Err()
+		return nil, out, idTokenInvalid(meta, v.GetReason()).Err()
 	}
 	return &authv1.AuthorizeResponse{
 		Location: rd.Location, IdToken: rd.IDToken, AccessToken: rd.AccessToken,
 		Query: rd.Query, Fragment: rd.Fragment, IdTokenVerification: v,
-	}, nil
+	}, out, nil
 }
 
 // verificationToProto translates the id_token's verification.
@@ -219,7 +225,7 @@ func callFrom(ctx context.Context, op string) (upstream.Call, error) {
 			return c, statusOf(op, upstream.ErrBadAuthorization, upstream.Meta{}).Err()
 		}
 	}
-	c.RequestID = infoFrom(ctx).requestID
+	c.RequestID = requestIDFrom(ctx)
 	return c, nil
 }
 

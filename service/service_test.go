@@ -100,7 +100,7 @@ func TestBadAuthorization(t *testing.T) {
 		_, err := e.client.Authorize(ctx, goodAuthorize())
 		st := status.Convert(err)
 		info, _ := details(st)
-		if st.Code() != codes.Unauthenticated || info.GetReason() != service.ReasonBadAuthorization || info.GetMetadata()["verification_code_sent"] != "false" {
+		if st.Code() != codes.Unauthenticated || info.GetReason() != service.ErrorReasonBadAuthorization || info.GetMetadata()["verification_code_sent"] != "false" {
 			t.Errorf("Authorize with authorization %q: got %v %v; want Unauthenticated, BAD_AUTHORIZATION, not sent", auth, st.Code(), info)
 		}
 		_, err = e.client.DeleteClientGrant(ctx, &authv1.DeleteClientGrantRequest{Oid: "T123", Id: "g"})
@@ -237,7 +237,7 @@ func TestAuth(t *testing.T) {
 		_, err := e.client.Authorize(context.Background(), goodAuthorize())
 		st := status.Convert(err)
 		info, _ := details(st)
-		if st.Code() != codes.Unauthenticated || info.GetReason() != service.ReasonNoCredentials || info.GetMetadata()["verification_code_sent"] != "false" {
+		if st.Code() != codes.Unauthenticated || info.GetReason() != service.ErrorReasonNoCredentials || info.GetMetadata()["verification_code_sent"] != "false" {
 			t.Errorf("got %v (%v); want Unauthenticated, NO_CREDENTIALS, the code not sent", err, info)
 		}
 		if n := len(e.fake.Requests()); n != 0 {

@@ -2,7 +2,6 @@ package service
 
 import (
 	"net/url"
-	"path"
 	"strings"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -58,52 +57,7 @@ func (v violations) err(op, msg string) error {
 		b.WriteString(": ")
 		b.WriteString(f.Description)
 	}
-	return failure(op, upstream.Meta{}, codes.InvalidArgument, ReasonInvalidArgument, b.String(), &errdetails.BadRequest{FieldViolations: v}).Err()
-}
-
-// maxNamed bounds how many parameters one refusal names, and maxName
-// their length: a caller must not make an error of any size.
-const (
-	maxNamed = 10
-	maxName  = 64
-)
-
-// QueryProblems are what is wrong with the names of a query, each list
-// sorted.
-type QueryProblems struct {
-	// Unknown are names the request does not have.
-	Unknown []string
-	// Bound are names the request's path already binds.
-	Bound []string
-	// Repeated are names given more than once.
-	Repeated []string
-}
-
-// InvalidQuery refuses a call through the JSON gateway for p, naming each
-// parameter (never its value) in a google.rpc.BadRequest, or nil when p is
-// empty. method is the full gRPC method. Nothing was sent.
-func InvalidQuery(method string, p QueryProblems) error {
-	var v violations
-	for _, group := range []struct {
-		names []string
-		desc  string
-	}{
-		{p.Unknown, "unknown query parameter"},
-		{p.Bound, "given in the path, not in the query"},
-		{p.Repeated, "given more than once"},
-	} {
-		for _, k := range group.names {
-			if len(v) == maxNamed {
-				v.add("query", "and more parameters")
-				return v.err(path.Base(method), "invalid query")
-			}
-			if k == "" {
-				k = "(a parameter without a name)"
-			}
-			v.add(cutN(k, maxName), group.desc)
-		}
-	}
-	return v.err(path.Base(method), "invalid query")
+	return failure(op, upstream.Meta{}, codes.InvalidArgument, ErrorReasonInvalidArgument, b.String(), &errdetails.BadRequest{FieldViolations: v}).Err()
 }
 
 // validateDeleteClientGrant checks a request before anything is sent.

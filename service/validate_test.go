@@ -72,7 +72,7 @@ func TestValidation(t *testing.T) {
 			if fmt.Sprint(got) != fmt.Sprint(tc.wantFields) {
 				t.Errorf("got bad fields %v; want %v", got, tc.wantFields)
 			}
-			if info.GetDomain() != service.FacadeDomain || info.GetReason() != service.ReasonInvalidArgument {
+			if info.GetDomain() != service.FacadeDomain || info.GetReason() != service.ErrorReasonInvalidArgument {
 				t.Errorf("got ErrorInfo %v; want the facade's INVALID_ARGUMENT", info)
 			}
 			if sent, ok := info.GetMetadata()["verification_code_sent"]; ok != tc.authorize || (ok && sent != "false") {

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dintero-facade/dintero-facade/internal/reload"
 )
 
 var update = flag.Bool("update", false, "rewrite the flags table of docs/operating.md")
@@ -20,14 +22,14 @@ const (
 	tableEnd   = "<!-- flags:end -->\n"
 )
 
-// flagsTable renders options and credentialVars as the manual's table.
+// flagsTable renders options and reload.CredentialVars as the manual's table.
 func flagsTable() string {
 	var b strings.Builder
 	b.WriteString("| flag | environment | default | what |\n|---|---|---|---|\n")
 	var c Config
 	for _, o := range c.options() {
-		def := "`" + fmt.Sprint(o.def) + "`"
-		switch d := o.def.(type) {
+		def := "`" + fmt.Sprint(o.Default) + "`"
+		switch d := o.Default.(type) {
 		case string:
 			if d == "" {
 				def = "(empty)"
@@ -35,14 +37,14 @@ func flagsTable() string {
 		case time.Duration:
 			def = "`" + d.String() + "`"
 		}
-		fmt.Fprintf(&b, "| `--%s` | `%s` | %s | %s |\n", o.name, envName(o.name), def, o.help)
+		fmt.Fprintf(&b, "| `--%s` | `%s` | %s | %s |\n", o.Name, envName(o.Name), def, o.Help)
 	}
-	for _, v := range credentialVars {
+	for _, v := range reload.CredentialVars {
 		secret := ""
-		if v.secret {
+		if v.Secret {
 			secret = " A secret: never logged."
 		}
-		fmt.Fprintf(&b, "| (none) | `%s` | (empty) | %s.%s |\n", v.name, v.help, secret)
+		fmt.Fprintf(&b, "| (none) | `%s` | (empty) | %s.%s |\n", v.Name, v.Help, secret)
 	}
 	return b.String()
 }

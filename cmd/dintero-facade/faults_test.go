@@ -56,10 +56,10 @@ func TestFaults(t *testing.T) {
 		{name: "a 200 whose body breaks off is a deletion", handler: raw(dinterotest.ResetMidBody(grant)), wantCode: codes.OK, maxTime: deadline, wantCalls: 1, wantLog: `"undecoded":["body"]`},
 		{name: "an answer lost after Dintero deleted", handler: func(f *dinterotest.Server) http.HandlerFunc {
 			return dinterotest.Times(1, dinterotest.LoseAnswer(f.Mock), f.Mock)
-		}, wantCode: codes.NotFound, maxTime: deadline, check: wantReason(service.ReasonNotFoundUncertain), wantLog: `"uncertain_attempts":["no answer: connection failed"]`},
+		}, wantCode: codes.NotFound, maxTime: deadline, check: wantReason(service.ErrorReasonNotFoundUncertain), wantLog: `"uncertain_attempts":["no answer: connection failed"]`},
 		{name: "502 after Dintero deleted", handler: func(f *dinterotest.Server) http.HandlerFunc {
 			return dinterotest.Times(1, dinterotest.ActThen(f.Mock, dinterotest.Body(502, "text/html", []byte("<h1>bad gateway</h1>"))), f.Mock)
-		}, wantCode: codes.NotFound, maxTime: deadline, check: wantReason(service.ReasonNotFoundUncertain)},
+		}, wantCode: codes.NotFound, maxTime: deadline, check: wantReason(service.ErrorReasonNotFoundUncertain)},
 		{name: "accepts and never answers", url: silent, wantCode: codes.DeadlineExceeded, maxTime: deadline + 300*time.Millisecond},
 		{name: "never answers", handler: raw(dinterotest.Stall), wantCode: codes.DeadlineExceeded, maxTime: deadline + 300*time.Millisecond, wantCalls: 1},
 		{name: "a 200, then a stalled body: a deletion, answered before the deadline", handler: raw(dinterotest.StallBody), wantCode: codes.OK, maxTime: deadline, wantCalls: 1, wantLog: `"undecoded":["body"]`, facadeTimed: true},

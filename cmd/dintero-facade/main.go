@@ -12,6 +12,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/dintero-facade/dintero-facade/internal/gctune"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -27,8 +29,8 @@ func main() {
 		os.Exit(2)
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
-	decideGC(os.Getenv, os.ReadFile).apply()
-	gogc, memoryLimit := gcInEffect()
+	gctune.Decide(os.Getenv, os.ReadFile).Apply()
+	gogc, memoryLimit := gctune.InEffect()
 	log.Info("garbage collector", "gogc", gogc, "memory_limit_bytes", memoryLimit)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()

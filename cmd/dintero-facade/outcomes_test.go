@@ -109,9 +109,9 @@ func TestOutcomes(t *testing.T) {
 		{name: "OAuth's server_error", authorize: true, dintero: redirect("https://app.example.com/cb?error=server_error"), wantCode: codes.Internal, wantHTTP: 500, wantReason: "SERVER_ERROR", wantMeta: sent},
 		{name: "OAuth's temporarily_unavailable", authorize: true, dintero: redirect("https://app.example.com/cb?error=temporarily_unavailable"), wantCode: codes.Unavailable, wantHTTP: 503, wantReason: "TEMPORARILY_UNAVAILABLE", wantMeta: sent},
 		{name: "an OAuth error it does not define", authorize: true, dintero: redirect("https://app.example.com/cb?error=quota_blown"), wantCode: codes.Unknown, wantHTTP: 500, wantReason: "QUOTA_BLOWN", wantMeta: sent},
-		{name: "a 302 without a Location", authorize: true, dintero: answer(302, nil, ""), wantCode: codes.Internal, wantHTTP: 500, wantReason: service.ReasonUnusableAnswer, wantMeta: sent},
-		{name: "a 302 with neither a token nor an error", authorize: true, dintero: redirect("https://app.example.com/cb?state=s1"), wantCode: codes.Internal, wantHTTP: 500, wantReason: service.ReasonUnusableAnswer, wantMeta: sent},
-		{name: "a 200 that is neither", authorize: true, dintero: answer(200, map[string]string{"Content-Type": "text/html"}, "<html>hello</html>"), wantCode: codes.Internal, wantHTTP: 500, wantReason: service.ReasonUnusableAnswer, wantMeta: sent},
+		{name: "a 302 without a Location", authorize: true, dintero: answer(302, nil, ""), wantCode: codes.Internal, wantHTTP: 500, wantReason: service.ErrorReasonUnusableAnswer, wantMeta: sent},
+		{name: "a 302 with neither a token nor an error", authorize: true, dintero: redirect("https://app.example.com/cb?state=s1"), wantCode: codes.Internal, wantHTTP: 500, wantReason: service.ErrorReasonUnusableAnswer, wantMeta: sent},
+		{name: "a 200 that is neither", authorize: true, dintero: answer(200, map[string]string{"Content-Type": "text/html"}, "<html>hello</html>"), wantCode: codes.Internal, wantHTTP: 500, wantReason: service.ErrorReasonUnusableAnswer, wantMeta: sent},
 		{name: "Dintero's 400 with errors", authorize: true, dintero: answer(400, map[string]string{"Content-Type": "application/json"}, `{"error":{"code":"invalid_code","message":"the code is wrong","errors":[{"field":"verification_code","message":"expired"}]}}`),
 			wantCode: codes.InvalidArgument, wantHTTP: 400, wantReason: "INVALID_CODE", wantGatewayCode: "invalid_code", wantMeta: sent},
 
@@ -139,7 +139,7 @@ func TestOutcomes(t *testing.T) {
 		{name: "the answer lost after Dintero deleted", dintero: func(fake *dinterotest.Server, id, code string) {
 			fake.AddGrants("T123", id)
 			fake.HandleRaw(dinterotest.OpDelete, dinterotest.Times(1, dinterotest.LoseAnswer(fake.Mock), fake.Mock))
-		}, wantCode: codes.NotFound, wantHTTP: 404, wantReason: service.ReasonNotFoundUncertain, wantMeta: map[string]string{"uncertain_attempts": "no answer: connection failed", "dintero_code": "NOT_FOUND"}},
+		}, wantCode: codes.NotFound, wantHTTP: 404, wantReason: service.ErrorReasonNotFoundUncertain, wantMeta: map[string]string{"uncertain_attempts": "no answer: connection failed", "dintero_code": "NOT_FOUND"}},
 		{name: "a grant that never was", dintero: func(fake *dinterotest.Server, _, _ string) { fake.Default(dinterotest.OpDelete) }, wantCode: codes.NotFound, wantHTTP: 404, wantReason: "NOT_FOUND", wantGatewayCode: "NOT_FOUND"},
 		{name: "429 beyond the deadline", dintero: answer(429, map[string]string{"Retry-After": "60", "Content-Type": "application/json"}, `{"error":{"code":"RATE_LIMITED","message":"slow down"}}`),
 			wantCode: codes.ResourceExhausted, wantHTTP: 429, wantReason: "RATE_LIMITED"},
@@ -239,7 +239,7 @@ func gatewayOutcome(t *testing.T, f *facade, fake *dinterotest.Server, o outcome
 		}
 		return status.New(codes.OK, ""), got
 	}
-	e := dinteroError(t, body)
+	e := dinterotest.ParseErrorBody(t, body)
 	want := o.wantGatewayCode
 	if want == "" {
 		want = o.wantReason
@@ -247,7 +247,7 @@ func gatewayOutcome(t *testing.T, f *facade, fake *dinterotest.Server, o outcome
 	if e.Code != want {
 		t.Errorf("gateway: got error.code %q; want %q", e.Code, want)
 	}
-	reason, md := e.reason()
+	reason, md := e.Reason()
 	st := status.New(codeByName(t, e.GrpcCode), e.Message)
 	// Rebuild the ErrorInfo from the JSON details, for the shared checks.
 	meta := map[string]string{}

@@ -6,17 +6,17 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/health"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	authv1 "github.com/dintero-facade/dintero-facade/gen/dintero/auth/v1"
+	"github.com/dintero-facade/dintero-facade/internal/probe"
+	"github.com/dintero-facade/dintero-facade/internal/reload"
+	"github.com/dintero-facade/dintero-facade/internal/serve"
+	"github.com/dintero-facade/dintero-facade/internal/telemetry"
+	"github.com/dintero-facade/dintero-facade/internal/warmup"
 	"github.com/dintero-facade/dintero-facade/service"
 	"github.com/dintero-facade/dintero-facade/upstream"
 )
@@ -66,19 +66,22 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	defer f.close()
-	if err := f.listen(ctx); err != nil {
+	if err := f.group.Listen(ctx); err != nil {
 		return err
 	}
-	f.serve()
-	f.warm(ctx)
-	f.markServing()
+	a := f.group.Serve()
+	addrs := listeners{GRPC: a["gRPC"], HTTP: a["HTTP"], Health: a["health"], Metrics: a["metrics"], Pprof: a["pprof"]}
+	f.logStart(addrs)
+	// Health reports NOT_SERVING during the warm-up; calls are served.
+	f.onClose(warmup.Run(ctx, f.client.Warm, f.cfg.WarmTimeout, f.log))
+	f.probes.Serve()
 	if o.Ready != nil {
-		o.Ready(f.addrs)
+		o.Ready(addrs)
 	}
 	select {
-	case err := <-f.failed:
+	case err := <-f.group.Failed():
 		// A server failed on its own: stop the others and report it.
-		f.stop()
+		f.group.Stop()
 		return fmt.Errorf("server failed: %w", err)
 	case <-ctx.Done():
 	}
@@ -92,26 +95,10 @@ type instance struct {
 	log     *slog.Logger
 	version string
 
-	grpc    *grpc.Server
-	health  *health.Server
-	serving atomic.Bool // true from warm-up to shutdown: /healthz answers 200
+	group   *serve.Group
+	probes  *probe.State
 	client  *upstream.Client
-	addrs   listeners
-	servers []*server // the HTTP servers: the gateway first, then the side ones
-	grpcL   net.Listener
-	failed  chan error
 	closers []func() // run in reverse by close
-}
-
-// server is an HTTP server, the address it listens on, and the listener
-// once bound.
-type server struct {
-	name, addr string
-	srv        *http.Server
-	l          net.Listener
-	// side servers (probes, metrics, pprof) serve no calls: they are
-	// closed at once at shutdown, and never count as cut calls.
-	side bool
 }
 
 // onClose adds a step to close.
@@ -127,17 +114,17 @@ func (f *instance) close() {
 // build makes every part of the facade, from the telemetry to the servers,
 // without binding a port.
 func build(ctx context.Context, o Options) (_ *instance, err error) {
-	f := &instance{cfg: o.Config, log: o.Log, version: o.Version, failed: make(chan error, 8)}
+	f := &instance{cfg: o.Config, log: o.Log, version: o.Version}
 	defer func() {
 		if err != nil {
 			f.close()
 		}
 	}()
-	tel, err := newTelemetry(ctx, o)
+	tel, err := telemetry.New(ctx, telemetry.Options{Tracing: o.Config.Tracing, TracerProvider: o.TracerProvider, Version: o.Version})
 	if err != nil {
 		return nil, err
 	}
-	f.onClose(func() { tel.shutdown(f.log) })
+	f.onClose(func() { tel.Shutdown(f.log) })
 	if f.cfg.Mock {
 		stop, err := startMock(&f.cfg, f.log)
 		if err != nil {
@@ -145,7 +132,16 @@ func build(ctx context.Context, o Options) (_ *instance, err error) {
 		}
 		f.onClose(stop)
 	}
-	client, err := newClient(f.cfg, tel, o.Version)
+	client, err := upstream.New(upstream.Options{
+		BaseURL:       f.cfg.DinteroURL,
+		Credentials:   f.cfg.Credentials,
+		Timeout:       f.cfg.DinteroTimeout,
+		MaxConcurrent: f.cfg.MaxConcurrent,
+		UserAgent:     "dintero-facade/" + o.Version,
+		Transport:     tel.Transport(upstream.NewTransport(f.cfg.DinteroTimeout)),
+		Observer:      tel.Upstream,
+		IDToken:       upstream.IDTokenOptions{Issuer: f.cfg.IDTokenIssuer},
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -155,163 +151,48 @@ func build(ctx context.Context, o Options) (_ *instance, err error) {
 	wctx, stopWatching := context.WithCancel(ctx)
 	f.onClose(stopWatching)
 	if f.cfg.CredentialsFile != "" {
-		if err := watchCredentials(wctx, f.cfg.CredentialsFile, f.cfg.EnvCredentials, o.Reload, client, f.log); err != nil {
+		if err := reload.WatchCredentials(wctx, f.cfg.CredentialsFile, f.cfg.EnvCredentials, o.Reload, client, f.log); err != nil {
 			return nil, err
 		}
 	}
-	tlsFiles, err := newTLSFiles(f.cfg)
+	tlsFiles, err := reload.NewTLSFiles(f.cfg.TLSCert, f.cfg.TLSKey, f.cfg.ClientCA)
 	if err != nil {
 		return nil, err
 	}
 	if tlsFiles != nil {
-		if err := tlsFiles.watch(wctx, f.log); err != nil {
+		if err := tlsFiles.Watch(wctx, f.log); err != nil {
 			return nil, err
 		}
 	}
-	var svc authv1.AuthServiceServer = service.New(client, service.Options{Policy: f.cfg.Policy, Metrics: tel.service, RejectInvalidIDToken: f.cfg.RejectInvalidIDToken, ReturnOIDCClientSecret: f.cfg.ReturnOIDCClientSecret})
+	var svc authv1.AuthServiceServer = service.New(client, service.Options{Policy: f.cfg.Policy, Counters: tel.Service, RejectInvalidIDToken: f.cfg.RejectInvalidIDToken, ReturnOIDCClientSecret: f.cfg.ReturnOIDCClientSecret})
 	if o.wrap != nil {
 		svc = o.wrap(svc)
 	}
+	// One registration and one interceptor for both faces: a JSON call
+	// takes the very path of a gRPC call.
+	register := func(r grpc.ServiceRegistrar) { authv1.RegisterAuthServiceServer(r, svc) }
 	interceptor, err := service.Interceptor(service.InterceptorOptions{
 		Log:             f.log,
 		Audit:           o.Audit,
-		Inner:           []grpc.UnaryServerInterceptor{tel.grpc.UnaryServerInterceptor()},
+		Inner:           []grpc.UnaryServerInterceptor{tel.GRPC.UnaryServerInterceptor()},
 		DefaultDeadline: f.cfg.DinteroTimeout,
 		MaxDeadline:     f.cfg.MaxDeadline,
 	})
 	if err != nil {
 		return nil, err
 	}
-	f.grpc, f.health = newGRPCServer(f.cfg, svc, interceptor, tlsFiles, tel)
+	f.probes = probe.New(authv1.AuthService_ServiceDesc.ServiceName)
+	gs := newGRPCServer(f.cfg, register, interceptor, tlsFiles, tel, f.probes)
 	// Its stream workers run from the start, whether it serves or not.
-	f.onClose(f.grpc.Stop)
-	gw, err := newGatewayServer(ctx, f.cfg, svc, interceptor, tlsFiles, tel, &f.serving, f.log)
+	f.onClose(gs.Stop)
+	gw, err := newGatewayServer(ctx, f.cfg, register, interceptor, tlsFiles, tel, f.probes, f.log)
 	if err != nil {
 		return nil, err
 	}
-	f.servers = append(f.servers, gw)
-	side, stopSide := sideServers(f.cfg, tel, f.health, &f.serving, f.log)
+	side, stopSide := sideServers(f.cfg, tel, f.probes, f.log)
 	f.onClose(stopSide)
-	f.servers = append(f.servers, side...)
+	f.group = serve.New(gs, f.cfg.GRPCAddr, append([]*serve.HTTP{gw}, side...)...)
 	return f, nil
-}
-
-// newClient makes the client of Dintero.
-func newClient(cfg Config, tel *telemetry, version string) (*upstream.Client, error) {
-	return upstream.New(upstream.Options{
-		BaseURL:       cfg.DinteroURL,
-		Credentials:   cfg.Credentials,
-		Timeout:       cfg.DinteroTimeout,
-		MaxConcurrent: cfg.MaxConcurrent,
-		UserAgent:     "dintero-facade/" + version,
-		Transport:     tel.transport(upstream.NewTransport(cfg.DinteroTimeout)),
-		Observer:      tel.upstream,
-		IDToken:       upstream.IDTokenOptions{Issuer: cfg.IDTokenIssuer},
-	})
-}
-
-// listen binds every listener, or none.
-func (f *instance) listen(ctx context.Context) (err error) {
-	var lc net.ListenConfig
-	bind := func(what, addr string) (net.Listener, error) {
-		l, err := lc.Listen(ctx, "tcp", addr)
-		if err != nil {
-			return nil, fmt.Errorf("%s listener: %w", what, err)
-		}
-		f.onClose(func() { l.Close() })
-		return l, nil
-	}
-	if f.grpcL, err = bind("gRPC", f.cfg.GRPCAddr); err != nil {
-		return err
-	}
-	for _, s := range f.servers {
-		if s.l, err = bind(s.name, s.addr); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// serve starts the servers and says so.
-func (f *instance) serve() {
-	go func() { f.failed <- f.grpc.Serve(f.grpcL) }()
-	l := listeners{GRPC: f.grpcL.Addr()}
-	for _, s := range f.servers {
-		go func() { f.failed <- serveHTTP(s.srv, s.l) }()
-		switch s.name {
-		case "HTTP":
-			l.HTTP = s.l.Addr()
-		case "health":
-			l.Health = s.l.Addr()
-		case "metrics":
-			l.Metrics = s.l.Addr()
-		case "pprof":
-			l.Pprof = s.l.Addr()
-		}
-	}
-	f.addrs = l
-	f.logStart(l)
-}
-
-// warm readies the client for the first calls (a connection to Dintero,
-// the tokens and signing keys of the accounts the facade holds credentials
-// for) within --warm-timeout, while health reports NOT_SERVING. Calls that
-// come meanwhile are served. If Dintero cannot be had in time, the facade
-// serves all the same, says so, and keeps trying in the background.
-func (f *instance) warm(ctx context.Context) {
-	if f.cfg.WarmTimeout <= 0 {
-		return
-	}
-	start := time.Now()
-	wctx, cancel := context.WithTimeout(ctx, f.cfg.WarmTimeout)
-	err := f.client.Warm(wctx)
-	cancel()
-	if err == nil {
-		f.log.Info("warmed up: connected to Dintero, tokens and signing keys fetched", "took", time.Since(start).String())
-		return
-	}
-	f.log.Warn("Dintero could not be had at start: serving, and trying again in the background", "error", err.Error())
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	f.onClose(func() { close(stop); <-done })
-	go func() {
-		defer close(done)
-		for wait := time.Second; ; wait = min(2*wait, 30*time.Second) {
-			t := time.NewTimer(wait)
-			select {
-			case <-stop:
-				t.Stop()
-				return
-			case <-ctx.Done():
-				t.Stop()
-				return
-			case <-t.C:
-			}
-			wctx, cancel := context.WithTimeout(ctx, f.cfg.WarmTimeout)
-			err := f.client.Warm(wctx)
-			cancel()
-			if err == nil {
-				f.log.Info("warmed up: connected to Dintero, tokens and signing keys fetched")
-				return
-			}
-			f.log.Warn("Dintero still cannot be had", "error", err.Error())
-		}
-	}()
-}
-
-// markServing turns health to SERVING.
-func (f *instance) markServing() {
-	f.serving.Store(true)
-	f.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-	f.health.SetServingStatus(authv1.AuthService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
-}
-
-// stop stops every server at once.
-func (f *instance) stop() {
-	f.grpc.Stop()
-	for _, s := range f.servers {
-		_ = s.srv.Close()
-	}
 }
 
 // drain shuts down in stages: NOT_SERVING at once, accepting for
@@ -320,46 +201,14 @@ func (f *instance) stop() {
 func (f *instance) drain() error {
 	cfg := f.cfg
 	f.log.Info("shutting down: reporting NOT_SERVING", "delay", cfg.ShutdownDelay, "grace", cfg.ShutdownGrace)
-	f.serving.Store(false)
-	f.health.Shutdown()
+	f.probes.Shutdown()
 	if cfg.ShutdownDelay > 0 {
 		time.Sleep(cfg.ShutdownDelay)
 	}
 	// A scrape or a profile under way cannot hold up the exit or count as
 	// a cut call.
-	for _, s := range f.servers {
-		if s.side {
-			_ = s.srv.Close()
-		}
-	}
-	graceCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
-	defer cancel()
-	var wg sync.WaitGroup
-	var cut atomic.Bool
-	wg.Go(func() {
-		done := make(chan struct{})
-		go func() { f.grpc.GracefulStop(); close(done) }()
-		select {
-		case <-done:
-		case <-graceCtx.Done():
-			cut.Store(true)
-			f.grpc.Stop()
-			<-done
-		}
-	})
-	for _, s := range f.servers {
-		if s.side {
-			continue
-		}
-		wg.Go(func() {
-			if err := s.srv.Shutdown(graceCtx); err != nil {
-				cut.Store(true)
-				_ = s.srv.Close()
-			}
-		})
-	}
-	wg.Wait()
-	if cut.Load() {
+	f.group.CloseSide()
+	if f.group.Drain(cfg.ShutdownGrace) {
 		f.log.Error("shutdown grace expired: calls in flight were cut", "grace", cfg.ShutdownGrace)
 		return errGraceExpired
 	}

@@ -25,10 +25,11 @@ import (
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
 
-	"github.com/dintero-facade/dintero-facade/gateway"
 	authv1 "github.com/dintero-facade/dintero-facade/gen/dintero/auth/v1"
 	"github.com/dintero-facade/dintero-facade/internal/dinteromock"
 	"github.com/dintero-facade/dintero-facade/internal/dinterotest"
+	"github.com/dintero-facade/dintero-facade/internal/gateway"
+	"github.com/dintero-facade/dintero-facade/internal/probe"
 	"github.com/dintero-facade/dintero-facade/service"
 )
 
@@ -118,23 +119,7 @@ func startFacade(t *testing.T, dinteroURL string, args []string, env map[string]
 // body.
 func (f *facade) do(t *testing.T, method, path string, header map[string]string) (int, http.Header, []byte) {
 	t.Helper()
-	req, err := http.NewRequest(method, f.httpURL+path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range header {
-		req.Header.Set(k, v)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, resp.Header, b
+	return dinterotest.Do(t, http.DefaultClient, method, f.httpURL+path, header)
 }
 
 // bearer is the Authorization header of a caller that brings its own
@@ -209,7 +194,7 @@ func TestServer(t *testing.T) {
 	})
 	t.Run("gateway validation error", func(t *testing.T) {
 		code, _, body := f.do(t, http.MethodDelete, "/v1/accounts/X1/auth/client-grants/g", bearer(fake, "T123"))
-		e := dinteroError(t, body)
+		e := dinterotest.ParseErrorBody(t, body)
 		if code != 400 || e.Code != "INVALID_ARGUMENT" || e.GrpcCode != "INVALID_ARGUMENT" || !strings.Contains(e.Message, "oid") ||
 			len(e.Errors) != 1 || e.Errors[0]["field"] != "oid" || len(e.Details) != 2 {
 			t.Errorf("got %d %s; want 400 in Dintero's shape naming oid, with the gRPC details", code, body)
@@ -266,42 +251,6 @@ func TestServer(t *testing.T) {
 	})
 }
 
-// errorBody is the gateway's error body: Dintero's error document, with the
-// gRPC status beside.
-type errorBody struct {
-	Code     string           `json:"code"`
-	Message  string           `json:"message"`
-	Errors   []map[string]any `json:"errors"`
-	GrpcCode string           `json:"grpc_code"`
-	Details  []map[string]any `json:"details"`
-}
-
-// dinteroError reads a body as a client written for Dintero reads it,
-// failing the test on another shape.
-func dinteroError(t *testing.T, body []byte) errorBody {
-	t.Helper()
-	var doc struct {
-		Error *errorBody `json:"error"`
-	}
-	if err := json.Unmarshal(body, &doc); err != nil || doc.Error == nil || doc.Error.Message == "" {
-		t.Fatalf("got %s; want Dintero's error document {\"error\": {\"code\", \"message\", \"errors\"}}", body)
-	}
-	return *doc.Error
-}
-
-// reason returns the reason of the ErrorInfo among a gateway error's
-// details.
-func (e errorBody) reason() (string, map[string]any) {
-	for _, d := range e.Details {
-		if d["@type"] == "type.googleapis.com/google.rpc.ErrorInfo" {
-			md, _ := d["metadata"].(map[string]any)
-			r, _ := d["reason"].(string)
-			return r, md
-		}
-	}
-	return "", nil
-}
-
 // TestGatewayErrors: the gateway answers Dintero's errors in Dintero's
 // shape, with the HTTP status Dintero gave, Dintero's code, message and
 // errors, and the gRPC details beside; a gRPC caller gets the same error as
@@ -327,11 +276,11 @@ func TestGatewayErrors(t *testing.T) {
 			fake.HandleRaw(dinterotest.OpDelete, dinterotest.Body(tc.dinteroStatus, "application/json",
 				[]byte(`{"error":{"code":"some_code","message":"dintero says no","errors":[{"field":"id","message":"bad id"},{"other":1}]}}`)))
 			code, _, body := f.do(t, http.MethodDelete, "/v1/accounts/T123/auth/client-grants/g", bearer(fake, "T123"))
-			e := dinteroError(t, body)
+			e := dinterotest.ParseErrorBody(t, body)
 			if code != tc.dinteroStatus || e.Code != "some_code" || e.Message != "dintero says no" || len(e.Errors) != 2 || e.Errors[0]["field"] != "id" || e.Errors[1]["other"] != 1.0 {
 				t.Errorf("got %d %s; want HTTP %d with Dintero's code, message and errors", code, body, tc.dinteroStatus)
 			}
-			if reason, md := e.reason(); reason != "SOME_CODE" || md["http_status"] != fmt.Sprint(tc.dinteroStatus) || e.GrpcCode != strings.ToUpper(strings.Join(splitCamel(tc.wantCode.String()), "_")) {
+			if reason, md := e.Reason(); reason != "SOME_CODE" || md["http_status"] != fmt.Sprint(tc.dinteroStatus) || e.GrpcCode != strings.ToUpper(strings.Join(splitCamel(tc.wantCode.String()), "_")) {
 				t.Errorf("got details %v, grpc_code %s; want the ErrorInfo and %v", e.Details, e.GrpcCode, tc.wantCode)
 			}
 			_, err := f.client.DeleteClientGrant(withBearer(context.Background(), fake, "T123"), &authv1.DeleteClientGrantRequest{Oid: "T123", Id: "g"})
@@ -353,7 +302,7 @@ func TestGatewayErrors(t *testing.T) {
 			{http.MethodDelete, "/v1/accounts/T123/auth/client-grants/g?nonce=1", bearer(fake, "T123"), 400, "INVALID_ARGUMENT"},
 		} {
 			code, _, body := f.do(t, tc.method, tc.path, tc.header)
-			if e := dinteroError(t, body); code != tc.wantHTTP || e.Code != tc.wantCode {
+			if e := dinterotest.ParseErrorBody(t, body); code != tc.wantHTTP || e.Code != tc.wantCode {
 				t.Errorf("%s %s: got %d %s; want %d with code %s", tc.method, tc.path, code, body, tc.wantHTTP, tc.wantCode)
 			}
 		}
@@ -465,21 +414,22 @@ func TestGatewayMatchesGRPC(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	register := func(r grpc.ServiceRegistrar) { authv1.RegisterAuthServiceServer(r, panicky{}) }
 	gs := grpc.NewServer(grpc.ChainUnaryInterceptor(ic))
-	authv1.RegisterAuthServiceServer(gs, panicky{})
+	register(gs)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	go func() { _ = gs.Serve(l) }()
 	defer gs.Stop()
-	var serving atomic.Bool
-	serving.Store(true)
-	gw, err := gateway.New(context.Background(), panicky{}, ic, gateway.Options{MaxQuery: 16 << 10})
+	probes := probe.New()
+	probes.Serve()
+	gw, err := gateway.New(context.Background(), register, ic, gateway.Options{MaxQuery: 16 << 10})
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := httpMux(gw, &serving)
+	h := httpMux(gw, probes.Healthz())
 	hl, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -4,22 +4,20 @@ import (
 	"context"
 	"crypto/tls"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/pprof"
-	"strings"
-	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/health"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
 
-	"github.com/dintero-facade/dintero-facade/gateway"
-	authv1 "github.com/dintero-facade/dintero-facade/gen/dintero/auth/v1"
 	"github.com/dintero-facade/dintero-facade/gen/openapiv2"
+	"github.com/dintero-facade/dintero-facade/internal/gateway"
+	"github.com/dintero-facade/dintero-facade/internal/probe"
+	"github.com/dintero-facade/dintero-facade/internal/reload"
+	"github.com/dintero-facade/dintero-facade/internal/serve"
+	"github.com/dintero-facade/dintero-facade/internal/telemetry"
 )
 
 // streamWorkers is how many goroutines serve gRPC calls: one for every call
@@ -37,11 +35,11 @@ const (
 	maxStreamWorkers = 4096
 )
 
-// newGRPCServer serves svc over gRPC with its interceptor, health and
-// reflection.
-func newGRPCServer(cfg Config, svc authv1.AuthServiceServer, interceptor grpc.UnaryServerInterceptor, tf *tlsFiles, tel *telemetry) (*grpc.Server, *health.Server) {
+// newGRPCServer serves what register registers over gRPC through
+// interceptor, with health and reflection.
+func newGRPCServer(cfg Config, register func(grpc.ServiceRegistrar), interceptor grpc.UnaryServerInterceptor, tf *reload.TLSFiles, tel *telemetry.Telemetry, probes *probe.State) *grpc.Server {
 	opts := []grpc.ServerOption{
-		grpc.ChainUnaryInterceptor(interceptor),
+		grpc.UnaryInterceptor(interceptor),
 		grpc.MaxRecvMsgSize(cfg.MaxRecvMsgBytes),
 		// Metadata is bounded like a message: a caller's megabyte user
 		// agent must not become a megabyte log line.
@@ -49,43 +47,41 @@ func newGRPCServer(cfg Config, svc authv1.AuthServiceServer, interceptor grpc.Un
 		grpc.NumStreamWorkers(streamWorkers(cfg)),
 	}
 	if tf != nil {
-		opts = append(opts, grpc.Creds(credentials.NewTLS(tf.config("h2"))))
+		opts = append(opts, grpc.Creds(credentials.NewTLS(tf.Config("h2"))))
 	}
-	gs := grpc.NewServer(append(opts, tel.grpcOptions()...)...)
-	authv1.RegisterAuthServiceServer(gs, svc)
-	// NOT_SERVING until the warm-up is over.
-	hs := health.NewServer()
-	hs.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
-	hs.SetServingStatus(authv1.AuthService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_NOT_SERVING)
-	healthpb.RegisterHealthServer(gs, hs)
+	gs := grpc.NewServer(append(opts, tel.GRPCOptions()...)...)
+	register(gs)
+	probes.Register(gs)
 	reflection.Register(gs)
-	tel.grpc.InitializeMetrics(gs)
-	return gs, hs
+	tel.GRPC.InitializeMetrics(gs)
+	return gs
 }
 
 // newGatewayServer serves the JSON gateway under /v1/, /healthz,
-// /openapi.json, and /metrics unless it has a listener of its own.
-func newGatewayServer(ctx context.Context, cfg Config, svc authv1.AuthServiceServer, interceptor grpc.UnaryServerInterceptor, tf *tlsFiles, tel *telemetry, serving *atomic.Bool, log *slog.Logger) (*server, error) {
-	gw, err := gateway.New(ctx, svc, interceptor, gateway.Options{MaxQuery: cfg.MaxRecvMsgBytes})
+// /openapi.json, and /metrics unless it has a listener of its own. The
+// gateway calls what register registers, through interceptor, as the gRPC
+// server does.
+func newGatewayServer(ctx context.Context, cfg Config, register func(grpc.ServiceRegistrar), interceptor grpc.UnaryServerInterceptor, tf *reload.TLSFiles, tel *telemetry.Telemetry, probes *probe.State, log *slog.Logger) (*serve.HTTP, error) {
+	gw, err := gateway.New(ctx, register, interceptor, gateway.Options{MaxQuery: cfg.MaxRecvMsgBytes})
 	if err != nil {
 		return nil, err
 	}
-	mux := httpMux(tel.handler(gw), serving)
+	mux := httpMux(tel.Handler(gw), probes.Healthz())
 	if cfg.MetricsAddr == "" {
-		mux.Handle("GET /metrics", tel.metricsHandler())
+		mux.Handle("GET /metrics", tel.MetricsHandler())
 	}
 	var tc *tls.Config
 	if tf != nil {
-		tc = tf.config("h2", "http/1.1")
+		tc = tf.Config("h2", "http/1.1")
 	}
-	return &server{name: "HTTP", addr: cfg.HTTPAddr, srv: newHTTPServer(mux, cfg, log, tc)}, nil
+	return &serve.HTTP{Name: "HTTP", Addr: cfg.HTTPAddr, Server: newHTTPServer(mux, cfg, log, tc)}, nil
 }
 
 // httpMux serves the gateway under /v1/, /healthz and the OpenAPI document.
-func httpMux(gw http.Handler, serving *atomic.Bool) *http.ServeMux {
+func httpMux(gw, healthz http.Handler) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle("/v1/", gw)
-	mux.Handle("GET /healthz", healthz(serving))
+	mux.Handle("GET /healthz", healthz)
 	mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(openapiv2.JSON)
@@ -96,17 +92,21 @@ func httpMux(gw http.Handler, serving *atomic.Bool) *http.ServeMux {
 // sideServers are the servers that serve no calls, each on a listener of
 // its own when configured: the probes, /metrics and pprof. stop stops what
 // the HTTP servers do not.
-func sideServers(cfg Config, tel *telemetry, hs *health.Server, serving *atomic.Bool, log *slog.Logger) (_ []*server, stop func()) {
-	var out []*server
+func sideServers(cfg Config, tel *telemetry.Telemetry, probes *probe.State, log *slog.Logger) (_ []*serve.HTTP, stop func()) {
+	var out []*serve.HTTP
 	stop = func() {}
 	if cfg.HealthAddr != "" {
-		srv, stopGRPC := newProbeServer(hs, serving, cfg, log)
-		out, stop = append(out, &server{name: "health", addr: cfg.HealthAddr, srv: srv, side: true}), stopGRPC
+		h, stopGRPC := probes.Handler()
+		srv := newHTTPServer(h, cfg, log, nil)
+		srv.Protocols = new(http.Protocols)
+		srv.Protocols.SetHTTP1(true)
+		srv.Protocols.SetUnencryptedHTTP2(true)
+		out, stop = append(out, &serve.HTTP{Name: "health", Addr: cfg.HealthAddr, Server: srv, Side: true}), stopGRPC
 	}
 	if cfg.MetricsAddr != "" {
 		mm := http.NewServeMux()
-		mm.Handle("GET /metrics", tel.metricsHandler())
-		out = append(out, &server{name: "metrics", addr: cfg.MetricsAddr, srv: newHTTPServer(mm, cfg, log, nil), side: true})
+		mm.Handle("GET /metrics", tel.MetricsHandler())
+		out = append(out, &serve.HTTP{Name: "metrics", Addr: cfg.MetricsAddr, Server: newHTTPServer(mm, cfg, log, nil), Side: true})
 	}
 	if cfg.PprofAddr != "" {
 		pm := http.NewServeMux()
@@ -118,7 +118,7 @@ func sideServers(cfg Config, tel *telemetry, hs *health.Server, serving *atomic.
 		srv := newHTTPServer(pm, cfg, log, nil)
 		// A CPU profile runs for its whole ?seconds=.
 		srv.WriteTimeout = 0
-		out = append(out, &server{name: "pprof", addr: cfg.PprofAddr, srv: srv, side: true})
+		out = append(out, &serve.HTTP{Name: "pprof", Addr: cfg.PprofAddr, Server: srv, Side: true})
 	}
 	return out, stop
 }
@@ -138,48 +138,4 @@ func newHTTPServer(h http.Handler, cfg Config, log *slog.Logger, tc *tls.Config)
 		MaxHeaderBytes: cfg.MaxRecvMsgBytes,
 		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-}
-
-func serveHTTP(srv *http.Server, l net.Listener) error {
-	if srv.TLSConfig != nil {
-		return srv.ServeTLS(l, "", "")
-	}
-	return srv.Serve(l)
-}
-
-// healthz answers 200 while serving, 503 while warming up and once
-// shutdown has begun.
-func healthz(serving *atomic.Bool) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		if !serving.Load() {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = w.Write([]byte("not serving\n"))
-			return
-		}
-		_, _ = w.Write([]byte("ok\n"))
-	})
-}
-
-// newProbeServer serves the probes on a plain listener of their own: gRPC
-// health (the kubelet's gRPC probe speaks HTTP/2 without TLS) and GET
-// /healthz. Under mutual TLS the kubelet, which has no client certificate,
-// could reach neither on the service's listeners. stop stops the gRPC
-// server behind it, which has no listener of its own.
-func newProbeServer(hs *health.Server, serving *atomic.Bool, cfg Config, log *slog.Logger) (_ *http.Server, stop func()) {
-	gs := grpc.NewServer()
-	healthpb.RegisterHealthServer(gs, hs)
-	mux := http.NewServeMux()
-	mux.Handle("GET /healthz", healthz(serving))
-	srv := newHTTPServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.ProtoMajor == 2 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc") {
-			gs.ServeHTTP(w, r)
-			return
-		}
-		mux.ServeHTTP(w, r)
-	}), cfg, log, nil)
-	srv.Protocols = new(http.Protocols)
-	srv.Protocols.SetHTTP1(true)
-	srv.Protocols.SetUnencryptedHTTP2(true)
-	return srv, gs.Stop
 }

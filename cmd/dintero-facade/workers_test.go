@@ -15,6 +15,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	authv1 "github.com/dintero-facade/dintero-facade/gen/dintero/auth/v1"
+	"github.com/dintero-facade/dintero-facade/internal/probe"
+	"github.com/dintero-facade/dintero-facade/internal/telemetry"
 )
 
 // TestStreamWorkers: as many calls at once as may be in flight to Dintero
@@ -29,7 +31,7 @@ func TestStreamWorkers(t *testing.T) {
 		pass := func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 			return h(ctx, req)
 		}
-		gs, _ := newGRPCServer(Config{MaxConcurrent: tc.limit, MaxRecvMsgBytes: 1 << 20}, svc, pass, nil, &telemetry{grpc: grpcprom.NewServerMetrics()})
+		gs := newGRPCServer(Config{MaxConcurrent: tc.limit, MaxRecvMsgBytes: 1 << 20}, func(r grpc.ServiceRegistrar) { authv1.RegisterAuthServiceServer(r, svc) }, pass, nil, &telemetry.Telemetry{GRPC: grpcprom.NewServerMetrics()}, probe.New())
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)

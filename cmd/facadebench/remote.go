@@ -19,7 +19,7 @@ import (
 	"time"
 
 	"github.com/dintero-facade/dintero-facade/internal/dinteromock"
-	"github.com/dintero-facade/dintero-facade/internal/dinterotest"
+	"github.com/dintero-facade/dintero-facade/internal/testpki"
 )
 
 // The remote scenario puts Dintero where it really is: behind TLS, with
@@ -137,7 +137,7 @@ func runRemote(o options) error {
 	}
 	defer w.close()
 	dir, logs, self, bin := w.dir, w.logs, w.self, w.bin
-	pki, err := dinterotest.MakePKI(dir)
+	pki, err := testpki.New(dir)
 	if err != nil {
 		return err
 	}

@@ -1099,9 +1099,9 @@ const file_dintero_auth_v1_auth_proto_rawDesc = "" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12.\n" +
 	"\x06errors\x18\x03 \x03(\v2\x16.google.protobuf.ValueR\x06errors\x12\x1b\n" +
 	"\tgrpc_code\x18\x04 \x01(\tR\bgrpcCode\x12.\n" +
-	"\adetails\x18\x05 \x03(\v2\x14.google.protobuf.AnyR\adetails2\xcd\x01\n" +
-	"\vAuthService\x12j\n" +
-	"\x11DeleteClientGrant\x12).dintero.auth.v1.DeleteClientGrantRequest\x1a*.dintero.auth.v1.DeleteClientGrantResponse\x12R\n" +
+	"\adetails\x18\x05 \x03(\v2\x14.google.protobuf.AnyR\adetails2\xd2\x01\n" +
+	"\vAuthService\x12o\n" +
+	"\x11DeleteClientGrant\x12).dintero.auth.v1.DeleteClientGrantRequest\x1a*.dintero.auth.v1.DeleteClientGrantResponse\"\x03\x90\x02\x02\x12R\n" +
 	"\tAuthorize\x12!.dintero.auth.v1.AuthorizeRequest\x1a\".dintero.auth.v1.AuthorizeResponseBEZCgithub.com/dintero-facade/dintero-facade/gen/dintero/auth/v1;authv1b\x06proto3"
 
 var (

@@ -48,7 +48,8 @@ type AuthServiceClient interface {
 	// unset (and logged), and a 204 gives the grant's id alone. It is retried
 	// where that is safe; a NotFound after an attempt whose outcome is unknown
 	// says so (ErrorInfo reason NOT_FOUND_AFTER_UNCERTAIN_ATTEMPT): this very
-	// call may have deleted the grant.
+	// call may have deleted the grant. Deleting a grant twice leaves it
+	// deleted: the call is idempotent.
 	DeleteClientGrant(ctx context.Context, in *DeleteClientGrantRequest, opts ...grpc.CallOption) (*DeleteClientGrantResponse, error)
 	// Authorize redeems a one-time Passwordless verification code: Dintero's
 	// `POST /accounts/{oid}/auth/authorize` (operation
@@ -109,7 +110,8 @@ type AuthServiceServer interface {
 	// unset (and logged), and a 204 gives the grant's id alone. It is retried
 	// where that is safe; a NotFound after an attempt whose outcome is unknown
 	// says so (ErrorInfo reason NOT_FOUND_AFTER_UNCERTAIN_ATTEMPT): this very
-	// call may have deleted the grant.
+	// call may have deleted the grant. Deleting a grant twice leaves it
+	// deleted: the call is idempotent.
 	DeleteClientGrant(context.Context, *DeleteClientGrantRequest) (*DeleteClientGrantResponse, error)
 	// Authorize redeems a one-time Passwordless verification code: Dintero's
 	// `POST /accounts/{oid}/auth/authorize` (operation

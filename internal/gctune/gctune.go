@@ -1,4 +1,7 @@
-package main
+// Package gctune chooses the garbage collector's settings at start, unless
+// the operator set GOGC or GOMEMLIMIT: a higher target than Go's default,
+// bounded by a soft memory limit derived from the container's.
+package gctune
 
 import (
 	"math"
@@ -25,22 +28,22 @@ const defaultMemoryLimit = 80 << 20
 // cgroupMemoryFiles hold the container's memory limit: cgroup v2's, then v1's.
 var cgroupMemoryFiles = [...]string{"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"}
 
-// gcSettings are the collector settings the facade applies at start; a zero
+// Settings are the collector settings the facade applies at start; a zero
 // field leaves the runtime's own value, which the operator's GOGC or
 // GOMEMLIMIT has set.
-type gcSettings struct {
+type Settings struct {
 	// GOGC is the collection target in percent.
 	GOGC int
 	// MemoryLimit is the soft memory limit in bytes.
 	MemoryLimit int64
 }
 
-// decideGC chooses the collector settings. Unless GOGC is set, the target
+// Decide chooses the collector settings. Unless GOGC is set, the target
 // is defaultGOGC; because that lets the heap grow to five times the live
 // heap, unless GOMEMLIMIT is set a soft memory limit keeps it in bounds:
 // 90 % of the container's memory limit, or defaultMemoryLimit without one.
-func decideGC(getenv func(string) string, readFile func(string) ([]byte, error)) gcSettings {
-	var s gcSettings
+func Decide(getenv func(string) string, readFile func(string) ([]byte, error)) Settings {
+	var s Settings
 	if getenv("GOGC") == "" {
 		s.GOGC = defaultGOGC
 	}
@@ -71,9 +74,9 @@ func cgroupMemoryLimit(readFile func(string) ([]byte, error)) int64 {
 	return 0
 }
 
-// apply sets the collector. It changes the whole process, so only main
+// Apply sets the collector. It changes the whole process, so only main
 // calls it.
-func (s gcSettings) apply() {
+func (s Settings) Apply() {
 	if s.GOGC != 0 {
 		debug.SetGCPercent(s.GOGC)
 	}
@@ -82,10 +85,10 @@ func (s gcSettings) apply() {
 	}
 }
 
-// gcInEffect reads the collector's settings back from the runtime: the
+// InEffect reads the collector's settings back from the runtime: the
 // target in percent (-1 when off) and the soft memory limit in bytes (0
 // when there is none), for the startup log.
-func gcInEffect() (gogc, memoryLimit int64) {
+func InEffect() (gogc, memoryLimit int64) {
 	ss := []metrics.Sample{{Name: "/gc/gogc:percent"}, {Name: "/gc/gomemlimit:bytes"}}
 	metrics.Read(ss)
 	// GOGC=off reads as the uint64 of -1, which converts back to -1.

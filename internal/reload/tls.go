@@ -1,4 +1,4 @@
-package main
+package reload
 
 import (
 	"context"
@@ -10,29 +10,30 @@ import (
 	"path/filepath"
 	"slices"
 	"sync/atomic"
-	"time"
 
 	"github.com/fsnotify/fsnotify"
 )
 
-// tlsFiles is the listeners' TLS: the certificate and key, and the CA that
+// TLSFiles are the listeners' TLS: the certificate and key, and the CA that
 // signs the callers' certificates under mutual TLS. It reads them again
 // when their files change, so that short-lived certificates (cert-manager,
 // a SPIFFE helper) are followed without a restart; connections already
 // open keep the certificate they were made with, new handshakes take the
 // new one. Files that do not load are logged and ignored: the previous
 // ones stay.
-type tlsFiles struct {
+type TLSFiles struct {
 	cert, key, clientCA string
 	current             atomic.Pointer[tls.Config]
 }
 
-// newTLSFiles loads the files named by cfg; nil without TLS.
-func newTLSFiles(cfg Config) (*tlsFiles, error) {
-	if cfg.TLSCert == "" {
+// NewTLSFiles loads the certificate and key and, when clientCA is not
+// empty, the CA of the callers' certificates (mutual TLS); nil without a
+// certificate.
+func NewTLSFiles(cert, key, clientCA string) (*TLSFiles, error) {
+	if cert == "" {
 		return nil, nil
 	}
-	f := &tlsFiles{cert: cfg.TLSCert, key: cfg.TLSKey, clientCA: cfg.ClientCA}
+	f := &TLSFiles{cert: cert, key: key, clientCA: clientCA}
 	if err := f.load(); err != nil {
 		return nil, err
 	}
@@ -40,7 +41,7 @@ func newTLSFiles(cfg Config) (*tlsFiles, error) {
 }
 
 // load reads the files and, when they are good, makes them current.
-func (f *tlsFiles) load() error {
+func (f *TLSFiles) load() error {
 	cert, err := tls.LoadX509KeyPair(f.cert, f.key)
 	if err != nil {
 		return fmt.Errorf("--tls-cert/--tls-key: %w", err)
@@ -62,9 +63,9 @@ func (f *tlsFiles) load() error {
 	return nil
 }
 
-// config returns the TLS configuration of a listener that speaks protos
+// Config returns the TLS configuration of a listener that speaks protos
 // (ALPN): each handshake takes the files current at the time.
-func (f *tlsFiles) config(protos ...string) *tls.Config {
+func (f *TLSFiles) Config(protos ...string) *tls.Config {
 	return &tls.Config{
 		MinVersion: tls.VersionTLS12,
 		NextProtos: protos,
@@ -76,10 +77,10 @@ func (f *tlsFiles) config(protos ...string) *tls.Config {
 	}
 }
 
-// watch reloads the files when their directories change, until ctx ends.
+// Watch reloads the files when their directories change, until ctx ends.
 // Directories are watched, not files, so that a Kubernetes Secret replaced
 // by a symlink swap is seen.
-func (f *tlsFiles) watch(ctx context.Context, log *slog.Logger) error {
+func (f *TLSFiles) Watch(ctx context.Context, log *slog.Logger) error {
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
 		return fmt.Errorf("watching the TLS files: %w", err)
@@ -106,37 +107,4 @@ func (f *tlsFiles) watch(ctx context.Context, log *slog.Logger) error {
 		})
 	}()
 	return nil
-}
-
-// debounce calls changed("file changed") once a burst of w's events has
-// settled (a symlink swap is several events), and changed("SIGHUP") on each
-// signal from reload, until ctx ends.
-func debounce(ctx context.Context, w *fsnotify.Watcher, reload <-chan struct{}, log *slog.Logger, changed func(why string)) {
-	const settle = 100 * time.Millisecond
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	defer timer.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-reload:
-			changed("SIGHUP")
-		case ev, ok := <-w.Events:
-			if !ok {
-				return
-			}
-			if ev.Has(fsnotify.Chmod) && !ev.Has(fsnotify.Write) {
-				continue
-			}
-			timer.Reset(settle)
-		case <-timer.C:
-			changed("file changed")
-		case err, ok := <-w.Errors:
-			if !ok {
-				return
-			}
-			log.Warn("watching files", "error", err.Error())
-		}
-	}
 }

@@ -1,4 +1,10 @@
-package main
+// Package reload keeps the facade's file-based configuration current: the
+// credentials file and the TLS files are read at start and again when they
+// change (and the credentials on a signal), and a file that does not load
+// leaves the previous one in force. The environment's one-account
+// credentials are read here too, so that every source of credentials has
+// one reader.
+package reload
 
 import (
 	"context"
@@ -27,13 +33,13 @@ var fieldName = regexp.MustCompile(`^[a-z][a-z0-9_]{0,31}$`)
 // yamlLine finds the line number in a YAML decoder's error.
 var yamlLine = regexp.MustCompile(`line (\d+)`)
 
-// loadCredentials reads --credentials-file (YAML or JSON: a list of
+// LoadCredentials reads --credentials-file (YAML or JSON: a list of
 // {account_id, client_id, client_secret, audience?}) and checks it whole,
 // adding the entries to base (the environment's one-account shortcut).
 // Errors name the entry, the account and the field, never a value: the
 // decoders quote values in some of their errors, so their messages are not
 // passed on, and an account id is printed only once it is known to be one.
-func loadCredentials(file string, base []upstream.Credentials) ([]upstream.Credentials, error) {
+func LoadCredentials(file string, base []upstream.Credentials) ([]upstream.Credentials, error) {
 	b, err := os.ReadFile(file)
 	if err != nil {
 		return nil, fmt.Errorf("--credentials-file: %w", err)
@@ -99,11 +105,17 @@ func parseCredentials(b []byte) ([]upstream.Credentials, error) {
 	return out, nil
 }
 
-// watchCredentials reloads --credentials-file when reload fires (SIGHUP)
-// and when the file changes, until ctx ends. It watches the directory, so
+// CredentialsTarget takes reloaded credentials: upstream.Client.
+type CredentialsTarget interface {
+	SetCredentials([]upstream.Credentials) error
+	Accounts() []string
+}
+
+// WatchCredentials reloads --credentials-file into client when reload
+// fires (SIGHUP) and when the file changes, until ctx ends. It watches the directory, so
 // that a Kubernetes Secret, replaced by a symlink swap, is seen too. A file
 // that does not load is logged and ignored: the previous credentials stay.
-func watchCredentials(ctx context.Context, file string, base []upstream.Credentials, reload <-chan struct{}, client *upstream.Client, log *slog.Logger) error {
+func WatchCredentials(ctx context.Context, file string, base []upstream.Credentials, reload <-chan struct{}, client CredentialsTarget, log *slog.Logger) error {
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
 		return fmt.Errorf("watching --credentials-file: %w", err)
@@ -114,7 +126,7 @@ func watchCredentials(ctx context.Context, file string, base []upstream.Credenti
 		return fmt.Errorf("watching %s: %w", dir, err)
 	}
 	apply := func(why string) {
-		creds, err := loadCredentials(file, base)
+		creds, err := LoadCredentials(file, base)
 		if err == nil {
 			err = client.SetCredentials(creds)
 		}
@@ -129,4 +141,47 @@ func watchCredentials(ctx context.Context, file string, base []upstream.Credenti
 		debounce(ctx, w, reload, log, apply)
 	}()
 	return nil
+}
+
+// CredentialVars are the environment variables CredentialsFromEnv reads:
+// one account's credentials. They are never flags, which ps shows.
+var CredentialVars = []struct {
+	Name, Help string
+	// Secret is never logged.
+	Secret bool
+}{
+	{"DINTERO_ACCOUNT_ID", "the account of the facade's client credentials (with the two below, or none)", false},
+	{"DINTERO_CLIENT_ID", "the client id of the facade's client credentials", false},
+	{"DINTERO_CLIENT_SECRET", "the client secret of the facade's client credentials", true},
+	{"DINTERO_AUDIENCE", "the audience of its tokens; default https://api.dintero.com/v1/accounts/<account id>", false},
+}
+
+// CredentialsFromEnv reads the facade's client credentials: all of
+// DINTERO_CLIENT_ID, DINTERO_CLIENT_SECRET and DINTERO_ACCOUNT_ID, or none.
+func CredentialsFromEnv(getenv func(string) string) (*upstream.Credentials, error) {
+	c := upstream.Credentials{
+		ClientID:     getenv("DINTERO_CLIENT_ID"),
+		ClientSecret: getenv("DINTERO_CLIENT_SECRET"),
+		AccountID:    getenv("DINTERO_ACCOUNT_ID"),
+		Audience:     getenv("DINTERO_AUDIENCE"),
+	}
+	var missing []string
+	for _, v := range []struct{ name, val string }{{"DINTERO_CLIENT_ID", c.ClientID}, {"DINTERO_CLIENT_SECRET", c.ClientSecret}, {"DINTERO_ACCOUNT_ID", c.AccountID}} {
+		if v.val == "" {
+			missing = append(missing, v.name)
+		}
+	}
+	switch len(missing) {
+	case 3:
+		if c.Audience != "" {
+			return nil, errors.New("DINTERO_AUDIENCE is set without DINTERO_CLIENT_ID, DINTERO_CLIENT_SECRET and DINTERO_ACCOUNT_ID")
+		}
+		return nil, nil
+	case 0:
+		if err := c.Check(); err != nil {
+			return nil, fmt.Errorf("DINTERO_CLIENT_ID, DINTERO_CLIENT_SECRET, DINTERO_ACCOUNT_ID: %w", err)
+		}
+		return &c, nil
+	}
+	return nil, fmt.Errorf("client credentials are incomplete: %s not set (set all of DINTERO_CLIENT_ID, DINTERO_CLIENT_SECRET and DINTERO_ACCOUNT_ID, or none)", strings.Join(missing, ", "))
 }

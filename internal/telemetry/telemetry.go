@@ -1,4 +1,8 @@
-package main
+// Package telemetry is the facade's metrics registry, with the gRPC,
+// upstream and service metrics on it, and its tracing: the OTLP exporter
+// when configured, and the wrappers that trace the gRPC server, the JSON
+// gateway and the calls to Dintero.
+package telemetry
 
 import (
 	"context"
@@ -25,24 +29,37 @@ import (
 	"github.com/dintero-facade/dintero-facade/upstream"
 )
 
-// telemetry is the facade's metrics and traces.
-type telemetry struct {
+// Options configure New.
+type Options struct {
+	// Tracing exports traces over OTLP, configured by the standard OTEL_*
+	// variables.
+	Tracing bool
+	// TracerProvider, when set, is used instead (tests record spans with
+	// it).
+	TracerProvider trace.TracerProvider
+	// Version names the build in the traces' resource.
+	Version string
+}
+
+// Telemetry is the facade's metrics and traces.
+type Telemetry struct {
 	registry *prometheus.Registry
-	grpc     *grpcprom.ServerMetrics
-	upstream *upstream.Metrics
-	service  *service.Metrics
+	// GRPC, Upstream and Service are the metrics of the gRPC server, the
+	// client of Dintero and the service.
+	GRPC     *grpcprom.ServerMetrics
+	Upstream *upstream.Metrics
+	Service  *service.Counters
 	// tp is nil when tracing is off.
 	tp   trace.TracerProvider
 	prop propagation.TextMapPropagator
 	stop func(context.Context) error
 }
 
-// newTelemetry registers the metrics and, when the configuration (or the
-// test) asks for it, sets up tracing.
-func newTelemetry(ctx context.Context, o Options) (*telemetry, error) {
-	t := &telemetry{
+// New registers the metrics and, when o asks for it, sets up tracing.
+func New(ctx context.Context, o Options) (*Telemetry, error) {
+	t := &Telemetry{
 		registry: prometheus.NewRegistry(),
-		grpc:     grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram()),
+		GRPC:     grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram()),
 		prop:     propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}),
 		stop:     func(context.Context) error { return nil },
 	}
@@ -52,20 +69,20 @@ func newTelemetry(ctx context.Context, o Options) (*telemetry, error) {
 	if err := t.registry.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})); err != nil {
 		return nil, err
 	}
-	if err := t.registry.Register(t.grpc); err != nil {
+	if err := t.registry.Register(t.GRPC); err != nil {
 		return nil, err
 	}
 	var err error
-	if t.upstream, err = upstream.NewMetrics(t.registry); err != nil {
+	if t.Upstream, err = upstream.NewMetrics(t.registry); err != nil {
 		return nil, err
 	}
-	if t.service, err = service.NewMetrics(t.registry); err != nil {
+	if t.Service, err = service.NewCounters(t.registry); err != nil {
 		return nil, err
 	}
 	switch {
 	case o.TracerProvider != nil:
 		t.tp = o.TracerProvider
-	case o.Config.Tracing:
+	case o.Tracing:
 		exp, err := otlptracegrpc.New(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("OTLP trace exporter: %w", err)
@@ -81,8 +98,8 @@ func newTelemetry(ctx context.Context, o Options) (*telemetry, error) {
 	return t, nil
 }
 
-// shutdown flushes the traces.
-func (t *telemetry) shutdown(log *slog.Logger) {
+// Shutdown flushes the traces.
+func (t *Telemetry) Shutdown(log *slog.Logger) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := t.stop(ctx); err != nil {
@@ -90,29 +107,29 @@ func (t *telemetry) shutdown(log *slog.Logger) {
 	}
 }
 
-// metricsHandler serves the registry.
-func (t *telemetry) metricsHandler() http.Handler {
+// MetricsHandler serves the registry.
+func (t *Telemetry) MetricsHandler() http.Handler {
 	return promhttp.HandlerFor(t.registry, promhttp.HandlerOpts{Registry: t.registry})
 }
 
-// transport traces the calls to Dintero, when tracing is on.
-func (t *telemetry) transport(base http.RoundTripper) http.RoundTripper {
+// Transport traces the calls to Dintero, when tracing is on.
+func (t *Telemetry) Transport(base http.RoundTripper) http.RoundTripper {
 	if t.tp == nil {
 		return base
 	}
 	return upstream.TracingTransport(base, t.tp, t.prop)
 }
 
-// grpcOptions traces the gRPC server, when tracing is on.
-func (t *telemetry) grpcOptions() []grpc.ServerOption {
+// GRPCOptions traces the gRPC server, when tracing is on.
+func (t *Telemetry) GRPCOptions() []grpc.ServerOption {
 	if t.tp == nil {
 		return nil
 	}
 	return []grpc.ServerOption{grpc.StatsHandler(otelgrpc.NewServerHandler(otelgrpc.WithTracerProvider(t.tp), otelgrpc.WithPropagators(t.prop)))}
 }
 
-// handler traces the gateway, when tracing is on.
-func (t *telemetry) handler(h http.Handler) http.Handler {
+// Handler traces the gateway, when tracing is on.
+func (t *Telemetry) Handler(h http.Handler) http.Handler {
 	if t.tp == nil {
 		return h
 	}

@@ -1,8 +1,7 @@
-package main
+package gateway_test
 
 import (
 	"bufio"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -21,9 +20,8 @@ import (
 // does not take, naming them, instead of dropping them unseen; nothing
 // reaches Dintero.
 func TestGatewayQuery(t *testing.T) {
-	fake := dinterotest.New(t)
-	fake.AddCode("T123", "v1")
-	f := startFacade(t, fake.URL, nil, nil)
+	e := setup(t, nil)
+	e.fake.AddCode("T123", "v1")
 	good := url.Values{"audience": {dinteromock.Audience("T123")}, "response_type": {"authenticate"}, "client_id": {dinterotest.App}, "verification_code": {"v1"}}
 	with := func(extra url.Values) string {
 		q := url.Values{}
@@ -52,8 +50,8 @@ func TestGatewayQuery(t *testing.T) {
 		{"twenty unknown", http.MethodPost, "/v1/accounts/T123/auth/authorize?" + with(many(20)), append(firstNames(10), "query")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			code, _, body := f.do(t, tc.method, tc.path, bearer(fake, "T123"))
-			e := dinteroError(t, body)
+			code, _, body := e.do(t, tc.method, tc.path, e.bearer("T123"))
+			e := dinterotest.ParseErrorBody(t, body)
 			if code != 400 || e.Code != "INVALID_ARGUMENT" {
 				t.Fatalf("got %d %s; want 400 INVALID_ARGUMENT", code, body)
 			}
@@ -75,54 +73,53 @@ func TestGatewayQuery(t *testing.T) {
 	}
 	// A query grpc-gateway cannot parse: its own error, which would quote
 	// the bad part, is answered without its message.
-	code, _, body := f.do(t, http.MethodPost, "/v1/accounts/T123/auth/authorize?"+with(nil)+"&state=SECRET%zz", bearer(fake, "T123"))
-	if e := dinteroError(t, body); code != 400 || e.Code != "INVALID_ARGUMENT" || strings.Contains(string(body), "zz") {
+	code, _, body := e.do(t, http.MethodPost, "/v1/accounts/T123/auth/authorize?"+with(nil)+"&state=SECRET%zz", e.bearer("T123"))
+	if e := dinterotest.ParseErrorBody(t, body); code != 400 || e.Code != "INVALID_ARGUMENT" || strings.Contains(string(body), "zz") {
 		t.Errorf("a bad escape: got %d %s; want 400 without the query quoted", code, body)
 	}
-	if n := fake.Count(dinterotest.OpAuthorize) + fake.Count(dinterotest.OpDelete); n != 0 {
+	if n := e.fake.Count(dinterotest.OpAuthorize) + e.fake.Count(dinterotest.OpDelete); n != 0 {
 		t.Errorf("Dintero got %d calls; want none", n)
 	}
-	if fake.Mock.CodeUsed("v1") {
+	if e.fake.Mock.CodeUsed("v1") {
 		t.Error("the code was spent")
 	}
-	if code, _, body := f.do(t, http.MethodPost, "/v1/accounts/T123/auth/authorize?"+with(nil), bearer(fake, "T123")); code != 200 {
+	if code, _, body := e.do(t, http.MethodPost, "/v1/accounts/T123/auth/authorize?"+with(nil), e.bearer("T123")); code != 200 {
 		t.Errorf("the good query: got %d %s", code, body)
 	}
 	// Each refusal is logged (the DELETEs as audit lines), and so is the
 	// good call; none quotes the code.
-	if n := len(f.log.Lines(t, "call", "audit")); n != 12 {
+	if n := len(e.log.Lines(t, "call", "audit")); n != 12 {
 		t.Errorf("got %d call lines; want 12", n)
 	}
-	if strings.Contains(f.log.String(), "SECRET-CODE") {
+	if strings.Contains(e.log.String(), "SECRET-CODE") {
 		t.Error("the log quotes the code")
 	}
 }
 
-// TestGatewayRefusesBodies: neither operation takes a body. A form body to
+// TestGatewayRefusesBodies: no operation takes a body. A form body to
 // authorize, which grpc-gateway would read into the request (up to 10 MB,
 // and on to Dintero), is refused before it is read.
 func TestGatewayRefusesBodies(t *testing.T) {
-	fake := dinterotest.New(t)
-	fake.AddCode("T123", "v1")
-	f := startFacade(t, fake.URL, nil, nil)
+	e := setup(t, nil)
+	e.fake.AddCode("T123", "v1")
 	q := url.Values{"audience": {dinteromock.Audience("T123")}, "response_type": {"authenticate"}, "client_id": {dinterotest.App}}.Encode()
 
-	req, _ := http.NewRequest(http.MethodPost, f.httpURL+"/v1/accounts/T123/auth/authorize?"+q, strings.NewReader("verification_code=v1"))
+	req, _ := http.NewRequest(http.MethodPost, e.url+"/v1/accounts/T123/auth/authorize?"+q, strings.NewReader("verification_code=v1"))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Authorization", fake.Bearer("T123"))
+	req.Header.Set("Authorization", e.fake.Bearer("T123"))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if e := dinteroError(t, body); resp.StatusCode != 400 || !strings.Contains(e.Message, "no body") {
+	if e := dinterotest.ParseErrorBody(t, body); resp.StatusCode != 400 || !strings.Contains(e.Message, "no body") {
 		t.Errorf("a form body: got %d %s; want 400 saying the operation takes no body", resp.StatusCode, body)
 	}
 
 	// 9 MiB announced, a few bytes sent: the answer comes without the
 	// facade waiting for the rest.
-	conn, err := net.Dial("tcp", strings.TrimPrefix(f.httpURL, "http://"))
+	conn, err := net.Dial("tcp", strings.TrimPrefix(e.url, "http://"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,91 +134,13 @@ func TestGatewayRefusesBodies(t *testing.T) {
 	if res.StatusCode != 400 {
 		t.Errorf("a 9 MiB body: got %d; want 400", res.StatusCode)
 	}
-	if n := fake.Count(dinterotest.OpAuthorize); n != 0 {
+	if n := e.fake.Count(dinterotest.OpAuthorize); n != 0 {
 		t.Errorf("Dintero got %d calls; want none", n)
 	}
 
 	long := strings.Repeat("x", 20<<10)
-	if code, _, body := f.do(t, http.MethodPost, "/v1/accounts/T123/auth/authorize?"+q+"&state="+long, bearer(fake, "T123")); code != 400 || !strings.Contains(string(body), "query is over") {
+	if code, _, body := e.do(t, http.MethodPost, "/v1/accounts/T123/auth/authorize?"+q+"&state="+long, e.bearer("T123")); code != 400 || !strings.Contains(string(body), "query is over") {
 		t.Errorf("a 20 KiB query: got %d %.200s; want 400: over --max-recv-msg-bytes", code, body)
-	}
-}
-
-// TestOpenAPI: /openapi.json says which parameters are required, the
-// values Dintero names, the account id's pattern, and Dintero's error
-// shape for every error.
-func TestOpenAPI(t *testing.T) {
-	fake := dinterotest.New(t)
-	f := startFacade(t, fake.URL, nil, nil)
-	code, _, body := f.do(t, http.MethodGet, "/openapi.json", nil)
-	type param struct {
-		Name     string   `json:"name"`
-		In       string   `json:"in"`
-		Required bool     `json:"required"`
-		Enum     []string `json:"enum"`
-		Pattern  string   `json:"pattern"`
-	}
-	type response struct {
-		Schema struct {
-			Ref string `json:"$ref"`
-		} `json:"schema"`
-	}
-	var doc struct {
-		Swagger string `json:"swagger"`
-		Paths   map[string]map[string]struct {
-			Parameters []param             `json:"parameters"`
-			Responses  map[string]response `json:"responses"`
-		} `json:"paths"`
-		Definitions map[string]struct {
-			Properties map[string]any `json:"properties"`
-		} `json:"definitions"`
-	}
-	if err := json.Unmarshal(body, &doc); err != nil || code != 200 || doc.Swagger != "2.0" {
-		t.Fatalf("got %d, %v; want a Swagger 2.0 document", code, err)
-	}
-	authorize := doc.Paths["/v1/accounts/{oid}/auth/authorize"]["post"]
-	del := doc.Paths["/v1/accounts/{oid}/auth/client-grants/{id}"]["delete"]
-	params := map[string]param{}
-	for _, p := range authorize.Parameters {
-		params[p.Name] = p
-	}
-	for name, want := range map[string]param{
-		"oid":               {In: "path", Required: true, Pattern: "^[PT](?:[0-9]{3}|[0-9]{8})$"},
-		"audience":          {In: "query", Required: true},
-		"response_type":     {In: "query", Required: true, Enum: []string{"authenticate"}},
-		"client_id":         {In: "query", Required: true},
-		"verification_code": {In: "query", Required: true},
-		"scope":             {In: "query", Enum: []string{"openid"}},
-		"state":             {In: "query"},
-		"redirect_uri":      {In: "query"},
-		"connection":        {In: "query"},
-	} {
-		got := params[name]
-		if got.In != want.In || got.Required != want.Required || !slices.Equal(got.Enum, want.Enum) || got.Pattern != want.Pattern {
-			t.Errorf("authorize's %s: got %+v; want %+v", name, got, want)
-		}
-	}
-	if len(params) != 9 {
-		t.Errorf("authorize has %d parameters; want 9", len(params))
-	}
-	for name, op := range map[string]struct {
-		Parameters []param             `json:"parameters"`
-		Responses  map[string]response `json:"responses"`
-	}{"authorize": authorize, "delete": del} {
-		if op.Responses["default"].Schema.Ref != "#/definitions/v1ErrorResponse" || op.Responses["200"].Schema.Ref == "" {
-			t.Errorf("%s: got responses %+v; want the success and Dintero's error shape", name, op.Responses)
-		}
-		for _, s := range []string{"400", "401", "403"} {
-			if op.Responses[s].Schema.Ref != "#/definitions/v1ErrorResponse" {
-				t.Errorf("%s: response %s is not Dintero's error shape", name, s)
-			}
-		}
-	}
-	if props := doc.Definitions["v1ErrorBody"].Properties; props["code"] == nil || props["message"] == nil || props["errors"] == nil {
-		t.Errorf("the error body has properties %v; want Dintero's code, message and errors", props)
-	}
-	if del.Parameters[0].Pattern == "" {
-		t.Error("DELETE's oid has no pattern")
 	}
 }
 

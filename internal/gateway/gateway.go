@@ -1,0 +1,157 @@
+// Package gateway is the facade's JSON face: grpc-gateway over the service,
+// with Dintero's paths and field names, and every error in Dintero's own
+// error shape. It calls the service through an in-process channel
+// (internal/inproc) on which the service is registered as on the gRPC
+// server, through the same interceptor, so that a JSON call is validated,
+// authorised, logged, audited, counted and recovered exactly like a gRPC
+// call, without a second serialisation or HTTP/2 framing. It reads only
+// what an operation takes: no body, a bounded query whose every name the
+// operation's request has.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/textproto"
+	"net/url"
+	"strings"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/grpc-ecosystem/grpc-gateway/v2/utilities"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	authv1 "github.com/dintero-facade/dintero-facade/gen/dintero/auth/v1"
+	"github.com/dintero-facade/dintero-facade/internal/inproc"
+)
+
+// Options configure the gateway.
+type Options struct {
+	// MaxQuery bounds a request's query in bytes, as a gRPC request is
+	// bounded. Required.
+	MaxQuery int
+}
+
+// New returns the JSON gateway over the services that register puts on a
+// registrar, called in process through interceptor: hand it the function
+// and the interceptor the gRPC server is given. Requests are bounded
+// before grpc-gateway reads them: no body and a query of at most
+// o.MaxQuery bytes. Every error, the gateway's own included, is answered in
+// Dintero's shape.
+func New(ctx context.Context, register func(grpc.ServiceRegistrar), interceptor grpc.UnaryServerInterceptor, o Options) (http.Handler, error) {
+	if register == nil || interceptor == nil {
+		return nil, errors.New("gateway: New needs the service's registration and interceptor")
+	}
+	if o.MaxQuery <= 0 {
+		return nil, errors.New("gateway: MaxQuery must be positive")
+	}
+	// The query is checked inside the interceptor, so that a refusal is
+	// logged and counted like any invalid call.
+	ch := inproc.New(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		return interceptor(ctx, req, info, func(ctx context.Context, req any) (any, error) {
+			return strictQuery(ctx, req, info, h)
+		})
+	})
+	register(ch)
+	gw := runtime.NewServeMux(
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
+			// Dintero's own field names, so a grant has Dintero's shape.
+			MarshalOptions: protojson.MarshalOptions{UseProtoNames: true},
+		}),
+		runtime.WithIncomingHeaderMatcher(incomingHeader),
+		runtime.WithOutgoingHeaderMatcher(outgoingHeader),
+		runtime.WithErrorHandler(writeError),
+		runtime.WithRoutingErrorHandler(routingError),
+		// strictQuery judges the query's names; the parser only fills the
+		// request, with the first of repeated values, so that no error of
+		// its own quotes a value (a verification code given twice).
+		runtime.SetQueryParameterParser(firstValues{}),
+	)
+	if err := authv1.RegisterAuthServiceHandlerClient(ctx, gw, authv1.NewAuthServiceClient(ch)); err != nil {
+		return nil, fmt.Errorf("registering the gateway: %w", err)
+	}
+	maxQuery := o.MaxQuery
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength != 0 || len(r.TransferEncoding) > 0 {
+			refuse(w, r, "the operation takes no body: send its parameters in the path and the query")
+			return
+		}
+		if len(r.URL.RawQuery) > maxQuery {
+			refuse(w, r, fmt.Sprintf("the query is over %d bytes", maxQuery))
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, 0)
+		// The call carries its caller as a gRPC call does: as its peer.
+		ctx := peer.NewContext(r.Context(), peerOf(r))
+		if r.URL.RawQuery != "" {
+			ctx = context.WithValue(ctx, queryKey{}, r.URL.RawQuery)
+		}
+		gw.ServeHTTP(w, r.WithContext(ctx))
+	}), nil
+}
+
+// peerOf is the HTTP client as a gRPC peer: its address and, over TLS, the
+// connection's state, whose verified chain names the caller.
+func peerOf(r *http.Request) *peer.Peer {
+	p := &peer.Peer{Addr: remoteAddr(r.RemoteAddr)}
+	if r.TLS != nil {
+		p.AuthInfo = credentials.TLSInfo{State: *r.TLS, CommonAuthInfo: credentials.CommonAuthInfo{SecurityLevel: credentials.PrivacyAndIntegrity}}
+	}
+	return p
+}
+
+// remoteAddr is an HTTP request's RemoteAddr as a net.Addr.
+type remoteAddr string
+
+func (remoteAddr) Network() string  { return "tcp" }
+func (a remoteAddr) String() string { return string(a) }
+
+// firstValues is grpc-gateway's query parser, given the first value of
+// each parameter.
+type firstValues struct{}
+
+func (firstValues) Parse(msg proto.Message, values url.Values, filter *utilities.DoubleArray) error {
+	first := make(url.Values, len(values))
+	for k, v := range values {
+		if len(v) > 0 {
+			first[k] = v[:1]
+		}
+	}
+	return (&runtime.DefaultQueryParser{}).Parse(msg, first, filter)
+}
+
+// The HTTP headers the gateway passes to the service as gRPC metadata,
+// besides what grpc-gateway passes by default (Authorization among them),
+// and returns from the call's header metadata.
+const (
+	requestIDHeader = "X-Request-Id"
+	userAgentHeader = "User-Agent"
+)
+
+// incomingHeader passes X-Request-Id and User-Agent as the metadata a gRPC
+// call has them in, and Grpc-Metadata-<key> as <key>, as grpc-gateway
+// does; grpc-gateway passes Authorization itself. Other headers are not
+// metadata: the service reads none.
+func incomingHeader(key string) (string, bool) {
+	switch k := textproto.CanonicalMIMEHeaderKey(key); {
+	case k == requestIDHeader, k == userAgentHeader:
+		return strings.ToLower(k), true
+	case strings.HasPrefix(k, runtime.MetadataHeaderPrefix):
+		return k[len(runtime.MetadataHeaderPrefix):], true
+	}
+	return "", false
+}
+
+// outgoingHeader returns the request id as X-Request-Id; other header
+// metadata keeps grpc-gateway's Grpc-Metadata- prefix.
+func outgoingHeader(key string) (string, bool) {
+	if strings.EqualFold(key, requestIDHeader) {
+		return requestIDHeader, true
+	}
+	return runtime.MetadataHeaderPrefix + key, true
+}

@@ -1,0 +1,45 @@
+package gctune_test
+
+import (
+	"fmt"
+	"io/fs"
+	"testing"
+
+	"github.com/dintero-facade/dintero-facade/internal/gctune"
+)
+
+func TestDecide(t *testing.T) {
+	const v2, v1 = "/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"
+	tests := []struct {
+		name  string
+		env   map[string]string
+		files map[string]string
+		want  gctune.Settings
+	}{
+		{"no setting, no cgroup", nil, nil, gctune.Settings{GOGC: 400, MemoryLimit: 80 << 20}},
+		{"GOGC is the operator's", map[string]string{"GOGC": "150"}, nil, gctune.Settings{MemoryLimit: 80 << 20}},
+		{"GOGC=off is the operator's", map[string]string{"GOGC": "off"}, nil, gctune.Settings{MemoryLimit: 80 << 20}},
+		{"cgroup v2 limit", nil, map[string]string{v2: "134217728\n"}, gctune.Settings{GOGC: 400, MemoryLimit: 120795948}},
+		{"cgroup v2 without a limit", nil, map[string]string{v2: "max\n"}, gctune.Settings{GOGC: 400, MemoryLimit: 80 << 20}},
+		{"cgroup v2 wins over v1", nil, map[string]string{v2: "max\n", v1: "268435456\n"}, gctune.Settings{GOGC: 400, MemoryLimit: 80 << 20}},
+		{"cgroup v1 limit", nil, map[string]string{v1: "268435456\n"}, gctune.Settings{GOGC: 400, MemoryLimit: 241591905}},
+		{"cgroup v1 without a limit", nil, map[string]string{v1: "9223372036854771712\n"}, gctune.Settings{GOGC: 400, MemoryLimit: 80 << 20}},
+		{"unreadable limit", nil, map[string]string{v2: "lots\n"}, gctune.Settings{GOGC: 400, MemoryLimit: 80 << 20}},
+		{"GOMEMLIMIT is the operator's", map[string]string{"GOMEMLIMIT": "100MiB"}, map[string]string{v2: "134217728\n"}, gctune.Settings{GOGC: 400}},
+		{"both the operator's", map[string]string{"GOGC": "200", "GOMEMLIMIT": "1GiB"}, map[string]string{v2: "134217728\n"}, gctune.Settings{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			getenv := func(k string) string { return tt.env[k] }
+			readFile := func(name string) ([]byte, error) {
+				if s, ok := tt.files[name]; ok {
+					return []byte(s), nil
+				}
+				return nil, fmt.Errorf("open %s: %w", name, fs.ErrNotExist)
+			}
+			if got := gctune.Decide(getenv, readFile); got != tt.want {
+				t.Errorf("Decide() = %+v; want %+v", got, tt.want)
+			}
+		})
+	}
+}
