@@ -1,4 +1,4 @@
-package upstream_test
+package h2transport_test
 
 import (
 	"context"
@@ -16,6 +16,7 @@ import (
 
 	"github.com/dintero-facade/dintero-facade/internal/dinteromock"
 	"github.com/dintero-facade/dintero-facade/internal/dinterotest"
+	"github.com/dintero-facade/dintero-facade/internal/h2transport"
 	"github.com/dintero-facade/dintero-facade/upstream"
 )
 
@@ -30,7 +31,7 @@ func TestHTTP2ToHTTPS(t *testing.T) {
 	srv.EnableHTTP2 = true
 	srv.StartTLS()
 	defer srv.Close()
-	tr := upstream.NewTransport(5 * time.Second)
+	tr := h2transport.New(5 * time.Second)
 	defer tr.CloseIdleConnections()
 	tr.Std.TLSClientConfig = srv.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
 	c, err := upstream.New(upstream.Options{BaseURL: srv.URL + "/v1", Transport: tr})
@@ -44,29 +45,6 @@ func TestHTTP2ToHTTPS(t *testing.T) {
 		t.Errorf("got %v; want HTTP/2.0", got)
 	}
 }
-
-// TestTracingTransportClosesIdleConnections: the query-hiding wrapping of
-// the tracing transport passes CloseIdleConnections on, so that a stopping
-// facade closes its connections to Dintero with tracing on too.
-func TestTracingTransportClosesIdleConnections(t *testing.T) {
-	closed := &closeCounter{}
-	rt := upstream.TracingTransport(closed, nil, nil)
-	c, ok := rt.(interface{ CloseIdleConnections() })
-	if !ok {
-		t.Fatal("the tracing transport has no CloseIdleConnections")
-	}
-	c.CloseIdleConnections()
-	if closed.n.Load() != 1 {
-		t.Errorf("the transport underneath was told %d times; want 1", closed.n.Load())
-	}
-}
-
-type closeCounter struct{ n atomic.Int32 }
-
-func (c *closeCounter) RoundTrip(*http.Request) (*http.Response, error) {
-	return nil, errors.New("not used")
-}
-func (c *closeCounter) CloseIdleConnections() { c.n.Add(1) }
 
 // tlsServer is a TLS server of the mock that counts the connections it
 // accepts and adds latency to every answer; h2 says whether it offers
@@ -103,9 +81,9 @@ func tlsServer(t *testing.T, fake *dinterotest.Server, latency time.Duration, h2
 }
 
 // tlsClient is a client of srv through a fresh Transport.
-func tlsClient(t *testing.T, srv *httptest.Server, headerTimeout time.Duration) (*upstream.Client, *upstream.Transport) {
+func tlsClient(t *testing.T, srv *httptest.Server, headerTimeout time.Duration) (*upstream.Client, *h2transport.Transport) {
 	t.Helper()
-	tr := upstream.NewTransport(headerTimeout)
+	tr := h2transport.New(headerTimeout)
 	tr.Std.TLSClientConfig = srv.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
 	t.Cleanup(tr.CloseIdleConnections)
 	c, err := upstream.New(upstream.Options{BaseURL: srv.URL + "/v1", Transport: tr, MaxConcurrent: 1000})
@@ -284,7 +262,7 @@ func TestWarmDials(t *testing.T) {
 func TestDefaultPortSharesPool(t *testing.T) {
 	fake := dinterotest.New(t, dinterotest.Options{Mock: dinteromock.Options{Stateless: true}})
 	srv, counts := tlsServer(t, fake, 0, true)
-	tr := upstream.NewTransport(5 * time.Second)
+	tr := h2transport.New(5 * time.Second)
 	tr.Std.TLSClientConfig = srv.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
 	tr.Std.TLSClientConfig.ServerName = "example.com" // httptest's certificate
 	var dialed []string
@@ -309,3 +287,26 @@ func TestDefaultPortSharesPool(t *testing.T) {
 		t.Errorf("four calls to one host, spelled two ways, and one to another opened %d connections, dialing %q; want 2, to dintero.test:443 and other.test:443", n, dialed)
 	}
 }
+
+// TestTracingTransportClosesIdleConnections: the query-hiding wrapping of
+// the tracing transport passes CloseIdleConnections on, so that a stopping
+// facade closes its connections to Dintero with tracing on too.
+func TestTracingTransportClosesIdleConnections(t *testing.T) {
+	closed := &closeCounter{}
+	rt := upstream.TracingTransport(closed, nil, nil)
+	c, ok := rt.(interface{ CloseIdleConnections() })
+	if !ok {
+		t.Fatal("the tracing transport has no CloseIdleConnections")
+	}
+	c.CloseIdleConnections()
+	if closed.n.Load() != 1 {
+		t.Errorf("the transport underneath was told %d times; want 1", closed.n.Load())
+	}
+}
+
+type closeCounter struct{ n atomic.Int32 }
+
+func (c *closeCounter) RoundTrip(*http.Request) (*http.Response, error) {
+	return nil, errors.New("not used")
+}
+func (c *closeCounter) CloseIdleConnections() { c.n.Add(1) }
