@@ -287,26 +287,3 @@ func TestDefaultPortSharesPool(t *testing.T) {
 		t.Errorf("four calls to one host, spelled two ways, and one to another opened %d connections, dialing %q; want 2, to dintero.test:443 and other.test:443", n, dialed)
 	}
 }
-
-// TestTracingTransportClosesIdleConnections: the query-hiding wrapping of
-// the tracing transport passes CloseIdleConnections on, so that a stopping
-// facade closes its connections to Dintero with tracing on too.
-func TestTracingTransportClosesIdleConnections(t *testing.T) {
-	closed := &closeCounter{}
-	rt := upstream.TracingTransport(closed, nil, nil)
-	c, ok := rt.(interface{ CloseIdleConnections() })
-	if !ok {
-		t.Fatal("the tracing transport has no CloseIdleConnections")
-	}
-	c.CloseIdleConnections()
-	if closed.n.Load() != 1 {
-		t.Errorf("the transport underneath was told %d times; want 1", closed.n.Load())
-	}
-}
-
-type closeCounter struct{ n atomic.Int32 }
-
-func (c *closeCounter) RoundTrip(*http.Request) (*http.Response, error) {
-	return nil, errors.New("not used")
-}
-func (c *closeCounter) CloseIdleConnections() { c.n.Add(1) }
