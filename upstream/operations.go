@@ -76,7 +76,10 @@ func (o *Operation) String() string { return o.name }
 func (o *Operation) urlPath(params ...string) (string, error) {
 	n, i := 0, 0
 	for _, s := range o.segments {
-		n += 1 + len(s.text)
+		n++
+		if !s.param {
+			n += len(s.text)
+		}
 	}
 	for _, p := range params {
 		n += len(p)
