@@ -113,20 +113,22 @@ func TestIDTokenNotChecked(t *testing.T) {
 	}
 }
 
-// TestSigningKeysFirst: without the account's keys, the code is not sent.
+// TestSigningKeysFirst: without the account's keys, the code is not sent;
+// the call's Meta is the keys fetch's.
 func TestSigningKeysFirst(t *testing.T) {
 	tests := []struct {
 		name       string
 		keys       http.HandlerFunc
-		wantStatus int // of the *upstream.Error, 0 for none
+		wantStatus int // of the *upstream.Error and Meta, 0 for none
 		wantErr    error
+		attempts   int // of the keys fetch, in Meta
 	}{
-		{"503 each time", dinterotest.Status(http.StatusServiceUnavailable), 503, nil},
-		{"unreachable", dinterotest.Reset, 0, upstream.ErrTransport},
-		{"the caller's token refused", dinterotest.Status(http.StatusUnauthorized), 401, nil},
-		{"no RS256 signing key", dinterotest.Body(200, "application/json", []byte(`[{"alg":"RS256","kty":"RSA","use":"enc","kid":"k","n":"AQAB","e":"AQAB"}]`)), 200, upstream.ErrUnexpectedResponse},
-		{"an empty key set", dinterotest.Body(200, "application/json", []byte(`{"keys":[]}`)), 200, upstream.ErrUnexpectedResponse},
-		{"not JSON", dinterotest.Body(200, "text/html", []byte(`<html>`)), 200, upstream.ErrDecode},
+		{"503 each time", dinterotest.Status(http.StatusServiceUnavailable), 503, nil, 3},
+		{"unreachable", dinterotest.Reset, 0, upstream.ErrTransport, 3},
+		{"the caller's token refused", dinterotest.Status(http.StatusUnauthorized), 401, nil, 1},
+		{"no RS256 signing key", dinterotest.Body(200, "application/json", []byte(`[{"alg":"RS256","kty":"RSA","use":"enc","kid":"k","n":"AQAB","e":"AQAB"}]`)), 200, upstream.ErrUnexpectedResponse, 1},
+		{"an empty key set", dinterotest.Body(200, "application/json", []byte(`{"keys":[]}`)), 200, upstream.ErrUnexpectedResponse, 1},
+		{"not JSON", dinterotest.Body(200, "text/html", []byte(`<html>`)), 200, upstream.ErrDecode, 1},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -144,6 +146,10 @@ func TestSigningKeysFirst(t *testing.T) {
 			}
 			if tc.wantErr != nil && !errors.Is(err, tc.wantErr) {
 				t.Errorf("got %v; want %v", err, tc.wantErr)
+			}
+			// Meta tells of the keys fetch, the only request made.
+			if meta.Status != tc.wantStatus || meta.Attempts != tc.attempts {
+				t.Errorf("got Meta %+v; want status %d after %d attempts", meta, tc.wantStatus, tc.attempts)
 			}
 			if n := fake.Count(dinterotest.OpAuthorize); n != 0 || fake.Mock.CodeUsed(allParams.VerificationCode) {
 				t.Errorf("authorize was called %d times; want none, the code kept", n)

@@ -39,6 +39,18 @@ func TestForms(t *testing.T) {
 			t.Errorf("%s: Text(%q) = %q; want %q", tc.name, tc.in, got, tc.want)
 		}
 	}
+	// A secret whose base64 holds + and /, which base64url spells - and _.
+	odd := "\xfb\xef\xbe-odd-secret"
+	std, url64 := base64.StdEncoding.EncodeToString([]byte(odd)), base64.URLEncoding.EncodeToString([]byte(odd))
+	if !strings.ContainsAny(std, "+/") {
+		t.Fatalf("%q: the test secret's base64 %s has neither + nor /", odd, std)
+	}
+	mo := mask.New(odd)
+	for _, form := range []string{std, url64, strings.TrimRight(url64, "=")} {
+		if got := mo.Text("x " + form); got != "x [REDACTED]" {
+			t.Errorf("Text(%q) = %q; want it masked", "x "+form, got)
+		}
+	}
 	j := m.JSON(map[string]any{"field " + secret: []any{"v " + secret, 1.5, true, nil}})
 	if got := j.(map[string]any)["field [REDACTED]"].([]any); got[0] != "v [REDACTED]" || got[1] != 1.5 || got[2] != true || got[3] != nil {
 		t.Errorf("JSON: got %v; want the strings masked, keys too, the rest kept", j)
