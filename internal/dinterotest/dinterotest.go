@@ -211,18 +211,27 @@ func CheckOperation(op *upstream.Operation) error {
 }
 
 func checkOperation(doc *openapi3.T, op *upstream.Operation) error {
-	for path, item := range doc.Paths.Map() {
-		for method, o := range item.Operations() {
-			if o.OperationID != op.OperationID() {
+	if err := checkSpec(doc, op.OperationID(), op.Method(), op.Path()); err != nil {
+		return fmt.Errorf("upstream's %s: %w", op, err)
+	}
+	return nil
+}
+
+// checkSpec says how the operation id at method and path differs from
+// Dintero's spec.
+func checkSpec(doc *openapi3.T, id, method, path string) error {
+	for p, item := range doc.Paths.Map() {
+		for m, o := range item.Operations() {
+			if o.OperationID != id {
 				continue
 			}
-			if path != op.Path() || method != op.Method() {
-				return fmt.Errorf("upstream's %s is %s %s; Dintero's spec has %s at %s %s", op, op.Method(), op.Path(), o.OperationID, method, path)
+			if p != path || m != method {
+				return fmt.Errorf("%s is %s %s; Dintero's spec has it at %s %s", id, method, path, m, p)
 			}
 			return nil
 		}
 	}
-	return fmt.Errorf("upstream's %s names operationId %q, which Dintero's spec (internal/dinterotest/testdata) does not have", op, op.OperationID())
+	return fmt.Errorf("Dintero's spec (internal/dinterotest/testdata) has no operationId %q", id)
 }
 
 // Default lets the mock answer op again.
