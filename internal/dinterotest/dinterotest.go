@@ -231,7 +231,7 @@ func checkSpec(doc *openapi3.T, id, method, path string) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("Dintero's spec (internal/dinterotest/testdata) has no operationId %q", id)
+	return fmt.Errorf("no operationId %q in Dintero's spec (internal/dinterotest/testdata)", id)
 }
 
 // Default lets the mock answer op again.
