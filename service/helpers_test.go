@@ -23,6 +23,7 @@ import (
 	authv1 "github.com/dintero-facade/dintero-facade/gen/dintero/auth/v1"
 	"github.com/dintero-facade/dintero-facade/internal/dinteromock"
 	"github.com/dintero-facade/dintero-facade/internal/dinterotest"
+	"github.com/dintero-facade/dintero-facade/internal/h2transport"
 	"github.com/dintero-facade/dintero-facade/service"
 	"github.com/dintero-facade/dintero-facade/upstream"
 )
@@ -47,7 +48,7 @@ type env struct {
 func setup(t *testing.T, mod ...func(*upstream.Options, *service.Options)) *env {
 	t.Helper()
 	fake := dinterotest.New(t)
-	tr := upstream.NewTransport(5 * time.Second)
+	tr := h2transport.New(5 * time.Second)
 	t.Cleanup(tr.CloseIdleConnections)
 	opts := upstream.Options{BaseURL: fake.URL, BackoffBase: time.Millisecond, BackoffMax: 2 * time.Millisecond, Transport: tr}
 	reg := prometheus.NewRegistry()

@@ -15,6 +15,7 @@ import (
 	authv1 "github.com/dintero-facade/dintero-facade/gen/dintero/auth/v1"
 	"github.com/dintero-facade/dintero-facade/internal/dinteromock"
 	"github.com/dintero-facade/dintero-facade/internal/dinterotest"
+	"github.com/dintero-facade/dintero-facade/internal/idtoken"
 	"github.com/dintero-facade/dintero-facade/service"
 	"github.com/dintero-facade/dintero-facade/upstream"
 )
@@ -74,7 +75,7 @@ func TestIDTokenVerification(t *testing.T) {
 		if err != nil {
 			t.Fatalf("got %v; want the answer, marked invalid", err)
 		}
-		if v := resp.GetIdTokenVerification(); v.GetResult() != authv1.IdTokenVerification_RESULT_INVALID || v.GetReason() != upstream.ReasonExpired || v.GetClaims() != nil {
+		if v := resp.GetIdTokenVerification(); v.GetResult() != authv1.IdTokenVerification_RESULT_INVALID || v.GetReason() != idtoken.ReasonExpired || v.GetClaims() != nil {
 			t.Errorf("got %v; want invalid, expired, no claims", v)
 		}
 		if resp.GetLocation() == "" || resp.GetIdToken() == "" {

@@ -7,6 +7,7 @@ import (
 	"google.golang.org/protobuf/types/descriptorpb"
 
 	authv1 "github.com/dintero-facade/dintero-facade/gen/dintero/auth/v1"
+	"github.com/dintero-facade/dintero-facade/upstream"
 )
 
 // Operation is one method of AuthService as every part of the facade names
@@ -32,17 +33,18 @@ type Operation struct {
 	// request may have reached Dintero ("true" unless it is known that it
 	// did not), so that a caller knows whether what it sent is spent.
 	SentKey string
-	// Upstream names the Dintero call in upstream's metrics (their
-	// operation label).
-	Upstream string
+	// Upstream is the Dintero operation the method calls: its name is
+	// the operation label of upstream's metrics, its operationId the one
+	// in Dintero's spec.
+	Upstream *upstream.Operation
 }
 
 // operationSpecs say, for each method by its generated name, what the
 // descriptor does not. A method missing here has none of it: the
 // operations test fails until it is added.
 var operationSpecs = map[string]Operation{
-	authv1.AuthService_DeleteClientGrant_FullMethodName: {Audited: true, Upstream: "DeleteClientGrant"},
-	authv1.AuthService_Authorize_FullMethodName:         {SentKey: "verification_code_sent", Upstream: "Authorize"},
+	authv1.AuthService_DeleteClientGrant_FullMethodName: {Audited: true, Upstream: upstream.OpDeleteClientGrant},
+	authv1.AuthService_Authorize_FullMethodName:         {SentKey: "verification_code_sent", Upstream: upstream.OpAuthorize},
 }
 
 // operations are the service's methods, in the descriptor's order, and

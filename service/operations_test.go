@@ -7,11 +7,13 @@ import (
 
 	authv1 "github.com/dintero-facade/dintero-facade/gen/dintero/auth/v1"
 	"github.com/dintero-facade/dintero-facade/service"
+	"github.com/dintero-facade/dintero-facade/upstream"
 )
 
 // TestOperations: the table has every method of the ServiceDesc, in its
 // order, with the name and idempotence its descriptor gives, and what the
-// table adds; a policy names operations by it.
+// table adds, the Dintero operation it calls among it; a policy names
+// operations by it.
 func TestOperations(t *testing.T) {
 	ops := service.Operations()
 	if len(ops) != len(authv1.AuthService_ServiceDesc.Methods) {
@@ -26,8 +28,8 @@ func TestOperations(t *testing.T) {
 		method string
 		want   service.Operation
 	}{
-		{authv1.AuthService_DeleteClientGrant_FullMethodName, service.Operation{Method: authv1.AuthService_DeleteClientGrant_FullMethodName, Name: "DeleteClientGrant", Idempotent: true, Audited: true, Upstream: "DeleteClientGrant"}},
-		{authv1.AuthService_Authorize_FullMethodName, service.Operation{Method: authv1.AuthService_Authorize_FullMethodName, Name: "Authorize", SentKey: "verification_code_sent", Upstream: "Authorize"}},
+		{authv1.AuthService_DeleteClientGrant_FullMethodName, service.Operation{Method: authv1.AuthService_DeleteClientGrant_FullMethodName, Name: "DeleteClientGrant", Idempotent: true, Audited: true, Upstream: upstream.OpDeleteClientGrant}},
+		{authv1.AuthService_Authorize_FullMethodName, service.Operation{Method: authv1.AuthService_Authorize_FullMethodName, Name: "Authorize", SentKey: "verification_code_sent", Upstream: upstream.OpAuthorize}},
 	} {
 		if got, ok := service.OperationOf(tc.method); !ok || got != tc.want {
 			t.Errorf("OperationOf(%s) = %+v, %v; want %+v", tc.method, got, ok, tc.want)

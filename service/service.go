@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	authv1 "github.com/dintero-facade/dintero-facade/gen/dintero/auth/v1"
+	"github.com/dintero-facade/dintero-facade/internal/idtoken"
 	"github.com/dintero-facade/dintero-facade/upstream"
 )
 
@@ -74,7 +75,7 @@ const (
 // A denial sends nothing.
 func (s *Server) authenticate(ctx context.Context, info *outcome, call *upstream.Call, op, account string) error {
 	// One read of the credentials: the decision and the call use it.
-	src := s.dintero.CredentialsFor(account)
+	src := s.dintero.TokenSource(account)
 	var who string
 	switch {
 	case call.Authorization != "":
@@ -96,7 +97,7 @@ func (s *Server) authenticate(ctx context.Context, info *outcome, call *upstream
 		return nil
 	case decisionDenied:
 	default:
-		call.Credentials = src
+		call.TokenSource = src
 		return nil
 	}
 	if who == "" {
@@ -169,7 +170,7 @@ func (s *Server) authorize(ctx context.Context, req *authv1.AuthorizeRequest) (*
 	if err != nil {
 		return nil, out, statusOf(opAuthorize, err, meta).Err()
 	}
-	v := verificationToProto(rd.Identity)
+	v := verificationToProto(rd.Verification)
 	out.idToken, out.idTokenReason = resultName(v.GetResult()), v.GetReason()
 	s.opts.Counters.idToken(out.idToken, out.idTokenReason)
 	if s.opts.RejectInvalidIDToken && v.GetResult() == authv1.IdTokenVerification_RESULT_INVALID {
@@ -182,9 +183,9 @@ func (s *Server) authorize(ctx context.Context, req *authv1.AuthorizeRequest) (*
 }
 
 // verificationToProto translates the id_token's verification.
-func verificationToProto(id upstream.Identity) *authv1.IdTokenVerification {
+func verificationToProto(id idtoken.Verification) *authv1.IdTokenVerification {
 	switch id.Result {
-	case upstream.Verified:
+	case idtoken.Verified:
 		c := id.Claims
 		out := &authv1.IdTokenClaims{Sub: c.Subject, Email: c.Email, Name: c.Name, Iss: c.Issuer, Aud: c.Audience,
 			Exp: timestamppb.New(c.Expires)}
@@ -197,7 +198,7 @@ func verificationToProto(id upstream.Identity) *authv1.IdTokenVerification {
 			out.Extra, _ = structpb.NewStruct(c.Extra)
 		}
 		return &authv1.IdTokenVerification{Result: authv1.IdTokenVerification_RESULT_VERIFIED, Claims: out}
-	case upstream.Invalid:
+	case idtoken.Invalid:
 		return &authv1.IdTokenVerification{Result: authv1.IdTokenVerification_RESULT_INVALID, Reason: id.Reason}
 	}
 	return &authv1.IdTokenVerification{Result: authv1.IdTokenVerification_RESULT_NOT_CHECKED}

@@ -7,6 +7,9 @@ import (
 	"net/url"
 
 	"github.com/go-json-experiment/json"
+
+	"github.com/dintero-facade/dintero-facade/internal/idtoken"
+	"github.com/dintero-facade/dintero-facade/internal/mask"
 )
 
 // AuthorizeParams are the query parameters of authorize; those left empty
@@ -35,9 +38,9 @@ type Redirect struct {
 	// Query and Fragment hold its other parameters (state, say), the first
 	// value of each; the tokens are not repeated there.
 	Query, Fragment map[string]string
-	// Identity is what IDToken proves, checked against the account's
-	// signing keys.
-	Identity Identity
+	// Verification is what IDToken proves, checked against the
+	// account's signing keys.
+	Verification idtoken.Verification
 }
 
 // OAuthError is authorize's refusal delivered as OAuth delivers it (RFC
@@ -65,6 +68,13 @@ func (e *OAuthError) Error() string {
 	return s
 }
 
+// OpAuthorize is Dintero's authorize, which redeems a verification code:
+// never sent again once it may have left, as the code works once.
+var OpAuthorize = define(Operation{
+	name: "Authorize", method: http.MethodPost, path: "/accounts/{oid}/auth/authorize",
+	operationID: "aid_auths_oauth_authorize_post",
+})
+
 // Authorize redeems a one-time verification code. Dintero answers with a
 // redirect, which is returned taken apart, not followed: a 3xx whose
 // Location carries the id_token (or OAuth's error) in its query or fragment,
@@ -74,14 +84,15 @@ func (e *OAuthError) Error() string {
 //
 // The account's signing keys are made sure of first: without them the code
 // is not sent (ErrSigningKeys). The id_token is then verified, and the
-// outcome, good or bad, is in the Redirect's Identity: the code is spent
+// outcome, good or bad, is in the Redirect's Verification: the code is spent
 // either way, so the answer is not withheld.
 func (c *Client) Authorize(ctx context.Context, call Call, p AuthorizeParams) (*Redirect, Meta, error) {
-	path, err := c.path("accounts", p.OID, "auth", "authorize")
+	path, err := OpAuthorize.urlPath(p.OID)
 	if err != nil {
 		return nil, Meta{}, err
 	}
-	if meta, err := c.ensureKeys(ctx, call, p.OID); err != nil {
+	keys := &accountKeys{c: c, call: call, account: p.OID}
+	if meta, err := c.ensureKeys(ctx, keys); err != nil {
 		meta.Sent = false
 		return nil, meta, err
 	}
@@ -100,7 +111,7 @@ func (c *Client) Authorize(ctx context.Context, call Call, p AuthorizeParams) (*
 			q[kv.k] = []string{kv.v}
 		}
 	}
-	r := request{op: "Authorize", method: http.MethodPost, path: path, query: q.Encode(), secrets: []string{p.VerificationCode}}
+	r := request{op: OpAuthorize, path: path, query: q.Encode(), secrets: []string{p.VerificationCode}}
 	res, meta, err := c.send(ctx, call, p.OID, &r)
 	if err != nil {
 		return nil, meta, err
@@ -122,16 +133,16 @@ func (c *Client) Authorize(ctx context.Context, call Call, p AuthorizeParams) (*
 		// OAuth's error wins over everything else the redirect carries,
 		// a token or a part that does not parse: a refusal is never
 		// reported as a success, nor hidden behind an unusable answer.
-		m := newMasker(r.secretValues())
+		m := mask.New(r.secretValues()...)
 		desc, _ := rd.param("error_description")
 		uri, _ := rd.param("error_uri")
 		state, _ := rd.param("state")
 		if !oauthError(code) {
 			// Only a code of OAuth's own is taken as sent; another may
 			// echo anything, and is masked like a message.
-			code = m.mask(code)
+			code = m.Text(code)
 		}
-		return nil, meta, &OAuthError{Code: code, Description: m.mask(desc), URI: m.mask(uri), State: state, StatusCode: res.status, RequestID: meta.RequestID}
+		return nil, meta, &OAuthError{Code: code, Description: m.Text(desc), URI: m.Text(uri), State: state, StatusCode: res.status, RequestID: meta.RequestID}
 	}
 	if err != nil {
 		return nil, meta, &Error{StatusCode: res.status, RequestID: meta.RequestID, Reason: err}
@@ -140,7 +151,7 @@ func (c *Client) Authorize(ctx context.Context, call Call, p AuthorizeParams) (*
 		return nil, meta, &Error{StatusCode: res.status, RequestID: meta.RequestID, Reason: fmt.Errorf("%w: the redirect carries neither a token nor an error", ErrUnexpectedResponse)}
 	}
 	if rd.IDToken != "" {
-		rd.Identity = c.verifyIDToken(ctx, call, p.OID, rd.IDToken, p.RedirectURI, p.ClientID)
+		rd.Verification = c.verifier.Verify(ctx, rd.IDToken, keys, p.RedirectURI, p.ClientID)
 	}
 	return rd, meta, nil
 }

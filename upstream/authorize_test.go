@@ -14,6 +14,7 @@ import (
 
 	"github.com/dintero-facade/dintero-facade/internal/dinteromock"
 	"github.com/dintero-facade/dintero-facade/internal/dinterotest"
+	"github.com/dintero-facade/dintero-facade/internal/idtoken"
 	"github.com/dintero-facade/dintero-facade/upstream"
 )
 
@@ -63,8 +64,8 @@ func TestAuthorize(t *testing.T) {
 				t.Fatalf("Authorize: %v", err)
 			}
 			reqs := fake.Requests()
-			if len(reqs) != 2 || reqs[0].Op != dinterotest.OpKeys || obs.get("Authorize") != 1 {
-				t.Fatalf("got %d requests, %d attempts; want the keys, then authorize once: the redirect is never followed", len(reqs), obs.get("Authorize"))
+			if len(reqs) != 2 || reqs[0].Op != dinterotest.OpKeys || obs.get(upstream.OpAuthorize.Name()) != 1 {
+				t.Fatalf("got %d requests, %d attempts; want the keys, then authorize once: the redirect is never followed", len(reqs), obs.get(upstream.OpAuthorize.Name()))
 			}
 			r := reqs[1]
 			if len(r.Body) != 0 || r.Method != http.MethodPost || r.Header.Get("Accept") != "application/json" {
@@ -81,7 +82,7 @@ func TestAuthorize(t *testing.T) {
 			if got := claims(t, rd.IDToken); got["aud"] != tc.wantAud || got["sub"] != "user-VC-SECRET-9731" {
 				t.Errorf("got id_token claims %v; want aud %s", got, tc.wantAud)
 			}
-			if id := rd.Identity; id.Result != upstream.Verified || id.Claims.Subject != "user-VC-SECRET-9731" || !slices.Equal(id.Claims.Audience, []string{tc.wantAud}) {
+			if id := rd.Verification; id.Result != idtoken.Verified || id.Claims.Subject != "user-VC-SECRET-9731" || !slices.Equal(id.Claims.Audience, []string{tc.wantAud}) {
 				t.Errorf("got identity %+v; want verified, the mock's user, aud %s", id, tc.wantAud)
 			}
 			if _, ok := rd.Query["id_token"]; ok {
@@ -271,7 +272,7 @@ func TestAuthorizeNotSent(t *testing.T) {
 		})
 		call := callerAt(fake, allParams.OID)
 		_, meta, err := c.Authorize(context.Background(), call, allParams)
-		if !errors.Is(err, upstream.ErrTransport) || meta.Attempts != 3 || obs.get("Authorize") != 3 || meta.Sent {
+		if !errors.Is(err, upstream.ErrTransport) || meta.Attempts != 3 || obs.get(upstream.OpAuthorize.Name()) != 3 || meta.Sent {
 			t.Errorf("got %v after %d attempts, sent %v; want ErrTransport after 3, not sent", err, meta.Attempts, meta.Sent)
 		}
 		for _, secret := range []string{allParams.VerificationCode, strings.TrimPrefix(call.Authorization, "Bearer ")} {

@@ -2,22 +2,20 @@ package upstream
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/url"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/dintero-facade/dintero-facade/internal/mask"
 )
 
 // Sentinel errors name why a call failed when Dintero gave no usable answer,
@@ -134,13 +132,13 @@ func decodeError(status int, h http.Header, body []byte, now time.Time, secrets 
 	if inner == nil {
 		return e
 	}
-	m := newMasker(secrets)
-	e.Code = m.mask(scalarText(inner["code"]))
-	e.Message = m.mask(scalarText(inner["message"]))
+	m := mask.New(secrets...)
+	e.Code = m.Text(scalarText(inner["code"]))
+	e.Message = m.Text(scalarText(inner["message"]))
 	var items []any
 	if v, ok := inner["errors"]; ok && json.Unmarshal(v, &items, lenient...) == nil {
 		for _, item := range items {
-			e.Errors = append(e.Errors, m.maskJSON(item))
+			e.Errors = append(e.Errors, m.JSON(item))
 		}
 	}
 	return e
@@ -190,194 +188,6 @@ func (c *Client) answerError(r *request, res *response, reason error) *Error {
 	return e
 }
 
-// credentialPattern finds an Authorization value echoed in text, whatever
-// its secret: the scheme and the credential after it.
-var credentialPattern = regexp.MustCompile(`(?i)\b(basic|bearer)\s+[A-Za-z0-9._~+/=-]{6,}`)
-
-// jwtPattern finds a JWT (a token, an id_token) echoed in text, whole or
-// cut after its payload.
-var jwtPattern = regexp.MustCompile(`eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}(?:\.[A-Za-z0-9_-]*)?`)
-
-// masker hides secrets in text Dintero wrote: each secret in every form a
-// server may echo it (raw; base64 in both alphabets, with and without
-// padding; URL-escaped once or twice, with upper- or lower-case hex), any
-// Authorization value, and any JWT. A secret shorter than 4 bytes is
-// masked where it stands as a word of its own: anywhere, it would garble
-// the text.
-type masker struct {
-	forms, words []string
-	// long are the secrets of at least minPrefix bytes: a cut copy of
-	// one, its first minPrefix bytes or more, is masked too, and so is a
-	// copy in other ASCII letter case.
-	long []string
-}
-
-// minPrefix is the shortest cut copy of a secret that is masked.
-const minPrefix = 16
-
-func newMasker(secrets []string) masker {
-	var forms, words, long []string
-	for _, s := range secrets {
-		switch {
-		case s == "":
-			continue
-		case len(s) < 4:
-			words = append(words, s)
-			continue
-		}
-		if len(s) >= minPrefix {
-			long = append(long, s)
-		}
-		b := []byte(s)
-		for _, esc := range []string{url.QueryEscape(s), url.PathEscape(s), url.QueryEscape(url.QueryEscape(s))} {
-			forms = append(forms, esc, lowerHex(esc))
-		}
-		forms = append(forms, s,
-			base64.StdEncoding.EncodeToString(b), base64.RawStdEncoding.EncodeToString(b),
-			base64.URLEncoding.EncodeToString(b), base64.RawURLEncoding.EncodeToString(b))
-	}
-	// Longest first, so that a form inside another is not masked half.
-	slices.SortFunc(forms, func(a, b string) int { return len(b) - len(a) })
-	return masker{forms: slices.Compact(forms), words: words, long: long}
-}
-
-// maskWord masks w in s wherever it stands as a word: no letter or digit
-// touches it.
-func maskWord(s, w string) string {
-	var b strings.Builder
-	for {
-		i := strings.Index(s, w)
-		if i < 0 {
-			b.WriteString(s)
-			return b.String()
-		}
-		before, _ := utf8.DecodeLastRuneInString(s[:i])
-		after, _ := utf8.DecodeRuneInString(s[i+len(w):])
-		b.WriteString(s[:i])
-		if i > 0 && isWordRune(before) || i+len(w) < len(s) && isWordRune(after) {
-			b.WriteString(w)
-		} else {
-			b.WriteString("[REDACTED]")
-		}
-		s = s[i+len(w):]
-	}
-}
-
-// maskFolded masks every copy of secret in s that differs from it only in
-// the case of ASCII letters. Only ASCII is folded, so that byte offsets
-// hold whatever the bytes (a secret need not be UTF-8).
-func maskFolded(s, secret string) string {
-	low, lowSecret := asciiLower(s), asciiLower(secret)
-	if !strings.Contains(low, lowSecret) {
-		return s
-	}
-	var b strings.Builder
-	for {
-		i := strings.Index(low, lowSecret)
-		if i < 0 {
-			b.WriteString(s)
-			return b.String()
-		}
-		b.WriteString(s[:i])
-		b.WriteString("[REDACTED]")
-		s, low = s[i+len(secret):], low[i+len(secret):]
-	}
-}
-
-// asciiLower lower-cases the ASCII letters of s, leaving every other byte.
-func asciiLower(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if 'A' <= c && c <= 'Z' {
-			b[i] = c + 'a' - 'A'
-		}
-	}
-	return string(b)
-}
-
-// maskPrefixes masks every copy of secret's first minPrefix bytes or
-// more in s: a secret Dintero echoed cut.
-func maskPrefixes(s, secret string) string {
-	head := secret[:minPrefix]
-	var b strings.Builder
-	for {
-		i := strings.Index(s, head)
-		if i < 0 {
-			if b.Len() == 0 {
-				return s
-			}
-			b.WriteString(s)
-			return b.String()
-		}
-		n := minPrefix
-		for i+n < len(s) && n < len(secret) && s[i+n] == secret[n] {
-			n++
-		}
-		b.WriteString(s[:i])
-		b.WriteString("[REDACTED]")
-		s = s[i+n:]
-	}
-}
-
-func isWordRune(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) }
-
-// lowerHex lower-cases the hex digits of s's percent escapes.
-func lowerHex(s string) string {
-	b := []byte(s)
-	for i := 0; i+2 < len(b); i++ {
-		if b[i] == '%' {
-			b[i+1], b[i+2] = toLower(b[i+1]), toLower(b[i+2])
-		}
-	}
-	return string(b)
-}
-
-func toLower(c byte) byte {
-	if 'A' <= c && c <= 'F' {
-		return c + 'a' - 'A'
-	}
-	return c
-}
-
-func (m masker) mask(s string) string {
-	for _, f := range m.forms {
-		if strings.Contains(s, f) {
-			s = strings.ReplaceAll(s, f, "[REDACTED]")
-		}
-	}
-	for _, w := range m.words {
-		if strings.Contains(s, w) {
-			s = maskWord(s, w)
-		}
-	}
-	for _, l := range m.long {
-		s = maskFolded(s, l)
-		s = maskPrefixes(s, l)
-	}
-	s = credentialPattern.ReplaceAllString(s, "$1 [REDACTED]")
-	return jwtPattern.ReplaceAllString(s, "[REDACTED]")
-}
-
-// maskJSON masks every string, keys included, of a decoded JSON value.
-func (m masker) maskJSON(v any) any {
-	switch v := v.(type) {
-	case string:
-		return m.mask(v)
-	case []any:
-		for i := range v {
-			v[i] = m.maskJSON(v[i])
-		}
-		return v
-	case map[string]any:
-		out := make(map[string]any, len(v))
-		for k, x := range v {
-			out[m.mask(k)] = m.maskJSON(x)
-		}
-		return out
-	}
-	return v
-}
-
 // requestID reads Dintero's request id from a response.
 func requestID(h http.Header) string {
 	if id := h.Get("Request-Id"); id != "" {
@@ -401,7 +211,7 @@ func transportError(ctx context.Context, method, path string, err error, secrets
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		return fmt.Errorf("%s %s: %w", method, path, context.Cause(ctx))
 	}
-	msg := newMasker(secrets).mask(err.Error())
+	msg := mask.New(secrets...).Text(err.Error())
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
 		return fmt.Errorf("%s %s: %w: %w", method, path, ErrTransport, timeoutError{msg: msg})

@@ -9,6 +9,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/dintero-facade/dintero-facade/internal/dinterotest"
+	"github.com/dintero-facade/dintero-facade/internal/h2transport"
 	"github.com/dintero-facade/dintero-facade/upstream"
 )
 
@@ -55,7 +56,7 @@ func (c *counter) get(op string) int {
 // connections when the test ends.
 func newClient(t *testing.T, base string, mod ...func(*upstream.Options)) *upstream.Client {
 	t.Helper()
-	tr := upstream.NewTransport(5 * time.Second)
+	tr := h2transport.New(5 * time.Second)
 	t.Cleanup(tr.CloseIdleConnections)
 	opts := upstream.Options{BaseURL: base, BackoffBase: time.Millisecond, BackoffMax: 5 * time.Millisecond, Transport: tr, UserAgent: "dintero-facade/test"}
 	for _, m := range mod {
@@ -86,7 +87,7 @@ func callerAt(fake *dinterotest.Server, account string) upstream.Call {
 
 // facade is a call on the facade's own credentials for account.
 func facade(c *upstream.Client, account string) upstream.Call {
-	return upstream.Call{Credentials: c.CredentialsFor(account)}
+	return upstream.Call{TokenSource: c.TokenSource(account)}
 }
 
 // roundTripFunc is an http.RoundTripper made of a function.

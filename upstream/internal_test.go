@@ -1,7 +1,6 @@
 package upstream
 
 import (
-	"encoding/base64"
 	"errors"
 	"net/http"
 	"net/url"
@@ -140,26 +139,6 @@ func FuzzParseRedirect(f *testing.F) {
 	})
 }
 
-// FuzzMask checks that no secret of at least 4 bytes survives masking in
-// any of the forms a server may echo it.
-func FuzzMask(f *testing.F) {
-	f.Add("s3cr3t/PW=1", "you sent s3cr3t/PW=1 and czNjcjN0L1BXPTE= and s3cr3t%2FPW%3D1")
-	f.Add("abcd", "abcdabcd")
-	f.Add("Basic Zm9vOmJhcg==", "header Basic Zm9vOmJhcg== echoed")
-	f.Fuzz(func(t *testing.T, secret, text string) {
-		if len(secret) < 4 {
-			return
-		}
-		m := newMasker([]string{secret})
-		for _, form := range []string{secret, base64.StdEncoding.EncodeToString([]byte(secret)), base64.RawURLEncoding.EncodeToString([]byte(secret)), url.QueryEscape(secret)} {
-			got := m.mask(text + form + text)
-			if strings.Contains(got, form) && !strings.Contains(strings.ReplaceAll(text+form+text, form, ""), form) {
-				t.Fatalf("mask(%q) = %q still holds %q", text+form+text, got, form)
-			}
-		}
-	})
-}
-
 func TestParseTimestamp(t *testing.T) {
 	want := time.Date(2023, 11, 7, 5, 31, 56, 123000000, time.UTC)
 	for _, s := range []string{
@@ -213,12 +192,9 @@ func FuzzDeletePath(f *testing.F) {
 	for _, s := range [][2]string{{"T123", "g"}, {"T123", "../token"}, {"..", "x"}, {"T1", "a/b?c=d#e"}, {"P00000000", "%2e%2e"}, {"", ""}, {"T1", "."}, {"x y", "\x00"}} {
 		f.Add(s[0], s[1])
 	}
-	c, err := New(Options{BaseURL: "https://api.dintero.com/v1"})
-	if err != nil {
-		f.Fatal(err)
-	}
+	const base = "https://api.dintero.com/v1"
 	f.Fuzz(func(t *testing.T, oid, id string) {
-		p, err := c.path("accounts", oid, "auth", "client-grants", id)
+		p, err := OpDeleteClientGrant.urlPath(oid, id)
 		if err != nil {
 			if !errors.Is(err, ErrInvalidArgument) {
 				t.Fatalf("path(%q, %q): %v; want ErrInvalidArgument", oid, id, err)
@@ -230,7 +206,7 @@ func FuzzDeletePath(f *testing.F) {
 			}
 			t.Fatalf("path(%q, %q) refused: %v", oid, id, err)
 		}
-		u, err := url.Parse(c.base + p)
+		u, err := url.Parse(base + p)
 		if err != nil {
 			t.Fatalf("path(%q, %q) = %q does not parse: %v", oid, id, p, err)
 		}

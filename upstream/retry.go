@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/net/http2"
+
+	"github.com/dintero-facade/dintero-facade/internal/h2transport"
 )
 
 // retryableStatus reports whether an HTTP status is worth another attempt of
@@ -46,12 +48,11 @@ func uncertainStatus(status int) bool {
 // server sends.
 func notSent(err error) bool {
 	var (
-		unsent *unsentError
-		op     *net.OpError
-		se     http2.StreamError
+		op *net.OpError
+		se http2.StreamError
 	)
 	switch {
-	case errors.As(err, &unsent):
+	case h2transport.Unsent(err):
 		return true
 	case errors.As(err, &op) && op.Op == "dial":
 		return true

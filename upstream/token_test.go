@@ -22,8 +22,8 @@ func TestCredentials(t *testing.T) {
 		if _, meta, err := c.DeleteClientGrant(context.Background(), upstream.Call{}, "T123", "g"); !errors.Is(err, upstream.ErrNoCredentials) || meta.Sent {
 			t.Errorf("got %v, sent %v; want ErrNoCredentials, not sent", err, meta.Sent)
 		}
-		if c.CredentialsFor("T123") != nil {
-			t.Error("CredentialsFor found credentials the client does not hold")
+		if c.TokenSource("T123") != nil {
+			t.Error("TokenSource found credentials the client does not hold")
 		}
 		if n := len(fake.Requests()); n != 0 {
 			t.Errorf("got %d requests; want none", n)
@@ -34,7 +34,7 @@ func TestCredentials(t *testing.T) {
 		fake.AddGrants("T123", "g")
 		c := newClient(t, fake.URL, withCredentials)
 		call := caller(fake)
-		call.Credentials = c.CredentialsFor("T123")
+		call.TokenSource = c.TokenSource("T123")
 		if _, _, err := c.DeleteClientGrant(context.Background(), call, "T123", "g"); err != nil {
 			t.Fatal(err)
 		}

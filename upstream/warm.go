@@ -35,14 +35,14 @@ func (c *Client) Warm(ctx context.Context) error {
 		}
 	}
 	for _, account := range c.Accounts() {
-		src := c.CredentialsFor(account)
+		src := c.TokenSource(account)
 		if src == nil {
 			continue
 		}
 		wg.Go(func() {
 			// The keys are fetched with the facade's token, which this
 			// fetches first.
-			if _, err := c.ensureKeys(ctx, Call{Credentials: src}, account); err != nil {
+			if _, err := c.ensureKeys(ctx, &accountKeys{c: c, call: Call{TokenSource: src}, account: account}); err != nil {
 				fail(fmt.Errorf("account %s: %w", account, err))
 			}
 		})

@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"strings"
 	"time"
 
 	"github.com/dintero-facade/dintero-facade/internal/flagenv"
@@ -141,7 +140,7 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 		return cfg, fmt.Errorf("--dintero-timeout %v is longer than --max-deadline %v", cfg.DinteroTimeout, cfg.MaxDeadline)
 	}
 	if cfg.PprofAddr != "" {
-		if host, _, err := net.SplitHostPort(cfg.PprofAddr); err != nil || !isLoopbackHost(host) {
+		if host, _, err := net.SplitHostPort(cfg.PprofAddr); err != nil || !upstream.IsLoopbackHost(host) {
 			return cfg, fmt.Errorf("--pprof-addr %q: profiles expose the process's memory; listen on a loopback address only (127.0.0.1:6060, [::1]:6060, localhost:6060)", cfg.PprofAddr)
 		}
 	}
@@ -181,13 +180,3 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 
 // envName is the environment variable of a flag.
 func envName(flag string) string { return flagenv.EnvName(envPrefix, flag) }
-
-// isLoopbackHost reports whether host names only loopback addresses. An
-// empty host (all interfaces) does not.
-func isLoopbackHost(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc"
 
 	authv1 "github.com/dintero-facade/dintero-facade/gen/dintero/auth/v1"
+	"github.com/dintero-facade/dintero-facade/internal/h2transport"
 	"github.com/dintero-facade/dintero-facade/internal/probe"
 	"github.com/dintero-facade/dintero-facade/internal/reload"
 	"github.com/dintero-facade/dintero-facade/internal/serve"
@@ -138,7 +139,7 @@ func build(ctx context.Context, o Options) (_ *instance, err error) {
 		Timeout:       f.cfg.DinteroTimeout,
 		MaxConcurrent: f.cfg.MaxConcurrent,
 		UserAgent:     "dintero-facade/" + o.Version,
-		Transport:     tel.Transport(upstream.NewTransport(f.cfg.DinteroTimeout)),
+		Transport:     tel.Transport(h2transport.New(f.cfg.DinteroTimeout)),
 		Observer:      tel.Upstream,
 		IDToken:       upstream.IDTokenOptions{Issuer: f.cfg.IDTokenIssuer},
 	})

@@ -142,11 +142,18 @@ func TestEveryMethodOnBothFaces(t *testing.T) {
 			switch {
 			case !ok || op.Name != name:
 				t.Fatalf("%s is not in the operations table", full)
-			case op.Upstream == "":
-				t.Errorf("%s: the operations table names no upstream call", name)
+			case op.Upstream == nil:
+				t.Fatalf("%s: the operations table names no upstream operation (declare one in upstream/, beside its call)", name)
 			case !op.Idempotent && op.SentKey == "":
 				t.Errorf("%s is not idempotent, and the operations table names no metadata saying whether a call was sent", name)
 			}
+			if err := dinterotest.CheckOperation(op.Upstream); err != nil {
+				t.Errorf("%s: %v", name, err)
+			}
+			if op.Upstream.Idempotent() != op.Idempotent {
+				t.Errorf("%s: the method's idempotency_level says idempotent %v, upstream's %s %v: retries must agree", name, op.Idempotent, op.Upstream, op.Upstream.Idempotent())
+			}
+			reached := fake.Count(op.Upstream.OperationID())
 			sample, ok := samples[name]
 			if !ok {
 				t.Fatalf("no sample request of %s: add one to samples", name)
@@ -228,8 +235,11 @@ func TestEveryMethodOnBothFaces(t *testing.T) {
 					t.Errorf("%s%v = %v; want 2, one a face", want.name, want.labels, got)
 				}
 			}
-			if got := metric(t, metrics, "dintero_upstream_requests_total", `operation="`+op.Upstream+`"`); got < 2 {
-				t.Errorf("dintero_upstream_requests_total{operation=%q} = %v; want the two allowed calls", op.Upstream, got)
+			if got := metric(t, metrics, "dintero_upstream_requests_total", `operation="`+op.Upstream.Name()+`"`); got < 2 {
+				t.Errorf("dintero_upstream_requests_total{operation=%q} = %v; want the two allowed calls", op.Upstream.Name(), got)
+			}
+			if got := fake.Count(op.Upstream.OperationID()) - reached; got != 2 {
+				t.Errorf("Dintero's %s got %d requests; want the two allowed calls", op.Upstream.OperationID(), got)
 			}
 		})
 	}

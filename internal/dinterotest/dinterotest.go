@@ -29,6 +29,7 @@ import (
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 
 	"github.com/dintero-facade/dintero-facade/internal/dinteromock"
+	"github.com/dintero-facade/dintero-facade/upstream"
 )
 
 // spec is Dintero's auth API as the tests check it; testdata/SOURCE.md
@@ -37,12 +38,14 @@ import (
 //go:embed testdata/management-auth.excerpt.reconstructed.oas3.yaml
 var spec []byte
 
-// The operations of the fake, named as in Dintero's spec.
-const (
-	OpDelete    = "aid_auths_client_grants_id_delete"
-	OpAuthorize = "aid_auths_oauth_authorize_post"
-	OpToken     = "aid_auths_oauth_token_post"
-	OpKeys      = "aid_auths_keys_get"
+// The operations of the fake, named as in Dintero's spec: the
+// operationIds upstream declares for the operations it calls, which New
+// checks against the spec.
+var (
+	OpDelete    = upstream.OpDeleteClientGrant.OperationID()
+	OpAuthorize = upstream.OpAuthorize.OperationID()
+	OpToken     = upstream.OpToken.OperationID()
+	OpKeys      = upstream.OpKeys.OperationID()
 )
 
 // The test data set: an API client of the test accounts that may
@@ -184,11 +187,51 @@ func New(t testing.TB, opts ...Options) *Server {
 	if err := doc.Validate(context.Background()); err != nil {
 		t.Fatalf("dinterotest: the spec is invalid: %v", err)
 	}
+	for _, op := range []*upstream.Operation{upstream.OpDeleteClientGrant, upstream.OpAuthorize, upstream.OpToken, upstream.OpKeys} {
+		if err := checkOperation(doc, op); err != nil {
+			t.Fatalf("dinterotest: %v", err)
+		}
+	}
 	if s.router, err = gorillamux.NewRouter(doc); err != nil {
 		t.Fatalf("dinterotest: routing the spec: %v", err)
 	}
 	t.Cleanup(s.srv.Close)
 	return s
+}
+
+// CheckOperation says how op, as upstream declares it, differs from
+// Dintero's spec: its method and path template must be those of the
+// spec's operation with its operationId.
+func CheckOperation(op *upstream.Operation) error {
+	doc, err := openapi3.NewLoader().LoadFromData(spec)
+	if err != nil {
+		return fmt.Errorf("loading the spec: %w", err)
+	}
+	return checkOperation(doc, op)
+}
+
+func checkOperation(doc *openapi3.T, op *upstream.Operation) error {
+	if err := checkSpec(doc, op.OperationID(), op.Method(), op.Path()); err != nil {
+		return fmt.Errorf("upstream's %s: %w", op, err)
+	}
+	return nil
+}
+
+// checkSpec says how the operation id at method and path differs from
+// Dintero's spec.
+func checkSpec(doc *openapi3.T, id, method, path string) error {
+	for p, item := range doc.Paths.Map() {
+		for m, o := range item.Operations() {
+			if o.OperationID != id {
+				continue
+			}
+			if p != path || m != method {
+				return fmt.Errorf("%s is %s %s; Dintero's spec has it at %s %s", id, method, path, m, p)
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("no operationId %q in Dintero's spec (internal/dinterotest/testdata)", id)
 }
 
 // Default lets the mock answer op again.

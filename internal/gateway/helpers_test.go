@@ -14,6 +14,7 @@ import (
 	authv1 "github.com/dintero-facade/dintero-facade/gen/dintero/auth/v1"
 	"github.com/dintero-facade/dintero-facade/internal/dinterotest"
 	"github.com/dintero-facade/dintero-facade/internal/gateway"
+	"github.com/dintero-facade/dintero-facade/internal/h2transport"
 	"github.com/dintero-facade/dintero-facade/service"
 	"github.com/dintero-facade/dintero-facade/upstream"
 )
@@ -35,7 +36,7 @@ type env struct {
 func setup(t *testing.T, srv authv1.AuthServiceServer) *env {
 	t.Helper()
 	fake := dinterotest.New(t)
-	tr := upstream.NewTransport(5 * time.Second)
+	tr := h2transport.New(5 * time.Second)
 	t.Cleanup(tr.CloseIdleConnections)
 	up, err := upstream.New(upstream.Options{BaseURL: fake.URL, BackoffBase: time.Millisecond, BackoffMax: 2 * time.Millisecond, Transport: tr})
 	if err != nil {

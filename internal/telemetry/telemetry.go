@@ -26,7 +26,6 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/dintero-facade/dintero-facade/service"
-	"github.com/dintero-facade/dintero-facade/upstream"
 )
 
 // Options configure New.
@@ -47,7 +46,7 @@ type Telemetry struct {
 	// GRPC, Upstream and Service are the metrics of the gRPC server, the
 	// client of Dintero and the service.
 	GRPC     *grpcprom.ServerMetrics
-	Upstream *upstream.Metrics
+	Upstream *UpstreamMetrics
 	Service  *service.Counters
 	// tp is nil when tracing is off.
 	tp   trace.TracerProvider
@@ -73,7 +72,7 @@ func New(ctx context.Context, o Options) (*Telemetry, error) {
 		return nil, err
 	}
 	var err error
-	if t.Upstream, err = upstream.NewMetrics(t.registry); err != nil {
+	if t.Upstream, err = newUpstreamMetrics(t.registry); err != nil {
 		return nil, err
 	}
 	if t.Service, err = service.NewCounters(t.registry); err != nil {
@@ -117,7 +116,7 @@ func (t *Telemetry) Transport(base http.RoundTripper) http.RoundTripper {
 	if t.tp == nil {
 		return base
 	}
-	return upstream.TracingTransport(base, t.tp, t.prop)
+	return tracingTransport(base, t.tp, t.prop)
 }
 
 // GRPCOptions traces the gRPC server, when tracing is on.

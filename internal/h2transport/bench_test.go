@@ -1,4 +1,4 @@
-package upstream_test
+package h2transport_test
 
 import (
 	"io"
@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dintero-facade/dintero-facade/upstream"
+	"github.com/dintero-facade/dintero-facade/internal/h2transport"
 )
 
 // BenchmarkTransportHTTP2 is one request through the transport to an
@@ -21,7 +21,7 @@ func BenchmarkTransportHTTP2(b *testing.B) {
 	srv.EnableHTTP2 = true
 	srv.StartTLS()
 	defer srv.Close()
-	tr := upstream.NewTransport(5 * time.Second)
+	tr := h2transport.New(5 * time.Second)
 	tr.Std.TLSClientConfig = srv.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
 	defer tr.CloseIdleConnections()
 	req, err := http.NewRequest(http.MethodDelete, srv.URL+"/v1/accounts/T123/auth/client-grants/g", nil)

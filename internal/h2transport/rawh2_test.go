@@ -1,4 +1,4 @@
-package upstream_test
+package h2transport_test
 
 import (
 	"bufio"
@@ -21,6 +21,7 @@ import (
 	"golang.org/x/net/http2/hpack"
 
 	"github.com/dintero-facade/dintero-facade/internal/dinterotest"
+	"github.com/dintero-facade/dintero-facade/internal/h2transport"
 	"github.com/dintero-facade/dintero-facade/upstream"
 )
 
@@ -204,9 +205,9 @@ func keysJSON(t *testing.T) []byte {
 
 // rawClient is a client of s with a transport of its own, whose header
 // timeout is headerTimeout.
-func rawClient(t *testing.T, s *rawH2, headerTimeout time.Duration) (*upstream.Client, *upstream.Transport) {
+func rawClient(t *testing.T, s *rawH2, headerTimeout time.Duration) (*upstream.Client, *h2transport.Transport) {
 	t.Helper()
-	tr := upstream.NewTransport(headerTimeout)
+	tr := h2transport.New(headerTimeout)
 	tr.Std.TLSClientConfig = s.TLS.Clone()
 	t.Cleanup(tr.CloseIdleConnections)
 	c, err := upstream.New(upstream.Options{BaseURL: s.URL + "/v1", Transport: tr, BackoffBase: time.Millisecond, BackoffMax: 5 * time.Millisecond})

@@ -1,4 +1,4 @@
-package upstream_test
+package h2transport_test
 
 import (
 	"context"
@@ -16,6 +16,7 @@ import (
 
 	"github.com/dintero-facade/dintero-facade/internal/dinteromock"
 	"github.com/dintero-facade/dintero-facade/internal/dinterotest"
+	"github.com/dintero-facade/dintero-facade/internal/h2transport"
 	"github.com/dintero-facade/dintero-facade/upstream"
 )
 
@@ -30,7 +31,7 @@ func TestHTTP2ToHTTPS(t *testing.T) {
 	srv.EnableHTTP2 = true
 	srv.StartTLS()
 	defer srv.Close()
-	tr := upstream.NewTransport(5 * time.Second)
+	tr := h2transport.New(5 * time.Second)
 	defer tr.CloseIdleConnections()
 	tr.Std.TLSClientConfig = srv.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
 	c, err := upstream.New(upstream.Options{BaseURL: srv.URL + "/v1", Transport: tr})
@@ -44,29 +45,6 @@ func TestHTTP2ToHTTPS(t *testing.T) {
 		t.Errorf("got %v; want HTTP/2.0", got)
 	}
 }
-
-// TestTracingTransportClosesIdleConnections: the query-hiding wrapping of
-// the tracing transport passes CloseIdleConnections on, so that a stopping
-// facade closes its connections to Dintero with tracing on too.
-func TestTracingTransportClosesIdleConnections(t *testing.T) {
-	closed := &closeCounter{}
-	rt := upstream.TracingTransport(closed, nil, nil)
-	c, ok := rt.(interface{ CloseIdleConnections() })
-	if !ok {
-		t.Fatal("the tracing transport has no CloseIdleConnections")
-	}
-	c.CloseIdleConnections()
-	if closed.n.Load() != 1 {
-		t.Errorf("the transport underneath was told %d times; want 1", closed.n.Load())
-	}
-}
-
-type closeCounter struct{ n atomic.Int32 }
-
-func (c *closeCounter) RoundTrip(*http.Request) (*http.Response, error) {
-	return nil, errors.New("not used")
-}
-func (c *closeCounter) CloseIdleConnections() { c.n.Add(1) }
 
 // tlsServer is a TLS server of the mock that counts the connections it
 // accepts and adds latency to every answer; h2 says whether it offers
@@ -102,13 +80,18 @@ func tlsServer(t *testing.T, fake *dinterotest.Server, latency time.Duration, h2
 	return srv, counts
 }
 
-// tlsClient is a client of srv through a fresh Transport.
-func tlsClient(t *testing.T, srv *httptest.Server, headerTimeout time.Duration) (*upstream.Client, *upstream.Transport) {
+// tlsClient is a client of srv through a fresh Transport, with mod's
+// options.
+func tlsClient(t *testing.T, srv *httptest.Server, headerTimeout time.Duration, mod ...func(*upstream.Options)) (*upstream.Client, *h2transport.Transport) {
 	t.Helper()
-	tr := upstream.NewTransport(headerTimeout)
+	tr := h2transport.New(headerTimeout)
 	tr.Std.TLSClientConfig = srv.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
 	t.Cleanup(tr.CloseIdleConnections)
-	c, err := upstream.New(upstream.Options{BaseURL: srv.URL + "/v1", Transport: tr, MaxConcurrent: 1000})
+	opts := upstream.Options{BaseURL: srv.URL + "/v1", Transport: tr, MaxConcurrent: 1000}
+	for _, m := range mod {
+		m(&opts)
+	}
+	c, err := upstream.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +154,10 @@ func TestHTTP1Host(t *testing.T) {
 	}))
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
-	c, _ := tlsClient(t, srv, 5*time.Second)
+	// One attempt a call: the transport itself hands the request to
+	// net/http's pool, not the client's next attempt.
+	once := func(o *upstream.Options) { o.MaxAttempts = 1 }
+	c, _ := tlsClient(t, srv, 5*time.Second, once)
 	for _, id := range []string{"g1", "g2"} {
 		if _, _, err := c.DeleteClientGrant(context.Background(), caller(fake), "T123", id); err != nil {
 			t.Fatal(err)
@@ -183,7 +169,7 @@ func TestHTTP1Host(t *testing.T) {
 	// 20 calls at once to a host that takes 200 ms: in parallel, not one
 	// connection after another.
 	slow, counts := tlsServer(t, dinterotest.New(t, dinterotest.Options{Mock: dinteromock.Options{Stateless: true}}), 200*time.Millisecond, false)
-	sc, _ := tlsClient(t, slow, 5*time.Second)
+	sc, _ := tlsClient(t, slow, 5*time.Second, once)
 	if _, _, err := sc.DeleteClientGrant(context.Background(), caller(fake), "T123", "g"); err != nil {
 		t.Fatal(err)
 	}
@@ -200,6 +186,17 @@ func TestHTTP1Host(t *testing.T) {
 	wg.Wait()
 	if took := time.Since(start); took > 1500*time.Millisecond {
 		t.Errorf("20 calls at once took %v; want about 200 ms", took)
+	}
+	// The host is remembered as HTTP/1.1: calls one after another reuse
+	// the pool's connections and dial nothing for HTTP/2 again.
+	before := counts.accepted.Load()
+	for range 5 {
+		if _, _, err := sc.DeleteClientGrant(context.Background(), caller(fake), "T123", "g"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := counts.accepted.Load() - before; n != 0 {
+		t.Errorf("5 calls one after another made %d connections; want none", n)
 	}
 }
 
@@ -284,7 +281,7 @@ func TestWarmDials(t *testing.T) {
 func TestDefaultPortSharesPool(t *testing.T) {
 	fake := dinterotest.New(t, dinterotest.Options{Mock: dinteromock.Options{Stateless: true}})
 	srv, counts := tlsServer(t, fake, 0, true)
-	tr := upstream.NewTransport(5 * time.Second)
+	tr := h2transport.New(5 * time.Second)
 	tr.Std.TLSClientConfig = srv.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
 	tr.Std.TLSClientConfig.ServerName = "example.com" // httptest's certificate
 	var dialed []string

@@ -1,4 +1,4 @@
-package upstream
+package telemetry
 
 import (
 	"context"
@@ -10,14 +10,16 @@ import (
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/dintero-facade/dintero-facade/upstream"
 )
 
-// TracingTransport wraps base with otelhttp, so that each attempt is a
+// tracingTransport wraps base with otelhttp, so that each attempt is a
 // client span and carries the W3C traceparent to Dintero. otelhttp records
 // the whole URL as url.full, and authorize's query holds the one-time
 // verification code; so the query is taken off the request otelhttp sees and
 // put back on the one that goes on the wire.
-func TracingTransport(base http.RoundTripper, tp trace.TracerProvider, prop propagation.TextMapPropagator) http.RoundTripper {
+func tracingTransport(base http.RoundTripper, tp trace.TracerProvider, prop propagation.TextMapPropagator) http.RoundTripper {
 	inner := otelhttp.NewTransport(restoreQuery{next: base},
 		otelhttp.WithTracerProvider(tp),
 		otelhttp.WithPropagators(prop),
@@ -44,8 +46,8 @@ func (h hideQuery) RoundTrip(r *http.Request) (*http.Response, error) {
 }
 
 // CloseIdleConnections closes the idle connections of the transport
-// underneath, so that Client.CloseIdleConnections reaches it through the
-// wrapping (otelhttp's transport does not pass the call on).
+// underneath, so that upstream.Client.CloseIdleConnections reaches it
+// through the wrapping (otelhttp's transport does not pass the call on).
 func (h hideQuery) CloseIdleConnections() {
 	if c, ok := h.base.(interface{ CloseIdleConnections() }); ok {
 		c.CloseIdleConnections()
@@ -54,7 +56,9 @@ func (h hideQuery) CloseIdleConnections() {
 
 // Warm passes Warm on to the transport underneath, when it has one.
 func (h hideQuery) Warm(ctx context.Context, rawURL string) error {
-	if w, ok := h.base.(warmer); ok {
+	if w, ok := h.base.(interface {
+		Warm(ctx context.Context, rawURL string) error
+	}); ok {
 		return w.Warm(ctx, rawURL)
 	}
 	return nil
@@ -71,10 +75,11 @@ func (h restoreQuery) RoundTrip(r *http.Request) (*http.Response, error) {
 	return h.next.RoundTrip(r)
 }
 
-// Metrics is an Observer that exports the client's Prometheus metrics. Its
-// labels are bounded: the operation, the HTTP status, the attempt number and
-// the breaker state; never an id, a token or another unbounded value.
-type Metrics struct {
+// UpstreamMetrics is the upstream.Observer that exports the client's
+// Prometheus metrics. Its labels are bounded: the operation (an
+// upstream.Operation's Name), the HTTP status, the attempt number and the
+// breaker state; never an id, a token or another unbounded value.
+type UpstreamMetrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	retries  *prometheus.CounterVec
@@ -83,9 +88,14 @@ type Metrics struct {
 	keys     *prometheus.GaugeVec
 }
 
-// NewMetrics registers the client's metrics with reg.
-func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
-	m := &Metrics{
+var (
+	_ upstream.Observer            = (*UpstreamMetrics)(nil)
+	_ upstream.KeysBreakerObserver = (*UpstreamMetrics)(nil)
+)
+
+// newUpstreamMetrics registers the client's metrics with reg.
+func newUpstreamMetrics(reg prometheus.Registerer) (*UpstreamMetrics, error) {
+	m := &UpstreamMetrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "dintero_upstream_requests_total",
 			Help: "HTTP attempts to Dintero, by operation, HTTP status (0: no answer) and attempt number.",
@@ -123,7 +133,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 }
 
 // Attempt counts an attempt.
-func (m *Metrics) Attempt(op string, attempt, status int, elapsed time.Duration) {
+func (m *UpstreamMetrics) Attempt(op string, attempt, status int, elapsed time.Duration) {
 	m.requests.WithLabelValues(op, strconv.Itoa(status), strconv.Itoa(attempt)).Inc()
 	m.duration.WithLabelValues(op).Observe(elapsed.Seconds())
 	if attempt > 1 {
@@ -132,13 +142,13 @@ func (m *Metrics) Attempt(op string, attempt, status int, elapsed time.Duration)
 }
 
 // TokenFetched counts a token fetch.
-func (m *Metrics) TokenFetched() { m.tokens.Inc() }
+func (m *UpstreamMetrics) TokenFetched() { m.tokens.Inc() }
 
 // BreakerState records the breaker's new state.
-func (m *Metrics) BreakerState(state string) { setState(m.breaker, state) }
+func (m *UpstreamMetrics) BreakerState(state string) { setState(m.breaker, state) }
 
 // KeysBreakerState records the keys breaker's new state.
-func (m *Metrics) KeysBreakerState(state string) { setState(m.keys, state) }
+func (m *UpstreamMetrics) KeysBreakerState(state string) { setState(m.keys, state) }
 
 // setState sets 1 for state and 0 for the others.
 func setState(g *prometheus.GaugeVec, state string) {

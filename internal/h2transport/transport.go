@@ -3,7 +3,11 @@
 // know that a host speaks HTTP/2; see docs/design.md.
 //lint:file-ignore SA1019 the facade uses x/net/http2's Transport on purpose: it dials once per host
 
-package upstream
+// Package h2transport carries the facade's calls to Dintero: HTTP/2
+// through golang.org/x/net/http2 to an https host, net/http's transport
+// otherwise, with a trace of each request that tells whether it may have
+// left the process.
+package h2transport
 
 import (
 	"context"
@@ -32,7 +36,7 @@ import (
 //
 // Each request learns from an httptrace.ClientTrace whether it got a
 // connection and whether its headers were written: an error of a request
-// that provably never left the process is marked so (see notSent).
+// that provably never left the process is marked so (see Unsent).
 type Transport struct {
 	// Std is net/http's transport, for plain http, proxied hosts and
 	// hosts that answer with HTTP/1.1. Its TLS configuration, its dialer
@@ -73,12 +77,12 @@ type hostEntry struct {
 	info *hostInfo
 }
 
-// NewTransport returns the transport a Client uses by default: explicit
+// New returns the transport the facade's client uses: explicit
 // dial, TLS-handshake and response-header timeouts, health pings on idle
 // HTTP/2 connections, and an idle pool for HTTP/1.1 sized for a busy
 // facade (Go's default keeps two idle connections per host, so bursts would
 // open and close connections).
-func NewTransport(responseHeaderTimeout time.Duration) *Transport {
+func New(responseHeaderTimeout time.Duration) *Transport {
 	d := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
 	t := &Transport{
 		Std: &http.Transport{
@@ -413,6 +417,15 @@ type unsentError struct{ err error }
 
 func (e *unsentError) Error() string { return e.err.Error() }
 func (e *unsentError) Unwrap() error { return e.err }
+
+// Unsent reports whether err, or an error it wraps, is the Transport's
+// error of a request that provably never left the process: it got no
+// connection, or failed before its headers were written for a reason
+// other than its context ending.
+func Unsent(err error) bool {
+	var u *unsentError
+	return errors.As(err, &u)
+}
 
 // Warm opens a connection to the host of rawURL ahead of the first call,
 // and learns which protocol it speaks, with a HEAD of rawURL whose answer

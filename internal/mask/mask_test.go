@@ -1,0 +1,88 @@
+package mask_test
+
+import (
+	"encoding/base64"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/dintero-facade/dintero-facade/internal/mask"
+)
+
+// TestForms: each form in which a server may echo a secret is masked, and
+// the text around it is kept.
+func TestForms(t *testing.T) {
+	const secret = "s3cr3t/PW=1+long-enough" // 23 bytes: cut copies count
+	b := []byte(secret)
+	m := mask.New(secret, "ab", "")
+	for _, tc := range []struct{ name, in, want string }{
+		{"raw", "you sent " + secret + ".", "you sent [REDACTED]."},
+		{"base64", "b " + base64.StdEncoding.EncodeToString(b), "b [REDACTED]"},
+		{"base64 unpadded", "b " + base64.RawStdEncoding.EncodeToString(b), "b [REDACTED]"},
+		{"base64url", "b " + base64.URLEncoding.EncodeToString(b), "b [REDACTED]"},
+		{"base64url unpadded", "b " + base64.RawURLEncoding.EncodeToString(b), "b [REDACTED]"},
+		{"query-escaped", "q=" + url.QueryEscape(secret), "q=[REDACTED]"},
+		{"path-escaped", "/" + url.PathEscape(secret), "/[REDACTED]"},
+		{"escaped twice", "q=" + url.QueryEscape(url.QueryEscape(secret)), "q=[REDACTED]"},
+		{"lower-case hex", "q=" + strings.NewReplacer("%2F", "%2f", "%3D", "%3d", "%2B", "%2b").Replace(url.QueryEscape(secret)), "q=[REDACTED]"},
+		{"another case", "S3CR3T/pw=1+LONG-ENOUGH!", "[REDACTED]!"},
+		{"cut after 16 bytes", "got " + secret[:16] + " then", "got [REDACTED] then"},
+		{"cut before 16 bytes: kept", "got " + secret[:15] + " then", "got " + secret[:15] + " then"},
+		{"a short secret as a word", "code ab refused", "code [REDACTED] refused"},
+		{"a short secret inside a word: kept", "absent", "absent"},
+		{"any Authorization value", "header Basic Zm9vOmJhcg== echoed", "header Basic [REDACTED] echoed"},
+		{"a bearer after a tab", "bearer\tabcdefgh", "bearer [REDACTED]"},
+		{"a word after bearer: kept", "no Bearer token", "no Bearer token"},
+		{"any JWT, cut after its payload", "tok eyJhbGciOi.eyJzdWIiOiJ4In0", "tok [REDACTED]"},
+	} {
+		if got := m.Text(tc.in); got != tc.want {
+			t.Errorf("%s: Text(%q) = %q; want %q", tc.name, tc.in, got, tc.want)
+		}
+	}
+	// A secret whose base64 holds + and /, which base64url spells - and _.
+	odd := "\xfb\xef\xbe-odd-secret"
+	std, url64 := base64.StdEncoding.EncodeToString([]byte(odd)), base64.URLEncoding.EncodeToString([]byte(odd))
+	if !strings.ContainsAny(std, "+/") {
+		t.Fatalf("%q: the test secret's base64 %s has neither + nor /", odd, std)
+	}
+	mo := mask.New(odd)
+	for _, form := range []string{std, url64, strings.TrimRight(url64, "=")} {
+		if got := mo.Text("x " + form); got != "x [REDACTED]" {
+			t.Errorf("Text(%q) = %q; want it masked", "x "+form, got)
+		}
+	}
+	j := m.JSON(map[string]any{"field " + secret: []any{"v " + secret, 1.5, true, nil}})
+	if got := j.(map[string]any)["field [REDACTED]"].([]any); got[0] != "v [REDACTED]" || got[1] != 1.5 || got[2] != true || got[3] != nil {
+		t.Errorf("JSON: got %v; want the strings masked, keys too, the rest kept", j)
+	}
+}
+
+// TestValue: a secret printed whole says only whether it was set.
+func TestValue(t *testing.T) {
+	if got := mask.Value("very-secret"); got != mask.Redacted {
+		t.Errorf("Value of a secret = %q; want %q", got, mask.Redacted)
+	}
+	if got := mask.Value(""); got != "" {
+		t.Errorf("Value of nothing = %q; want empty", got)
+	}
+}
+
+// FuzzMask checks that no secret of at least 4 bytes survives masking in
+// any of the forms a server may echo it.
+func FuzzMask(f *testing.F) {
+	f.Add("s3cr3t/PW=1", "you sent s3cr3t/PW=1 and czNjcjN0L1BXPTE= and s3cr3t%2FPW%3D1")
+	f.Add("abcd", "abcdabcd")
+	f.Add("Basic Zm9vOmJhcg==", "header Basic Zm9vOmJhcg== echoed")
+	f.Fuzz(func(t *testing.T, secret, text string) {
+		if len(secret) < 4 {
+			return
+		}
+		m := mask.New(secret)
+		for _, form := range []string{secret, base64.StdEncoding.EncodeToString([]byte(secret)), base64.RawURLEncoding.EncodeToString([]byte(secret)), url.QueryEscape(secret)} {
+			got := m.Text(text + form + text)
+			if strings.Contains(got, form) && !strings.Contains(strings.ReplaceAll(text+form+text, form, ""), form) {
+				t.Fatalf("Text(%q) = %q still holds %q", text+form+text, got, form)
+			}
+		}
+	})
+}
