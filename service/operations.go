@@ -42,7 +42,7 @@ type Operation struct {
 // operations test fails until it is added.
 var operationSpecs = map[string]Operation{
 	authv1.AuthService_DeleteClientGrant_FullMethodName: {Audited: true, Upstream: "DeleteClientGrant"},
-	authv1.AuthService_Authorize_FullMethodName:         {SentKey: "verification_code_sent", Upstream: "Authorize"},
+	authv1.AuthService_Authorize_FullMethodName:         {SentKey: MetadataKeyVerificationCodeSent, Upstream: "Authorize"},
 }
 
 // operations are the service's methods, in the descriptor's order, and
