@@ -165,7 +165,7 @@ func statusOf(op string, err error, meta upstream.Meta) *status.Status {
 	case errors.Is(err, upstream.ErrSigningKeys) && !errors.Is(err, upstream.ErrTokenFetch) && !(isUE && ue.Reason == nil && ue.StatusCode/100 == 4):
 		// Dintero failing or unreachable: the code was kept. A 4xx is
 		// Dintero refusing the caller, and is told as such below.
-		return failure(op, meta, codes.Unavailable, ErrorReasonSigningKeys, err.Error())
+		return failure(op, meta, codes.Unavailable, ErrorReasonSigningKeys, err.Error()+"; so the verification code was not sent")
 	case isOAuth:
 		return oauthStatus(op, oe, meta)
 	case isUE && ue.Reason == nil:

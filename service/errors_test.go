@@ -289,6 +289,7 @@ func TestStatusGolden(t *testing.T) {
 		{"no credentials", "Authorize", fmt.Errorf("%w for account T123", upstream.ErrNoCredentials), upstream.Meta{}},
 		{"busy", "DeleteClientGrant", upstream.ErrBusy, upstream.Meta{}},
 		{"circuit open", "Authorize", upstream.ErrCircuitOpen, upstream.Meta{}},
+		{"signing keys unavailable", "Authorize", fmt.Errorf("%w: %w", upstream.ErrSigningKeys, fmt.Errorf("GET /keys: %w: reset", upstream.ErrTransport)), upstream.Meta{}},
 		{"transport", "Authorize", fmt.Errorf("POST /x: %w: reset", upstream.ErrTransport), upstream.Meta{Sent: true}},
 		{"deadline", "DeleteClientGrant", context.DeadlineExceeded, upstream.Meta{Sent: true, Uncertain: []string{"no answer: timeout"}}},
 		{"canceled", "DeleteClientGrant", context.Canceled, upstream.Meta{}},

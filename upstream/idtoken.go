@@ -86,9 +86,10 @@ type Claims struct {
 	Extra map[string]any
 }
 
-// ErrSigningKeys means the account's signing keys could not be had before
-// authorize: the verification code was not sent. It wraps the cause.
-var ErrSigningKeys = errors.New("the account's signing keys could not be fetched, so the verification code was not sent")
+// ErrSigningKeys means the account's signing keys could not be had: before
+// authorize, the verification code was then not sent (the service says
+// so), and at the warm-up no code is involved. It wraps the cause.
+var ErrSigningKeys = errors.New("the account's signing keys could not be fetched")
 
 // signingKey is one RSA public key of an account.
 type signingKey struct {

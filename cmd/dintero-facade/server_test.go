@@ -31,6 +31,7 @@ import (
 	"github.com/dintero-facade/dintero-facade/internal/dinterotest"
 	"github.com/dintero-facade/dintero-facade/internal/gateway"
 	"github.com/dintero-facade/dintero-facade/internal/probe"
+	"github.com/dintero-facade/dintero-facade/internal/telemetry"
 	"github.com/dintero-facade/dintero-facade/service"
 )
 
@@ -77,8 +78,8 @@ func startFacade(t *testing.T, dinteroURL string, args []string, env map[string]
 	done := make(chan error, 1)
 	o := Options{
 		Config:  cfg,
-		Log:     slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: cfg.LogLevel})),
-		Audit:   slog.New(slog.NewJSONHandler(logs, nil)),
+		Log:     telemetry.NewLogger(logs, cfg.LogLevel),
+		Audit:   telemetry.NewLogger(logs, slog.LevelInfo),
 		Version: "test",
 		Ready:   func(l listeners) { addrs <- l },
 	}
