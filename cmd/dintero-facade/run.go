@@ -132,13 +132,18 @@ func build(ctx context.Context, o Options) (_ *instance, err error) {
 		}
 		f.onClose(stop)
 	}
+	transport := tel.Transport(upstream.NewTransport(f.cfg.DinteroTimeout))
+	if f.cfg.Mock {
+		// Faults callers ask for go to the mock, and only to it.
+		transport = mockFaults{next: transport}
+	}
 	client, err := upstream.New(upstream.Options{
 		BaseURL:       f.cfg.DinteroURL,
 		Credentials:   f.cfg.Credentials,
 		Timeout:       f.cfg.DinteroTimeout,
 		MaxConcurrent: f.cfg.MaxConcurrent,
 		UserAgent:     "dintero-facade/" + o.Version,
-		Transport:     tel.Transport(upstream.NewTransport(f.cfg.DinteroTimeout)),
+		Transport:     transport,
 		Observer:      tel.Upstream,
 		IDToken:       upstream.IDTokenOptions{Issuer: f.cfg.IDTokenIssuer},
 	})

@@ -122,7 +122,7 @@ func Register(fs *flag.FlagSet, prefix string, opts []Option) {
 				return int(n), err
 			}, fmt.Sprintf("a whole number such as %v", o.Default))
 		case *float64:
-			v = bind(p, o.Default, func(s string) (float64, error) { return strconv.ParseFloat(s, 64) }, fmt.Sprintf("a number such as %v", o.Default))
+			v = bind(p, o.Default, func(s string) (float64, error) { return strconv.ParseFloat(s, 64) }, "a number such as 0.5")
 		case *time.Duration:
 			v = bind(p, o.Default, time.ParseDuration, durationForm)
 		case *slog.Level:
