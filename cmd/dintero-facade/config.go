@@ -119,7 +119,6 @@ func (c Config) LogValue() slog.Value {
 func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) (Config, error) {
 	var cfg Config
 	fs := flag.NewFlagSet("dintero-facade", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
 	flagenv.Register(fs, envPrefix, cfg.options())
 	given, err := flagenv.Parse(fs, envPrefix, args, getenv)
 	if errors.Is(err, flag.ErrHelp) {

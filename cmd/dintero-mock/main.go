@@ -70,7 +70,6 @@ func (o *options) table() []flagenv.Option {
 func run(args []string, getenv func(string) string, out io.Writer) error {
 	var o options
 	fs := flag.NewFlagSet("dintero-mock", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
 	flagenv.Register(fs, envPrefix, o.table())
 	if _, err := flagenv.Parse(fs, envPrefix, args, getenv); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -143,7 +144,11 @@ func Register(fs *flag.FlagSet, prefix string, opts []Option) {
 // value that does not parse is a *ValueError. --help is flag.ErrHelp: the
 // caller prints the usage (fs's output is not written to).
 func Parse(fs *flag.FlagSet, prefix string, args []string, getenv func(string) string) (given map[string]bool, err error) {
-	fs.Usage = func() {}
+	// The flag package would print its own wording of an error, and the
+	// whole usage, to the output: the caller prints ours instead.
+	out := fs.Output()
+	fs.SetOutput(io.Discard)
+	defer fs.SetOutput(out)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, err

@@ -65,3 +65,24 @@ func TestParse(t *testing.T) {
 		t.Error("an argument was accepted")
 	}
 }
+
+// TestParseWritesNothing: a bad flag and --help leave the flag set's
+// output untouched: the caller prints one line, or the usage, itself.
+func TestParseWritesNothing(t *testing.T) {
+	var d time.Duration
+	for _, args := range [][]string{{"--a-timeout", "soon"}, {"--nope"}, {"--help"}} {
+		var out strings.Builder
+		fs := flag.NewFlagSet("t", flag.ContinueOnError)
+		fs.SetOutput(&out)
+		flagenv.Register(fs, "P_", []flagenv.Option{{Name: "a-timeout", Field: &d, Default: time.Second, Help: "h"}})
+		if _, err := flagenv.Parse(fs, "P_", args, func(string) string { return "" }); err == nil {
+			t.Errorf("%q: no error", args)
+		}
+		if out.Len() > 0 {
+			t.Errorf("%q: Parse wrote %q", args, out.String())
+		}
+		if fs.Output() != &out {
+			t.Errorf("%q: Parse left the output changed", args)
+		}
+	}
+}
