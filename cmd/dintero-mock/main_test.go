@@ -12,8 +12,6 @@ import (
 	"github.com/dintero-facade/dintero-facade/internal/dinteromock"
 )
 
-func noEnv(string) string { return "" }
-
 func TestRunRefusesBadInput(t *testing.T) {
 	bad := filepath.Join(t.TempDir(), "grants.json")
 	if err := os.WriteFile(bad, []byte(`{"T123": [{"client_id": "no id"}]}`), 0o600); err != nil {

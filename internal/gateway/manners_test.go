@@ -152,18 +152,17 @@ func TestRetryAfter(t *testing.T) {
 // refusalCase is a request the gateway itself refuses, and what it must
 // answer.
 type refusalCase struct {
-	name       string
-	method     string
-	path       string
-	body       io.Reader
-	header     map[string]string
-	wantHTTP   int
-	wantCode   string
-	wantInMsg  string
-	wantField  string // the BadRequest field, when one is named
-	wantAllow  string
-	authorize  bool // the path is Authorize's: verification_code_sent must be false
-	rawRequest bool
+	name      string
+	method    string
+	path      string
+	body      io.Reader
+	header    map[string]string
+	wantHTTP  int
+	wantCode  string
+	wantInMsg string
+	wantField string // the BadRequest field, when one is named
+	wantAllow string
+	authorize bool // the path is Authorize's: verification_code_sent must be false
 }
 
 // TestGatewayRefusals: what the gateway refuses before a call, over real
