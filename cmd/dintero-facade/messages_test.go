@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"os"
 	"os/exec"
@@ -86,24 +85,10 @@ func TestMockListensOnLoopback(t *testing.T) {
 	}
 }
 
-// logLines decodes a facade's log, failing on a line that is not JSON.
-func logLines(t *testing.T, log string) []map[string]any {
+// lineOf returns the first line of log whose msg starts with msg.
+func lineOf(t *testing.T, log *dinterotest.LogBuffer, msg string) map[string]any {
 	t.Helper()
-	var out []map[string]any
-	for _, l := range strings.Split(strings.TrimSpace(log), "\n") {
-		var m map[string]any
-		if err := json.Unmarshal([]byte(l), &m); err != nil {
-			t.Fatalf("%s: %v", l, err)
-		}
-		out = append(out, m)
-	}
-	return out
-}
-
-// lineOf returns the first line whose msg starts with msg.
-func lineOf(t *testing.T, log, msg string) map[string]any {
-	t.Helper()
-	for _, l := range logLines(t, log) {
+	for _, l := range log.Lines(t) {
 		if s, _ := l["msg"].(string); strings.HasPrefix(s, msg) {
 			return l
 		}
@@ -122,13 +107,12 @@ func TestDurationsInOneForm(t *testing.T) {
 	if err := f.stop(); err != nil {
 		t.Fatal(err)
 	}
-	log := f.log.String()
-	cfg, _ := lineOf(t, log, "dintero-facade starting")["config"].(map[string]any)
-	down := lineOf(t, log, "shutting down")
+	cfg, _ := lineOf(t, f.log, "dintero-facade starting")["config"].(map[string]any)
+	down := lineOf(t, f.log, "shutting down")
 	if cfg["shutdown_grace"] != "21s" || down["grace"] != "21s" || down["delay"] != "10ms" || cfg["shutdown_delay"] != "10ms" {
 		t.Errorf("got startup %v and %v, shutdown %v and %v; want 21s and 10ms in both", cfg["shutdown_grace"], cfg["shutdown_delay"], down["grace"], down["delay"])
 	}
-	if took, _ := lineOf(t, log, "warmed up")["took"].(string); took == "" {
+	if took, _ := lineOf(t, f.log, "warmed up")["took"].(string); took == "" {
 		t.Error("the warm-up's took is not a duration's text")
 	} else if _, err := time.ParseDuration(took); err != nil {
 		t.Errorf("the warm-up's took %q: %v", took, err)
@@ -147,14 +131,14 @@ func TestDurationsInOneForm(t *testing.T) {
 func TestWarmUpLine(t *testing.T) {
 	f := startFacade(t, "", []string{"--mock"}, nil)
 	waitLog(t, f, "warmed up", 1)
-	l := lineOf(t, f.log.String(), "warmed up")
+	l := lineOf(t, f.log, "warmed up")
 	if l["msg"] != "warmed up: a token and the signing keys fetched per account" || len(l["accounts"].([]any)) != 1 || l["accounts"].([]any)[0] != "T12345678" || l["connections_opened"].(float64) < 1 {
 		t.Errorf("got %v; want the account fetched and the connection opened", l)
 	}
 	fake := dinterotest.New(t)
 	f = startFacade(t, fake.URL, nil, nil)
 	waitLog(t, f, "nothing to warm", 1)
-	if l := lineOf(t, f.log.String(), "nothing to warm"); l["msg"] != "nothing to warm: no credentials" || len(fake.Requests()) != 0 {
+	if l := lineOf(t, f.log, "nothing to warm"); l["msg"] != "nothing to warm: no credentials" || len(fake.Requests()) != 0 {
 		t.Errorf("got %v and %d requests; want nothing to warm, and nothing sent", l, len(fake.Requests()))
 	}
 	if strings.Contains(f.log.String(), "warmed up") {
@@ -174,7 +158,7 @@ func TestEmptyCredentialsFile(t *testing.T) {
 		fake := dinterotest.New(t)
 		f := startFacade(t, fake.URL, []string{"--credentials-file", file}, nil)
 		log := f.log.String()
-		w := lineOf(t, log, "--credentials-file holds no credentials")
+		w := lineOf(t, f.log, "--credentials-file holds no credentials")
 		if w["level"] != "WARN" || w["credentials_file"] != file {
 			t.Errorf("%q: got %v; want a warning naming the file", content, w)
 		}

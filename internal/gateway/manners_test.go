@@ -88,20 +88,7 @@ func (a *answering) Authorize(ctx context.Context, _ *authv1.AuthorizeRequest) (
 // send makes a request with a body and headers, and returns its answer.
 func send(t *testing.T, method, url string, body io.Reader, header map[string]string) (int, http.Header, []byte) {
 	t.Helper()
-	req, err := http.NewRequest(method, url, body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range header {
-		req.Header.Set(k, v)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, resp.Header, b
+	return dinterotest.DoBody(t, http.DefaultClient, method, url, body, header)
 }
 
 // authorizeQuery is a valid query of Authorize.

@@ -2,7 +2,6 @@ package warmup_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -44,23 +43,6 @@ func connect(t *testing.T) func(ctx context.Context) error {
 	}
 }
 
-// lines are the log's lines, decoded.
-func lines(t *testing.T, logs *dinterotest.LogBuffer) []map[string]any {
-	t.Helper()
-	var out []map[string]any
-	for _, l := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
-		if l == "" {
-			continue
-		}
-		var m map[string]any
-		if err := json.Unmarshal([]byte(l), &m); err != nil {
-			t.Fatalf("%s: %v", l, err)
-		}
-		out = append(out, m)
-	}
-	return out
-}
-
 // TestWarmUpSays: the warm-up's line says what it did: nothing without
 // credentials and without a connection to open; the connection it opened;
 // the accounts whose token and keys it fetched.
@@ -83,7 +65,7 @@ func TestWarmUpSays(t *testing.T) {
 				warm = connect(t)
 			}
 			warmup.Run(context.Background(), target{tc.accounts, warm}, time.Second, slog.New(slog.NewJSONHandler(logs, nil)))()
-			ls := lines(t, logs)
+			ls := logs.Lines(t)
 			if len(ls) != 1 || ls[0]["msg"] != tc.wantMsg {
 				t.Fatalf("got %s; want one line %q", logs, tc.wantMsg)
 			}
@@ -133,7 +115,7 @@ func TestRun(t *testing.T) {
 		}
 	}
 	stop()
-	ls := lines(t, logs)
+	ls := logs.Lines(t)
 	if len(ls) != 3 {
 		t.Fatalf("got %d lines; want a warning, another, and the warm-up:\n%s", len(ls), logs)
 	}
