@@ -20,11 +20,11 @@ func TestV3(t *testing.T) {
 		t.Errorf("got %+v; want the http bearer scheme with its description", s)
 	}
 	const noToken = `{"swagger":"2.0","info":{"title":"t","version":"1"},"paths":{}}`
-	const badRef = `{"swagger":"2.0","info":{"title":"t","version":"1"},"securityDefinitions":{"bearer":{"type":"apiKey","in":"header","name":"Authorization"}},
-		"paths":{"/x":{"get":{"responses":{"200":{"description":"d","schema":{"$ref":"#/definitions/missing"}}}}}}}`
+	const undeclaredParam = `{"swagger":"2.0","info":{"title":"t","version":"1"},"securityDefinitions":{"bearer":{"type":"apiKey","in":"header","name":"Authorization"}},
+		"paths":{"/x/{id}":{"get":{"responses":{"200":{"description":"d"}}}}}}`
 	for _, tc := range []struct{ doc, want string }{
 		{noToken, `declares no "bearer" apiKey`},
-		{badRef, "missing"},
+		{undeclaredParam, "not valid"},
 		{"{", "reading the OpenAPI 2 document"},
 	} {
 		if _, err := apidoc.V3([]byte(tc.doc)); err == nil || !strings.Contains(err.Error(), tc.want) {
