@@ -5,8 +5,10 @@
 // server, through the same interceptor, so that a JSON call is validated,
 // authorised, logged, audited, counted and recovered exactly like a gRPC
 // call, without a second serialisation or HTTP/2 framing. It reads only
-// what an operation takes: no body, a bounded query whose every name the
-// operation's request has.
+// what an operation takes: no body, bounded headers, a bounded query whose
+// every name the operation's request has; and it answers as HTTP clients
+// expect (headers.go, errors.go): an X-Request-Id on every answer,
+// Retry-After, Allow, and the header at fault named.
 package gateway
 
 import (
