@@ -50,6 +50,39 @@ const (
 	ErrorReasonIDTokenInvalid    = "ID_TOKEN_INVALID"
 )
 
+// The keys of the google.rpc.ErrorInfo metadata, every one the facade sets
+// (the service and the gateway alike): docs/api.md lists the same, and
+// TestMetadataKeysDocumented holds the two together. No key is written
+// but through these.
+const (
+	// MetadataKeyHTTPStatus is the HTTP status Dintero answered.
+	MetadataKeyHTTPStatus = "http_status"
+	// MetadataKeyDinteroCode is Dintero's error code.
+	MetadataKeyDinteroCode = "dintero_code"
+	// MetadataKeyDinteroRequestID is Dintero's request id of its answer.
+	MetadataKeyDinteroRequestID = "dintero_request_id"
+	// MetadataKeyTokenFetch says the error is Dintero's refusal of the
+	// facade's own client credentials.
+	MetadataKeyTokenFetch = "token_fetch"
+	// MetadataKeyOAuthError is OAuth's error in authorize's redirect, as
+	// Dintero wrote it.
+	MetadataKeyOAuthError = "oauth_error"
+	// MetadataKeyErrorDescription is OAuth's error_description.
+	MetadataKeyErrorDescription = "error_description"
+	// MetadataKeyErrorURI is OAuth's error_uri.
+	MetadataKeyErrorURI = "error_uri"
+	// MetadataKeyState is the state the redirect carried back.
+	MetadataKeyState = "state"
+	// MetadataKeyUncertainAttempts lists the attempts whose outcome is
+	// unknown.
+	MetadataKeyUncertainAttempts = "uncertain_attempts"
+	// MetadataKeyIDTokenReason is the check an id_token failed.
+	MetadataKeyIDTokenReason = "id_token_reason"
+	// MetadataKeyVerificationCodeSent says whether Authorize's one-time
+	// code may have reached Dintero (its operation's SentKey).
+	MetadataKeyVerificationCodeSent = "verification_code_sent"
+)
+
 // codeForHTTP maps the HTTP status of Dintero's error answer to a gRPC code.
 func codeForHTTP(status int) codes.Code {
 	switch status {
@@ -132,7 +165,7 @@ func statusOf(op string, err error, meta upstream.Meta) *status.Status {
 	case errors.Is(err, upstream.ErrSigningKeys) && !errors.Is(err, upstream.ErrTokenFetch) && !(isUE && ue.Reason == nil && ue.StatusCode/100 == 4):
 		// Dintero failing or unreachable: the code was kept. A 4xx is
 		// Dintero refusing the caller, and is told as such below.
-		return failure(op, meta, codes.Unavailable, ErrorReasonSigningKeys, err.Error())
+		return failure(op, meta, codes.Unavailable, ErrorReasonSigningKeys, err.Error()+"; so the verification code was not sent")
 	case isOAuth:
 		return oauthStatus(op, oe, meta)
 	case isUE && ue.Reason == nil:
@@ -152,7 +185,7 @@ func statusOf(op string, err error, meta upstream.Meta) *status.Status {
 // when the operator asked for one: Unauthenticated, as the token proves no
 // identity, with the failed check in metadata id_token_reason.
 func idTokenInvalid(meta upstream.Meta, reason string) *status.Status {
-	info := &errdetails.ErrorInfo{Reason: ErrorReasonIDTokenInvalid, Domain: FacadeDomain, Metadata: map[string]string{"id_token_reason": reason}}
+	info := &errdetails.ErrorInfo{Reason: ErrorReasonIDTokenInvalid, Domain: FacadeDomain, Metadata: map[string]string{MetadataKeyIDTokenReason: reason}}
 	return withDetails(opAuthorize, meta, codes.Unauthenticated,
 		"the id_token in Dintero's answer failed verification ("+reason+"), so it proves no identity; the verification code is spent", info)
 }
@@ -186,7 +219,7 @@ func withDetails(op string, meta upstream.Meta, code codes.Code, msg string, inf
 		info.Metadata[k] = strconv.FormatBool(meta.Sent)
 	}
 	if len(meta.Uncertain) > 0 {
-		info.Metadata["uncertain_attempts"] = strings.Join(meta.Uncertain, "; ")
+		info.Metadata[MetadataKeyUncertainAttempts] = strings.Join(meta.Uncertain, "; ")
 	}
 	for k, v := range info.Metadata {
 		info.Metadata[k] = cutN(v, maxMetaValue)
@@ -235,16 +268,16 @@ func dinteroInfo(reason string, httpStatus int, code, requestID string) *errdeta
 		Reason: reason,
 		Domain: ErrorDomain,
 		Metadata: map[string]string{
-			"http_status":        strconv.Itoa(httpStatus),
-			"dintero_code":       code,
-			"dintero_request_id": requestID,
+			MetadataKeyHTTPStatus:       strconv.Itoa(httpStatus),
+			MetadataKeyDinteroCode:      code,
+			MetadataKeyDinteroRequestID: requestID,
 		},
 	}
 }
 
 // httpStatus maps Dintero's error answer, keeping its message and its
 // detail: ErrorInfo, DinteroError, BadRequest for its errors that name a
-// field, and RetryInfo for 429.
+// field, and RetryInfo for a 429 or a 503 that said when to retry.
 func httpStatus(op string, e *upstream.Error, meta upstream.Meta, tokenFetch bool) *status.Status {
 	code := codeForHTTP(e.StatusCode)
 	reason := reasonFromCode(e.Code, e.StatusCode)
@@ -267,7 +300,7 @@ func httpStatus(op string, e *upstream.Error, meta upstream.Meta, tokenFetch boo
 	}
 	info := dinteroInfo(reason, e.StatusCode, e.Code, e.RequestID)
 	if tokenFetch {
-		info.Metadata["token_fetch"] = "true"
+		info.Metadata[MetadataKeyTokenFetch] = "true"
 	}
 	var extra []protoadapt.MessageV1
 	items := e.Errors[:min(len(e.Errors), maxItems)]
@@ -286,7 +319,7 @@ func httpStatus(op string, e *upstream.Error, meta upstream.Meta, tokenFetch boo
 	if br := fieldViolations(items); br != nil {
 		extra = append(extra, br)
 	}
-	if e.StatusCode == http.StatusTooManyRequests && e.RetryAfter > 0 {
+	if (e.StatusCode == http.StatusTooManyRequests || e.StatusCode == http.StatusServiceUnavailable) && e.RetryAfter > 0 {
 		extra = append(extra, &errdetails.RetryInfo{RetryDelay: durationpb.New(e.RetryAfter)})
 	}
 	return withDetails(op, meta, code, msg, info, extra...)
@@ -352,9 +385,9 @@ func oauthStatus(op string, e *upstream.OAuthError, meta upstream.Meta) *status.
 		msg += ": " + e.Description
 	}
 	info := dinteroInfo(reason, e.StatusCode, "", e.RequestID)
-	delete(info.Metadata, "dintero_code")
-	info.Metadata["oauth_error"] = e.Code
-	for k, v := range map[string]string{"error_description": e.Description, "error_uri": e.URI, "state": e.State} {
+	delete(info.Metadata, MetadataKeyDinteroCode)
+	info.Metadata[MetadataKeyOAuthError] = e.Code
+	for k, v := range map[string]string{MetadataKeyErrorDescription: e.Description, MetadataKeyErrorURI: e.URI, MetadataKeyState: e.State} {
 		if v != "" {
 			info.Metadata[k] = v
 		}

@@ -281,6 +281,7 @@ func TestStatusGolden(t *testing.T) {
 	}{
 		{"dintero 400 with errors", "DeleteClientGrant", &upstream.Error{StatusCode: 400, Code: "INVALID", Message: "bad", RequestID: "r1", Errors: []any{map[string]any{"field": "id", "message": "too long"}, "plain"}}, upstream.Meta{Sent: true}},
 		{"dintero 429", "DeleteClientGrant", &upstream.Error{StatusCode: 429, Message: "slow", RetryAfter: 3 * time.Second}, upstream.Meta{Sent: true}},
+		{"dintero 503 that says when", "DeleteClientGrant", &upstream.Error{StatusCode: 503, Message: "back soon", RetryAfter: 45 * time.Second}, upstream.Meta{Sent: true}},
 		{"a 404 after an uncertain attempt", "DeleteClientGrant", &upstream.Error{StatusCode: 404, Code: "NOT_FOUND", Message: "no", Uncertain: []string{"no answer: timeout"}}, upstream.Meta{Sent: true, Uncertain: []string{"no answer: timeout"}}},
 		{"a token fetch refused", "Authorize", fmt.Errorf("%w: %w", upstream.ErrTokenFetch, &upstream.Error{StatusCode: 401, Code: "INVALID_CLIENT", Message: "client authentication failed"}), upstream.Meta{}},
 		{"OAuth's refusal", "Authorize", &upstream.OAuthError{Code: "access_denied", Description: "bad code", State: "s1", StatusCode: 302, RequestID: "r2"}, upstream.Meta{Sent: true}},
@@ -288,6 +289,7 @@ func TestStatusGolden(t *testing.T) {
 		{"no credentials", "Authorize", fmt.Errorf("%w for account T123", upstream.ErrNoCredentials), upstream.Meta{}},
 		{"busy", "DeleteClientGrant", upstream.ErrBusy, upstream.Meta{}},
 		{"circuit open", "Authorize", upstream.ErrCircuitOpen, upstream.Meta{}},
+		{"signing keys unavailable", "Authorize", fmt.Errorf("%w: %w", upstream.ErrSigningKeys, fmt.Errorf("GET /keys: %w: reset", upstream.ErrTransport)), upstream.Meta{}},
 		{"transport", "Authorize", fmt.Errorf("POST /x: %w: reset", upstream.ErrTransport), upstream.Meta{Sent: true}},
 		{"deadline", "DeleteClientGrant", context.DeadlineExceeded, upstream.Meta{Sent: true, Uncertain: []string{"no answer: timeout"}}},
 		{"canceled", "DeleteClientGrant", context.Canceled, upstream.Meta{}},

@@ -92,7 +92,8 @@ type InterceptorOptions struct {
 
 // Interceptor returns the one unary interceptor every call goes through,
 // over gRPC and through the gateway alike: it takes the caller's
-// x-request-id or makes one and returns it in the response header, turns a
+// x-request-id (refusing one it cannot use) or makes one and returns it in
+// the response header, turns a
 // panic into Internal (logged with its stack), and writes one line per call.
 // The line is an audit line, which names the caller too and goes to the
 // audit logger, for every call that acts at Dintero on someone's behalf
@@ -115,11 +116,16 @@ func Interceptor(o InterceptorOptions) (grpc.UnaryServerInterceptor, error) {
 			ctx, cancel = context.WithTimeout(ctx, bound)
 			defer cancel()
 		}
-		l := &callLine{requestID: incomingRequestID(ctx)}
+		id, usable := incomingRequestID(ctx)
+		l := &callLine{requestID: id}
 		ctx = context.WithValue(ctx, lineKey{}, l)
 		_ = grpc.SetHeader(ctx, metadata.MD{requestIDKey: {l.requestID}})
 		op := operation(path.Base(info.FullMethod))
-		resp, err = chained(ctx, req, info, recovering(log, op.Name, l, handler))
+		if usable {
+			resp, err = chained(ctx, req, info, recovering(log, op.Name, l, handler))
+		} else {
+			err = badRequestID(op.Name).Err()
+		}
 		if audited(op, l.outcome.decision) {
 			logCall(ctx, audit, "audit", info.FullMethod, l, err, time.Since(start))
 		} else {
@@ -306,20 +312,44 @@ func reasonOf(st *status.Status) string {
 	return ""
 }
 
-// incomingRequestID returns the caller's x-request-id when it is usable,
-// else a new random one.
-func incomingRequestID(ctx context.Context) string {
-	if v := metadata.ValueFromIncomingContext(ctx, requestIDKey); len(v) > 0 && validRequestID(v[0]) {
-		return v[0]
+// incomingRequestID returns the caller's x-request-id, or a new one when
+// the caller sent none; usable is false when the caller's cannot be used
+// (ValidRequestID), and the id is then a new one.
+func incomingRequestID(ctx context.Context) (id string, usable bool) {
+	v := metadata.ValueFromIncomingContext(ctx, requestIDKey)
+	if len(v) == 0 {
+		return NewRequestID(), true
 	}
+	if !ValidRequestID(v[0]) {
+		return NewRequestID(), false
+	}
+	return v[0], true
+}
+
+// NewRequestID returns a new random request id.
+func NewRequestID() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
 }
 
-// validRequestID admits printable ASCII without spaces, so that an id can
-// be logged and sent on as an HTTP header as it is.
-func validRequestID(s string) bool {
+// RequestIDForm describes the request ids ValidRequestID admits, for the
+// errors that refuse another.
+const RequestIDForm = "1 to 128 printable ASCII characters without spaces, such as 3f9c2a7e-checkout-42"
+
+// badRequestID refuses a call of op whose x-request-id cannot be used: it
+// is neither logged nor sent on, and a made-up id would leave the caller
+// unable to find its call. Nothing was sent.
+func badRequestID(op string) *status.Status {
+	return failure(op, upstream.Meta{}, codes.InvalidArgument, ErrorReasonInvalidArgument,
+		"invalid x-request-id: want "+RequestIDForm,
+		&errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: requestIDKey, Description: "want " + RequestIDForm}}})
+}
+
+// ValidRequestID reports whether s can be a request id: printable ASCII
+// without spaces, at most 128 bytes, so that an id can be logged and sent
+// on as an HTTP header as it is.
+func ValidRequestID(s string) bool {
 	if s == "" || len(s) > maxRequestIDLen {
 		return false
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -292,13 +293,13 @@ func TestInterceptorRefusesDefaultOverMax(t *testing.T) {
 }
 
 // TestRequestID: a caller's request id is kept when it is printable ASCII
-// of at most 128 bytes without spaces, and replaced otherwise; the call's
-// answer carries the one used. (grpc-go itself refuses to send ids with
-// control characters or beyond ASCII.)
+// of at most 128 bytes without spaces, and refused otherwise
+// (InvalidArgument naming x-request-id, nothing sent to Dintero); the
+// call's answer carries the id used, a new one for a refused id. (grpc-go
+// itself refuses to send ids with control characters or beyond ASCII.)
 func TestRequestID(t *testing.T) {
 	e := setup(t)
-	e.fake.AddGrants("T123", "g")
-	for _, tc := range []struct {
+	for i, tc := range []struct {
 		id   string
 		kept bool
 	}{
@@ -308,12 +309,36 @@ func TestRequestID(t *testing.T) {
 		{"has space", false},
 		{"quote\"d", true},
 	} {
+		grant := fmt.Sprintf("g%d", i)
+		e.fake.AddGrants("T123", grant)
 		var md metadata.MD
 		ctx := metadata.AppendToOutgoingContext(e.withToken(context.Background(), "T123"), "x-request-id", tc.id)
-		_, _ = e.client.DeleteClientGrant(ctx, &authv1.DeleteClientGrantRequest{Oid: "T123", Id: "g"}, grpc.Header(&md))
+		_, err := e.client.DeleteClientGrant(ctx, &authv1.DeleteClientGrantRequest{Oid: "T123", Id: grant}, grpc.Header(&md))
 		got := md.Get("x-request-id")
 		if len(got) != 1 || (got[0] == tc.id) != tc.kept || len(got[0]) == 0 {
 			t.Errorf("request id %q: got %q; want it kept %v", tc.id, got, tc.kept)
+		}
+		st := status.Convert(err)
+		if tc.kept {
+			if err != nil {
+				t.Errorf("request id %q: got %v; want the call made", tc.id, err)
+			}
+			continue
+		}
+		if st.Code() != codes.InvalidArgument || !strings.Contains(st.Message(), "x-request-id") {
+			t.Errorf("request id %q: got %v; want InvalidArgument naming x-request-id", tc.id, err)
+		}
+		var named bool
+		for _, d := range st.Details() {
+			if br, ok := d.(*errdetails.BadRequest); ok && len(br.GetFieldViolations()) == 1 && br.GetFieldViolations()[0].GetField() == "x-request-id" {
+				named = true
+			}
+		}
+		if !named {
+			t.Errorf("request id %q: got details %v; want a BadRequest naming x-request-id", tc.id, st.Details())
+		}
+		if !e.fake.Mock.HasGrant("T123", grant) {
+			t.Errorf("request id %q: the grant was deleted; want nothing sent", tc.id)
 		}
 	}
 }

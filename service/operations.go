@@ -44,7 +44,7 @@ type Operation struct {
 // operations test fails until it is added.
 var operationSpecs = map[string]Operation{
 	authv1.AuthService_DeleteClientGrant_FullMethodName: {Audited: true, Upstream: upstream.OpDeleteClientGrant},
-	authv1.AuthService_Authorize_FullMethodName:         {SentKey: "verification_code_sent", Upstream: upstream.OpAuthorize},
+	authv1.AuthService_Authorize_FullMethodName:         {SentKey: MetadataKeyVerificationCodeSent, Upstream: upstream.OpAuthorize},
 }
 
 // operations are the service's methods, in the descriptor's order, and

@@ -47,9 +47,10 @@ func (o IDTokenOptions) withDefaults() IDTokenOptions {
 	return o
 }
 
-// ErrSigningKeys means the account's signing keys could not be had before
-// authorize: the verification code was not sent. It wraps the cause.
-var ErrSigningKeys = errors.New("the account's signing keys could not be fetched, so the verification code was not sent")
+// ErrSigningKeys means the account's signing keys could not be had: before
+// authorize, the verification code was then not sent (the service says
+// so), and at the warm-up no code is involved. It wraps the cause.
+var ErrSigningKeys = errors.New("the account's signing keys could not be fetched")
 
 // OpKeys is Dintero's keys endpoint: an account's signing keys, fetched
 // before its first authorize and again when a token names a key not seen

@@ -13,11 +13,22 @@ type warmer interface {
 	Warm(ctx context.Context, rawURL string) error
 }
 
+// AccountError is what Warm could not have for one account: its token or
+// its signing keys.
+type AccountError struct {
+	Account string
+	Err     error
+}
+
+func (e *AccountError) Error() string { return "account " + e.Account + ": " + e.Err.Error() }
+
+func (e *AccountError) Unwrap() error { return e.Err }
+
 // Warm readies the client for its first calls: a connection to Dintero
 // (when the transport can open one ahead), and for every account it holds
 // credentials for, a token and the account's signing keys. It returns
-// what could not be had, joined; what was had stays. Calls made meanwhile
-// are served as usual.
+// what could not be had, joined, an *AccountError for each account that
+// failed; what was had stays. Calls made meanwhile are served as usual.
 func (c *Client) Warm(ctx context.Context) error {
 	var (
 		mu   sync.Mutex
@@ -43,7 +54,7 @@ func (c *Client) Warm(ctx context.Context) error {
 			// The keys are fetched with the facade's token, which this
 			// fetches first.
 			if _, err := c.ensureKeys(ctx, &accountKeys{c: c, call: Call{TokenSource: src}, account: account}); err != nil {
-				fail(fmt.Errorf("account %s: %w", account, err))
+				fail(&AccountError{Account: account, Err: err})
 			}
 		})
 	}

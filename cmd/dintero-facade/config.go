@@ -82,7 +82,7 @@ func (c *Config) options() []flagenv.Option {
 		opt("max-concurrent-upstream", &c.MaxConcurrent, 256, "calls to Dintero in flight at most; a call over it gets ResourceExhausted at once. The gRPC server keeps as many workers (64 to 4096), whose stacks count towards memory"),
 		opt("metrics-addr", &c.MetricsAddr, "", "address of a separate server for /metrics; empty serves it on --http-addr"),
 		opt("pprof-addr", &c.PprofAddr, "", "address of a separate server for /debug/pprof/ (profiling); empty: off. Loopback only"),
-		opt("mock", &c.Mock, false, "serve a local mock Dintero in process and call it instead of --dintero-url, with its client credentials (a demo needing no Dintero account)"),
+		opt("mock", &c.Mock, false, "serve a local mock Dintero in process and call it instead of --dintero-url, with its client credentials (a demo needing no Dintero account); the servers then listen on 127.0.0.1 unless --grpc-addr or --http-addr say otherwise"),
 		opt("credentials-file", &c.CredentialsFile, "", "YAML or JSON list of {account_id, client_id, client_secret, audience}: the facade's credentials per account, reloaded on SIGHUP and when the file changes"),
 		opt("policy-file", &c.PolicyFile, "", "YAML or JSON policy: which mTLS identities may use the facade's credentials, on which accounts and operations (needs --client-ca)"),
 		opt("tls-cert", &c.TLSCert, "", "PEM certificate for TLS on both listeners (with --tls-key); reloaded when the file changes"),
@@ -112,32 +112,57 @@ func (c Config) LogValue() slog.Value {
 }
 
 // parseConfig reads flags from args and, for each flag not given, its
-// environment variable; the flag wins. getenv reads the environment.
+// environment variable; the flag wins. getenv reads the environment. On
+// --help it prints the usage to usageOut and returns flag.ErrHelp; a bad
+// flag or value is an error of one line, printed by the caller.
 func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) (Config, error) {
 	var cfg Config
 	fs := flag.NewFlagSet("dintero-facade", flag.ContinueOnError)
-	fs.SetOutput(usageOut)
 	flagenv.Register(fs, envPrefix, cfg.options())
-	fs.Usage = func() {
+	given, err := flagenv.Parse(fs, envPrefix, args, getenv)
+	if errors.Is(err, flag.ErrHelp) {
 		fmt.Fprintf(usageOut, "Usage of dintero-facade:\n")
+		fs.SetOutput(usageOut)
 		fs.PrintDefaults()
 		fmt.Fprintf(usageOut, "\nDintero client credentials of one account come from the environment only:\n")
 		for _, v := range reload.CredentialVars {
 			fmt.Fprintf(usageOut, "  %s\n    \t%s\n", v.Name, v.Help)
 		}
+		return cfg, err
 	}
-	given, err := flagenv.Parse(fs, envPrefix, args, getenv)
 	if err != nil {
 		return cfg, err
+	}
+	if cfg.Mock {
+		// A demo listens on loopback unless told otherwise.
+		for name, addr := range map[string]*string{"grpc-addr": &cfg.GRPCAddr, "http-addr": &cfg.HTTPAddr} {
+			if !given[name] {
+				*addr = loopback(*addr)
+			}
+		}
 	}
 	if err := upstream.CheckBaseURL(cfg.DinteroURL); err != nil {
 		return cfg, fmt.Errorf("--dintero-url: %w", err)
 	}
-	if cfg.DinteroTimeout <= 0 || cfg.MaxDeadline <= 0 || cfg.ShutdownGrace <= 0 || cfg.ShutdownDelay < 0 || cfg.WarmTimeout < 0 || cfg.MaxRecvMsgBytes <= 0 || cfg.MaxConcurrent <= 0 {
-		return cfg, errors.New("--dintero-timeout, --max-deadline, --shutdown-grace, --max-recv-msg-bytes and --max-concurrent-upstream must be positive, --shutdown-delay and --warm-timeout not negative")
+	for _, c := range []struct {
+		name string
+		bad  bool
+		want string
+	}{
+		{"dintero-timeout", cfg.DinteroTimeout <= 0, "positive, a duration such as 10s"},
+		{"max-deadline", cfg.MaxDeadline <= 0, "positive, a duration such as 20s or 1m30s"},
+		{"shutdown-grace", cfg.ShutdownGrace <= 0, "positive, a duration such as 20s"},
+		{"shutdown-delay", cfg.ShutdownDelay < 0, "0 or more, a duration such as 5s"},
+		{"warm-timeout", cfg.WarmTimeout < 0, "0 (no warm-up) or more, a duration such as 10s"},
+		{"max-recv-msg-bytes", cfg.MaxRecvMsgBytes <= 0, "positive, a whole number such as 16384"},
+		{"max-concurrent-upstream", cfg.MaxConcurrent <= 0, "positive, a whole number such as 256"},
+	} {
+		if c.bad {
+			return cfg, fmt.Errorf("--%s (%s) %s: want %s", c.name, envName(c.name), fs.Lookup(c.name).Value, c.want)
+		}
 	}
 	if cfg.DinteroTimeout > cfg.MaxDeadline {
-		return cfg, fmt.Errorf("--dintero-timeout %v is longer than --max-deadline %v", cfg.DinteroTimeout, cfg.MaxDeadline)
+		return cfg, fmt.Errorf("--dintero-timeout %v is longer than --max-deadline %v: a call without a deadline of its own would be cut", cfg.DinteroTimeout, cfg.MaxDeadline)
 	}
 	if cfg.PprofAddr != "" {
 		if host, _, err := net.SplitHostPort(cfg.PprofAddr); err != nil || !upstream.IsLoopbackHost(host) {
@@ -173,10 +198,20 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 		}
 	}
 	if cfg.Mock && given["dintero-url"] {
-		return cfg, errors.New("--mock and --dintero-url exclude each other")
+		return cfg, fmt.Errorf("--mock and --dintero-url (or %s) exclude each other: --mock calls a mock of its own", envName("dintero-url"))
 	}
 	return cfg, nil
 }
 
 // envName is the environment variable of a flag.
 func envName(flag string) string { return flagenv.EnvName(envPrefix, flag) }
+
+// loopback is addr on the loopback interface: its port on 127.0.0.1 when
+// it names no host.
+func loopback(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || host != "" {
+		return addr
+	}
+	return net.JoinHostPort("127.0.0.1", port)
+}

@@ -59,7 +59,7 @@ func TestParseConfig(t *testing.T) {
 		{name: "partial credentials", env: map[string]string{"DINTERO_CLIENT_ID": "id"}, wantErr: "DINTERO_CLIENT_SECRET, DINTERO_ACCOUNT_ID not set"},
 		{name: "bad account id", env: map[string]string{"DINTERO_CLIENT_ID": "id", "DINTERO_CLIENT_SECRET": "s", "DINTERO_ACCOUNT_ID": "acct-1"}, wantErr: "DINTERO_ACCOUNT_ID"},
 		{name: "audience alone", env: map[string]string{"DINTERO_AUDIENCE": "a"}, wantErr: "DINTERO_AUDIENCE is set"},
-		{name: "negative grace", args: []string{"--shutdown-grace", "-1s"}, wantErr: "must be positive"},
+		{name: "negative grace", args: []string{"--shutdown-grace", "-1s"}, wantErr: "--shutdown-grace (DINTERO_FACADE_SHUTDOWN_GRACE) -1s: want positive, a duration such as 20s"},
 		{name: "stray argument", args: []string{"serve"}, wantErr: "unexpected arguments"},
 	}
 	for _, tc := range tests {

@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	"github.com/dintero-facade/dintero-facade/internal/gctune"
+	"github.com/dintero-facade/dintero-facade/internal/telemetry"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -25,16 +26,16 @@ func main() {
 		return
 	}
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "dintero-facade: %v\n", err)
+		fmt.Fprintf(os.Stderr, "dintero-facade: %v\nRun dintero-facade --help for every flag and its variable.\n", err)
 		os.Exit(2)
 	}
-	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	log := telemetry.NewLogger(os.Stderr, cfg.LogLevel)
 	gctune.Decide(os.Getenv, os.ReadFile).Apply()
 	gogc, memoryLimit := gctune.InEffect()
 	log.Info("garbage collector", "gogc", gogc, "memory_limit_bytes", memoryLimit)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	audit := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	audit := telemetry.NewLogger(os.Stderr, slog.LevelInfo)
 	// SIGHUP reloads --credentials-file.
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)

@@ -36,6 +36,9 @@ type outcome struct {
 	wantReason      string
 	wantGatewayCode string
 	wantMeta        map[string]string
+	// wantHeader are headers the gateway's answer must have ("" for one
+	// it must not have).
+	wantHeader map[string]string
 	// check looks at a success, as the gRPC answer's fields by their JSON
 	// names.
 	check func(t *testing.T, got map[string]any)
@@ -142,7 +145,13 @@ func TestOutcomes(t *testing.T) {
 		}, wantCode: codes.NotFound, wantHTTP: 404, wantReason: service.ErrorReasonNotFoundUncertain, wantMeta: map[string]string{"uncertain_attempts": "no answer: connection failed", "dintero_code": "NOT_FOUND"}},
 		{name: "a grant that never was", dintero: func(fake *dinterotest.Server, _, _ string) { fake.Default(dinterotest.OpDelete) }, wantCode: codes.NotFound, wantHTTP: 404, wantReason: "NOT_FOUND", wantGatewayCode: "NOT_FOUND"},
 		{name: "429 beyond the deadline", dintero: answer(429, map[string]string{"Retry-After": "60", "Content-Type": "application/json"}, `{"error":{"code":"RATE_LIMITED","message":"slow down"}}`),
-			wantCode: codes.ResourceExhausted, wantHTTP: 429, wantReason: "RATE_LIMITED"},
+			wantCode: codes.ResourceExhausted, wantHTTP: 429, wantReason: "RATE_LIMITED", wantHeader: map[string]string{"Retry-After": "60"}},
+		{name: "Authorize's 429", authorize: true, dintero: answer(429, map[string]string{"Retry-After": "7", "Content-Type": "application/json"}, `{"error":{"code":"RATE_LIMITED","message":"slow down"}}`),
+			wantCode: codes.ResourceExhausted, wantHTTP: 429, wantReason: "RATE_LIMITED", wantMeta: sent, wantHeader: map[string]string{"Retry-After": "7"}},
+		{name: "503 that says when, beyond the deadline", dintero: answer(503, map[string]string{"Retry-After": "45", "Content-Type": "application/json"}, `{"error":{"code":"MAINTENANCE","message":"back soon"}}`),
+			wantCode: codes.Unavailable, wantHTTP: 503, wantReason: "MAINTENANCE", wantHeader: map[string]string{"Retry-After": "45"}},
+		{name: "503 that does not say", authorize: true, dintero: answer(503, map[string]string{"Content-Type": "application/json"}, `{"error":{"code":"DOWN","message":"down"}}`),
+			wantCode: codes.Unavailable, wantHTTP: 503, wantReason: "DOWN", wantMeta: sent, wantHeader: map[string]string{"Retry-After": ""}},
 	}
 	for _, o := range outcomes {
 		t.Run(o.name, func(t *testing.T) {
@@ -221,16 +230,22 @@ func grpcOutcome(t *testing.T, f *facade, fake *dinterotest.Server, authorize bo
 func gatewayOutcome(t *testing.T, f *facade, fake *dinterotest.Server, o outcome, id, code string) (*status.Status, map[string]any) {
 	t.Helper()
 	var httpStatus int
+	var header http.Header
 	var body []byte
 	if o.authorize {
 		q := url.Values{"audience": {dinteromock.Audience("T123")}, "response_type": {"authenticate"}, "client_id": {dinterotest.App},
 			"verification_code": {code}, "redirect_uri": {dinterotest.Callback}, "state": {"s1"}}
-		httpStatus, _, body = f.do(t, http.MethodPost, "/v1/accounts/T123/auth/authorize?"+q.Encode(), bearer(fake, "T123"))
+		httpStatus, header, body = f.do(t, http.MethodPost, "/v1/accounts/T123/auth/authorize?"+q.Encode(), bearer(fake, "T123"))
 	} else {
-		httpStatus, _, body = f.do(t, http.MethodDelete, "/v1/accounts/T123/auth/client-grants/"+id, bearer(fake, "T123"))
+		httpStatus, header, body = f.do(t, http.MethodDelete, "/v1/accounts/T123/auth/client-grants/"+id, bearer(fake, "T123"))
 	}
 	if httpStatus != o.wantHTTP {
 		t.Errorf("gateway: got HTTP %d %s; want %d", httpStatus, body, o.wantHTTP)
+	}
+	for k, v := range o.wantHeader {
+		if got := header.Get(k); got != v {
+			t.Errorf("gateway: got %s %q; want %q", k, got, v)
+		}
 	}
 	if httpStatus == 200 {
 		var got map[string]any

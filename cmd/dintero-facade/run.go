@@ -74,7 +74,7 @@ func Run(ctx context.Context, o Options) error {
 	addrs := listeners{GRPC: a["gRPC"], HTTP: a["HTTP"], Health: a["health"], Metrics: a["metrics"], Pprof: a["pprof"]}
 	f.logStart(addrs)
 	// Health reports NOT_SERVING during the warm-up; calls are served.
-	f.onClose(warmup.Run(ctx, f.client.Warm, f.cfg.WarmTimeout, f.log))
+	f.onClose(warmup.Run(ctx, f.client, f.cfg.WarmTimeout, f.log))
 	f.probes.Serve()
 	if o.Ready != nil {
 		o.Ready(addrs)
@@ -133,13 +133,18 @@ func build(ctx context.Context, o Options) (_ *instance, err error) {
 		}
 		f.onClose(stop)
 	}
+	transport := tel.Transport(h2transport.New(f.cfg.DinteroTimeout))
+	if f.cfg.Mock {
+		// Faults callers ask for go to the mock, and only to it.
+		transport = mockFaults{next: transport}
+	}
 	client, err := upstream.New(upstream.Options{
 		BaseURL:       f.cfg.DinteroURL,
 		Credentials:   f.cfg.Credentials,
 		Timeout:       f.cfg.DinteroTimeout,
 		MaxConcurrent: f.cfg.MaxConcurrent,
 		UserAgent:     "dintero-facade/" + o.Version,
-		Transport:     tel.Transport(h2transport.New(f.cfg.DinteroTimeout)),
+		Transport:     transport,
 		Observer:      tel.Upstream,
 		IDToken:       upstream.IDTokenOptions{Issuer: f.cfg.IDTokenIssuer},
 	})
@@ -226,12 +231,20 @@ func (f *instance) logStart(l listeners) {
 	if cfg.ShutdownGrace < cfg.MaxDeadline {
 		f.log.Warn("--shutdown-grace is shorter than --max-deadline: calls in flight at shutdown may be cut", "shutdown_grace", cfg.ShutdownGrace, "max_deadline", cfg.MaxDeadline)
 	}
+	if cfg.CredentialsFile != "" && len(cfg.Credentials) == len(cfg.EnvCredentials) {
+		f.log.Warn("--credentials-file holds no credentials: a call that brings no token of its own is refused (NO_CREDENTIALS) until it does; it is read again on SIGHUP and whenever it changes",
+			"credentials_file", cfg.CredentialsFile)
+	}
 	if len(cfg.Credentials) > 0 || cfg.CredentialsFile != "" {
+		holds, once := "the facade holds Dintero client credentials and has ", ""
+		if len(cfg.Credentials) == 0 {
+			holds, once = "the facade has ", "once --credentials-file holds Dintero client credentials, "
+		}
 		switch {
 		case cfg.Policy == nil && cfg.ClientCA == "":
-			f.log.Warn("the facade holds Dintero client credentials and has neither --policy-file nor mutual TLS: every caller that can reach it can act with them")
+			f.log.Warn(holds + "neither --policy-file nor mutual TLS: " + once + "every caller that can reach it can act with them")
 		case cfg.Policy == nil:
-			f.log.Warn("the facade holds Dintero client credentials and has no --policy-file: every caller with a client certificate can act with them")
+			f.log.Warn(holds + "no --policy-file: " + once + "every caller with a client certificate can act with them")
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -30,6 +31,7 @@ import (
 	"github.com/dintero-facade/dintero-facade/internal/dinterotest"
 	"github.com/dintero-facade/dintero-facade/internal/gateway"
 	"github.com/dintero-facade/dintero-facade/internal/probe"
+	"github.com/dintero-facade/dintero-facade/internal/telemetry"
 	"github.com/dintero-facade/dintero-facade/service"
 )
 
@@ -76,8 +78,8 @@ func startFacade(t *testing.T, dinteroURL string, args []string, env map[string]
 	done := make(chan error, 1)
 	o := Options{
 		Config:  cfg,
-		Log:     slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: cfg.LogLevel})),
-		Audit:   slog.New(slog.NewJSONHandler(logs, nil)),
+		Log:     telemetry.NewLogger(logs, cfg.LogLevel),
+		Audit:   telemetry.NewLogger(logs, slog.LevelInfo),
 		Version: "test",
 		Ready:   func(l listeners) { addrs <- l },
 	}
@@ -425,11 +427,11 @@ func TestGatewayMatchesGRPC(t *testing.T) {
 	defer gs.Stop()
 	probes := probe.New()
 	probes.Serve()
-	gw, err := gateway.New(context.Background(), register, ic, gateway.Options{MaxQuery: 16 << 10})
+	gw, err := gateway.New(context.Background(), register, ic, gateway.Options{MaxQuery: 16 << 10, MaxHeaderBytes: 16 << 10})
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := httpMux(gw, probes.Healthz())
+	h := httpMux(gw, probes.Healthz(), 16<<10)
 	hl, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -527,17 +529,58 @@ func TestRunNeedsALog(t *testing.T) {
 	}
 }
 
-// TestHTTPLimits: the gateway refuses oversized headers before any call.
+// TestHTTPLimits: headers are bounded by --max-recv-msg-bytes as the
+// manual says: the gateway refuses a 20 KB header with 431 in Dintero's
+// shape, naming the limit; net/http refuses far larger ones itself; the
+// probes' listener takes exactly the limit and refuses a byte more. No
+// call reaches Dintero.
 func TestHTTPLimits(t *testing.T) {
 	fake := dinterotest.New(t)
-	f := startFacade(t, fake.URL, nil, nil)
-	code, _, _ := f.do(t, http.MethodDelete, "/v1/accounts/T123/auth/client-grants/g", map[string]string{"Authorization": "Bearer " + strings.Repeat("x", 64<<10)})
-	if code != http.StatusRequestHeaderFieldsTooLarge {
+	var healthAddr string
+	f := startFacade(t, fake.URL, []string{"--health-addr", "127.0.0.1:0"}, nil, func(o *Options) {
+		ready := o.Ready
+		o.Ready = func(l listeners) { healthAddr = l.Health.String(); ready(l) }
+	})
+	code, h, body := f.do(t, http.MethodDelete, "/v1/accounts/T123/auth/client-grants/g", map[string]string{"Authorization": "Bearer " + strings.Repeat("x", 20000)})
+	if e := dinterotest.ParseErrorBody(t, body); code != http.StatusRequestHeaderFieldsTooLarge || !strings.Contains(e.Message, "over the limit of 16384 bytes") || h.Get("X-Request-Id") == "" {
+		t.Errorf("a 20 KB header: got %d %s; want 431 in Dintero's shape naming the limit, with an X-Request-Id", code, body)
+	}
+	if code, _, _ := f.do(t, http.MethodDelete, "/v1/accounts/T123/auth/client-grants/g", map[string]string{"Authorization": "Bearer " + strings.Repeat("x", 64<<10)}); code != http.StatusRequestHeaderFieldsTooLarge {
 		t.Errorf("got %d for 64 KiB of headers; want 431", code)
+	}
+	for _, tc := range []struct{ total, want int }{{16 << 10, 200}, {16<<10 + 1, 431}} {
+		if got := rawStatus(t, healthAddr, "GET", "/healthz", tc.total); got != tc.want {
+			t.Errorf("the probes' listener, %d bytes of headers: got %d; want %d", tc.total, got, tc.want)
+		}
 	}
 	if n := fake.Count(dinterotest.OpDelete); n != 0 {
 		t.Errorf("Dintero got %d calls; want none", n)
 	}
+}
+
+// rawStatus sends, on a connection of its own, a request whose request
+// line and headers are exactly total bytes on the wire, and returns the
+// status of the answer.
+func rawStatus(t *testing.T, addr, method, path string, total int) int {
+	t.Helper()
+	head := method + " " + path + " HTTP/1.1\r\nHost: " + addr + "\r\nX-Pad: "
+	const tail = "\r\n\r\n"
+	req := head + strings.Repeat("p", total-len(head)-len(tail)) + tail
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(conn, req); err != nil {
+		t.Fatal(err)
+	}
+	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("%d bytes of headers: %v", total, err)
+	}
+	res.Body.Close()
+	return res.StatusCode
 }
 
 // TestShutdownIgnoresSideServers: a CPU profile under way on --pprof-addr

@@ -62,13 +62,14 @@ func newGRPCServer(cfg Config, register func(grpc.ServiceRegistrar), interceptor
 // gateway calls what register registers, through interceptor, as the gRPC
 // server does.
 func newGatewayServer(ctx context.Context, cfg Config, register func(grpc.ServiceRegistrar), interceptor grpc.UnaryServerInterceptor, tf *reload.TLSFiles, tel *telemetry.Telemetry, probes *probe.State, log *slog.Logger) (*serve.HTTP, error) {
-	gw, err := gateway.New(ctx, register, interceptor, gateway.Options{MaxQuery: cfg.MaxRecvMsgBytes})
+	gw, err := gateway.New(ctx, register, interceptor, gateway.Options{MaxQuery: cfg.MaxRecvMsgBytes, MaxHeaderBytes: cfg.MaxRecvMsgBytes})
 	if err != nil {
 		return nil, err
 	}
-	mux := httpMux(tel.Handler(gw), probes.Healthz())
+	limit := cfg.MaxRecvMsgBytes
+	mux := httpMux(tel.Handler(gw), gateway.LimitHeaders(probes.Healthz(), limit), limit)
 	if cfg.MetricsAddr == "" {
-		mux.Handle("GET /metrics", tel.MetricsHandler())
+		mux.Handle("GET /metrics", gateway.LimitHeaders(tel.MetricsHandler(), limit))
 	}
 	var tc *tls.Config
 	if tf != nil {
@@ -77,15 +78,18 @@ func newGatewayServer(ctx context.Context, cfg Config, register func(grpc.Servic
 	return &serve.HTTP{Name: "HTTP", Addr: cfg.HTTPAddr, Server: newHTTPServer(mux, cfg, log, tc)}, nil
 }
 
-// httpMux serves the gateway under /v1/, /healthz and the OpenAPI document.
-func httpMux(gw, healthz http.Handler) *http.ServeMux {
+// httpMux serves /healthz and the OpenAPI document, and the gateway at
+// every other path, so that a path no route takes is answered in
+// Dintero's shape too. The gateway bounds its requests' headers itself;
+// the OpenAPI document's are bounded to limit.
+func httpMux(gw, healthz http.Handler, limit int) *http.ServeMux {
 	mux := http.NewServeMux()
-	mux.Handle("/v1/", gw)
+	mux.Handle("/", gw)
 	mux.Handle("GET /healthz", healthz)
-	mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("GET /openapi.json", gateway.LimitHeaders(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(openapiv2.JSON)
-	})
+	}), limit))
 	return mux
 }
 
@@ -97,7 +101,7 @@ func sideServers(cfg Config, tel *telemetry.Telemetry, probes *probe.State, log 
 	stop = func() {}
 	if cfg.HealthAddr != "" {
 		h, stopGRPC := probes.Handler()
-		srv := newHTTPServer(h, cfg, log, nil)
+		srv := newHTTPServer(gateway.LimitHeaders(h, cfg.MaxRecvMsgBytes), cfg, log, nil)
 		srv.Protocols = new(http.Protocols)
 		srv.Protocols.SetHTTP1(true)
 		srv.Protocols.SetUnencryptedHTTP2(true)
@@ -106,7 +110,7 @@ func sideServers(cfg Config, tel *telemetry.Telemetry, probes *probe.State, log 
 	if cfg.MetricsAddr != "" {
 		mm := http.NewServeMux()
 		mm.Handle("GET /metrics", tel.MetricsHandler())
-		out = append(out, &serve.HTTP{Name: "metrics", Addr: cfg.MetricsAddr, Server: newHTTPServer(mm, cfg, log, nil), Side: true})
+		out = append(out, &serve.HTTP{Name: "metrics", Addr: cfg.MetricsAddr, Server: newHTTPServer(gateway.LimitHeaders(mm, cfg.MaxRecvMsgBytes), cfg, log, nil), Side: true})
 	}
 	if cfg.PprofAddr != "" {
 		pm := http.NewServeMux()
@@ -115,7 +119,7 @@ func sideServers(cfg Config, tel *telemetry.Telemetry, probes *probe.State, log 
 		pm.HandleFunc("/debug/pprof/profile", pprof.Profile)
 		pm.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		pm.HandleFunc("/debug/pprof/trace", pprof.Trace)
-		srv := newHTTPServer(pm, cfg, log, nil)
+		srv := newHTTPServer(gateway.LimitHeaders(pm, cfg.MaxRecvMsgBytes), cfg, log, nil)
 		// A CPU profile runs for its whole ?seconds=.
 		srv.WriteTimeout = 0
 		out = append(out, &serve.HTTP{Name: "pprof", Addr: cfg.PprofAddr, Server: srv, Side: true})
@@ -134,8 +138,10 @@ func newHTTPServer(h http.Handler, cfg Config, log *slog.Logger, tc *tls.Config)
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      cfg.MaxDeadline + 5*time.Second,
 		IdleTimeout:       2 * time.Minute,
-		// Headers, the query among them, are bounded like a gRPC request.
-		MaxHeaderBytes: cfg.MaxRecvMsgBytes,
+		// Headers, the query among them, are bounded like a gRPC request:
+		// by the gateway and LimitHeaders, exactly, in front of h; the
+		// server reads a little more, so that they can.
+		MaxHeaderBytes: gateway.ServerMaxHeaderBytes(cfg.MaxRecvMsgBytes),
 		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 }

@@ -61,6 +61,9 @@ func TestWarmStartUnreachable(t *testing.T) {
 	if strings.Contains(f.log.String(), "warmed up") {
 		t.Fatalf("the log says warmed up while Dintero is silent:\n%s", f.log.String())
 	}
+	if strings.Contains(f.log.String(), "verification code") {
+		t.Errorf("the warm-up speaks of a verification code, which it has none of:\n%s", f.log.String())
+	}
 	// Dintero comes back at the same address.
 	stopSilent()
 	stop := fake.ServeAt(t, silent)

@@ -605,3 +605,38 @@ func TestKeysNeedAToken(t *testing.T) {
 		}
 	}
 }
+
+// TestRotateKeysEndpoint: POST /_mock/rotate-keys from loopback rotates
+// the signing key and answers the new kid; another method is 405 with
+// Allow; a caller beyond loopback is refused and the key stays.
+func TestRotateKeysEndpoint(t *testing.T) {
+	m, err := dinteromock.New(dinteromock.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(m.WithAdmin())
+	defer srv.Close()
+	before := m.KeyID()
+	a := call(t, http.MethodPost, srv.URL+dinteromock.RotateKeysPath, nil, "")
+	var got struct {
+		KID string `json:"kid"`
+	}
+	if err := json.Unmarshal(a.body, &got); err != nil || a.status != 200 || got.KID == before || got.KID != m.KeyID() {
+		t.Errorf("got %d %s; want 200 and the new kid (was %s)", a.status, a.body, before)
+	}
+	if a := call(t, http.MethodGet, srv.URL+dinteromock.RotateKeysPath, nil, ""); a.status != 405 || a.header.Get("Allow") != "POST" {
+		t.Errorf("GET: got %d, Allow %q; want 405, POST", a.status, a.header.Get("Allow"))
+	}
+	kid := m.KeyID()
+	r := httptest.NewRequest(http.MethodPost, dinteromock.RotateKeysPath, nil)
+	r.RemoteAddr = "192.0.2.7:40000"
+	w := httptest.NewRecorder()
+	m.WithAdmin().ServeHTTP(w, r)
+	if w.Code != 403 || m.KeyID() != kid {
+		t.Errorf("from 192.0.2.7: got %d, key changed %v; want 403 and the key kept", w.Code, m.KeyID() != kid)
+	}
+	// Dintero's API is served beside it.
+	if a := call(t, http.MethodGet, srv.URL+"/v1/accounts/T12345678/auth/keys", nil, ""); a.status != 401 {
+		t.Errorf("the keys endpoint without a token: got %d; want 401", a.status)
+	}
+}

@@ -47,7 +47,13 @@ func (e ErrorBody) Reason() (string, map[string]any) {
 // status, headers and body, failing the test when it cannot.
 func Do(t testing.TB, client *http.Client, method, url string, header map[string]string) (int, http.Header, []byte) {
 	t.Helper()
-	req, err := http.NewRequest(method, url, nil)
+	return DoBody(t, client, method, url, nil, header)
+}
+
+// DoBody is Do with a request body.
+func DoBody(t testing.TB, client *http.Client, method, url string, body io.Reader, header map[string]string) (int, http.Header, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, body)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,14 +2,17 @@
 // an environment variable, PREFIX<FLAG_IN_UPPER_SNAKE>, that stands in
 // when the flag is not given, and the options' values can be logged. The
 // flags, --help, the startup log line and the operator manual's table all
-// come from one table.
+// come from one table. A value that does not parse is refused naming the
+// flag or the variable, the form it must have and an example.
 package flagenv
 
 import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -18,7 +21,7 @@ import (
 // fills.
 type Option struct {
 	Name string
-	// Field points to a *string, *bool, *int, *time.Duration or
+	// Field points to a *string, *bool, *int, *float64, *time.Duration or
 	// *slog.Level; Default is its default, of the pointed-to type.
 	Field, Default any
 	Help           string
@@ -30,37 +33,141 @@ func EnvName(prefix, name string) string {
 	return prefix + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
 }
 
+// ValueError is a value of a flag or a variable that does not parse.
+type ValueError struct {
+	// Source is the flag (--max-deadline) or the variable
+	// (DINTERO_FACADE_MAX_DEADLINE) that had it.
+	Source string
+	Value  string
+	// Want is the form a value must have, with an example.
+	Want string
+}
+
+func (e *ValueError) Error() string {
+	v := e.Value
+	if len(v) > maxQuoted {
+		v = v[:maxQuoted] + "…"
+	}
+	sep := " "
+	if !strings.HasPrefix(e.Source, "-") {
+		sep = "="
+	}
+	return fmt.Sprintf("%s%s%q: want %s", e.Source, sep, v, e.Want)
+}
+
+// maxQuoted bounds how much of a bad value an error quotes.
+const maxQuoted = 64
+
+// value is a flag.Value over an option's field of type T, which parses as
+// T and remembers the last value it refused.
+type value[T any] struct {
+	p     *T
+	parse func(string) (T, error)
+	// want is the form a value must have, with an example.
+	want    string
+	refused *ValueError
+}
+
+func (v *value[T]) Set(s string) error {
+	x, err := v.parse(s)
+	if err != nil {
+		// The flag package words its own error; Parse gives ours.
+		v.refused = &ValueError{Value: s, Want: v.want}
+		return errors.New("invalid value")
+	}
+	*v.p = x
+	return nil
+}
+
+func (v *value[T]) String() string {
+	if v == nil || v.p == nil {
+		var zero T
+		return fmt.Sprint(zero)
+	}
+	return fmt.Sprint(*v.p)
+}
+
+// IsBoolFlag lets a bool flag stand alone (--mock).
+func (v *value[T]) IsBoolFlag() bool {
+	_, ok := any(v.p).(*bool)
+	return ok
+}
+
+func (v *value[T]) lastRefused() *ValueError { return v.refused }
+
+// refuser is every value[T].
+type refuser interface{ lastRefused() *ValueError }
+
+// bind makes the flag.Value of field p with default def.
+func bind[T any](p *T, def any, parse func(string) (T, error), want string) flag.Value {
+	*p = def.(T)
+	return &value[T]{p: p, parse: parse, want: want}
+}
+
+// durationForm is the form of a duration.
+const durationForm = "a duration such as 20s or 1m30s"
+
 // Register adds opts to fs as flags whose help names their environment
 // variables. An option of another type is a program error: it panics.
 func Register(fs *flag.FlagSet, prefix string, opts []Option) {
 	for _, o := range opts {
-		help := o.Help + " (env " + EnvName(prefix, o.Name) + ")"
+		var v flag.Value
 		switch p := o.Field.(type) {
 		case *string:
-			fs.StringVar(p, o.Name, o.Default.(string), help)
+			v = bind(p, o.Default, func(s string) (string, error) { return s, nil }, "a string")
 		case *bool:
-			fs.BoolVar(p, o.Name, o.Default.(bool), help)
+			v = bind(p, o.Default, strconv.ParseBool, "true or false")
 		case *int:
-			fs.IntVar(p, o.Name, o.Default.(int), help)
+			v = bind(p, o.Default, func(s string) (int, error) {
+				n, err := strconv.ParseInt(s, 10, strconv.IntSize)
+				return int(n), err
+			}, fmt.Sprintf("a whole number such as %v", o.Default))
+		case *float64:
+			v = bind(p, o.Default, func(s string) (float64, error) { return strconv.ParseFloat(s, 64) }, "a number such as 0.5")
 		case *time.Duration:
-			fs.DurationVar(p, o.Name, o.Default.(time.Duration), help)
+			v = bind(p, o.Default, time.ParseDuration, durationForm)
 		case *slog.Level:
-			fs.TextVar(p, o.Name, o.Default.(slog.Level), help)
+			v = bind(p, o.Default, func(s string) (slog.Level, error) {
+				var l slog.Level
+				return l, l.UnmarshalText([]byte(s))
+			}, "debug, info, warn or error")
 		default:
 			panic(fmt.Sprintf("option %s: unsupported field type %T", o.Name, o.Field))
 		}
+		fs.Var(v, o.Name, o.Help+" (env "+EnvName(prefix, o.Name)+")")
 	}
 }
 
 // Parse parses args into fs and then, for each flag not given, its
 // environment variable (read with getenv): the flag wins. It returns the
-// names of the flags given on the command line.
+// names of the flags given, on the command line or by their variable. A
+// value that does not parse is a *ValueError. --help is flag.ErrHelp: the
+// caller prints the usage (fs's output is not written to).
 func Parse(fs *flag.FlagSet, prefix string, args []string, getenv func(string) string) (given map[string]bool, err error) {
+	// The flag package would print its own wording of an error, and the
+	// whole usage, to the output: the caller prints ours instead.
+	out := fs.Output()
+	fs.SetOutput(io.Discard)
+	defer fs.SetOutput(out)
 	if err := fs.Parse(args); err != nil {
-		return nil, err
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, err
+		}
+		var bad error
+		fs.VisitAll(func(f *flag.Flag) {
+			if v, ok := f.Value.(refuser); ok && v.lastRefused() != nil {
+				e := *v.lastRefused()
+				e.Source = "--" + f.Name
+				bad = &e
+			}
+		})
+		if bad != nil {
+			return nil, bad
+		}
+		return nil, plainFlagError(err)
 	}
 	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected arguments: %q", fs.Args())
+		return nil, fmt.Errorf("unexpected arguments: %q (every setting is a --flag or its variable)", fs.Args())
 	}
 	given = map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
@@ -69,13 +176,33 @@ func Parse(fs *flag.FlagSet, prefix string, args []string, getenv func(string) s
 		if given[f.Name] {
 			return
 		}
-		if v := getenv(EnvName(prefix, f.Name)); v != "" {
+		env := EnvName(prefix, f.Name)
+		if v := getenv(env); v != "" {
 			if err := fs.Set(f.Name, v); err != nil {
-				errs = append(errs, fmt.Errorf("%s: %w", EnvName(prefix, f.Name), err))
+				e := &ValueError{Source: env, Value: v, Want: "a valid value"}
+				if r, ok := f.Value.(refuser); ok && r.lastRefused() != nil {
+					e.Want = r.lastRefused().Want
+				}
+				errs = append(errs, e)
+				return
 			}
+			given[f.Name] = true
 		}
 	})
 	return given, errors.Join(errs...)
+}
+
+// plainFlagError rewords the flag package's errors about the command line
+// with the flags' double dash.
+func plainFlagError(err error) error {
+	msg := err.Error()
+	if name, ok := strings.CutPrefix(msg, "flag provided but not defined: -"); ok {
+		return fmt.Errorf("unknown flag --%s", strings.TrimPrefix(name, "-"))
+	}
+	if name, ok := strings.CutPrefix(msg, "flag needs an argument: -"); ok {
+		return fmt.Errorf("--%s needs a value", strings.TrimPrefix(name, "-"))
+	}
+	return err
 }
 
 // Attrs are the options' current values, for a log line: each under its
@@ -83,12 +210,12 @@ func Parse(fs *flag.FlagSet, prefix string, args []string, getenv func(string) s
 func Attrs(opts []Option) []slog.Attr {
 	out := make([]slog.Attr, 0, len(opts))
 	for _, o := range opts {
-		out = append(out, slog.Attr{Key: strings.ReplaceAll(o.Name, "-", "_"), Value: value(o.Field)})
+		out = append(out, slog.Attr{Key: strings.ReplaceAll(o.Name, "-", "_"), Value: valueOf(o.Field)})
 	}
 	return out
 }
 
-func value(field any) slog.Value {
+func valueOf(field any) slog.Value {
 	switch p := field.(type) {
 	case *string:
 		return slog.StringValue(*p)
@@ -96,6 +223,8 @@ func value(field any) slog.Value {
 		return slog.BoolValue(*p)
 	case *int:
 		return slog.IntValue(*p)
+	case *float64:
+		return slog.Float64Value(*p)
 	case *time.Duration:
 		return slog.StringValue(p.String())
 	case *slog.Level:

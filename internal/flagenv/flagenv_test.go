@@ -1,9 +1,11 @@
 package flagenv_test
 
 import (
+	"errors"
 	"flag"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,7 +13,8 @@ import (
 )
 
 // TestParse: a flag wins over its variable, the variable over the default;
-// a bad variable is named; values are logged under snake-case names.
+// given names what the flags or the variables set; a bad variable is
+// named; values are logged under snake-case names.
 func TestParse(t *testing.T) {
 	var s string
 	var d time.Duration
@@ -33,7 +36,7 @@ func TestParse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s != ":3" || d != 5*time.Second || n != 3 || !b || l != slog.LevelWarn || !given["an-addr"] || given["a-timeout"] {
+	if s != ":3" || d != 5*time.Second || n != 3 || !b || l != slog.LevelWarn || !given["an-addr"] || !given["a-timeout"] || given["a-count"] {
 		t.Errorf("got %q %v %d %v %v, given %v", s, d, n, b, l, given)
 	}
 	if got := flagenv.Attrs(opts)[1]; got.Key != "a_timeout" || got.Value.String() != "5s" {
@@ -45,13 +48,41 @@ func TestParse(t *testing.T) {
 	fs = flag.NewFlagSet("t", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	flagenv.Register(fs, "P_", opts)
-	if _, err := flagenv.Parse(fs, "P_", nil, func(k string) string { return map[string]string{"P_A_COUNT": "many"}[k] }); err == nil || err.Error()[:9] != "P_A_COUNT" {
-		t.Errorf("a bad variable: got %v; want it named", err)
+	if _, err := flagenv.Parse(fs, "P_", nil, func(k string) string { return map[string]string{"P_A_COUNT": "many"}[k] }); err == nil || err.Error() != `P_A_COUNT="many": want a whole number such as 3` {
+		t.Errorf("a bad variable: got %v; want it named, with the form and the default as example", err)
+	}
+	fs = flag.NewFlagSet("t", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	flagenv.Register(fs, "P_", opts)
+	var ve *flagenv.ValueError
+	if _, err := flagenv.Parse(fs, "P_", []string{"--a-timeout", strings.Repeat("x", 100)}, func(string) string { return "" }); !errors.As(err, &ve) || ve.Source != "--a-timeout" || len(err.Error()) > 140 {
+		t.Errorf("a bad flag: got %v; want a ValueError naming --a-timeout, its value cut", err)
 	}
 	fs = flag.NewFlagSet("t", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	flagenv.Register(fs, "P_", opts)
 	if _, err := flagenv.Parse(fs, "P_", []string{"extra"}, func(string) string { return "" }); err == nil {
 		t.Error("an argument was accepted")
+	}
+}
+
+// TestParseWritesNothing: a bad flag and --help leave the flag set's
+// output untouched: the caller prints one line, or the usage, itself.
+func TestParseWritesNothing(t *testing.T) {
+	var d time.Duration
+	for _, args := range [][]string{{"--a-timeout", "soon"}, {"--nope"}, {"--help"}} {
+		var out strings.Builder
+		fs := flag.NewFlagSet("t", flag.ContinueOnError)
+		fs.SetOutput(&out)
+		flagenv.Register(fs, "P_", []flagenv.Option{{Name: "a-timeout", Field: &d, Default: time.Second, Help: "h"}})
+		if _, err := flagenv.Parse(fs, "P_", args, func(string) string { return "" }); err == nil {
+			t.Errorf("%q: no error", args)
+		}
+		if out.Len() > 0 {
+			t.Errorf("%q: Parse wrote %q", args, out.String())
+		}
+		if fs.Output() != &out {
+			t.Errorf("%q: Parse left the output changed", args)
+		}
 	}
 }

@@ -3,8 +3,10 @@ package gateway
 import (
 	"context"
 	"errors"
+	"math"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	rpccode "google.golang.org/genproto/googleapis/rpc/code"
@@ -19,6 +21,15 @@ import (
 	"github.com/dintero-facade/dintero-facade/service"
 )
 
+// The reasons of the gateway's own refusals that the service has no
+// reason for.
+const (
+	reasonNotFound         = "NOT_FOUND"
+	reasonMethodNotAllowed = "METHOD_NOT_ALLOWED"
+	reasonHeadersTooLarge  = "HEADERS_TOO_LARGE"
+	reasonContentTooLarge  = "CONTENT_TOO_LARGE"
+)
+
 // refusal is an error of the gateway's own, in the facade's domain, with
 // metadata md and details extra.
 func refusal(code codes.Code, reason, msg string, md map[string]string, extra ...protoadapt.MessageV1) *status.Status {
@@ -30,54 +41,79 @@ func refusal(code codes.Code, reason, msg string, md map[string]string, extra ..
 	return st
 }
 
-// routingError answers a request no route takes (404, 405) in Dintero's
-// shape, with its HTTP status.
-func routingError(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, httpStatus int) {
-	code, reason := codes.NotFound, "NOT_FOUND"
-	switch httpStatus {
-	case http.StatusMethodNotAllowed:
-		code, reason = codes.Unimplemented, "METHOD_NOT_ALLOWED"
-	case http.StatusBadRequest:
-		code, reason = codes.InvalidArgument, service.ErrorReasonInvalidArgument
-	}
-	writeError(ctx, mux, m, w, r, &runtime.HTTPStatusError{HTTPStatus: httpStatus, Err: refusal(code, reason, http.StatusText(httpStatus), nil).Err()})
+// refusalError is a request the gateway refuses before grpc-gateway sees
+// it: the HTTP status and the status to answer with.
+type refusalError struct {
+	httpStatus int
+	st         *status.Status
 }
 
-// refuse answers 400 in Dintero's shape for a request the gateway does not
-// read.
-func refuse(w http.ResponseWriter, r *http.Request, msg string) {
-	writeError(r.Context(), nil, &runtime.JSONPb{MarshalOptions: protojson.MarshalOptions{UseProtoNames: true}}, w, r,
-		refusal(codes.InvalidArgument, service.ErrorReasonInvalidArgument, msg, nil).Err())
+// jsonPb is the marshaler of the gateway's own refusals: grpc-gateway's,
+// with Dintero's field names.
+var jsonPb = &runtime.JSONPb{MarshalOptions: protojson.MarshalOptions{UseProtoNames: true}}
+
+// refuse answers a refusal in Dintero's shape.
+func refuse(w http.ResponseWriter, r *http.Request, e *refusalError) {
+	writeError(r.Context(), nil, jsonPb, w, r, &runtime.HTTPStatusError{HTTPStatus: e.httpStatus, Err: e.st.Err()})
+}
+
+// routingError answers a request no route takes (404, 405 with the
+// methods the path takes in Allow) in Dintero's shape, with its HTTP
+// status.
+func routingError(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, httpStatus int) {
+	rt := requestOf(ctx).route
+	code, reason, msg := codes.NotFound, reasonNotFound, "no operation has this path: /openapi.json lists the API's paths"
+	switch httpStatus {
+	case http.StatusMethodNotAllowed:
+		code, reason, msg = codes.Unimplemented, reasonMethodNotAllowed, "the method is not allowed at this path"
+		if a := rt.allowHeader(); a != "" {
+			w.Header().Set("Allow", a)
+			msg += "; it takes " + a
+		}
+	case http.StatusBadRequest:
+		code, reason, msg = codes.InvalidArgument, service.ErrorReasonInvalidArgument, http.StatusText(httpStatus)
+	}
+	writeError(ctx, mux, m, w, r, &runtime.HTTPStatusError{HTTPStatus: httpStatus, Err: refusal(code, reason, msg, rt.sentMetadata(false)).Err()})
 }
 
 // writeError answers an error in Dintero's shape,
 // {"error": {"code", "message", "errors", …}}, with the HTTP status Dintero
-// gave when it gave one (see errorResponse), and the call's request id. An
-// error of grpc-gateway's own, which carries no ErrorInfo, may quote what
-// the caller sent (a verification code among it): its message is not
-// passed on.
+// gave when it gave one (see errorResponse), the call's request id, and,
+// when the error says when to retry (RetryInfo) on a 429 or a 503, that
+// wait in Retry-After. An error of grpc-gateway's own, which carries no
+// ErrorInfo, may quote what the caller sent (a verification code among
+// it): its message is not passed on.
 func writeError(ctx context.Context, _ *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, _ *http.Request, err error) {
 	var routing *runtime.HTTPStatusError
 	httpStatus := 0
 	if errors.As(err, &routing) {
 		httpStatus, err = routing.HTTPStatus, routing.Err
 	}
+	md, _ := runtime.ServerMetadataFromContext(ctx)
 	st := status.Convert(err)
 	if !hasErrorInfo(st) {
-		st = refusal(st.Code(), rpccode.Code(st.Code()).String(), "the JSON gateway could not take the request ("+st.Code().String()+")", nil)
+		// The call reached the service when the service gave it its id.
+		called := len(md.HeaderMD.Get(strings.ToLower(requestIDHeader))) > 0
+		st = refusal(st.Code(), rpccode.Code(st.Code()).String(), "the JSON gateway could not take the request ("+st.Code().String()+")", requestOf(ctx).route.sentMetadata(called))
 	}
 	code, body := errorResponse(st)
 	if httpStatus == 0 {
 		httpStatus = code
 	}
-	if md, ok := runtime.ServerMetadataFromContext(ctx); ok {
-		for k, vs := range md.HeaderMD {
-			if h, ok := outgoingHeader(k); ok {
-				for _, v := range vs {
-					w.Header().Add(h, v)
-				}
+	for k, vs := range md.HeaderMD {
+		if h, ok := outgoingHeader(k); ok {
+			for _, v := range vs {
+				w.Header().Add(h, v)
 			}
 		}
+	}
+	if w.Header().Get(requestIDHeader) == "" {
+		if id := requestOf(ctx).id; id != "" {
+			w.Header().Set(requestIDHeader, id)
+		}
+	}
+	if wait := retryAfter(st); wait != "" && (httpStatus == http.StatusTooManyRequests || httpStatus == http.StatusServiceUnavailable) {
+		w.Header().Set("Retry-After", wait)
 	}
 	buf, merr := m.Marshal(body)
 	if merr != nil {
@@ -87,6 +123,17 @@ func writeError(ctx context.Context, _ *runtime.ServeMux, m runtime.Marshaler, w
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(httpStatus)
 	_, _ = w.Write(buf)
+}
+
+// retryAfter is st's RetryInfo as Retry-After's whole seconds, rounded up;
+// "" when st says nothing of when to retry.
+func retryAfter(st *status.Status) string {
+	for _, d := range st.Details() {
+		if ri, ok := d.(*errdetails.RetryInfo); ok && ri.GetRetryDelay().AsDuration() > 0 {
+			return strconv.FormatInt(int64(math.Ceil(ri.GetRetryDelay().AsDuration().Seconds())), 10)
+		}
+	}
+	return ""
 }
 
 // hasErrorInfo reports whether st carries a google.rpc.ErrorInfo: the
@@ -114,7 +161,7 @@ func errorResponse(st *status.Status) (int, *authv1.ErrorResponse) {
 		switch d := d.(type) {
 		case *errdetails.ErrorInfo:
 			reason = d.GetReason()
-			if n, err := strconv.Atoi(d.GetMetadata()["http_status"]); err == nil && d.GetDomain() == service.ErrorDomain && n >= 400 && n <= 599 {
+			if n, err := strconv.Atoi(d.GetMetadata()[service.MetadataKeyHTTPStatus]); err == nil && d.GetDomain() == service.ErrorDomain && n >= 400 && n <= 599 {
 				httpStatus = n
 			}
 		case *authv1.DinteroError:

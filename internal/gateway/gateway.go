@@ -5,8 +5,10 @@
 // server, through the same interceptor, so that a JSON call is validated,
 // authorised, logged, audited, counted and recovered exactly like a gRPC
 // call, without a second serialisation or HTTP/2 framing. It reads only
-// what an operation takes: no body, a bounded query whose every name the
-// operation's request has.
+// what an operation takes: no body, bounded headers, a bounded query whose
+// every name the operation's request has; and it answers as HTTP clients
+// expect (headers.go, errors.go): an X-Request-Id on every answer,
+// Retry-After, Allow, and the header at fault named.
 package gateway
 
 import (
@@ -21,6 +23,7 @@ import (
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/utilities"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -28,6 +31,7 @@ import (
 
 	authv1 "github.com/dintero-facade/dintero-facade/gen/dintero/auth/v1"
 	"github.com/dintero-facade/dintero-facade/internal/inproc"
+	"github.com/dintero-facade/dintero-facade/service"
 )
 
 // Options configure the gateway.
@@ -35,20 +39,31 @@ type Options struct {
 	// MaxQuery bounds a request's query in bytes, as a gRPC request is
 	// bounded. Required.
 	MaxQuery int
+	// MaxHeaderBytes bounds a request's request line and header fields,
+	// counted as HTTP/1.1 sends them; a request over it is refused 431.
+	// Serve the gateway with an http.Server whose MaxHeaderBytes is
+	// ServerMaxHeaderBytes of it. Required.
+	MaxHeaderBytes int
 }
 
 // New returns the JSON gateway over the services that register puts on a
 // registrar, called in process through interceptor: hand it the function
 // and the interceptor the gRPC server is given. Requests are bounded
-// before grpc-gateway reads them: no body and a query of at most
-// o.MaxQuery bytes. Every error, the gateway's own included, is answered in
-// Dintero's shape.
+// before grpc-gateway reads them: headers of at most o.MaxHeaderBytes, no
+// body and a query of at most o.MaxQuery bytes. Every answer carries an
+// X-Request-Id, and every error, the gateway's own included, is answered
+// in Dintero's shape. Mount it at the root, so that it answers the paths
+// no route takes too.
 func New(ctx context.Context, register func(grpc.ServiceRegistrar), interceptor grpc.UnaryServerInterceptor, o Options) (http.Handler, error) {
 	if register == nil || interceptor == nil {
 		return nil, errors.New("gateway: New needs the service's registration and interceptor")
 	}
-	if o.MaxQuery <= 0 {
-		return nil, errors.New("gateway: MaxQuery must be positive")
+	if o.MaxQuery <= 0 || o.MaxHeaderBytes <= 0 {
+		return nil, errors.New("gateway: MaxQuery and MaxHeaderBytes must be positive")
+	}
+	rs, err := loadRoutes()
+	if err != nil {
+		return nil, err
 	}
 	// The query is checked inside the interceptor, so that a refusal is
 	// logged and counted like any invalid call.
@@ -75,24 +90,61 @@ func New(ctx context.Context, register func(grpc.ServiceRegistrar), interceptor 
 	if err := authv1.RegisterAuthServiceHandlerClient(ctx, gw, authv1.NewAuthServiceClient(ch)); err != nil {
 		return nil, fmt.Errorf("registering the gateway: %w", err)
 	}
-	maxQuery := o.MaxQuery
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.ContentLength != 0 || len(r.TransferEncoding) > 0 {
-			refuse(w, r, "the operation takes no body: send its parameters in the path and the query")
-			return
-		}
-		if len(r.URL.RawQuery) > maxQuery {
-			refuse(w, r, fmt.Sprintf("the query is over %d bytes", maxQuery))
-			return
-		}
-		r.Body = http.MaxBytesReader(w, r.Body, 0)
-		// The call carries its caller as a gRPC call does: as its peer.
-		ctx := peer.NewContext(r.Context(), peerOf(r))
-		if r.URL.RawQuery != "" {
-			ctx = context.WithValue(ctx, queryKey{}, r.URL.RawQuery)
-		}
-		gw.ServeHTTP(w, r.WithContext(ctx))
-	}), nil
+	return &handler{mux: gw, routes: rs, opts: o}, nil
+}
+
+// handler is the gateway: its own checks of a request, then grpc-gateway.
+type handler struct {
+	mux    *runtime.ServeMux
+	routes routes
+	opts   Options
+}
+
+// ServeHTTP gives the request an id (the caller's X-Request-Id when it can
+// be used), refuses what the gateway does not take, and hands the rest to
+// grpc-gateway with the id as the call's x-request-id.
+func (g *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rt := g.routes.match(r.URL.EscapedPath())
+	id := service.NewRequestID()
+	if ids := r.Header.Values(requestIDHeader); len(ids) > 0 && service.ValidRequestID(ids[0]) {
+		id = ids[0]
+	}
+	// The call carries its caller as a gRPC call does: as its peer.
+	ctx := peer.NewContext(context.WithValue(r.Context(), requestKey{}, request{id: id, route: rt}), peerOf(r))
+	r = r.WithContext(ctx)
+	refused := checkHeaders(r, rt, g.opts.MaxHeaderBytes)
+	if refused == nil {
+		refused = checkBody(w, r, rt)
+	}
+	if refused == nil && len(r.URL.RawQuery) > g.opts.MaxQuery {
+		refused = &refusalError{httpStatus: http.StatusBadRequest, st: refusal(codes.InvalidArgument, service.ErrorReasonInvalidArgument,
+			fmt.Sprintf("the query is over the limit of %d bytes", g.opts.MaxQuery), rt.sentMetadata(false))}
+	}
+	if refused != nil {
+		refuse(w, r, refused)
+		return
+	}
+	r.Header.Set(requestIDHeader, id)
+	if r.URL.RawQuery != "" {
+		r = r.WithContext(context.WithValue(ctx, queryKey{}, r.URL.RawQuery))
+	}
+	g.mux.ServeHTTP(w, r)
+}
+
+// requestKey carries a request's request, which the gateway's errors read.
+type requestKey struct{}
+
+// request is what the gateway knows of a request before the call: its id
+// and its route (nil when none takes its path).
+type request struct {
+	id    string
+	route *route
+}
+
+// requestOf returns the request ctx carries.
+func requestOf(ctx context.Context) request {
+	r, _ := ctx.Value(requestKey{}).(request)
+	return r
 }
 
 // peerOf is the HTTP client as a gRPC peer: its address and, over TLS, the
@@ -131,15 +183,18 @@ func (firstValues) Parse(msg proto.Message, values url.Values, filter *utilities
 const (
 	requestIDHeader = "X-Request-Id"
 	userAgentHeader = "User-Agent"
+	// MockFaultHeader asks a mock Dintero for a fault. It is metadata like
+	// any other; only a facade serving --mock sends it on, to its mock.
+	MockFaultHeader = "Dintero-Mock-Fault"
 )
 
-// incomingHeader passes X-Request-Id and User-Agent as the metadata a gRPC
-// call has them in, and Grpc-Metadata-<key> as <key>, as grpc-gateway
-// does; grpc-gateway passes Authorization itself. Other headers are not
-// metadata: the service reads none.
+// incomingHeader passes X-Request-Id, User-Agent and Dintero-Mock-Fault
+// as the metadata a gRPC call has them in, and Grpc-Metadata-<key> as
+// <key>, as grpc-gateway does; grpc-gateway passes Authorization itself.
+// Other headers are not metadata: the service reads none.
 func incomingHeader(key string) (string, bool) {
 	switch k := textproto.CanonicalMIMEHeaderKey(key); {
-	case k == requestIDHeader, k == userAgentHeader:
+	case k == requestIDHeader, k == userAgentHeader, k == MockFaultHeader:
 		return strings.ToLower(k), true
 	case strings.HasPrefix(k, runtime.MetadataHeaderPrefix):
 		return k[len(runtime.MetadataHeaderPrefix):], true

@@ -63,7 +63,7 @@ func handler(tb testing.TB, srv authv1.AuthServiceServer, log *slog.Logger) http
 	if err != nil {
 		tb.Fatal(err)
 	}
-	h, err := gateway.New(context.Background(), func(r grpc.ServiceRegistrar) { authv1.RegisterAuthServiceServer(r, srv) }, ic, gateway.Options{MaxQuery: 16 << 10})
+	h, err := gateway.New(context.Background(), func(r grpc.ServiceRegistrar) { authv1.RegisterAuthServiceServer(r, srv) }, ic, gateway.Options{MaxQuery: 16 << 10, MaxHeaderBytes: 16 << 10})
 	if err != nil {
 		tb.Fatal(err)
 	}

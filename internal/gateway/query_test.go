@@ -113,8 +113,8 @@ func TestGatewayRefusesBodies(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if e := dinterotest.ParseErrorBody(t, body); resp.StatusCode != 400 || !strings.Contains(e.Message, "no body") {
-		t.Errorf("a form body: got %d %s; want 400 saying the operation takes no body", resp.StatusCode, body)
+	if e := dinterotest.ParseErrorBody(t, body); resp.StatusCode != 413 || !strings.Contains(e.Message, "no body") {
+		t.Errorf("a form body: got %d %s; want 413 saying the operation takes no body", resp.StatusCode, body)
 	}
 
 	// 9 MiB announced, a few bytes sent: the answer comes without the
@@ -131,16 +131,16 @@ func TestGatewayRefusesBodies(t *testing.T) {
 		t.Fatalf("no answer to a 9 MiB body before it was sent: %v", err)
 	}
 	res.Body.Close()
-	if res.StatusCode != 400 {
-		t.Errorf("a 9 MiB body: got %d; want 400", res.StatusCode)
+	if res.StatusCode != 413 {
+		t.Errorf("a 9 MiB body: got %d; want 413", res.StatusCode)
 	}
 	if n := e.fake.Count(dinterotest.OpAuthorize); n != 0 {
 		t.Errorf("Dintero got %d calls; want none", n)
 	}
 
 	long := strings.Repeat("x", 20<<10)
-	if code, _, body := e.do(t, http.MethodPost, "/v1/accounts/T123/auth/authorize?"+q+"&state="+long, e.bearer("T123")); code != 400 || !strings.Contains(string(body), "query is over") {
-		t.Errorf("a 20 KiB query: got %d %.200s; want 400: over --max-recv-msg-bytes", code, body)
+	if code, _, body := e.do(t, http.MethodPost, "/v1/accounts/T123/auth/authorize?"+q+"&state="+long, e.bearer("T123")); code != 431 || !strings.Contains(string(body), "over the limit of 16384 bytes") {
+		t.Errorf("a 20 KiB query: got %d %.200s; want 431: over --max-recv-msg-bytes", code, body)
 	}
 }
 

@@ -134,6 +134,10 @@ func WatchCredentials(ctx context.Context, file string, base []upstream.Credenti
 			log.Error("credentials not reloaded: keeping the previous ones", "why", why, "error", err.Error())
 			return
 		}
+		if len(creds) == len(base) {
+			log.Warn("credentials reloaded: --credentials-file holds no credentials: a call that brings no token of its own is refused (NO_CREDENTIALS) until it does", "why", why, "accounts", client.Accounts())
+			return
+		}
 		log.Info("credentials reloaded", "why", why, "accounts", client.Accounts())
 	}
 	go func() {

@@ -1,0 +1,135 @@
+package gateway
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+
+	"github.com/dintero-facade/dintero-facade/service"
+)
+
+// The headers the gateway reads besides what it passes as metadata.
+const (
+	timeoutHeader = "Grpc-Timeout"
+)
+
+// timeoutForm is gRPC's TimeoutValue and TimeoutUnit (PROTOCOL-HTTP2): at
+// most 8 digits and one of H, M, S, m, u, n. grpc-gateway would take more
+// digits; a gRPC client sends no more.
+var timeoutForm = regexp.MustCompile(`^[0-9]{1,8}[HMSmun]$`)
+
+// timeoutHelp says what a Grpc-Timeout must be.
+const timeoutHelp = "1 to 8 digits and a unit, H, M, S, m (milliseconds), u (microseconds) or n (nanoseconds), such as 2S or 200m"
+
+// ServerMaxHeaderBytes is the http.Server.MaxHeaderBytes to serve the
+// gateway (and LimitHeaders) with when its limit is limit. net/http
+// refuses a request whose header section is over MaxHeaderBytes (and the
+// 4 KiB of read buffer it allows besides, and a few bytes more when it
+// looks for HTTP/2 without TLS) before any handler sees it, with a
+// plain-text 431; the gateway refuses those between limit and that, in
+// Dintero's shape, with the limit in the message. Twice the limit bounds
+// what a client can make the server read.
+func ServerMaxHeaderBytes(limit int) int { return 2 * limit }
+
+// LimitHeaders refuses, with net/http's plain 431, a request whose request
+// line and header fields are over limit bytes as HTTP/1.1 sends them, and
+// passes the others to next: the same bound as the gateway's, for the
+// handlers beside it (probes, metrics, profiles), which are not the JSON
+// API. Their server's MaxHeaderBytes is ServerMaxHeaderBytes of limit too.
+func LimitHeaders(next http.Handler, limit int) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n, _ := headerBytes(r); n > limit {
+			w.Header().Set("Connection", "close")
+			http.Error(w, fmt.Sprintf("431 Request Header Fields Too Large: over the limit of %d bytes", limit), http.StatusRequestHeaderFieldsTooLarge)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// headerBytes is the size of r's request line and header fields as
+// HTTP/1.1 sends them, "Method target HTTP/1.1\r\n", "Name: value\r\n" for
+// each field (Host among them) and the blank line; and the name of the
+// largest field.
+func headerBytes(r *http.Request) (n int, largest string) {
+	const crlf, colonSpace = 2, 2
+	n = len(r.Method) + 1 + len(r.RequestURI) + 1 + len(r.Proto) + crlf
+	biggest := 0
+	if r.Host != "" {
+		host := len("Host") + colonSpace + len(r.Host) + crlf
+		n += host
+		biggest, largest = host, "Host"
+	}
+	for k, vs := range r.Header {
+		size := 0
+		for _, v := range vs {
+			size += len(k) + colonSpace + len(v) + crlf
+		}
+		n += size
+		if size > biggest {
+			biggest, largest = size, k
+		}
+	}
+	return n + crlf, largest
+}
+
+// checkHeaders refuses what the gateway does not take in r's headers:
+// more than limit bytes of them (431), an X-Request-Id the facade cannot
+// use (which grpc-gateway would drop unseen and the facade replace), and a
+// Grpc-Timeout that is not gRPC's (grpc-gateway's own error names
+// nothing). It returns nil for headers it takes.
+func checkHeaders(r *http.Request, rt *route, limit int) *refusalError {
+	if n, largest := headerBytes(r); n > limit {
+		return &refusalError{
+			httpStatus: http.StatusRequestHeaderFieldsTooLarge,
+			st: refusal(codes.InvalidArgument, reasonHeadersTooLarge,
+				fmt.Sprintf("the request line and headers are %d bytes, over the limit of %d bytes (the largest field is %s)", n, limit, largest),
+				rt.sentMetadata(false)),
+		}
+	}
+	if ids := r.Header.Values(requestIDHeader); len(ids) > 0 && !service.ValidRequestID(ids[0]) {
+		return badHeader(rt, requestIDHeader, service.RequestIDForm)
+	}
+	if v := r.Header.Values(timeoutHeader); len(v) > 1 || (len(v) == 1 && !timeoutForm.MatchString(v[0])) {
+		return badHeader(rt, timeoutHeader, timeoutHelp)
+	}
+	return nil
+}
+
+// badHeader refuses header, naming it and the form it must have, never
+// its value.
+func badHeader(rt *route, header, form string) *refusalError {
+	return &refusalError{
+		httpStatus: http.StatusBadRequest,
+		st: refusal(codes.InvalidArgument, service.ErrorReasonInvalidArgument,
+			"invalid "+header+" header: want "+form, rt.sentMetadata(false),
+			&errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: header, Description: "want " + form}}}),
+	}
+}
+
+// checkBody refuses a request that carries content: no operation takes a
+// body, so the limit of a body is 0 bytes (413). A body of unknown length
+// (chunked) is read as far as its first byte, so an empty one passes.
+func checkBody(w http.ResponseWriter, r *http.Request, rt *route) *refusalError {
+	has := r.ContentLength > 0
+	if r.ContentLength < 0 {
+		var b [1]byte
+		n, err := io.ReadFull(http.MaxBytesReader(w, r.Body, 1), b[:])
+		has = n > 0 || !errors.Is(err, io.EOF)
+	}
+	if !has {
+		r.Body = http.NoBody
+		return nil
+	}
+	return &refusalError{
+		httpStatus: http.StatusRequestEntityTooLarge,
+		st: refusal(codes.InvalidArgument, reasonContentTooLarge,
+			"request content over the limit of 0 bytes: the operation takes no body; send its parameters in the path and the query",
+			rt.sentMetadata(false)),
+	}
+}
