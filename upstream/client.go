@@ -121,9 +121,9 @@ type Client struct {
 	// http.Client: the facade never follows a redirect (authorize's 302 is
 	// its answer), and a Client copies every request's headers in case it
 	// would.
-	rt      http.RoundTripper
-	tokens  atomic.Pointer[map[string]*TokenSource] // by account
-	sem     chan struct{}                           // nil when unbounded
+	rt     http.RoundTripper
+	tokens atomic.Pointer[map[string]*TokenSource] // by account
+	sem    chan struct{}                           // nil when unbounded
 	// keysSem bounds the keys fetches in flight, apart from sem.
 	keysSem chan struct{}
 	breaker *gobreaker.CircuitBreaker[*response]

@@ -55,16 +55,16 @@ type rawH2 struct {
 
 // rawConn is one connection of a rawH2, as its handler sees it.
 type rawConn struct {
-	n   int64 // the connection's number, from 1
-	h1  bool  // the connection speaks HTTP/1.1: the frames are said in its terms
+	n  int64 // the connection's number, from 1
+	h1 bool  // the connection speaks HTTP/1.1: the frames are said in its terms
 	// hung makes the connection hang from now on: it reads on and
 	// answers nothing, pings neither.
 	hung atomic.Bool
-	nc  net.Conn
-	mu  sync.Mutex
-	fr  *http2.Framer
-	enc *hpack.Encoder
-	buf bytes.Buffer
+	nc   net.Conn
+	mu   sync.Mutex
+	fr   *http2.Framer
+	enc  *hpack.Encoder
+	buf  bytes.Buffer
 }
 
 // rawHandler answers the request on stream id of c, whose method and path

@@ -120,7 +120,9 @@ func TestSharedFetch(t *testing.T) {
 	others := make([]*fetcher, len(errs))
 	for i := range errs {
 		others[i] = &fetcher{keys: keys("k1")}
-		wg.Go(func() { errs[i] = s.Ensure(context.Background(), "T123", fmt.Sprintf("Bearer caller-%d", i), others[i]) })
+		wg.Go(func() {
+			errs[i] = s.Ensure(context.Background(), "T123", fmt.Sprintf("Bearer caller-%d", i), others[i])
+		})
 	}
 	time.Sleep(20 * time.Millisecond)
 	quit()
