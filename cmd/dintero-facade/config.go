@@ -51,6 +51,8 @@ type Config struct {
 	WarmTimeout time.Duration
 	// IDTokenIssuer, when set, must be the iss of authorize's id_tokens.
 	IDTokenIssuer string
+	// KeysAccounts bounds the accounts whose signing keys are kept.
+	KeysAccounts int
 	// RejectInvalidIDToken makes an id_token that fails verification an
 	// error rather than an answer marked invalid.
 	RejectInvalidIDToken bool
@@ -89,6 +91,7 @@ func (c *Config) options() []flagenv.Option {
 		opt("tls-key", &c.TLSKey, "", "PEM private key for TLS on both listeners (with --tls-cert)"),
 		opt("client-ca", &c.ClientCA, "", "PEM CA bundle: require callers' certificates signed by it (mutual TLS; needs --tls-cert)"),
 		opt("id-token-issuer", &c.IDTokenIssuer, "", "the iss authorize's id_tokens must have; empty: iss is not checked"),
+		opt("id-token-keys-accounts", &c.KeysAccounts, 1000, "accounts whose signing keys are kept, the least recently used dropped first (and fetched again before their next Authorize); a caller with its own token brings in at most a quarter of them. Size it above the accounts called within an hour"),
 		opt("reject-invalid-id-token", &c.RejectInvalidIDToken, false, "answer Unauthenticated when authorize's id_token fails verification, instead of the answer marked invalid (the code is spent either way)"),
 		opt("return-oidc-client-secret", &c.ReturnOIDCClientSecret, false, "return the deleted grant's oidc.client_secret (its identity provider's secret) to the caller; by default it is withheld and the audit line says so"),
 	}
@@ -135,6 +138,9 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 	}
 	if cfg.DinteroTimeout <= 0 || cfg.MaxDeadline <= 0 || cfg.ShutdownGrace <= 0 || cfg.ShutdownDelay < 0 || cfg.WarmTimeout < 0 || cfg.MaxRecvMsgBytes <= 0 || cfg.MaxConcurrent <= 0 {
 		return cfg, errors.New("--dintero-timeout, --max-deadline, --shutdown-grace, --max-recv-msg-bytes and --max-concurrent-upstream must be positive, --shutdown-delay and --warm-timeout not negative")
+	}
+	if cfg.KeysAccounts <= 0 {
+		return cfg, errors.New("--id-token-keys-accounts must be positive")
 	}
 	if cfg.DinteroTimeout > cfg.MaxDeadline {
 		return cfg, fmt.Errorf("--dintero-timeout %v is longer than --max-deadline %v", cfg.DinteroTimeout, cfg.MaxDeadline)

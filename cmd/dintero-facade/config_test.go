@@ -60,6 +60,7 @@ func TestParseConfig(t *testing.T) {
 		{name: "bad account id", env: map[string]string{"DINTERO_CLIENT_ID": "id", "DINTERO_CLIENT_SECRET": "s", "DINTERO_ACCOUNT_ID": "acct-1"}, wantErr: "DINTERO_ACCOUNT_ID"},
 		{name: "audience alone", env: map[string]string{"DINTERO_AUDIENCE": "a"}, wantErr: "DINTERO_AUDIENCE is set"},
 		{name: "negative grace", args: []string{"--shutdown-grace", "-1s"}, wantErr: "must be positive"},
+		{name: "no keys kept", args: []string{"--id-token-keys-accounts", "0"}, wantErr: "--id-token-keys-accounts must be positive"},
 		{name: "stray argument", args: []string{"serve"}, wantErr: "unexpected arguments"},
 	}
 	for _, tc := range tests {
