@@ -422,6 +422,10 @@ func newSending(ctx context.Context, timeout, suspect time.Duration) *sending {
 					c.kill()
 				}
 			}
+			// The first field decides; x/net allocates for each field
+			// while the hook is set. The writer's goroutine alone reads
+			// it from here on.
+			s.trace.WroteHeaderField = nil
 		}
 	}
 	s.trace.WroteHeaders = func() {
