@@ -57,7 +57,9 @@ func TestCallsBehindADialLeaveNothing(t *testing.T) {
 			wg.Go(func() {
 				ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 				defer cancel()
-				if _, meta, _ := c.DeleteClientGrant(ctx, rawCaller, "T123", "g"); meta.Sent {
+				// Once the dial is up (a busy machine may get there), calls
+				// succeed: only a failed call that says sent is wrong.
+				if _, meta, err := c.DeleteClientGrant(ctx, rawCaller, "T123", "g"); err != nil && meta.Sent {
 					sent.Add(1)
 				}
 			})
@@ -70,7 +72,7 @@ func TestCallsBehindADialLeaveNothing(t *testing.T) {
 	}
 	// The patient call, its dial and x/net's goroutines of it: a few.
 	if most > 20 || sent.Load() != 0 {
-		t.Errorf("after waves of 100 calls behind a dial: up to %d goroutines more than before, %d calls say sent; want a few, none", most, sent.Load())
+		t.Errorf("after waves of 100 calls behind a dial: up to %d goroutines more than before, %d failed calls say sent; want a few, none", most, sent.Load())
 	}
 }
 
