@@ -11,7 +11,8 @@ import (
 // TestDeadlineBound: the deadline a call gets, read at a fixed instant
 // (no clock, so it holds on a busy machine): the default without one, the
 // longest when the caller's is further, else the caller's less a tenth,
-// at most 100 ms, kept for the answer's way back.
+// at least 50 ms (but at most half) and at most 100 ms, kept for the
+// answer's way back.
 func TestDeadlineBound(t *testing.T) {
 	now := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
 	const def, max = 10 * time.Second, 20 * time.Second
@@ -22,7 +23,9 @@ func TestDeadlineBound(t *testing.T) {
 	}{
 		{"no deadline", 0, def},
 		{"beyond the longest", 30 * time.Second, max},
-		{"200 ms keeps a tenth", 200 * time.Millisecond, 180 * time.Millisecond},
+		{"200 ms keeps 50 ms, more than a tenth", 200 * time.Millisecond, 150 * time.Millisecond},
+		{"60 ms keeps half", 60 * time.Millisecond, 30 * time.Millisecond},
+		{"800 ms keeps a tenth", 800 * time.Millisecond, 720 * time.Millisecond},
 		{"2 s keeps 100 ms", 2 * time.Second, 1900 * time.Millisecond},
 		{"1 s keeps 100 ms", time.Second, 900 * time.Millisecond},
 		{"past", -time.Second, 0},

@@ -137,27 +137,33 @@ func Interceptor(o InterceptorOptions) (grpc.UnaryServerInterceptor, error) {
 
 // deadlineBound returns the timeout to put on a call that starts at now:
 // def when it has no deadline, max when its deadline is further, and
-// otherwise the caller's deadline less a margin (a tenth, at most
-// maxMargin), so that the facade's own answer, with its details (whether
-// the verification code was sent, say), reaches the caller before the
-// caller's deadline ends it. 0 leaves the context as it is.
-func deadlineBound(ctx context.Context, now time.Time, def, max time.Duration) time.Duration {
+// otherwise the caller's deadline less a margin (a tenth, at least
+// minMargin but at most half, at most maxMargin), so that the facade's own
+// answer, with its details (whether the verification code was sent, say),
+// reaches the caller before the caller's deadline ends it, on a busy
+// machine too. 0 leaves the context as it is.
+func deadlineBound(ctx context.Context, now time.Time, def, longest time.Duration) time.Duration {
 	dl, ok := ctx.Deadline()
 	left := dl.Sub(now)
 	switch {
 	case !ok:
 		return def
-	case max > 0 && left > max:
-		return max
+	case longest > 0 && left > longest:
+		return longest
 	case left <= 0:
 		return 0
 	}
-	return left - min(left/10, maxMargin)
+	return left - min(max(left/10, min(minMargin, left/2)), maxMargin)
 }
 
-// maxMargin bounds the part of a caller's deadline kept for the answer's
-// way back.
-const maxMargin = 100 * time.Millisecond
+// minMargin and maxMargin bound the part of a caller's deadline kept for
+// the answer's way back. A tenth alone left a 300 ms deadline 30 ms, which
+// a loaded machine overran: the caller got a bare DeadlineExceeded,
+// without whether its code was sent.
+const (
+	minMargin = 50 * time.Millisecond
+	maxMargin = 100 * time.Millisecond
+)
 
 // audited reports whether the line of a call of op is an audit line: for
 // every call of an audited operation, and for every call the facade's own

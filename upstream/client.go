@@ -121,9 +121,11 @@ type Client struct {
 	// http.Client: the facade never follows a redirect (authorize's 302 is
 	// its answer), and a Client copies every request's headers in case it
 	// would.
-	rt      http.RoundTripper
-	tokens  atomic.Pointer[map[string]*TokenSource] // by account
-	sem     chan struct{}                           // nil when unbounded
+	rt     http.RoundTripper
+	tokens atomic.Pointer[map[string]*TokenSource] // by account
+	sem    chan struct{}                           // nil when unbounded
+	// keysSem bounds the keys fetches in flight, apart from sem.
+	keysSem chan struct{}
 	breaker *gobreaker.CircuitBreaker[*response]
 	// keysBreaker guards the keys endpoint alone: an outage of it pauses
 	// Authorize, not the calls that need no keys.
@@ -175,6 +177,7 @@ func New(opts Options) (*Client, error) {
 	if opts.MaxConcurrent > 0 {
 		c.sem = make(chan struct{}, opts.MaxConcurrent)
 	}
+	c.keysSem = make(chan struct{}, opts.IDToken.MaxFetches)
 	c.breaker = newBreaker("dintero", opts.Breaker, opts.Observer.BreakerState)
 	keysState := func(string) {}
 	if o, ok := opts.Observer.(KeysBreakerObserver); ok {

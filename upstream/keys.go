@@ -25,9 +25,16 @@ type IDTokenOptions struct {
 	// succeeded or failed. Default 10 s.
 	RefetchEvery time.Duration
 	// MaxAccounts bounds the accounts whose keys are kept, the least
-	// recently used dropped first (and fetched again when next needed).
+	// recently used dropped first (and fetched again when next needed); a
+	// caller with a token of its own brings in at most a quarter of them.
 	// Default 1,000.
 	MaxAccounts int
+	// MaxFetches bounds the keys fetches in flight, apart from
+	// Options.MaxConcurrent, whose calls they never take: a fetch goes on
+	// without its callers (up to Options.Timeout), so that a keys endpoint
+	// that hangs would otherwise hold the bound of every call. A fetch
+	// over it fails at once, the code not sent. Default 16.
+	MaxFetches int
 }
 
 // withDefaults fills the zero values of o with their defaults.
@@ -43,6 +50,9 @@ func (o IDTokenOptions) withDefaults() IDTokenOptions {
 	}
 	if o.MaxAccounts <= 0 {
 		o.MaxAccounts = 1000
+	}
+	if o.MaxFetches <= 0 {
+		o.MaxFetches = 16
 	}
 	return o
 }
@@ -69,9 +79,10 @@ type accountKeys struct {
 	account string
 }
 
-// Key returns the account's key kid, for the id_token's verification.
-func (k *accountKeys) Key(ctx context.Context, kid string) (*rsa.PublicKey, error) {
-	return k.c.keys.Key(ctx, k.account, k.call.Authorization, kid, k)
+// Keys returns the account's keys of kid, for the id_token's
+// verification.
+func (k *accountKeys) Keys(ctx context.Context, kid string) ([]*rsa.PublicKey, error) {
+	return k.c.keys.Keys(ctx, k.account, k.call.Authorization, kid, k)
 }
 
 // FetchKeys calls the keys endpoint for the key set. Its error keeps the

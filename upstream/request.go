@@ -90,12 +90,19 @@ type response struct {
 // with 401 drops that token; an idempotent call then fetches a new one and is
 // sent once more. Authorize is not: its verification code may be spent.
 func (c *Client) send(ctx context.Context, call Call, account string, r *request) (*response, Meta, error) {
-	if c.sem != nil {
+	sem, limit := c.sem, c.opts.MaxConcurrent
+	if r.op == OpKeys {
+		// The keys fetches have a bound of their own: they outlive their
+		// callers, and must not hold the bound of the calls that need no
+		// keys.
+		sem, limit = c.keysSem, c.opts.IDToken.MaxFetches
+	}
+	if sem != nil {
 		select {
-		case c.sem <- struct{}{}:
-			defer func() { <-c.sem }()
+		case sem <- struct{}{}:
+			defer func() { <-sem }()
 		default:
-			return nil, Meta{}, fmt.Errorf("%w (limit %d)", ErrBusy, c.opts.MaxConcurrent)
+			return nil, Meta{}, fmt.Errorf("%w (limit %d)", ErrBusy, limit)
 		}
 	}
 	if _, ok := ctx.Deadline(); !ok {

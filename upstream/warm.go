@@ -45,12 +45,16 @@ func (c *Client) Warm(ctx context.Context) error {
 			fail(fmt.Errorf("connecting to Dintero: %w", err))
 		}
 	}
+	// As many accounts at once as keys fetches may be in flight.
+	slots := make(chan struct{}, c.opts.IDToken.MaxFetches)
 	for _, account := range c.Accounts() {
 		src := c.TokenSource(account)
 		if src == nil {
 			continue
 		}
+		slots <- struct{}{}
 		wg.Go(func() {
+			defer func() { <-slots }()
 			// The keys are fetched with the facade's token, which this
 			// fetches first.
 			if _, err := c.ensureKeys(ctx, &accountKeys{c: c, call: Call{TokenSource: src}, account: account}); err != nil {

@@ -51,6 +51,8 @@ type Config struct {
 	WarmTimeout time.Duration
 	// IDTokenIssuer, when set, must be the iss of authorize's id_tokens.
 	IDTokenIssuer string
+	// KeysAccounts bounds the accounts whose signing keys are kept.
+	KeysAccounts int
 	// RejectInvalidIDToken makes an id_token that fails verification an
 	// error rather than an answer marked invalid.
 	RejectInvalidIDToken bool
@@ -89,6 +91,7 @@ func (c *Config) options() []flagenv.Option {
 		opt("tls-key", &c.TLSKey, "", "PEM private key for TLS on both listeners (with --tls-cert)"),
 		opt("client-ca", &c.ClientCA, "", "PEM CA bundle: require callers' certificates signed by it (mutual TLS; needs --tls-cert)"),
 		opt("id-token-issuer", &c.IDTokenIssuer, "", "the iss authorize's id_tokens must have; empty: iss is not checked"),
+		opt("id-token-keys-accounts", &c.KeysAccounts, 1000, "accounts whose signing keys are kept, the least recently used dropped first (and fetched again before their next Authorize); a caller with its own token brings in at most a quarter of them. Size it above the accounts called within an hour"),
 		opt("reject-invalid-id-token", &c.RejectInvalidIDToken, false, "answer Unauthenticated when authorize's id_token fails verification, instead of the answer marked invalid (the code is spent either way)"),
 		opt("return-oidc-client-secret", &c.ReturnOIDCClientSecret, false, "return the deleted grant's oidc.client_secret (its identity provider's secret) to the caller; by default it is withheld and the audit line says so"),
 	}
@@ -156,6 +159,7 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 		{"warm-timeout", cfg.WarmTimeout < 0, "0 (no warm-up) or more, a duration such as 10s"},
 		{"max-recv-msg-bytes", cfg.MaxRecvMsgBytes <= 0, "positive, a whole number such as 16384"},
 		{"max-concurrent-upstream", cfg.MaxConcurrent <= 0, "positive, a whole number such as 256"},
+		{"id-token-keys-accounts", cfg.KeysAccounts <= 0, "positive, a whole number such as 1000"},
 	} {
 		if c.bad {
 			return cfg, fmt.Errorf("--%s (%s) %s: want %s", c.name, envName(c.name), fs.Lookup(c.name).Value, c.want)

@@ -60,6 +60,7 @@ func TestParseConfig(t *testing.T) {
 		{name: "bad account id", env: map[string]string{"DINTERO_CLIENT_ID": "id", "DINTERO_CLIENT_SECRET": "s", "DINTERO_ACCOUNT_ID": "acct-1"}, wantErr: "DINTERO_ACCOUNT_ID"},
 		{name: "audience alone", env: map[string]string{"DINTERO_AUDIENCE": "a"}, wantErr: "DINTERO_AUDIENCE is set"},
 		{name: "negative grace", args: []string{"--shutdown-grace", "-1s"}, wantErr: "--shutdown-grace (DINTERO_FACADE_SHUTDOWN_GRACE) -1s: want positive, a duration such as 20s"},
+		{name: "no keys kept", args: []string{"--id-token-keys-accounts", "0"}, wantErr: "--id-token-keys-accounts (DINTERO_FACADE_ID_TOKEN_KEYS_ACCOUNTS) 0: want positive, a whole number such as 1000"},
 		{name: "stray argument", args: []string{"serve"}, wantErr: "unexpected arguments"},
 	}
 	for _, tc := range tests {

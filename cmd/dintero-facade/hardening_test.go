@@ -110,7 +110,7 @@ func TestMaxDeadline(t *testing.T) {
 		// leave the answer's way back a second on a busy machine.
 		{"a 30 s deadline is cut to 3 s", 30 * time.Second, codes.OK, 2900 * time.Millisecond, 4500 * time.Millisecond},
 		{"no deadline: 500 ms", 0, codes.OK, 450 * time.Millisecond, 2 * time.Second},
-		// The facade keeps a tenth of a caller's deadline, at most 100 ms,
+		// The facade keeps a tenth of a caller's deadline (50 to 100 ms),
 		// for its answer's way back, so the deletion is answered before the
 		// caller gives up: OK, not DeadlineExceeded, proves the margin. A
 		// deadline of 2 s keeps the whole 100 ms (200 ms kept 20 ms, which a

@@ -146,7 +146,7 @@ func build(ctx context.Context, o Options) (_ *instance, err error) {
 		UserAgent:     "dintero-facade/" + o.Version,
 		Transport:     transport,
 		Observer:      tel.Upstream,
-		IDToken:       upstream.IDTokenOptions{Issuer: f.cfg.IDTokenIssuer},
+		IDToken:       upstream.IDTokenOptions{Issuer: f.cfg.IDTokenIssuer, MaxAccounts: f.cfg.KeysAccounts},
 	})
 	if err != nil {
 		return nil, err

@@ -20,12 +20,23 @@ import (
 )
 
 // TestProcessedNeverSentAgain: once authorize's POST was written, no way
-// a connection can fail sends it again, neither inside the HTTP/2
-// transport nor by the client's attempts; the call says the code was
-// sent. Whether the server processed it is read from HTTP/2's types, never
-// from a text: a header name that spells "; REFUSED_STREAM" is a protocol
-// error like any other.
+// a connection can fail sends it again, neither inside the transport nor
+// by the client's attempts; the call says the code was sent. Whether the
+// server processed it is read from HTTP/2's types, never from a text: a
+// header name that spells "; REFUSED_STREAM" is a protocol error like any
+// other. The table runs on every path the transport can take: x/net's
+// HTTP/2, and net/http's transport for a proxied host and for a host that
+// answered with HTTP/1.1, which must never speak HTTP/2 (net/http's
+// bundled HTTP/2 sends a bodiless request reset with PROTOCOL_ERROR
+// again, golang/go#47635; over HTTP/1.1 each row fails the connection).
+// A toolchain whose x/net wraps net/http's HTTP/2 would fail it too.
 func TestProcessedNeverSentAgain(t *testing.T) {
+	for _, p := range paths {
+		t.Run(p.name, func(t *testing.T) { processedNeverSentAgain(t, p) })
+	}
+}
+
+func processedNeverSentAgain(t *testing.T, p path) {
 	for _, tc := range []struct {
 		name   string
 		answer rawHandler
@@ -58,8 +69,9 @@ func TestProcessedNeverSentAgain(t *testing.T) {
 		{"no answer: the header timeout after the write", func(*rawConn, uint32, string, string) bool { return true }, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			srv := newRawH2(t, 0, tc.answer)
-			c, _ := rawClient(t, srv, 300*time.Millisecond)
+			c, _ := rawClientOn(t, srv, 300*time.Millisecond, p)
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			_, meta, err := c.Authorize(ctx, rawCaller, allParams)
@@ -71,6 +83,9 @@ func TestProcessedNeverSentAgain(t *testing.T) {
 			time.Sleep(1200 * time.Millisecond)
 			if n := srv.requests.Load(); n != 1 || !meta.Sent || meta.Attempts != 1 {
 				t.Errorf("Dintero got the POST %d times, sent %v, %d attempts; want once, sent, 1 attempt", n, meta.Sent, meta.Attempts)
+			}
+			if h1, h2 := srv.h1Conns.Load(), srv.h2Conns.Load(); (p.name == "HTTP/2") != (h1 == 0) || (p.name == "HTTP/2") != (h2 > 0) {
+				t.Errorf("%d HTTP/1.1 and %d HTTP/2 connections; want HTTP/2 on x/net's path only", h1, h2)
 			}
 		})
 	}

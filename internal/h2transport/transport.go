@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/url"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,17 +32,21 @@ import (
 // only when the server's stream limit is reached, pings idle connections
 // and says in typed errors (http2.StreamError, http2.GoAwayError) what the
 // server did not process, sending such requests again itself. A host that
-// answers with HTTP/1.1, a plain http URL and a proxied host are left to
-// net/http's Transport (Std).
+// answers with HTTP/1.1 (for HTTP1For), a plain http URL and a proxied
+// host are left to net/http's Transport (Std), which speaks HTTP/1.1 only:
+// net/http's own HTTP/2 sends a request the server reset with
+// PROTOCOL_ERROR again (golang/go#47635), and no layer below the client
+// may send a request again that the server may have processed.
 //
-// Each request learns from an httptrace.ClientTrace whether it got a
-// connection and whether its headers were written: an error of a request
-// that provably never left the process is marked so (see Unsent).
+// Each request learns from an httptrace.ClientTrace whether its headers
+// were written: an error of a request that provably never reached the
+// server is marked so (see Unsent).
 type Transport struct {
 	// Std is net/http's transport, for plain http, proxied hosts and
-	// hosts that answer with HTTP/1.1. Its TLS configuration, its dialer
-	// (DialContext) and its TLSHandshakeTimeout apply to H2's connections
-	// too. Change it only before the first call.
+	// hosts that answer with HTTP/1.1: HTTP/1.1 only. Its TLS
+	// configuration, its dialer (DialContext) and its TLSHandshakeTimeout
+	// apply to H2's connections too. Change it only before the first
+	// call.
 	Std *http.Transport
 	// H2 is x/net/http2's transport for https hosts: its health pings
 	// (ReadIdleTimeout, PingTimeout) and IdleConnTimeout. Change it only
@@ -51,8 +56,16 @@ type Transport struct {
 	DialTimeout time.Duration
 	// HeaderTimeout bounds the wait for an answer's headers once the
 	// request's headers were written, on H2 (Std has its
-	// ResponseHeaderTimeout). Zero: no bound.
+	// ResponseHeaderTimeout). Zero: no bound. A call that ends without a
+	// frame read on its connection since its headers were written makes
+	// the connection suspect: x/net pings it with the stream's reset, and
+	// the connection is closed unless a frame comes within
+	// min(HeaderTimeout, H2.PingTimeout).
 	HeaderTimeout time.Duration
+	// HTTP1For is how long a host that answered a handshake with
+	// HTTP/1.1 is left to Std before HTTP/2 is tried again (an edge may
+	// speak HTTP/1.1 for a while, during a deploy say).
+	HTTP1For time.Duration
 
 	// hosts holds what is known of each host:port ("h" and "h:443" are
 	// one). last is the host of the latest call, as its URL spells it: a
@@ -60,15 +73,23 @@ type Transport struct {
 	// interface key.
 	hosts sync.Map // host:port → *hostInfo
 	last  atomic.Pointer[hostEntry]
+	// pin makes Std's TLS configuration offer HTTP/1.1 only, once.
+	pin sync.Once
 }
 
 // hostInfo is what the transport knows of one https host.
 type hostInfo struct {
-	// h1 is set once the host answered with HTTP/1.1, or is proxied: its
-	// calls go to Std.
-	h1 atomic.Bool
-	// dialing counts H2's dials in flight to the host.
-	dialing atomic.Int32
+	// proxied is set when the host is reached through a proxy: its calls
+	// go to Std.
+	proxied bool
+	// h1Until is when (Unix nanoseconds) the host, which answered with
+	// HTTP/1.1, is tried on HTTP/2 again; 0 when it is not known to.
+	h1Until atomic.Int64
+	// dialing counts H2's dials in flight to the host; dialDone is closed
+	// when the count falls to zero.
+	dialing  atomic.Int32
+	mu       sync.Mutex
+	dialDone chan struct{}
 }
 
 // hostEntry is a host, as a URL spells it, and what is known of it.
@@ -77,6 +98,11 @@ type hostEntry struct {
 	info *hostInfo
 }
 
+// MaxConnsPerHost bounds Std's connections to a host, dialing ones
+// included: an HTTP/1.1 host needs a connection per call in flight, and a
+// cold start would otherwise dial once per waiting call.
+const MaxConnsPerHost = 64
+
 // New returns the transport the facade's client uses: explicit
 // dial, TLS-handshake and response-header timeouts, health pings on idle
 // HTTP/2 connections, and an idle pool for HTTP/1.1 sized for a busy
@@ -84,22 +110,27 @@ type hostEntry struct {
 // open and close connections).
 func New(responseHeaderTimeout time.Duration) *Transport {
 	d := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
+	var h1 http.Protocols
+	h1.SetHTTP1(true)
 	t := &Transport{
 		Std: &http.Transport{
-			Proxy:                  http.ProxyFromEnvironment,
-			DialContext:            d.DialContext,
-			ForceAttemptHTTP2:      true,
+			Proxy:       http.ProxyFromEnvironment,
+			DialContext: d.DialContext,
+			Protocols:   &h1,
+			// Not nil: net/http's own HTTP/2 is never set up.
+			TLSNextProto:           map[string]func(string, *tls.Conn) http.RoundTripper{},
 			TLSHandshakeTimeout:    5 * time.Second,
 			ResponseHeaderTimeout:  responseHeaderTimeout,
 			ExpectContinueTimeout:  time.Second,
 			MaxIdleConns:           512,
-			MaxIdleConnsPerHost:    256,
+			MaxIdleConnsPerHost:    MaxConnsPerHost,
+			MaxConnsPerHost:        MaxConnsPerHost,
 			IdleConnTimeout:        90 * time.Second,
 			MaxResponseHeaderBytes: 64 << 10,
-			HTTP2:                  &http.HTTP2Config{SendPingTimeout: 30 * time.Second, PingTimeout: 10 * time.Second},
 		},
 		DialTimeout:   15 * time.Second,
 		HeaderTimeout: responseHeaderTimeout,
+		HTTP1For:      time.Minute,
 	}
 	t.H2 = &http2.Transport{
 		DialTLSContext: t.dialTLS,
@@ -123,9 +154,10 @@ var errHTTP1 = errors.New("the host does not speak HTTP/2")
 // It offers HTTP/1.1 too, so that a host that speaks only that says so,
 // and is then remembered as such.
 func (t *Transport) dialTLS(ctx context.Context, network, addr string, h2cfg *tls.Config) (net.Conn, error) {
+	t.pin.Do(t.pinHTTP1)
 	info := t.info(addr)
-	info.dialing.Add(1)
-	defer info.dialing.Add(-1)
+	info.startDial()
+	defer info.endDial()
 	if t.DialTimeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, t.DialTimeout)
@@ -135,7 +167,7 @@ func (t *Transport) dialTLS(ctx context.Context, network, addr string, h2cfg *tl
 	if dial == nil {
 		dial = (&net.Dialer{}).DialContext
 	}
-	conn, err := dial(ctx, network, addr)
+	raw, err := dial(ctx, network, addr)
 	if err != nil {
 		return nil, err
 	}
@@ -147,7 +179,7 @@ func (t *Transport) dialTLS(ctx context.Context, network, addr string, h2cfg *tl
 	if cfg.ServerName == "" {
 		cfg.ServerName = h2cfg.ServerName
 	}
-	tc := tls.Client(conn, cfg)
+	tc := tls.Client(raw, cfg)
 	hctx := ctx
 	if d := t.Std.TLSHandshakeTimeout; d > 0 {
 		var cancel context.CancelFunc
@@ -155,17 +187,54 @@ func (t *Transport) dialTLS(ctx context.Context, network, addr string, h2cfg *tl
 		defer cancel()
 	}
 	if err := tc.HandshakeContext(hctx); err != nil {
-		conn.Close()
+		raw.Close()
 		return nil, err
 	}
 	if tc.ConnectionState().NegotiatedProtocol != http2.NextProtoTLS {
 		// An HTTP/1.1 host needs a connection per call in flight,
 		// which net/http's pool manages.
-		info.h1.Store(true)
+		info.h1Until.Store(time.Now().Add(t.HTTP1For).UnixNano())
 		tc.Close()
 		return nil, errHTTP1
 	}
-	return tc, nil
+	info.h1Until.Store(0)
+	return newConn(tc, raw), nil
+}
+
+// startDial counts a dial to the host in flight.
+func (h *hostInfo) startDial() {
+	h.mu.Lock()
+	if h.dialing.Add(1) == 1 {
+		h.dialDone = make(chan struct{})
+	}
+	h.mu.Unlock()
+}
+
+// endDial counts a dial to the host ended; the last one wakes those who
+// wait for it.
+func (h *hostInfo) endDial() {
+	h.mu.Lock()
+	if h.dialing.Add(-1) == 0 {
+		close(h.dialDone)
+		h.dialDone = nil
+	}
+	h.mu.Unlock()
+}
+
+// awaitDial waits for the host's dials in flight to end, or ctx.
+func (h *hostInfo) awaitDial(ctx context.Context) error {
+	h.mu.Lock()
+	done := h.dialDone
+	h.mu.Unlock()
+	if done == nil {
+		return nil
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
 }
 
 // info returns what is known of the host at addr (host:port).
@@ -177,8 +246,8 @@ func (t *Transport) info(addr string) *hostInfo {
 	return v.(*hostInfo)
 }
 
-// host returns what is known of u's host; nil when u is not https or
-// its host is proxied or speaks HTTP/1.1.
+// host returns what is known of u's host; nil when u is not https, or
+// its host is proxied or answered with HTTP/1.1 less than HTTP1For ago.
 func (t *Transport) host(u *url.URL) *hostInfo {
 	if u.Scheme != "https" {
 		return nil
@@ -198,7 +267,7 @@ func (t *Transport) host(u *url.URL) *hostInfo {
 			fresh := &hostInfo{}
 			if t.Std.Proxy != nil {
 				if p, err := t.Std.Proxy(&http.Request{URL: u}); err != nil || p != nil {
-					fresh.h1.Store(true)
+					fresh.proxied = true
 				}
 			}
 			v, _ = t.hosts.LoadOrStore(addr, fresh)
@@ -206,32 +275,46 @@ func (t *Transport) host(u *url.URL) *hostInfo {
 		info = v.(*hostInfo)
 		t.last.Store(&hostEntry{host: u.Host, info: info})
 	}
-	if info.h1.Load() {
+	if info.proxied {
+		return nil
+	}
+	if info.speaksHTTP1() {
 		return nil
 	}
 	return info
 }
 
+// speaksHTTP1 reports whether the host answered with HTTP/1.1 less than
+// HTTP1For ago.
+func (h *hostInfo) speaksHTTP1() bool {
+	until := h.h1Until.Load()
+	return until != 0 && time.Now().UnixNano() < until
+}
+
 // RoundTrip sends req: over H2 to an https host that speaks HTTP/2,
-// through Std otherwise. An error of a request that provably never left
-// the process is an *unsentError.
+// through Std otherwise. An error of a request that provably never
+// reached the server is an *unsentError.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	info := t.host(req.URL)
 	if info == nil {
 		return t.roundTripStd(req)
 	}
-	s := newSending(req.Context(), t.HeaderTimeout)
+	s := newSending(req.Context(), t.HeaderTimeout, t.suspectAfter())
 	req = req.WithContext(s.ctx)
-	var resp *http.Response
-	var err error
 	if info.dialing.Load() > 0 {
-		// The call may have to wait for a dial in flight, which H2
-		// does without heeding the call's context: the call waits on
-		// its own, and gives up at its deadline.
-		resp, err = s.await(t.H2, req)
-	} else {
-		resp, err = t.H2.RoundTrip(req)
+		// The call would wait for the dial in flight inside H2, which
+		// does not heed its context: it waits here, on its own, and
+		// leaves nothing behind when it gives up.
+		if err := info.awaitDial(s.ctx); err != nil {
+			return s.finish(nil, err)
+		}
+		if info.speaksHTTP1() {
+			// The dial learned that the host speaks HTTP/1.1.
+			s.end()
+			return t.roundTripStd(req.WithContext(s.parent))
+		}
 	}
+	resp, err := t.H2.RoundTrip(req)
 	if errors.Is(err, errHTTP1) {
 		s.end()
 		return t.roundTripStd(req.WithContext(s.parent))
@@ -239,10 +322,34 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return s.finish(resp, err)
 }
 
+// pinHTTP1 makes Std's TLS configuration offer HTTP/1.1 only: net/http
+// offers what the configuration lists, "h2" too while it speaks HTTP/1.1
+// only, and a server that picks it could not read its requests.
+func (t *Transport) pinHTTP1() {
+	if cfg := t.Std.TLSClientConfig; cfg != nil && !slices.Equal(cfg.NextProtos, []string{"http/1.1"}) {
+		cfg = cfg.Clone()
+		cfg.NextProtos = []string{"http/1.1"}
+		t.Std.TLSClientConfig = cfg
+	}
+}
+
+// suspectAfter is how long a suspect connection has to show a frame.
+func (t *Transport) suspectAfter() time.Duration {
+	d := t.H2.PingTimeout
+	if d <= 0 {
+		d = 15 * time.Second // x/net's default
+	}
+	if t.HeaderTimeout > 0 {
+		d = min(d, t.HeaderTimeout)
+	}
+	return d
+}
+
 // roundTripStd sends req through Std, learning whether its headers were
 // written.
 func (t *Transport) roundTripStd(req *http.Request) (*http.Response, error) {
-	s := newSending(req.Context(), 0)
+	t.pin.Do(t.pinHTTP1)
+	s := newSending(req.Context(), 0, 0)
 	resp, err := t.Std.RoundTrip(req.WithContext(s.ctx))
 	return s.finish(resp, err)
 }
@@ -251,27 +358,35 @@ func (t *Transport) roundTripStd(req *http.Request) (*http.Response, error) {
 // the wait for its answer's headers. Once the answer came it is the
 // answer's body, so that closing the body releases the request's context.
 type sending struct {
-	trace   httptrace.ClientTrace
-	parent  context.Context
-	ctx     context.Context
-	cancel  context.CancelCauseFunc
-	gotConn atomic.Bool // a connection was handed to the request
-	wrote   atomic.Bool // its headers were written to it
+	trace  httptrace.ClientTrace
+	parent context.Context
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	// h2 is set for a request to H2: its writer may outlive RoundTrip
+	// (see state), and conn is the connection it got.
+	h2   bool
+	conn atomic.Pointer[conn]
+	// state says whether the request's headers may reach the server:
+	// sendOpen until the writer encodes the first of them (sendCommitted)
+	// or the request is given up before (sendAbandoned).
+	state atomic.Int32
+	wrote atomic.Bool // its headers were written
+	// reads is the connection's frames read, and stream a lower bound on
+	// the request's stream id, when its headers were written.
+	reads   atomic.Uint64
+	stream  atomic.Uint32
 	timeout time.Duration
+	suspect time.Duration
 	timer   atomic.Pointer[time.Timer]
 	ended   atomic.Bool
-	// state tells await's two goroutines apart: awaitOpen, then
-	// awaitTaken (the caller takes the answer) or awaitLeft (the caller
-	// gave up first, and the answer is closed).
-	state atomic.Int32
-	body  io.ReadCloser
+	body    io.ReadCloser
 }
 
-// The states of await's handshake.
+// The states of a request's headers.
 const (
-	awaitOpen int32 = iota
-	awaitTaken
-	awaitLeft
+	sendOpen int32 = iota
+	sendCommitted
+	sendAbandoned
 )
 
 // errHeaderTimeout ends a request whose answer's headers did not come
@@ -287,12 +402,38 @@ func (headerTimeout) Timeout() bool   { return true }
 func (headerTimeout) Temporary() bool { return true }
 
 // newSending readies a request of context ctx: its trace, and with a
-// timeout, a context the header timer can end.
-func newSending(ctx context.Context, timeout time.Duration) *sending {
-	s := &sending{parent: ctx, timeout: timeout}
-	s.trace.GotConn = func(httptrace.GotConnInfo) { s.gotConn.Store(true) }
+// timeout, a context the header timer can end. A request to H2 (suspect
+// positive) also learns its connection, and commits to writing its
+// headers before it does.
+func newSending(ctx context.Context, timeout, suspect time.Duration) *sending {
+	s := &sending{parent: ctx, timeout: timeout, suspect: suspect, h2: suspect > 0}
+	if s.h2 {
+		s.trace.GotConn = func(info httptrace.GotConnInfo) {
+			if c, ok := info.Conn.(*conn); ok {
+				s.conn.Store(c)
+			}
+		}
+		// x/net encodes the headers after its last look at the
+		// context, and writes them after: a request given up before
+		// kills the connection under it, so that it never was sent.
+		s.trace.WroteHeaderField = func(string, []string) {
+			if !s.state.CompareAndSwap(sendOpen, sendCommitted) && s.state.Load() == sendAbandoned {
+				if c := s.conn.Load(); c != nil {
+					c.kill()
+				}
+			}
+			// The first field decides; x/net allocates for each field
+			// while the hook is set. The writer's goroutine alone reads
+			// it from here on.
+			s.trace.WroteHeaderField = nil
+		}
+	}
 	s.trace.WroteHeaders = func() {
 		s.wrote.Store(true)
+		if c := s.conn.Load(); c != nil {
+			s.reads.Store(c.reads.Load())
+			s.stream.Store(2*c.written.Add(1) - 1)
+		}
 		// Each write starts the bound anew: H2 sends a refused stream
 		// again, after a backoff of its own.
 		if s.timeout > 0 {
@@ -328,47 +469,19 @@ func (s *sending) end() {
 	}
 }
 
-// await sends req on h2 in a goroutine of its own, and returns its
-// answer, or the context's error when the context ends first.
-func (s *sending) await(h2 http.RoundTripper, req *http.Request) (*http.Response, error) {
-	type result struct {
-		resp *http.Response
-		err  error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		resp, err := h2.RoundTrip(req)
-		if s.state.CompareAndSwap(awaitOpen, awaitTaken) {
-			ch <- result{resp, err}
-			return
-		}
-		if resp != nil {
-			resp.Body.Close()
-		}
-		s.end()
-	}()
-	select {
-	case r := <-ch:
-		return r.resp, r.err
-	case <-s.ctx.Done():
-		if s.state.CompareAndSwap(awaitOpen, awaitLeft) {
-			return nil, context.Cause(s.ctx)
-		}
-		r := <-ch
-		return r.resp, r.err
-	}
-}
-
 // finish returns the transport's answer: a response whose body releases
 // the request's context when closed, or the error, marked as an
-// *unsentError when the request provably never left the process.
+// *unsentError when the request provably never reached the server.
 func (s *sending) finish(resp *http.Response, err error) (*http.Response, error) {
 	if err != nil {
-		if s.state.Load() != awaitLeft {
-			s.end()
-		}
+		s.end()
 		if s.ctx.Err() != nil && context.Cause(s.ctx) == errHeaderTimeout && s.parent.Err() == nil {
 			err = errHeaderTimeout
+		}
+		if c := s.conn.Load(); c != nil && s.wrote.Load() {
+			// No frame since the headers were written: the peer may be
+			// gone, and x/net pinged it with the stream's reset.
+			c.suspect(s.reads.Load(), s.suspect)
 		}
 		if s.unsent() {
 			return nil, &unsentError{err}
@@ -386,19 +499,23 @@ func (s *sending) finish(resp *http.Response, err error) (*http.Response, error)
 	return resp, nil
 }
 
-// unsent reports whether the request failed before its headers were
-// written: it never got a connection, or it got one and failed before
-// writing for a reason other than its context ending (the transports
-// wait for their writer then; after the context ended, a writer may still
-// be finishing, so the request may have left).
+// unsent reports whether the request failed before its headers could
+// reach the server, or the server said it did not process it. Over
+// HTTP/1.1 net/http returns only once its writer has ended, so headers
+// not written were never sent. x/net's writer may outlive RoundTrip; a
+// request whose writer had not begun to encode its headers is abandoned
+// (and its writer, if it gets there, kills the connection before they
+// leave). A GOAWAY whose last stream is below the request's stream says
+// it was not processed (RFC 9113 §6.8), whatever its error code.
 func (s *sending) unsent() bool {
-	switch {
-	case s.wrote.Load():
-		return false
-	case !s.gotConn.Load():
+	if !s.h2 {
+		return !s.wrote.Load()
+	}
+	if s.state.CompareAndSwap(sendOpen, sendAbandoned) || s.state.Load() == sendAbandoned {
 		return true
 	}
-	return s.parent.Err() == nil && (s.cancel == nil || s.ctx.Err() == nil)
+	c := s.conn.Load()
+	return c != nil && s.wrote.Load() && c.goAwayBelow(s.stream.Load())
 }
 
 // Read reads the answer's body.
@@ -411,17 +528,17 @@ func (s *sending) Close() error {
 	return err
 }
 
-// unsentError is the error of a request that provably never left the
-// process: nothing reached the server.
+// unsentError is the error of a request that provably the server did not
+// process: it never reached the server, or a GOAWAY said so.
 type unsentError struct{ err error }
 
 func (e *unsentError) Error() string { return e.err.Error() }
 func (e *unsentError) Unwrap() error { return e.err }
 
 // Unsent reports whether err, or an error it wraps, is the Transport's
-// error of a request that provably never left the process: it got no
-// connection, or failed before its headers were written for a reason
-// other than its context ending.
+// error of a request that provably never reached the server, or that the
+// server said it did not process: nothing was done, and it may be sent
+// again.
 func Unsent(err error) bool {
 	var u *unsentError
 	return errors.As(err, &u)

@@ -306,3 +306,79 @@ func TestDefaultPortSharesPool(t *testing.T) {
 		t.Errorf("four calls to one host, spelled two ways, and one to another opened %d connections, dialing %q; want 2, to dintero.test:443 and other.test:443", n, dialed)
 	}
 }
+
+// TestHTTP1HostProbedAgain: a host that answered a handshake with
+// HTTP/1.1 is sent to net/http's transport for HTTP1For only, then tried
+// on HTTP/2 again: after it speaks HTTP/2 again, a cold start of 1,000
+// calls (each dial taking 50 ms, as to a remote host) opens a few
+// connections, as on a host never seen on HTTP/1.1. Before issue 22's
+// review such a host stayed on HTTP/1.1 for the life of the process, and
+// the same cold start opened 12 to 19.
+func TestHTTP1HostProbedAgain(t *testing.T) {
+	srv := newRawH2(t, 0, func(c *rawConn, id uint32, _, _ string) bool {
+		c.headers(id, true, ":status", "204")
+		return true
+	})
+	srv.h1Next.Store(1)
+	c, tr := rawClientOn(t, srv, 5*time.Second, paths[0])
+	tr.HTTP1For = 300 * time.Millisecond
+	var d net.Dialer
+	tr.Std.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		time.Sleep(50 * time.Millisecond)
+		return d.DialContext(ctx, network, addr)
+	}
+	if _, _, err := c.DeleteClientGrant(context.Background(), rawCaller, "T123", "g"); err != nil || srv.h1Conns.Load() != 2 {
+		t.Fatalf("the first call: %v, %d HTTP/1.1 connections; want OK over HTTP/1.1 (the dial that learned it, and net/http's)", err, srv.h1Conns.Load())
+	}
+	time.Sleep(400 * time.Millisecond)
+	tr.CloseIdleConnections()
+	if !waitFor(5*time.Second, func() bool { return srv.closed.Load() == srv.conns.Load() }) {
+		t.Fatal("the connections were not closed")
+	}
+	before := srv.conns.Load()
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	start := make(chan struct{})
+	for range 1000 {
+		wg.Go(func() {
+			<-start
+			if _, _, err := c.DeleteClientGrant(context.Background(), rawCaller, "T123", "g"); err != nil {
+				failed.Add(1)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	if n := srv.conns.Load() - before; n > 5 || failed.Load() != 0 || srv.h2Conns.Load() == 0 {
+		t.Errorf("a cold start of 1,000 calls, after HTTP1For: %d connections (%d over HTTP/2), %d calls failed; want at most 5, over HTTP/2, none", n, srv.h2Conns.Load(), failed.Load())
+	}
+}
+
+// TestHTTP1DialBurstBounded: at a cold start, 500 calls at once to a host
+// that speaks HTTP/1.1 only open at most Std.MaxConnsPerHost connections
+// (and the one that learned the protocol), and all succeed, the others
+// waiting for a connection free; net/http's own pool dials once per
+// waiting call.
+func TestHTTP1DialBurstBounded(t *testing.T) {
+	fake := dinterotest.New(t, dinterotest.Options{CountOnly: true, Mock: dinteromock.Options{Stateless: true}})
+	srv, counts := tlsServer(t, fake, 50*time.Millisecond, false)
+	c, tr := tlsClient(t, srv, 10*time.Second)
+	if tr.Std.MaxConnsPerHost <= 0 {
+		t.Fatalf("Std.MaxConnsPerHost %d; want a bound", tr.Std.MaxConnsPerHost)
+	}
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for range 500 {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if _, _, err := c.DeleteClientGrant(ctx, caller(fake), "T123", "g"); err != nil {
+				failed.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if n := counts.accepted.Load(); n > int64(tr.Std.MaxConnsPerHost)+1 || failed.Load() != 0 {
+		t.Errorf("500 calls at once to an HTTP/1.1 host: %d connections, %d failed; want at most %d, none", n, failed.Load(), tr.Std.MaxConnsPerHost+1)
+	}
+}

@@ -14,10 +14,12 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 )
 
-// KeySet gives the public key a token names by its kid. Its error, any
-// error, makes the token invalid with ReasonUnknownKey.
+// KeySet gives the public keys a token names by its kid: usually one, and
+// each of them when the issuer lists the kid more than once (RFC 7517
+// §4.5 allows it for equivalent alternatives). Its error, any error, or
+// no key makes the token invalid with ReasonUnknownKey.
 type KeySet interface {
-	Key(ctx context.Context, kid string) (*rsa.PublicKey, error)
+	Keys(ctx context.Context, kid string) ([]*rsa.PublicKey, error)
 }
 
 // Result is the outcome of a verification.
@@ -127,11 +129,19 @@ func (v *Verifier) Verify(ctx context.Context, raw string, keys KeySet, audience
 			return nil, errCritical
 		}
 		kid, _ := t.Header["kid"].(string)
-		k, err := keys.Key(ctx, kid)
-		if err != nil || k == nil {
+		ks, err := keys.Keys(ctx, kid)
+		switch {
+		case err != nil || len(ks) == 0 || slices.Contains(ks, nil):
 			return nil, errUnknownKey
+		case len(ks) == 1:
+			return ks[0], nil
 		}
-		return k, nil
+		// The signature is tried against each, as go-oidc does.
+		set := jwt.VerificationKeySet{Keys: make([]jwt.VerificationKey, len(ks))}
+		for i, k := range ks {
+			set.Keys[i] = k
+		}
+		return set, nil
 	})
 	if err != nil {
 		return Verification{Result: Invalid, Reason: invalidReason(err)}

@@ -37,11 +37,45 @@ var testKeys = sync.OnceValue(func() [2]*rsa.PrivateKey {
 // keySet holds keys by kid.
 type keySet map[string]*rsa.PublicKey
 
-func (k keySet) Key(_ context.Context, kid string) (*rsa.PublicKey, error) {
+func (k keySet) Keys(_ context.Context, kid string) ([]*rsa.PublicKey, error) {
 	if p, ok := k[kid]; ok {
-		return p, nil
+		return []*rsa.PublicKey{p}, nil
 	}
 	return nil, errors.New("no such key")
+}
+
+// listedTwice lists each kid's keys in order, some kids more than once.
+type listedTwice map[string][]*rsa.PublicKey
+
+func (k listedTwice) Keys(_ context.Context, kid string) ([]*rsa.PublicKey, error) {
+	return k[kid], nil
+}
+
+// TestKidListedTwice: when the issuer lists a kid more than once (a
+// rotation that reused it, two lists merged; RFC 7517 §4.5 allows it for
+// equivalent alternatives), a token signed by any of its keys verifies,
+// and one signed by none does not. Before issue 22's review the first key
+// listed under the kid was the only one tried: a token of the second was
+// "signature".
+func TestKidListedTwice(t *testing.T) {
+	a, b := testKeys()[0], testKeys()[1]
+	v := idtoken.New(idtoken.Options{Now: func() time.Time { return now }})
+	for _, tc := range []struct {
+		name   string
+		listed []*rsa.PublicKey
+		key    *rsa.PrivateKey
+		want   string
+	}{
+		{"the first key", []*rsa.PublicKey{&a.PublicKey, &b.PublicKey}, a, ""},
+		{"the second key", []*rsa.PublicKey{&a.PublicKey, &b.PublicKey}, b, ""},
+		{"a key not listed", []*rsa.PublicKey{&a.PublicKey, &a.PublicKey}, b, idtoken.ReasonSignature},
+	} {
+		keys := listedTwice{"k1": tc.listed}
+		got := v.Verify(context.Background(), sign(t, jwt.SigningMethodRS256, tc.key, "k1", goodClaims()), keys, callback)
+		if (got.Result == idtoken.Verified) != (tc.want == "") || got.Reason != tc.want {
+			t.Errorf("%s: got %v %q; want reason %q", tc.name, got.Result, got.Reason, tc.want)
+		}
+	}
 }
 
 const (

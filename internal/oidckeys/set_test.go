@@ -94,7 +94,7 @@ func TestEnsure(t *testing.T) {
 	if err := s.Ensure(context.Background(), "T123", "", f); err != nil || f.calls.Load() != 2 {
 		t.Errorf("stale keys and a failed fetch: got %v after %d fetches; want a refetch tried, the old keys serving", err, f.calls.Load())
 	}
-	if k, err := s.Key(context.Background(), "T123", "", "k1", f); err != nil || k == nil {
+	if k, err := s.Keys(context.Background(), "T123", "", "k1", f); err != nil || k == nil {
 		t.Errorf("the old key: got %v, %v; want it", k, err)
 	}
 	if err := s.Ensure(context.Background(), "T999", "", f); !errors.Is(err, f.err) || s.Held("T999") {
@@ -102,9 +102,10 @@ func TestEnsure(t *testing.T) {
 	}
 }
 
-// TestSharedFetch: the calls of one caller waiting at once share a fetch
-// that none of them can end by giving up; another caller fetches on its
-// own.
+// TestSharedFetch: the calls waiting at once for an account's keys share
+// one fetch, whatever their credentials, and none of them can end it by
+// giving up. Before issue 22's review the fetch was shared by the calls of
+// one caller only: 100 callers with tokens of their own made 100 fetches.
 func TestSharedFetch(t *testing.T) {
 	s := newSet(t, &clock{now: time.Unix(1_800_000_000, 0)}, 10)
 	f := &fetcher{keys: keys("k1"), gate: make(chan struct{})}
@@ -116,12 +117,12 @@ func TestSharedFetch(t *testing.T) {
 	}
 	var wg sync.WaitGroup
 	errs := make([]error, 20)
+	others := make([]*fetcher, len(errs))
 	for i := range errs {
-		wg.Go(func() { errs[i] = s.Ensure(context.Background(), "T123", "Bearer a", f) })
-	}
-	other := &fetcher{keys: keys("k1")}
-	if err := s.Ensure(context.Background(), "T123", "Bearer b", other); err != nil || other.calls.Load() != 1 {
-		t.Errorf("another caller: got %v after %d fetches; want its own fetch", err, other.calls.Load())
+		others[i] = &fetcher{keys: keys("k1")}
+		wg.Go(func() {
+			errs[i] = s.Ensure(context.Background(), "T123", fmt.Sprintf("Bearer caller-%d", i), others[i])
+		})
 	}
 	time.Sleep(20 * time.Millisecond)
 	quit()
@@ -130,13 +131,48 @@ func TestSharedFetch(t *testing.T) {
 	}
 	close(f.gate)
 	wg.Wait()
+	n := f.calls.Load()
 	for i, err := range errs {
 		if err != nil {
 			t.Errorf("caller %d: %v", i, err)
 		}
+		n += others[i].calls.Load()
 	}
-	if n := f.calls.Load(); n != 1 {
-		t.Errorf("%d fetches for 21 calls of one caller; want 1", n)
+	if n != 1 {
+		t.Errorf("%d fetches for 21 callers of one account; want 1", n)
+	}
+}
+
+// TestRefusedFetchPoisonsNoOne: when the shared fetch is refused for the
+// credentials it was made with, each waiter with other credentials
+// fetches with its own, and the refusal enters nothing.
+func TestRefusedFetchPoisonsNoOne(t *testing.T) {
+	s := newSet(t, &clock{now: time.Unix(1_800_000_000, 0)}, 10)
+	bad := &fetcher{err: refusal{}, gate: make(chan struct{})}
+	badErr := make(chan error, 1)
+	go func() { badErr <- s.Ensure(context.Background(), "T123", "Bearer bad", bad) }()
+	for bad.calls.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	good := &fetcher{keys: keys("k1")}
+	var wg sync.WaitGroup
+	errs := make([]error, 10)
+	for i := range errs {
+		wg.Go(func() { errs[i] = s.Ensure(context.Background(), "T123", "Bearer good", good) })
+	}
+	time.Sleep(20 * time.Millisecond)
+	close(bad.gate)
+	wg.Wait()
+	if err := <-badErr; !errors.As(err, new(refusal)) {
+		t.Errorf("the refused caller: got %v; want its refusal", err)
+	}
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("good caller %d: %v", i, err)
+		}
+	}
+	if n := good.calls.Load(); n != 1 || !s.Held("T123") {
+		t.Errorf("the good callers fetched %d times, held %v; want once, held", n, s.Held("T123"))
 	}
 }
 
@@ -151,11 +187,11 @@ func TestKeyRefetch(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.keys = keys("k1", "k2") // a rotation
-	if k, err := s.Key(context.Background(), "T123", "", "k2", f); err != nil || k == nil || f.calls.Load() != 2 {
+	if k, err := s.Keys(context.Background(), "T123", "", "k2", f); err != nil || k == nil || f.calls.Load() != 2 {
 		t.Fatalf("a new kid: got %v after %d fetches; want it after one refetch", err, f.calls.Load())
 	}
 	for range 5 {
-		if _, err := s.Key(context.Background(), "T123", "", "k3", f); !errors.Is(err, oidckeys.ErrUnknownKey) {
+		if _, err := s.Keys(context.Background(), "T123", "", "k3", f); !errors.Is(err, oidckeys.ErrUnknownKey) {
 			t.Fatalf("a kid no key has: got %v; want ErrUnknownKey", err)
 		}
 	}
@@ -164,10 +200,10 @@ func TestKeyRefetch(t *testing.T) {
 	}
 	c.advance(10 * time.Second)
 	f.err = refusal{}
-	_, _ = s.Key(context.Background(), "T123", "", "k3", f)
+	_, _ = s.Keys(context.Background(), "T123", "", "k3", f)
 	f.err = errors.New("HTTP 503")
-	_, _ = s.Key(context.Background(), "T123", "", "k3", f)
-	_, _ = s.Key(context.Background(), "T123", "", "k3", f)
+	_, _ = s.Keys(context.Background(), "T123", "", "k3", f)
+	_, _ = s.Keys(context.Background(), "T123", "", "k3", f)
 	if n := f.calls.Load(); n != 4 {
 		t.Errorf("%d fetches; want 4: a refused refetch starts no interval, a failed one does", n)
 	}
@@ -209,13 +245,14 @@ func TestKeysMemoryBounded(t *testing.T) {
 	}
 }
 
-// TestKeysCacheBounded: the accounts whose keys were had are kept up to
-// MaxAccounts, the least recently used dropped first.
+// TestKeysCacheBounded: the accounts whose keys were had (here with the
+// facade's credentials) are kept up to MaxAccounts, the least recently
+// used dropped first.
 func TestKeysCacheBounded(t *testing.T) {
 	s := newSet(t, &clock{now: time.Unix(1_800_000_000, 0)}, 50)
 	f := &fetcher{keys: keys("k1")}
 	for i := range 200 {
-		if err := s.Ensure(context.Background(), fmt.Sprintf("T%08d", i), "Bearer t0000001", f); err != nil {
+		if err := s.Ensure(context.Background(), fmt.Sprintf("T%08d", i), "", f); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -224,5 +261,60 @@ func TestKeysCacheBounded(t *testing.T) {
 	}
 	if !s.Held("T00000199") || s.Held("T00000000") {
 		t.Error("the least recently used account was not the one dropped")
+	}
+}
+
+// TestCallerShareBounded: a caller with credentials of its own that
+// names many accounts (a partner's token) keeps at most a quarter of
+// MaxAccounts, its own least recently used dropped first: it does not push
+// out another caller's account, whose keys are then fetched once however
+// many accounts come between its calls. Before issue 22's review 1,000
+// accounts between each call dropped them, and each call fetched them
+// again.
+func TestCallerShareBounded(t *testing.T) {
+	s := newSet(t, &clock{now: time.Unix(1_800_000_000, 0)}, 100)
+	legit := &fetcher{keys: keys("k1")}
+	partner := &fetcher{keys: keys("k1")}
+	for round := range 4 {
+		if err := s.Ensure(context.Background(), "T123", "Bearer legit", legit); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 1000 {
+			if err := s.Ensure(context.Background(), fmt.Sprintf("T%08d", round*1000+i), "Bearer partner", partner); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if n := legit.calls.Load(); n != 1 || s.Len() != 26 {
+		t.Errorf("the legitimate account fetched %d times, %d accounts held; want once, 26 (25 of the partner's)", n, s.Len())
+	}
+}
+
+// TestRefetchBoundOutlivesEviction: the interval between refetches for
+// unknown kids holds for an account whose keys were dropped for others'
+// and fetched again meanwhile.
+func TestRefetchBoundOutlivesEviction(t *testing.T) {
+	s := newSet(t, &clock{now: time.Unix(1_800_000_000, 0)}, 4)
+	f := &fetcher{keys: keys("k1")}
+	if err := s.Ensure(context.Background(), "T123", "", f); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Keys(context.Background(), "T123", "", "k2", f); !errors.Is(err, oidckeys.ErrUnknownKey) || f.calls.Load() != 2 {
+		t.Fatalf("an unknown kid: got %v after %d fetches; want ErrUnknownKey after a refetch", err, f.calls.Load())
+	}
+	for i := range 4 {
+		if err := s.Ensure(context.Background(), fmt.Sprintf("T%08d", i), "", f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s.Held("T123") {
+		t.Fatal("the account's keys were not dropped")
+	}
+	if err := s.Ensure(context.Background(), "T123", "", f); err != nil {
+		t.Fatal(err)
+	}
+	before := f.calls.Load()
+	if _, err := s.Keys(context.Background(), "T123", "", "k2", f); !errors.Is(err, oidckeys.ErrUnknownKey) || f.calls.Load() != before {
+		t.Errorf("an unknown kid again, within RefetchEvery of the last refetch: got %v after %d more fetches; want none", err, f.calls.Load()-before)
 	}
 }
