@@ -35,7 +35,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	audit := slog.New(slog.NewJSONHandler(os.Stderr, nil))
-	// SIGHUP reloads --credentials-file.
+	// SIGHUP reloads --credentials-file, the TLS files and --policy-file.
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	reload := make(chan struct{}, 1)

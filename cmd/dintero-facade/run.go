@@ -43,8 +43,8 @@ type Options struct {
 	// TracerProvider replaces the OTLP exporter the configuration asks for
 	// (tests record spans in memory with it).
 	TracerProvider trace.TracerProvider
-	// Reload, when it fires, reloads --credentials-file (main sends
-	// SIGHUP here).
+	// Reload, when it fires, reloads --credentials-file, the TLS files and
+	// --policy-file (main sends SIGHUP here).
 	Reload <-chan struct{}
 	// wrap, when set, wraps the service inside the interceptors; tests
 	// inject faults, such as a panic, with it.
@@ -150,8 +150,14 @@ func build(ctx context.Context, o Options) (_ *instance, err error) {
 	// The watchers stop when the facade stops, for whatever reason.
 	wctx, stopWatching := context.WithCancel(ctx)
 	f.onClose(stopWatching)
+	// One SIGHUP reloads every file the facade reads: the credentials, the
+	// TLS files and the policy.
+	signals := reload.Fanout(wctx, o.Reload, 3)
+	watching := func(i int) reload.Options {
+		return reload.Options{Log: f.log, Signal: signals[i], Metrics: tel.Reload}
+	}
 	if f.cfg.CredentialsFile != "" {
-		if err := reload.WatchCredentials(wctx, f.cfg.CredentialsFile, f.cfg.EnvCredentials, o.Reload, client, f.log); err != nil {
+		if err := reload.WatchCredentials(wctx, f.cfg.CredentialsFile, f.cfg.EnvCredentials, client, watching(0)); err != nil {
 			return nil, err
 		}
 	}
@@ -160,11 +166,17 @@ func build(ctx context.Context, o Options) (_ *instance, err error) {
 		return nil, err
 	}
 	if tlsFiles != nil {
-		if err := tlsFiles.Watch(wctx, f.log); err != nil {
+		if err := tlsFiles.Watch(wctx, watching(1)); err != nil {
 			return nil, err
 		}
 	}
-	var svc authv1.AuthServiceServer = service.New(client, service.Options{Policy: f.cfg.Policy, Counters: tel.Service, RejectInvalidIDToken: f.cfg.RejectInvalidIDToken, ReturnOIDCClientSecret: f.cfg.ReturnOIDCClientSecret})
+	srv := service.New(client, service.Options{Policy: f.cfg.Policy, Counters: tel.Service, RejectInvalidIDToken: f.cfg.RejectInvalidIDToken, ReturnOIDCClientSecret: f.cfg.ReturnOIDCClientSecret})
+	if f.cfg.PolicyFile != "" {
+		if err := reload.WatchPolicy(wctx, f.cfg.PolicyFile, srv, watching(2)); err != nil {
+			return nil, err
+		}
+	}
+	var svc authv1.AuthServiceServer = srv
 	if o.wrap != nil {
 		svc = o.wrap(svc)
 	}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"runtime"
 	"time"
 
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
@@ -25,6 +26,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 
+	"github.com/dintero-facade/dintero-facade/internal/reload"
 	"github.com/dintero-facade/dintero-facade/service"
 	"github.com/dintero-facade/dintero-facade/upstream"
 )
@@ -49,6 +51,9 @@ type Telemetry struct {
 	GRPC     *grpcprom.ServerMetrics
 	Upstream *upstream.Metrics
 	Service  *service.Counters
+	// Reload counts the reloads of the files the facade reads, and shows
+	// the served certificate's expiry.
+	Reload *reload.Metrics
 	// tp is nil when tracing is off.
 	tp   trace.TracerProvider
 	prop propagation.TextMapPropagator
@@ -77,6 +82,18 @@ func New(ctx context.Context, o Options) (*Telemetry, error) {
 		return nil, err
 	}
 	if t.Service, err = service.NewCounters(t.registry); err != nil {
+		return nil, err
+	}
+	if t.Reload, err = reload.NewMetrics(t.registry); err != nil {
+		return nil, err
+	}
+	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "dintero_facade_build_info",
+		Help:        "Always 1: the facade's version and the Go release it was built with, as labels.",
+		ConstLabels: prometheus.Labels{"version": o.Version, "go_version": runtime.Version()},
+	})
+	buildInfo.Set(1)
+	if err := t.registry.Register(buildInfo); err != nil {
 		return nil, err
 	}
 	switch {
