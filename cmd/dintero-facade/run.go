@@ -237,6 +237,9 @@ func (f *instance) logStart(l listeners) {
 	if cfg.ShutdownGrace < cfg.MaxDeadline {
 		f.log.Warn("--shutdown-grace is shorter than --max-deadline: calls in flight at shutdown may be cut", "shutdown_grace", cfg.ShutdownGrace, "max_deadline", cfg.MaxDeadline)
 	}
+	if cfg.MaxConnectionAge > 0 && cfg.MaxConnectionAgeGrace < cfg.MaxDeadline {
+		f.log.Warn("--grpc-max-connection-age-grace is shorter than --max-deadline: calls on a connection that reaches --grpc-max-connection-age may be cut", "grpc_max_connection_age_grace", cfg.MaxConnectionAgeGrace.String(), "max_deadline", cfg.MaxDeadline.String())
+	}
 	if len(cfg.Credentials) > 0 || cfg.CredentialsFile != "" {
 		switch {
 		case cfg.Policy == nil && cfg.ClientCA == "":

@@ -10,6 +10,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 
 	"github.com/dintero-facade/dintero-facade/gen/openapiv2"
@@ -45,6 +46,15 @@ func newGRPCServer(cfg Config, register func(grpc.ServiceRegistrar), interceptor
 		// agent must not become a megabyte log line.
 		grpc.MaxHeaderListSize(uint32(cfg.MaxRecvMsgBytes)),
 		grpc.NumStreamWorkers(streamWorkers(cfg)),
+		// A caller may ping to keep its connection (through a proxy, say)
+		// no more often than this; more often is answered with GOAWAY.
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: cfg.KeepaliveMinTime, PermitWithoutStream: true}),
+	}
+	// Behind a Service each caller's connection sticks to one replica: a
+	// connection that has lived MaxConnectionAge is asked to go, and its
+	// caller reconnects, to whichever replica, new ones included.
+	if cfg.MaxConnectionAge > 0 {
+		opts = append(opts, grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionAge: cfg.MaxConnectionAge, MaxConnectionAgeGrace: cfg.MaxConnectionAgeGrace}))
 	}
 	if tf != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(tf.Config("h2"))))
