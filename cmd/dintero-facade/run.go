@@ -120,7 +120,7 @@ func build(ctx context.Context, o Options) (_ *instance, err error) {
 			f.close()
 		}
 	}()
-	tel, err := telemetry.New(ctx, telemetry.Options{Tracing: o.Config.Tracing, TracerProvider: o.TracerProvider, Version: o.Version})
+	tel, err := telemetry.New(ctx, telemetry.Options{Tracing: o.Config.Tracing, TracerProvider: o.TracerProvider, Version: o.Version, Log: o.Log})
 	if err != nil {
 		return nil, err
 	}

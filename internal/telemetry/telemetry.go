@@ -6,18 +6,21 @@ package telemetry
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"runtime"
 	"time"
 
+	"github.com/go-logr/logr"
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/propagation"
 	sdkresource "go.opentelemetry.io/otel/sdk/resource"
@@ -31,6 +34,9 @@ import (
 	"github.com/dintero-facade/dintero-facade/upstream"
 )
 
+// errorLogEvery is how often one OpenTelemetry error is logged at most.
+const errorLogEvery = time.Minute
+
 // Options configure New.
 type Options struct {
 	// Tracing exports traces over OTLP, configured by the standard OTEL_*
@@ -41,6 +47,9 @@ type Options struct {
 	TracerProvider trace.TracerProvider
 	// Version names the build in the traces' resource.
 	Version string
+	// Log takes OpenTelemetry's own errors (an export that failed), as
+	// JSON; required with Tracing.
+	Log *slog.Logger
 }
 
 // Telemetry is the facade's metrics and traces.
@@ -100,6 +109,15 @@ func New(ctx context.Context, o Options) (*Telemetry, error) {
 	case o.TracerProvider != nil:
 		t.tp = o.TracerProvider
 	case o.Tracing:
+		if o.Log == nil {
+			return nil, errors.New("tracing needs a log for OpenTelemetry's errors")
+		}
+		// OpenTelemetry reports its own errors (an export that failed)
+		// through a process-wide handler and logger, which by default
+		// write plain lines with Go's log package: they go to the JSON
+		// log instead, each distinct error at most once a minute.
+		otel.SetErrorHandler(newErrorLog(o.Log, errorLogEvery))
+		otel.SetLogger(logr.FromSlogHandler(o.Log.Handler()))
 		exp, err := otlptracegrpc.New(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("OTLP trace exporter: %w", err)
