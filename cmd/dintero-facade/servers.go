@@ -87,11 +87,13 @@ func newGatewayServer(ctx context.Context, cfg Config, register func(grpc.Servic
 	return &serve.HTTP{Name: "HTTP", Addr: cfg.HTTPAddr, Server: newHTTPServer(mux, cfg, log, tc)}, nil
 }
 
-// httpMux serves the gateway under /v1/, /healthz and the OpenAPI document.
+// httpMux serves the gateway under /v1/, /healthz, /livez and the OpenAPI
+// document.
 func httpMux(gw, healthz http.Handler) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle("/v1/", gw)
 	mux.Handle("GET /healthz", healthz)
+	mux.Handle("GET /livez", probe.Livez())
 	mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(openapiv2.JSON)
