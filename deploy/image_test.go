@@ -426,3 +426,25 @@ func TestDockerfileExposesEveryPort(t *testing.T) {
 		}
 	}
 }
+
+// TestCredentialsIgnored: a credentials.yaml in the clone, where the
+// manual's commands run, is neither committed by git add -A nor sent to a
+// builder in the Dockerfile's build context.
+func TestCredentialsIgnored(t *testing.T) {
+	isIgnored := ignored(t)
+	for _, f := range []string{"credentials.yaml", "deploy/credentials.yaml", "cmd/dintero-facade/credentials.yaml"} {
+		if !isIgnored(f) {
+			t.Errorf(".dockerignore sends %s to the builder", f)
+		}
+		cmd := exec.Command("git", "check-ignore", "--no-index", "-q", f)
+		cmd.Dir = repoRoot
+		if err := cmd.Run(); err != nil {
+			t.Errorf("git does not ignore %s (git check-ignore: %v)", f, err)
+		}
+	}
+	cmd := exec.Command("git", "check-ignore", "--no-index", "-q", "deploy/credentials.example.yaml")
+	cmd.Dir = repoRoot
+	if err := cmd.Run(); err == nil {
+		t.Error("git ignores deploy/credentials.example.yaml, the example")
+	}
+}
