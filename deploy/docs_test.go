@@ -59,15 +59,16 @@ func shipBlock(t testing.TB, name string) string {
 }
 
 // kubectlStub stands in for kubectl, which needs a cluster: a shell
-// function that records each call's arguments (one call a line, the
-// arguments separated by \x1f) and, for apply -f -, what it read; for
+// function that records each call's arguments (one call a line, each
+// argument ended by \x1f) and, for apply -f -, what it read; for
 // logs it prints $KUBECTL_LOGS, as kubectl logs prints a pod's log; it
 // succeeds otherwise. create … -o yaml prints a marker, so that a test
 // sees what apply -f - was piped.
 const kubectlStub = `kubectl() {
-  local a
-  for a in "$@"; do printf '%s\x1f' "$a"; done >> "$KUBECTL_CALLS"
-  printf '\n' >> "$KUBECTL_CALLS"
+  local a call=
+  for a in "$@"; do call+="$a"$'\x1f'; done
+  # One write, whole, though the two ends of a pipe record at once.
+  printf '%s\n' "$call" >> "$KUBECTL_CALLS"
   case " $* " in
     *" logs "*) cat "$KUBECTL_LOGS" ;;
     *" -o yaml "*) printf 'piped-from-create\n' ;;
@@ -234,7 +235,16 @@ func TestShippingDoc(t *testing.T) {
 			{"-n", k.Namespace, "create", "secret", "generic", vol.Secret.SecretName, "--from-file=" + key + "=" + outside, "--dry-run=client", "-o", "yaml"},
 			{"apply", "-f", "-"},
 		}
-		if !reflect.DeepEqual(r.Calls, want) || ns.Name != k.Namespace {
+		// The two ends of the pipe run at once, so they record in either
+		// order.
+		sortPipe := func(calls [][]string) [][]string {
+			calls = slices.Clone(calls)
+			if len(calls) > 1 {
+				slices.SortFunc(calls[1:], func(a, b []string) int { return strings.Compare(strings.Join(a, " "), strings.Join(b, " ")) })
+			}
+			return calls
+		}
+		if !reflect.DeepEqual(sortPipe(r.Calls), sortPipe(want)) || ns.Name != k.Namespace {
 			t.Errorf("the credentials block ran kubectl %q (namespace.yaml makes %s); want %q: the namespace first, then the Secret %s the Deployment mounts, in the kustomization's namespace, under the key --credentials-file reads, from $CREDENTIALS", r.Calls, ns.Name, want, vol.Secret.SecretName)
 		}
 		if r.Stdin != "piped-from-create\n" {
