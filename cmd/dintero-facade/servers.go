@@ -67,7 +67,7 @@ func newGRPCServer(cfg Config, register func(grpc.ServiceRegistrar), interceptor
 	return gs
 }
 
-// newGatewayServer serves the JSON gateway under /v1/, /healthz,
+// newGatewayServer serves the JSON gateway under /v1/, /healthz, /livez,
 // /openapi.json, and /metrics unless it has a listener of its own. The
 // gateway calls what register registers, through interceptor, as the gRPC
 // server does.
