@@ -4,9 +4,12 @@
 # the local Go toolchain. Both make the image's files with .ci/image's rootfs
 # step (one set of build flags), and .ci/image builds the last stage below.
 # deploy/image_test.go checks that the COPY lines bring every package the
-# binary imports. The build stage pins the Go release; raise it when
-# govulncheck (see .ci/run) reports a standard-library finding fixed in a
-# later release.
+# binary imports. The Go release the binary is built with is go.mod's
+# toolchain line, which .ci/image's rootfs step builds with wherever it
+# runs; the build stage starts FROM that release, so nothing is fetched
+# (deploy's TestImageGoRelease checks the two agree). Raise both when
+# govulncheck (see .ci/run), which scans the shipped binary, reports a
+# standard-library finding fixed in a later release.
 FROM golang:1.26.10-bookworm AS build
 WORKDIR /src
 COPY go.mod go.sum ./
@@ -25,6 +28,8 @@ RUN VERSION="${VERSION}" .ci/image rootfs /rootfs
 FROM scratch
 COPY --from=build /rootfs/ /
 USER 65532:65532
-# 9090: gRPC. 8080: JSON gateway, /healthz, /openapi.json.
-EXPOSE 9090 8080
+# 9090: gRPC. 8080: JSON gateway, /healthz, /openapi.json. 8081: probes
+# (--health-addr). 9102: /metrics (--metrics-addr). The last two are off
+# unless their flags are set, as deploy/'s Deployment sets them.
+EXPOSE 9090 8080 8081 9102
 ENTRYPOINT ["/dintero-facade"]

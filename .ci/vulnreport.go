@@ -1,9 +1,15 @@
 //go:build ignore
 
-// vulnreport reads govulncheck's JSON from stdin and decides: a finding in
-// any module of the project's (not the standard library) fails; findings in
-// the standard library are listed, and fail only when the Dockerfile's Go
-// release does not fix them. Run: go run .ci/vulnreport.go Dockerfile < scan.json
+// vulnreport reads govulncheck's JSON from stdin and decides. Of a scan of
+// the shipped binary (govulncheck -mode binary on what .ci/image builds, so
+// its standard library is the Go release the image ships), every finding
+// fails. Of a scan of the module's packages (source mode, with the Go at
+// hand), a finding in a module fails, and one in the standard library is
+// listed only: it is the scanning Go's library, not the shipped one, which
+// the binary's scan judges.
+//
+//	go run .ci/vulnreport.go shipped < binary.json
+//	go run .ci/vulnreport.go source < source.json
 package main
 
 import (
@@ -11,9 +17,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"regexp"
 	"sort"
-	"strconv"
 	"strings"
 )
 
@@ -22,29 +26,23 @@ type finding struct {
 	FixedVersion string `json:"fixed_version"`
 	Trace        []struct {
 		Module   string `json:"module"`
+		Version  string `json:"version"`
 		Package  string `json:"package"`
 		Function string `json:"function"`
 	} `json:"trace"`
 }
 
 func main() {
-	if len(os.Args) != 2 {
-		fmt.Fprintln(os.Stderr, "usage: go run .ci/vulnreport.go Dockerfile < scan.json")
+	if len(os.Args) != 2 || (os.Args[1] != "shipped" && os.Args[1] != "source") {
+		fmt.Fprintln(os.Stderr, "usage: go run .ci/vulnreport.go shipped|source < scan.json")
 		os.Exit(2)
 	}
-	df, err := os.ReadFile(os.Args[1])
-	if err != nil {
-		fail(err)
-	}
-	m := regexp.MustCompile(`FROM golang:(\d+\.\d+\.\d+)`).FindSubmatch(df)
-	if m == nil {
-		fail(fmt.Errorf("%s: no FROM golang:X.Y.Z line", os.Args[1]))
-	}
-	imageGo := string(m[1])
+	shipped := os.Args[1] == "shipped"
 
 	type key struct{ osv, module string }
 	level := map[key]string{}
 	fixed := map[key]string{}
+	version := map[key]string{}
 	dec := json.NewDecoder(os.Stdin)
 	for {
 		var msg struct {
@@ -71,6 +69,7 @@ func main() {
 			level[k] = l
 		}
 		fixed[k] = f.FixedVersion
+		version[k] = t.Version
 	}
 	keys := make([]key, 0, len(level))
 	for k := range level {
@@ -81,13 +80,13 @@ func main() {
 	for _, k := range keys {
 		fix := fixed[k]
 		verdict := "fails CI: upgrade the module"
-		if k.module == "stdlib" {
-			verdict = "stdlib of the Go that ran the scan; the Dockerfile builds on go" + imageGo
-			if fix == "" || newer(strings.TrimPrefix(fix, "v"), imageGo) {
-				verdict = "stdlib, NOT fixed by the Dockerfile's go" + imageGo + ": raise it"
-				bad = true
-			}
-		} else {
+		switch {
+		case k.module == "stdlib" && shipped:
+			verdict = "fails CI: the shipped binary's Go " + orNone(version[k]) + " has it; raise go.mod's toolchain line and the Dockerfile's FROM golang: to a release that fixes it"
+		case k.module == "stdlib":
+			verdict = "the scanning Go's standard library (" + orNone(version[k]) + "), not the shipped one: the binary's scan judges that"
+		}
+		if strings.HasPrefix(verdict, "fails") {
 			bad = true
 		}
 		fmt.Printf("%s %s (%s, fixed in %s): %s\n", k.osv, k.module, level[k], orNone(fix), verdict)
@@ -102,26 +101,6 @@ func main() {
 
 func rank(l string) int {
 	return map[string]int{"": 0, "required": 1, "imported": 2, "called": 3}[l]
-}
-
-// newer reports whether Go version a is newer than b (both X.Y.Z).
-func newer(a, b string) bool {
-	pa, pb := strings.Split(a, "."), strings.Split(b, ".")
-	for i := 0; i < 3; i++ {
-		x, y := atoi(pa, i), atoi(pb, i)
-		if x != y {
-			return x > y
-		}
-	}
-	return false
-}
-
-func atoi(p []string, i int) int {
-	if i >= len(p) {
-		return 0
-	}
-	n, _ := strconv.Atoi(p[i])
-	return n
 }
 
 func orNone(s string) string {

@@ -30,6 +30,7 @@ import (
 	"google.golang.org/grpc/status"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"sigs.k8s.io/yaml"
 
 	authv1 "github.com/dintero-facade/dintero-facade/gen/dintero/auth/v1"
 	"github.com/dintero-facade/dintero-facade/internal/dinteromock"
@@ -43,8 +44,13 @@ const containerTestEnv = "DINTERO_FACADE_CONTAINER_TEST"
 
 // podmanGlobal are podman's global flags: runc and cgroupfs work on a
 // machine without systemd, as CI's. The containers.conf it needs there
-// (default_ulimits = []) comes through CONTAINERS_CONF (.ci/run).
+// (default_ulimits = []) the test writes itself, unless CONTAINERS_CONF
+// names one.
 var podmanGlobal = []string{"--runtime", "runc", "--cgroup-manager", "cgroupfs"}
+
+// containersConf is podman's configuration on a machine that may not set
+// ulimits of its own, as a container in CI cannot.
+const containersConf = "[containers]\ndefault_ulimits = []\n"
 
 func podman(args ...string) *exec.Cmd {
 	return exec.Command("podman", append(slices.Clone(podmanGlobal), args...)...)
@@ -68,6 +74,13 @@ func requireContainerRuntime(t *testing.T) {
 	}
 	if os.Geteuid() != 0 {
 		t.Fatalf("%s=1 needs root: the test makes a network namespace and writes volumes owned by root, as the kubelet does", containerTestEnv)
+	}
+	if os.Getenv("CONTAINERS_CONF") == "" {
+		conf := filepath.Join(t.TempDir(), "containers.conf")
+		if err := os.WriteFile(conf, []byte(containersConf), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Setenv("CONTAINERS_CONF", conf)
 	}
 }
 
@@ -134,6 +147,8 @@ type upstream struct {
 	holdID  string
 	hold    time.Duration
 	arrived chan struct{}
+	// tokens, while open, holds every token request: a slow Dintero.
+	tokens chan struct{}
 }
 
 func (u *upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -141,7 +156,15 @@ func (u *upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		id, _, _ := r.BasicAuth()
 		u.mu.Lock()
 		u.clients = append(u.clients, id)
+		tokens := u.tokens
 		u.mu.Unlock()
+		if tokens != nil {
+			select {
+			case <-tokens:
+			case <-r.Context().Done():
+				return
+			}
+		}
 	}
 	u.mu.Lock()
 	holdID, hold, arrived := u.holdID, u.hold, u.arrived
@@ -155,6 +178,16 @@ func (u *upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	u.mock.ServeHTTP(w, r)
+}
+
+// holdTokens holds the token requests until the returned function is
+// called.
+func (u *upstream) holdTokens() (release func()) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.tokens = make(chan struct{})
+	tokens := u.tokens
+	return sync.OnceFunc(func() { close(tokens) })
 }
 
 // tokenClients returns the client ids of the token requests since the
@@ -455,13 +488,16 @@ func (ct *container) waitReady(t *testing.T, ns *netns, c corev1.Container, d ti
 
 // watchLiveness probes liveness as the kubelet does, until stop closes,
 // and reports the probes that passed and whether the kubelet would have
-// restarted the container (failureThreshold failures in a row).
-func watchLiveness(ns *netns, c corev1.Container, stop <-chan struct{}) func() (passed int, restart error) {
+// restarted the container (failureThreshold failures in a row); passedOnce
+// closes when a probe first passes.
+func watchLiveness(ns *netns, c corev1.Container, stop <-chan struct{}) (result func() (passed int, restart error), passedOnce <-chan struct{}) {
 	p := c.LivenessProbe
 	var mu sync.Mutex
 	var passed, failed int
 	var restart error
 	done := make(chan struct{})
+	once := make(chan struct{})
+	var onceClosed sync.Once
 	go func() {
 		defer close(done)
 		select {
@@ -474,6 +510,7 @@ func watchLiveness(ns *netns, c corev1.Container, stop <-chan struct{}) func() (
 			mu.Lock()
 			if err == nil {
 				passed, failed = passed+1, 0
+				onceClosed.Do(func() { close(once) })
 			} else if failed++; failed >= int(max(p.FailureThreshold, 1)) && restart == nil {
 				restart = fmt.Errorf("liveness failed %d times in a row: %w", failed, err)
 			}
@@ -490,7 +527,7 @@ func watchLiveness(ns *netns, c corev1.Container, stop <-chan struct{}) func() (
 		mu.Lock()
 		defer mu.Unlock()
 		return passed, restart
-	}
+	}, once
 }
 
 // caller makes the calls of one identity over mutual TLS, by gRPC and
@@ -698,11 +735,14 @@ func TestContainer(t *testing.T) {
 			}
 		}
 
-		// The Deployment's args, and the mock Dintero instead of Dintero.
+		// The Deployment's args, and the mock Dintero instead of Dintero,
+		// slow at first: it holds the warm-up's token requests.
 		args := append(slices.Clone(c.Args), "--dintero-url="+up.URL)
+		release := up.holdTokens()
+		defer release()
 		ct := start(t, ns, image, append(runArgs(t, r), mountArgs(t, r, hostDirs)...), args)
 		stopLiveness := make(chan struct{})
-		liveness := watchLiveness(ns, c, stopLiveness)
+		liveness, livenessPassed := watchLiveness(ns, c, stopLiveness)
 		livenessStopped := false
 		defer func() {
 			if !livenessStopped {
@@ -710,21 +750,42 @@ func TestContainer(t *testing.T) {
 			}
 		}()
 
-		if !t.Run("probes", func(t *testing.T) {
-			ct.waitReady(t, ns, c, 60*time.Second)
-			ct.waitLog(t, `"msg":"warmed up`, 10*time.Second)
-			// Liveness, as soon as ready: the kubelet restarts the container
-			// after failureThreshold failures in a row (and watchLiveness
-			// probes on the manifest's schedule until SIGTERM).
+		// live probes liveness as the kubelet does: it restarts the
+		// container after failureThreshold failures in a row.
+		live := func() error {
 			var err error
 			for range max(c.LivenessProbe.FailureThreshold, 1) {
 				if err = probe(context.Background(), ns, c, c.LivenessProbe); err == nil {
-					break
+					return nil
 				}
 				time.Sleep(time.Second)
 			}
-			if err != nil {
+			return err
+		}
+		if !t.Run("probes", func(t *testing.T) {
+			// While Dintero holds the warm-up, the pod is alive and not
+			// ready: a restart would cure nothing.
+			ct.waitLog(t, `"msg":"dintero-facade starting"`, 60*time.Second)
+			if err := live(); err != nil {
+				t.Errorf("liveness during a slow warm-up: %v; the kubelet would restart the container", err)
+			}
+			if err := probe(context.Background(), ns, c, c.ReadinessProbe); err == nil {
+				t.Error("readiness passes while the warm-up waits for Dintero; want NOT_SERVING")
+			}
+			if strings.Contains(ct.out.String(), `"msg":"warmed up`) {
+				t.Fatal("the warm-up was over before the probes: the test tells nothing")
+			}
+			release()
+			ct.waitReady(t, ns, c, 60*time.Second)
+			ct.waitLog(t, `"msg":"warmed up`, 10*time.Second)
+			// Liveness, as soon as ready (and watchLiveness probes on the
+			// manifest's schedule until SIGTERM).
+			if err := live(); err != nil {
 				t.Errorf("liveness: %v", err)
+			}
+			// The manual's check, fed this pod's log as kubectl logs would.
+			if out := runLogBlock(t, "check", ct); !strings.Contains(out, `"msg":"warmed up`) {
+				t.Errorf("the manual's check printed %q; want the warmed-up line", out)
 			}
 			// Every declared port serves: metrics in plain HTTP.
 			tr := &http.Transport{DialContext: ns.Dial}
@@ -785,6 +846,59 @@ func TestContainer(t *testing.T) {
 			}
 		})
 
+		t.Run("policy reload", func(t *testing.T) {
+			// Revoke the deleter: the ConfigMap updated as the kubelet
+			// updates it, without the deleter's rule.
+			var revoked service.Policy
+			for _, rule := range policy.Rules {
+				if ok, _ := path.Match(rule.Identity, deleter.identity); !ok {
+					revoked.Rules = append(revoked.Rules, rule)
+				}
+			}
+			if len(revoked.Rules) == 0 {
+				t.Fatal("the shipped policy has no rule but the deleter's: nothing to keep")
+			}
+			writePolicy := func(doc []byte) {
+				t.Helper()
+				cm := r.ConfigMaps[policyVolume.ConfigMap.Name]
+				data := map[string][]byte{}
+				for k, d := range cm.Data {
+					data[k] = []byte(d)
+				}
+				data[path.Base(f["policy-file"])] = doc
+				written[policyVolume.Name].Write(t, payloadFor(t, policyVolume.ConfigMap.Items, policyVolume.ConfigMap.DefaultMode, data))
+			}
+			reloaded := strings.Count(ct.out.String(), `"msg":"policy reloaded"`)
+			writePolicy(mustYAML(t, revoked))
+			ct.waitLog(t, fmt.Sprintf(`"msg":"policy reloaded","why":"file changed","rules":%d`, len(revoked.Rules)), 30*time.Second)
+			id := grant()
+			if _, err := del.grpc.DeleteClientGrant(callCtx(t), &authv1.DeleteClientGrantRequest{Oid: deleter.account, Id: id}); status.Code(err) != codes.PermissionDenied || !m.HasGrant(deleter.account, id) {
+				t.Errorf("DeleteClientGrant as the revoked %s: %v; want PermissionDenied and the grant kept", deleter.identity, err)
+			}
+			// A policy that does not load: the revocation stands, and the
+			// manual's why block shows the reason.
+			writePolicy([]byte("rules: []\n"))
+			ct.waitLog(t, `"msg":"policy not reloaded: keeping the previous one"`, 30*time.Second)
+			if _, err := del.grpc.DeleteClientGrant(callCtx(t), &authv1.DeleteClientGrantRequest{Oid: deleter.account, Id: id}); status.Code(err) != codes.PermissionDenied {
+				t.Errorf("after a policy that does not load: %v; want PermissionDenied, the last good policy", err)
+			}
+			if out := runLogBlock(t, "why", ct); !strings.Contains(out, `"level":"ERROR","msg":"policy not reloaded: keeping the previous one"`) || !strings.Contains(out, "the policy has no rules") {
+				t.Errorf("the manual's why block printed %q; want the refused policy and what is wrong with it", out)
+			}
+			// The shipped policy again, for what follows.
+			writePolicy([]byte(r.ConfigMaps[policyVolume.ConfigMap.Name].Data[path.Base(f["policy-file"])]))
+			deadline := time.Now().Add(30 * time.Second)
+			for strings.Count(ct.out.String(), `"msg":"policy reloaded"`) < reloaded+2 {
+				if time.Now().After(deadline) {
+					t.Fatal("the shipped policy was not reloaded within 30s")
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			if _, err := del.grpc.DeleteClientGrant(callCtx(t), &authv1.DeleteClientGrantRequest{Oid: deleter.account, Id: id}); err != nil {
+				t.Errorf("after the policy was restored: %v", err)
+			}
+		})
+
 		t.Run("credentials reload", func(t *testing.T) {
 			// Dintero rotates the facade's client: the old one is gone.
 			if err := m.SetClients([]dinteromock.Client{after, app}); err != nil {
@@ -811,6 +925,9 @@ func TestContainer(t *testing.T) {
 			if got := up.tokenClients(n); !slices.Contains(got, after.ID) || slices.Contains(got, before.ID) {
 				t.Errorf("token requests after the swap came from %v; want %s's, the new Secret's", got, after.ID)
 			}
+			if out := runLogBlock(t, "reloaded", ct); !strings.Contains(out, `"msg":"credentials reloaded"`) || !strings.Contains(out, `"msg":"policy reloaded"`) {
+				t.Errorf("the manual's reloaded block printed %q; want the reloads of the credentials and the policy", out)
+			}
 		})
 
 		t.Run("drain", func(t *testing.T) {
@@ -834,6 +951,15 @@ func TestContainer(t *testing.T) {
 			case <-arrived:
 			case <-time.After(20 * time.Second):
 				t.Fatal("the call did not reach the mock")
+			}
+			// The kubelet's own liveness probes have passed at least once
+			// (after initialDelaySeconds) before it stops them for a
+			// terminating container.
+			lp := c.LivenessProbe
+			select {
+			case <-livenessPassed:
+			case <-time.After(time.Duration(lp.InitialDelaySeconds+2*max(lp.PeriodSeconds, 1)) * time.Second):
+				t.Error("no liveness probe on the manifest's schedule passed")
 			}
 			close(stopLiveness) // the kubelet stops probing a terminating container
 			livenessStopped = true
@@ -872,4 +998,32 @@ func TestContainer(t *testing.T) {
 			t.Errorf("liveness passed %d times; the kubelet would have restarted the container: %v", passed, restart)
 		}
 	})
+}
+
+// runLogBlock runs the manual's block name (kubectl logs … | grep …) with
+// the container's log as kubectl logs --prefix prints a pod's, and returns
+// what it printed.
+func runLogBlock(t *testing.T, name string, ct *container) string {
+	t.Helper()
+	var logs strings.Builder
+	for _, l := range strings.SplitAfter(ct.out.String(), "\n") {
+		if l != "" {
+			logs.WriteString("[pod/dintero-facade-7d9f8b6c4-x2x9q/dintero-facade] " + l)
+		}
+	}
+	r, err := runDoc(t, repoRoot, shipBlock(t, name), logs.String())
+	if err != nil {
+		t.Errorf("the manual's %s block: %v", name, err)
+	}
+	return r.Out
+}
+
+// mustYAML is p as a policy file.
+func mustYAML(t *testing.T, p service.Policy) []byte {
+	t.Helper()
+	b, err := yaml.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -23,9 +23,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	psaapi "k8s.io/pod-security-admission/api"
+	psapolicy "k8s.io/pod-security-admission/policy"
 	"sigs.k8s.io/kustomize/api/types"
-
-	"github.com/dintero-facade/dintero-facade/service"
 )
 
 // flags returns the container's --name=value arguments.
@@ -50,30 +50,45 @@ func kustomization(t testing.TB) types.Kustomization {
 	return k
 }
 
-// TestKustomization: kubectl apply -k deploy/ applies every manifest but the
-// example credentials, all in the namespace it creates, which is the one the
-// Certificate's names assume; the image is the one images: names.
+// recommendedLabels are the labels the kustomization puts on every object
+// and pod, besides app.kubernetes.io/name, which the manifests set and the
+// selectors use; an overlay adds app.kubernetes.io/version.
+var recommendedLabels = []string{"app.kubernetes.io/instance", "app.kubernetes.io/part-of", "app.kubernetes.io/component", "app.kubernetes.io/managed-by"}
+
+// TestKustomization: the kustomization renders every manifest but the
+// example credentials and the namespace, all in the namespace
+// namespace.yaml makes (the one the Certificate's names assume), which it
+// does not own; it leaves the image to an overlay (the Deployment names
+// dintero-facade, which images: replaces); every object and pod carries
+// the recommended labels, and the selectors the name alone.
 func TestKustomization(t *testing.T) {
 	r := render(t, ".")
 	k := kustomization(t)
-	ns := r.Namespace.Name
-	if ns == "" || ns != k.Namespace {
-		t.Errorf("the render creates namespace %q; kustomization.yaml sets %q", ns, k.Namespace)
+	ns := namespaceManifest(t)
+	if ns.Name == "" || ns.Name != k.Namespace {
+		t.Errorf("namespace.yaml makes namespace %q; kustomization.yaml sets %q", ns.Name, k.Namespace)
 	}
 	for _, o := range r.Objects {
-		switch {
-		case o.Kind == "Namespace":
-		case o.Namespace != ns:
-			t.Errorf("%s %s is in namespace %q; want %q", o.Kind, o.Name, o.Namespace, ns)
+		if o.Kind == "Namespace" {
+			t.Errorf("the render holds Namespace %s: kubectl delete -k would delete it, and the Secrets in it", o.Name)
+		}
+		if o.Namespace != k.Namespace {
+			t.Errorf("%s %s is in namespace %q; want %q", o.Kind, o.Name, o.Namespace, k.Namespace)
 		}
 		if bytes.Contains(o.YAML, []byte("REPLACE_ME")) {
 			t.Errorf("%s %s holds a placeholder", o.Kind, o.Name)
+		}
+		for _, l := range recommendedLabels {
+			if o.Labels[l] == "" {
+				t.Errorf("%s %s lacks the label %s (has %v)", o.Kind, o.Name, l, o.Labels)
+			}
 		}
 	}
 	if len(r.Secrets) != 0 {
 		t.Errorf("the render holds Secrets %v; credentials are created out of band, TLS by cert-manager", slices.Sorted(maps.Keys(r.Secrets)))
 	}
-	// Every manifest in deploy/ is applied, but the example.
+	// Every manifest in deploy/ is applied, but the example and the
+	// namespace.
 	files, err := filepath.Glob("*.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -81,9 +96,9 @@ func TestKustomization(t *testing.T) {
 	for _, f := range files {
 		switch {
 		case f == "kustomization.yaml":
-		case f == "credentials.example.yaml":
+		case f == "credentials.example.yaml" || f == "namespace.yaml":
 			if slices.Contains(k.Resources, f) {
-				t.Errorf("kustomization.yaml applies %s, whose credentials are placeholders", f)
+				t.Errorf("kustomization.yaml applies %s", f)
 			}
 		case !slices.Contains(k.Resources, f):
 			t.Errorf("kustomization.yaml does not apply %s", f)
@@ -91,23 +106,64 @@ func TestKustomization(t *testing.T) {
 	}
 	// The Certificate names the Service in this namespace.
 	for _, c := range r.Certificates {
-		for _, want := range []string{r.Service.Name + "." + ns + ".svc", r.Service.Name + "." + ns + ".svc.cluster.local"} {
+		for _, want := range []string{r.Service.Name + "." + k.Namespace + ".svc", r.Service.Name + "." + k.Namespace + ".svc.cluster.local"} {
 			if !slices.Contains(c.Spec.DNSNames, want) {
 				t.Errorf("Certificate %s's dnsNames %v lack %s", c.Metadata.Name, c.Spec.DNSNames, want)
 			}
 		}
 	}
-	// The image is the one images: sets, with a registry and a version.
-	if len(k.Images) != 1 {
-		t.Fatalf("kustomization.yaml sets %d images; want 1, the facade's", len(k.Images))
+	// The overlay names the image: the base sets none, or the overlay's
+	// images: would not match the name the base had replaced.
+	if len(k.Images) != 0 {
+		t.Errorf("kustomization.yaml sets images %+v; the operator's overlay does (docs/operating.md)", k.Images)
 	}
-	img := k.Images[0]
-	c := r.container(t)
-	if want := img.NewName + ":" + img.NewTag; c.Image != want {
-		t.Errorf("the container runs %q; want %q, the kustomization's image", c.Image, want)
+	if c := r.container(t); c.Image != "dintero-facade" {
+		t.Errorf("the container runs %q; want dintero-facade, the name an overlay's images: replaces", c.Image)
 	}
-	if registry, _, ok := strings.Cut(img.NewName, "/"); !ok || !strings.ContainsAny(registry, ".:") || img.NewTag == "" || img.NewTag == "latest" {
-		t.Errorf("images: %s:%s; want a registry host and a version tag", img.NewName, img.NewTag)
+	// Labels on the pods; selectors the name alone, which a Deployment
+	// cannot change.
+	pod := r.Deployment.Spec.Template.Labels
+	for _, l := range recommendedLabels {
+		if pod[l] == "" {
+			t.Errorf("the pods lack the label %s (have %v)", l, pod)
+		}
+	}
+	name := map[string]string{"app.kubernetes.io/name": "dintero-facade"}
+	for what, sel := range map[string]map[string]string{
+		"Deployment":    r.Deployment.Spec.Selector.MatchLabels,
+		"Service":       r.Service.Spec.Selector,
+		"PDB":           r.PDB.Spec.Selector.MatchLabels,
+		"NetworkPolicy": r.NetworkPolicy.Spec.PodSelector.MatchLabels,
+	} {
+		if !maps.Equal(sel, name) {
+			t.Errorf("the %s selects %v; want %v alone", what, sel, name)
+		}
+	}
+}
+
+// TestNamespace: Pod Security restricted is enforced, warned of and
+// audited, each at a version, and the rendered pod meets what is
+// enforced, as the admission controller would judge it.
+func TestNamespace(t *testing.T) {
+	ns := namespaceManifest(t)
+	for _, mode := range []string{"enforce", "warn", "audit"} {
+		if ns.Labels["pod-security.kubernetes.io/"+mode] != "restricted" || ns.Labels["pod-security.kubernetes.io/"+mode+"-version"] == "" {
+			t.Errorf("namespace labels %v; want %s restricted at a version", ns.Labels, mode)
+		}
+	}
+	policy, errs := psaapi.PolicyToEvaluate(ns.Labels, psaapi.Policy{})
+	if len(errs) != 0 {
+		t.Fatalf("namespace labels %v: %v", ns.Labels, errs)
+	}
+	eval, err := psapolicy.NewEvaluator(psapolicy.DefaultChecks(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod := render(t, ".").Deployment.Spec.Template
+	for _, lv := range []psaapi.LevelVersion{policy.Enforce, policy.Warn, policy.Audit} {
+		if res := psapolicy.AggregateCheckResults(eval.EvaluatePod(lv, &pod.ObjectMeta, &pod.Spec)); !res.Allowed {
+			t.Errorf("Pod Security %s refuses the pod: %s (%s)", lv, res.ForbiddenReason(), res.ForbiddenDetail())
+		}
 	}
 }
 
@@ -140,8 +196,10 @@ func TestVolumesExist(t *testing.T) {
 func TestDeployment(t *testing.T) {
 	r := render(t, ".")
 	d, c := r.Deployment, r.container(t)
-	if d.Spec.Replicas == nil || *d.Spec.Replicas != 2 {
-		t.Errorf("want 2 replicas, got %v", d.Spec.Replicas)
+	// The HorizontalPodAutoscaler owns the count: a replicas of the
+	// manifest's would reset its scale at every kubectl apply.
+	if d.Spec.Replicas != nil {
+		t.Errorf("replicas %d; want none, the HPA's minReplicas covers it", *d.Spec.Replicas)
 	}
 	if got, want := d.Spec.Selector.MatchLabels["app.kubernetes.io/name"], d.Spec.Template.Labels["app.kubernetes.io/name"]; got == "" || got != want {
 		t.Errorf("selector %q does not match the pod labels %q", got, want)
@@ -180,9 +238,6 @@ func TestDeployment(t *testing.T) {
 		sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot || sc.Capabilities == nil || len(sc.Capabilities.Drop) != 1 || sc.Capabilities.Drop[0] != "ALL" {
 		t.Errorf("container security context %+v; want read-only root, no privilege escalation, non-root, all capabilities dropped", sc)
 	}
-	if r.Namespace.Labels["pod-security.kubernetes.io/enforce"] != "restricted" {
-		t.Errorf("namespace labels %v; want Pod Security restricted enforced", r.Namespace.Labels)
-	}
 	for _, res := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
 		if c.Resources.Requests.Name(res, "").IsZero() || c.Resources.Limits.Name(res, "").IsZero() {
 			t.Errorf("%s needs a request and a limit", res)
@@ -190,6 +245,28 @@ func TestDeployment(t *testing.T) {
 	}
 	if pod.TerminationGracePeriodSeconds == nil || *pod.TerminationGracePeriodSeconds < 25 {
 		t.Errorf("terminationGracePeriodSeconds %v; want room for --shutdown-delay 5s + --shutdown-grace 20s", pod.TerminationGracePeriodSeconds)
+	}
+	// Spread over zones and nodes, never left pending for it.
+	spread := map[string]corev1.UnsatisfiableConstraintAction{}
+	for _, tsc := range pod.TopologySpreadConstraints {
+		if tsc.LabelSelector == nil || !maps.Equal(tsc.LabelSelector.MatchLabels, d.Spec.Selector.MatchLabels) {
+			t.Errorf("topology spread over %s selects %v; want the facade's pods", tsc.TopologyKey, tsc.LabelSelector)
+		}
+		spread[tsc.TopologyKey] = tsc.WhenUnsatisfiable
+	}
+	for _, key := range []string{"topology.kubernetes.io/zone", "kubernetes.io/hostname"} {
+		if spread[key] != corev1.ScheduleAnyway {
+			t.Errorf("topology spread %v; want over %s, ScheduleAnyway", spread, key)
+		}
+	}
+	// Scraped by annotation, on the metrics port.
+	ann := d.Spec.Template.Annotations
+	ports := map[string]int32{}
+	for _, p := range c.Ports {
+		ports[p.Name] = p.ContainerPort
+	}
+	if ann["prometheus.io/scrape"] != "true" || ann["prometheus.io/port"] != strconv.Itoa(int(ports["metrics"])) || ann["prometheus.io/path"] != "/metrics" {
+		t.Errorf("pod annotations %v; want prometheus.io/scrape, port %d (metrics), path /metrics", ann, ports["metrics"])
 	}
 }
 
@@ -235,8 +312,18 @@ func TestSecureByDefault(t *testing.T) {
 	} else if containerPort(c, intstr.FromInt32(rp.GRPC.Port)) == 0 {
 		t.Errorf("readiness probes port %d, which the container does not declare", rp.GRPC.Port)
 	}
-	if l := c.LivenessProbe; l == nil || l.HTTPGet == nil || l.HTTPGet.Path != "/healthz" || containerPort(c, l.HTTPGet.Port) != ports["health"] || l.HTTPGet.Scheme == corev1.URISchemeHTTPS {
-		t.Errorf("liveness: got %+v; want plain GET /healthz on the health port", l)
+	// Liveness is /livez, which the warm-up and the drain leave at 200
+	// (TestContainer checks), not /healthz, which follows readiness.
+	if l := c.LivenessProbe; l == nil || l.HTTPGet == nil || l.HTTPGet.Path != "/livez" || containerPort(c, l.HTTPGet.Port) != ports["health"] || l.HTTPGet.Scheme == corev1.URISchemeHTTPS {
+		t.Errorf("liveness: got %+v; want plain GET /livez on the health port", l)
+	}
+	// One slow answer on a busy node does not take a pod out of the
+	// endpoints, and every probe has a timeout of its choosing.
+	if rp := c.ReadinessProbe; rp != nil && (rp.FailureThreshold < 2 || rp.TimeoutSeconds == 0) {
+		t.Errorf("readiness: failureThreshold %d, timeoutSeconds %d; want at least 2, and a timeout set", rp.FailureThreshold, rp.TimeoutSeconds)
+	}
+	if l := c.LivenessProbe; l != nil && (l.TimeoutSeconds == 0 || l.FailureThreshold < 2) {
+		t.Errorf("liveness: failureThreshold %d, timeoutSeconds %d; want at least 2, and a timeout set", l.FailureThreshold, l.TimeoutSeconds)
 	}
 	// No secret in the environment or the arguments.
 	for _, e := range c.Env {
@@ -304,8 +391,13 @@ func TestCertificate(t *testing.T) {
 	if !slices.Contains(cert.Spec.Usages, "server auth") || cert.Spec.IssuerRef.Name == "" || cert.Spec.PrivateKey.RotationPolicy != "Always" {
 		t.Errorf("got %+v; want a server certificate from an issuer, its key rotated", cert.Spec)
 	}
-	if !slices.Contains(cert.Spec.DNSNames, r.Service.Name) {
-		t.Errorf("dnsNames %v lack the Service's name %s", cert.Spec.DNSNames, r.Service.Name)
+	// Every name a caller writes: in the namespace, from another, and the
+	// full forms.
+	ns := kustomization(t).Namespace
+	for _, name := range []string{r.Service.Name, r.Service.Name + "." + ns, r.Service.Name + "." + ns + ".svc", r.Service.Name + "." + ns + ".svc.cluster.local"} {
+		if !slices.Contains(cert.Spec.DNSNames, name) {
+			t.Errorf("dnsNames %v lack %s", cert.Spec.DNSNames, name)
+		}
 	}
 }
 
@@ -354,8 +446,17 @@ func checkNetworkPolicy(t *testing.T, r *rendered, extraEgress ...string) {
 	}
 	var egressPorts []string
 	for _, rule := range np.Spec.Egress {
+		if len(rule.To) == 0 {
+			t.Errorf("egress rule %+v lets out to anywhere", rule)
+		}
 		for _, p := range rule.Ports {
 			egressPorts = append(egressPorts, p.Port.String())
+			switch p.Port.String() {
+			case "443":
+				checkHTTPSEgress(t, rule)
+			case "53":
+				checkDNSEgress(t, rule)
+			}
 		}
 	}
 	slices.Sort(egressPorts)
@@ -366,23 +467,74 @@ func checkNetworkPolicy(t *testing.T, r *rendered, extraEgress ...string) {
 	}
 }
 
+// checkHTTPSEgress: HTTPS goes out to public addresses only, not to the
+// private, shared and link-local ranges where pods, Services, the API
+// server and a cloud's metadata endpoint are.
+func checkHTTPSEgress(t *testing.T, rule networkingv1.NetworkPolicyEgressRule) {
+	t.Helper()
+	private := []string{"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16", "fc00::/7", "fe80::/10"}
+	excepted := map[string]bool{}
+	for _, peer := range rule.To {
+		if peer.IPBlock == nil || peer.NamespaceSelector != nil || peer.PodSelector != nil {
+			t.Errorf("HTTPS egress peer %+v; want address blocks only", peer)
+			continue
+		}
+		if peer.IPBlock.CIDR != "0.0.0.0/0" && peer.IPBlock.CIDR != "::/0" {
+			t.Errorf("HTTPS egress to %s; want the public internet, minus the private ranges", peer.IPBlock.CIDR)
+		}
+		for _, e := range peer.IPBlock.Except {
+			excepted[e] = true
+		}
+	}
+	for _, p := range private {
+		if !excepted[p] {
+			t.Errorf("HTTPS egress does not except %s (excepts %v)", p, slices.Sorted(maps.Keys(excepted)))
+		}
+	}
+}
+
+// checkDNSEgress: DNS goes to the cluster's DNS pods and NodeLocal
+// DNSCache's address.
+func checkDNSEgress(t *testing.T, rule networkingv1.NetworkPolicyEgressRule) {
+	t.Helper()
+	var dnsPods, nodeLocal bool
+	for _, peer := range rule.To {
+		switch {
+		case peer.IPBlock != nil:
+			nodeLocal = nodeLocal || peer.IPBlock.CIDR == "169.254.20.10/32"
+		case peer.NamespaceSelector != nil && peer.PodSelector != nil:
+			dnsPods = dnsPods || (peer.NamespaceSelector.MatchLabels["kubernetes.io/metadata.name"] == "kube-system" && peer.PodSelector.MatchLabels["k8s-app"] == "kube-dns")
+		default:
+			t.Errorf("DNS egress peer %+v is neither the DNS pods nor NodeLocal DNSCache", peer)
+		}
+	}
+	if !dnsPods || !nodeLocal {
+		t.Errorf("DNS egress to %+v; want kube-dns in kube-system and NodeLocal DNSCache (169.254.20.10)", rule.To)
+	}
+}
+
 func TestNetworkPolicy(t *testing.T) {
 	checkNetworkPolicy(t, render(t, "."))
 }
 
-// TestTracingComponent: the manual's command that adds the tracing
-// component turns tracing on and lets OTLP out to the collector's
-// namespace, the one the endpoint names; without it, tracing stays off
-// (and TestNetworkPolicy: no egress but DNS and HTTPS).
+// TestTracingComponent: the manual's commands that add the tracing
+// component to the overlay turn tracing on, sampling as the manual says,
+// and let OTLP out to the collector's namespace, the one the endpoint
+// names; without it, tracing stays off (and TestNetworkPolicy: no egress
+// but DNS and HTTPS).
 func TestTracingComponent(t *testing.T) {
-	root := stage(t)
-	r := render(t, runUntilApply(t, root, shipBlock(t, "tracing")+"kubectl apply -k deploy/"))
+	r := render(t, shipOverlay(t, stage(t), "registry.example.org/team/dintero-facade:v1", "tracing"))
 	checkNetworkPolicy(t, r, "4317")
-	var endpoint string
+	env := map[string]string{}
 	for _, e := range r.container(t).Env {
-		if e.Name == "OTEL_EXPORTER_OTLP_ENDPOINT" {
-			endpoint = e.Value
-		}
+		env[e.Name] = e.Value
+	}
+	endpoint := env["OTEL_EXPORTER_OTLP_ENDPOINT"]
+	// A caller's sampled trace is traced; of those that start here, a
+	// fraction.
+	ratio, err := strconv.ParseFloat(env["OTEL_TRACES_SAMPLER_ARG"], 64)
+	if env["OTEL_TRACES_SAMPLER"] != "parentbased_traceidratio" || err != nil || ratio <= 0 || ratio > 1 {
+		t.Errorf("OTEL_TRACES_SAMPLER %q, OTEL_TRACES_SAMPLER_ARG %q; want parentbased_traceidratio and a ratio in (0, 1]", env["OTEL_TRACES_SAMPLER"], env["OTEL_TRACES_SAMPLER_ARG"])
 	}
 	u, err := url.Parse(endpoint)
 	if err != nil || u.Port() != "4317" {
@@ -410,7 +562,7 @@ func TestTracingComponent(t *testing.T) {
 		t.Errorf("no egress rule lets 4317 out to namespace %s, the endpoint's", labels[1])
 	}
 	for _, e := range render(t, ".").container(t).Env {
-		if strings.HasPrefix(e.Name, "OTEL_EXPORTER_OTLP") {
+		if strings.HasPrefix(e.Name, "OTEL_") {
 			t.Errorf("the base sets %s: tracing must be off unless the component is used", e.Name)
 		}
 	}
@@ -438,22 +590,18 @@ func TestService(t *testing.T) {
 
 // TestPolicy: the shipped policy, as mounted, is one the facade loads.
 func TestPolicy(t *testing.T) {
-	r := render(t, ".")
-	v := r.volume(t, "policy")
-	file := path.Base(flags(t, r.container(t))["policy-file"])
-	p, err := service.ParsePolicy([]byte(r.ConfigMaps[v.ConfigMap.Name].Data[file]))
-	if err != nil {
-		t.Fatalf("the facade refuses the shipped policy: %v", err)
-	}
+	p := render(t, ".").policy(t)
 	if len(p.Rules) == 0 || p.Allows("", "P00000001", "DeleteClientGrant") {
 		t.Errorf("got %+v; want rules that admit no caller without an identity", p)
 	}
 }
 
+// TestPodDisruptionBudget: a drain takes at most one replica at a time,
+// however many the HPA has scaled to.
 func TestPodDisruptionBudget(t *testing.T) {
 	p := render(t, ".").PDB
-	if p.Spec.MinAvailable == nil || p.Spec.MinAvailable.IntValue() != 1 || p.Spec.Selector.MatchLabels["app.kubernetes.io/name"] != "dintero-facade" {
-		t.Errorf("got %+v; want minAvailable 1 for the facade's pods", p.Spec)
+	if p.Spec.MinAvailable != nil || p.Spec.MaxUnavailable == nil || p.Spec.MaxUnavailable.String() != "1" || p.Spec.Selector.MatchLabels["app.kubernetes.io/name"] != "dintero-facade" {
+		t.Errorf("got %+v; want maxUnavailable 1 for the facade's pods", p.Spec)
 	}
 }
 
@@ -489,7 +637,7 @@ func TestCredentialsExample(t *testing.T) {
 	if !strings.Contains(content, "client_secret: REPLACE_ME") || strings.Count(content, "REPLACE_ME") != 2 {
 		t.Errorf("the example's credentials must be placeholders:\n%s", content)
 	}
-	if want := fmt.Sprintf("-n %s create secret generic %s", r.Namespace.Name, s.Name); !strings.Contains(string(mustRead(t, "credentials.example.yaml")), want) {
+	if want := fmt.Sprintf("-n %s create secret generic %s", kustomization(t).Namespace, s.Name); !strings.Contains(string(mustRead(t, "credentials.example.yaml")), want) {
 		t.Errorf("credentials.example.yaml does not show %q", want)
 	}
 }

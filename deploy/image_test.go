@@ -4,14 +4,18 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"crypto/x509"
+	"debug/buildinfo"
 	"debug/elf"
+	"encoding/json"
 	"io/fs"
 	"maps"
 	"os"
 	"os/exec"
 	"path"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -319,6 +323,15 @@ func rootfs(t testing.TB, dir string) map[string][32]byte {
 	if !x509.NewCertPool().AppendCertsFromPEM(mustRead(t, filepath.Join(out, "etc", "ssl", "certs", "ca-certificates.crt"))) {
 		t.Errorf("the image's CA bundle holds no certificate")
 	}
+	// Built with the Go release the image ships, whatever Go runs the
+	// test.
+	info, err := buildinfo.ReadFile(filepath.Join(out, "dintero-facade"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := goRelease(t); info.GoVersion != want {
+		t.Errorf("the image's binary is built with %s; want %s, go.mod's toolchain line", info.GoVersion, want)
+	}
 	// Static: FROM scratch has no dynamic loader.
 	bin, err := elf.Open(filepath.Join(out, "dintero-facade"))
 	if err != nil {
@@ -331,4 +344,107 @@ func rootfs(t testing.TB, dir string) map[string][32]byte {
 		}
 	}
 	return files
+}
+
+// goRelease is the Go release the image ships: go.mod's toolchain line.
+func goRelease(t testing.TB) string {
+	t.Helper()
+	cmd := exec.Command("go", "mod", "edit", "-json")
+	cmd.Dir = repoRoot
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go mod edit -json: %v", err)
+	}
+	var m struct{ Toolchain string }
+	if err := json.Unmarshal(out, &m); err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`^go1\.\d+\.\d+$`).MatchString(m.Toolchain) {
+		t.Fatalf("go.mod's toolchain line is %q; want the exact Go release the image ships, such as go1.26.10", m.Toolchain)
+	}
+	return m.Toolchain
+}
+
+// TestImageGoRelease: one Go release ships, go.mod's toolchain line. The
+// Dockerfile's build stage starts FROM it (so .ci/image's build step, which
+// it runs, fetches nothing), and .ci/image, where the Go at hand is another
+// release and the release cannot be fetched, stops and names both rather
+// than ship another (rootfs checks the binary it builds otherwise).
+func TestImageGoRelease(t *testing.T) {
+	release := goRelease(t)
+	from := buildStage(t)[0].Args[0]
+	m := regexp.MustCompile(`^golang:(\d+\.\d+\.\d+)(-.*)?$`).FindStringSubmatch(from)
+	if m == nil || "go"+m[1] != release {
+		t.Errorf("the Dockerfile's build stage is FROM %s; want golang:%s, go.mod's toolchain line", from, strings.TrimPrefix(release, "go"))
+	}
+
+	local := exec.Command("go", "env", "GOVERSION")
+	local.Env = append(os.Environ(), "GOTOOLCHAIN=local")
+	have, err := local.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.TrimSpace(string(have)) == release {
+		t.Logf("the Go at hand is %s, the release shipped: nothing to refuse", release)
+		return
+	}
+	// No proxy and an empty module cache: the release cannot be had.
+	cmd := exec.Command("bash", ".ci/image", "rootfs", t.TempDir())
+	cmd.Dir = repoRoot
+	cmd.Env = append(os.Environ(), "GOPROXY=off", "GOMODCACHE="+t.TempDir(), "GOTOOLCHAIN=local", "VERSION=image-test")
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf(".ci/image rootfs built with %s at hand and %s unavailable; want it refused:\n%s", strings.TrimSpace(string(have)), release, out)
+	}
+	for _, want := range []string{release, strings.TrimSpace(string(have)), "toolchain line"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf(".ci/image's refusal does not name %s:\n%s", want, out)
+		}
+	}
+}
+
+// TestDockerfileExposesEveryPort: the image declares every port the
+// Deployment's container does.
+func TestDockerfileExposesEveryPort(t *testing.T) {
+	all := stages(t)
+	var exposed []int32
+	for _, in := range all[len(all)-1] {
+		if in.Keyword != "EXPOSE" {
+			continue
+		}
+		for _, a := range in.Args {
+			n, err := strconv.ParseInt(strings.TrimSuffix(a, "/tcp"), 10, 32)
+			if err != nil {
+				t.Fatalf("EXPOSE %s: %v", a, err)
+			}
+			exposed = append(exposed, int32(n))
+		}
+	}
+	for _, p := range render(t, ".").container(t).Ports {
+		if !slices.Contains(exposed, p.ContainerPort) {
+			t.Errorf("the Dockerfile does not EXPOSE %d (%s), a port of the Deployment's container", p.ContainerPort, p.Name)
+		}
+	}
+}
+
+// TestCredentialsIgnored: a credentials.yaml in the clone, where the
+// manual's commands run, is neither committed by git add -A nor sent to a
+// builder in the Dockerfile's build context.
+func TestCredentialsIgnored(t *testing.T) {
+	isIgnored := ignored(t)
+	for _, f := range []string{"credentials.yaml", "deploy/credentials.yaml", "cmd/dintero-facade/credentials.yaml"} {
+		if !isIgnored(f) {
+			t.Errorf(".dockerignore sends %s to the builder", f)
+		}
+		cmd := exec.Command("git", "check-ignore", "--no-index", "-q", f)
+		cmd.Dir = repoRoot
+		if err := cmd.Run(); err != nil {
+			t.Errorf("git does not ignore %s (git check-ignore: %v)", f, err)
+		}
+	}
+	cmd := exec.Command("git", "check-ignore", "--no-index", "-q", "deploy/credentials.example.yaml")
+	cmd.Dir = repoRoot
+	if err := cmd.Run(); err == nil {
+		t.Error("git ignores deploy/credentials.example.yaml, the example")
+	}
 }

@@ -2,6 +2,7 @@ package deploy_test
 
 import (
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -14,6 +15,8 @@ import (
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/yaml"
+
+	"github.com/dintero-facade/dintero-facade/service"
 )
 
 // certificate is cert-manager's Certificate, the fields the facade relies on.
@@ -21,8 +24,9 @@ type certificate struct {
 	APIVersion string `json:"apiVersion"`
 	Kind       string `json:"kind"`
 	Metadata   struct {
-		Name      string `json:"name"`
-		Namespace string `json:"namespace"`
+		Name      string            `json:"name"`
+		Namespace string            `json:"namespace"`
+		Labels    map[string]string `json:"labels"`
 	} `json:"metadata"`
 	Spec struct {
 		SecretName  string   `json:"secretName"`
@@ -45,6 +49,7 @@ type certificate struct {
 // object is one rendered object, as kubectl apply -k would send it.
 type object struct {
 	Kind, Name, Namespace string
+	Labels                map[string]string
 	YAML                  []byte
 }
 
@@ -52,7 +57,6 @@ type object struct {
 // Kubernetes API types: an unknown or misspelt field fails.
 type rendered struct {
 	Objects       []object
-	Namespace     corev1.Namespace
 	Deployment    appsv1.Deployment
 	Service       corev1.Service
 	NetworkPolicy networkingv1.NetworkPolicy
@@ -78,7 +82,7 @@ func render(t testing.TB, dir string) *rendered {
 		if err != nil {
 			t.Fatal(err)
 		}
-		o := object{Kind: res.GetKind(), Name: res.GetName(), Namespace: res.GetNamespace(), YAML: b}
+		o := object{Kind: res.GetKind(), Name: res.GetName(), Namespace: res.GetNamespace(), Labels: res.GetLabels(), YAML: b}
 		r.Objects = append(r.Objects, o)
 		seen[o.Kind]++
 		strict := func(into any) {
@@ -87,8 +91,6 @@ func render(t testing.TB, dir string) *rendered {
 			}
 		}
 		switch o.Kind {
-		case "Namespace":
-			strict(&r.Namespace)
 		case "Deployment":
 			strict(&r.Deployment)
 		case "Service":
@@ -115,7 +117,7 @@ func render(t testing.TB, dir string) *rendered {
 			t.Errorf("rendered a %s (%s) the tests know nothing of", o.Kind, o.Name)
 		}
 	}
-	for _, kind := range []string{"Namespace", "Deployment", "Service", "NetworkPolicy", "PodDisruptionBudget", "HorizontalPodAutoscaler"} {
+	for _, kind := range []string{"Deployment", "Service", "NetworkPolicy", "PodDisruptionBudget", "HorizontalPodAutoscaler"} {
 		if seen[kind] != 1 {
 			t.Fatalf("%s renders %d %s objects; want 1", dir, seen[kind], kind)
 		}
@@ -143,6 +145,19 @@ func (r *rendered) volume(t testing.TB, name string) corev1.Volume {
 	}
 	t.Fatalf("the pod has no volume %q", name)
 	return corev1.Volume{}
+}
+
+// policy is the policy the pod reads: the mounted ConfigMap's key that
+// --policy-file names, as the facade parses it.
+func (r *rendered) policy(t testing.TB) *service.Policy {
+	t.Helper()
+	v := r.volume(t, "policy")
+	file := path.Base(flags(t, r.container(t))["policy-file"])
+	p, err := service.ParsePolicy([]byte(r.ConfigMaps[v.ConfigMap.Name].Data[file]))
+	if err != nil {
+		t.Fatalf("the facade refuses the rendered policy: %v", err)
+	}
+	return p
 }
 
 // decode reads a manifest file strictly: for the one the kustomization

@@ -35,6 +35,7 @@ func TestMain(m *testing.M) {
 }
 
 type env struct {
+	srv     *service.Server
 	fake    *dinterotest.Server
 	up      *upstream.Client
 	client  authv1.AuthServiceClient
@@ -72,7 +73,8 @@ func setup(t *testing.T, mod ...func(*upstream.Options, *service.Options)) *env 
 		t.Fatal(err)
 	}
 	gs := grpc.NewServer(grpc.ChainUnaryInterceptor(ic))
-	authv1.RegisterAuthServiceServer(gs, service.New(up, so))
+	srv := service.New(up, so)
+	authv1.RegisterAuthServiceServer(gs, srv)
 	l := bufconn.Listen(1 << 20)
 	go func() { _ = gs.Serve(l) }()
 	t.Cleanup(gs.Stop)
@@ -83,7 +85,7 @@ func setup(t *testing.T, mod ...func(*upstream.Options, *service.Options)) *env 
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return &env{fake: fake, up: up, client: authv1.NewAuthServiceClient(conn), log: logs, audit: audits, metrics: reg}
+	return &env{srv: srv, fake: fake, up: up, client: authv1.NewAuthServiceClient(conn), log: logs, audit: audits, metrics: reg}
 }
 
 // credentials gives the facade the test client's credentials for T123.

@@ -5,8 +5,10 @@ package service
 
 import (
 	"context"
+	"errors"
 	"path"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -30,6 +32,9 @@ type Server struct {
 	authv1.UnimplementedAuthServiceServer
 	dintero *upstream.Client
 	opts    Options
+	// policy is the policy in force, which SetPolicy replaces; nil lets
+	// every caller use the facade's credentials.
+	policy atomic.Pointer[Policy]
 }
 
 // Options configure a Server.
@@ -54,7 +59,21 @@ type Options struct {
 
 // New returns a Server that calls Dintero with client.
 func New(client *upstream.Client, opts Options) *Server {
-	return &Server{dintero: client, opts: opts}
+	s := &Server{dintero: client, opts: opts}
+	s.policy.Store(opts.Policy)
+	return s
+}
+
+// SetPolicy puts p in force for the calls decided from now on; a call
+// already decided keeps the decision. A policy cannot be taken away at run
+// time (nil is refused): that would let every caller act with the
+// facade's credentials.
+func (s *Server) SetPolicy(p *Policy) error {
+	if p == nil {
+		return errors.New("no policy: a policy cannot be turned off without a restart")
+	}
+	s.policy.Store(p)
+	return nil
 }
 
 // Decisions about the use of the facade's own credentials, as logged and
@@ -70,24 +89,26 @@ const (
 // authenticate decides how the call authenticates at Dintero: with the
 // caller's own token always; else with the facade's credentials for
 // account, when the policy allows the caller (its mTLS identity) op on it.
-// The credentials are read once, so that the call uses the very
-// credentials the decision was made on, whatever a reload does meanwhile.
-// A denial sends nothing.
+// The credentials and the policy are read once, so that the call uses the
+// very credentials the decision was made on, by one policy, whatever a
+// reload does meanwhile. A denial sends nothing.
 func (s *Server) authenticate(ctx context.Context, info *outcome, call *upstream.Call, op, account string) error {
-	// One read of the credentials: the decision and the call use it.
+	// One read of the credentials and one of the policy: the decision and
+	// the call use them.
 	src := s.dintero.TokenSource(account)
+	policy := s.policy.Load()
 	var who string
 	switch {
 	case call.Authorization != "":
 		info.decision = decisionOwnToken
 	case src == nil:
 		info.decision = decisionNoCredentials
-	case s.opts.Policy == nil:
+	case policy == nil:
 		info.decision = decisionUnrestricted
 	default:
 		who = callerFrom(ctx).Identity
 		info.decision = decisionDenied
-		if s.opts.Policy.Allows(who, account, op) {
+		if policy.Allows(who, account, op) {
 			info.decision = decisionAllowed
 		}
 	}

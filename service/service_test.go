@@ -247,13 +247,18 @@ func TestAuth(t *testing.T) {
 }
 
 // TestPolicyUnderReload: a caller the policy denies never acts with the
-// facade's credentials, however a reload races its call: the decision and
-// the call use one snapshot of the credentials.
+// facade's credentials, however a reload of the credentials or the policy
+// races its call: the decision and the call use one snapshot of each.
 func TestPolicyUnderReload(t *testing.T) {
 	policy, err := service.ParsePolicy([]byte(`rules: [{identity: "spiffe://example.org/allowed", accounts: ["*"], operations: [DeleteClientGrant]}]`))
 	if err != nil {
 		t.Fatal(err)
 	}
+	other, err := service.ParsePolicy([]byte(`rules: [{identity: "spiffe://example.org/other", accounts: ["T*"], operations: [DeleteClientGrant, Authorize]}]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	policies := []*service.Policy{policy, other}
 	e := setup(t, func(_ *upstream.Options, so *service.Options) { so.Policy = policy })
 	creds := []upstream.Credentials{{AccountID: "T123", ClientID: dinterotest.ClientID, ClientSecret: dinterotest.ClientSecret}}
 	stop := make(chan struct{})
@@ -267,6 +272,11 @@ func TestPolicyUnderReload(t *testing.T) {
 			default:
 			}
 			if err := e.up.SetCredentials(creds[:i%2]); err != nil {
+				t.Error(err)
+				return
+			}
+			// The policy is reloaded too: each call is decided on one.
+			if err := e.srv.SetPolicy(policies[i%2]); err != nil {
 				t.Error(err)
 				return
 			}
@@ -285,6 +295,41 @@ func TestPolicyUnderReload(t *testing.T) {
 	}
 	if n := e.fake.Count(dinterotest.OpDelete) + e.fake.Count(dinterotest.OpToken); n != 0 {
 		t.Errorf("Dintero got %d requests from a denied caller; want none", n)
+	}
+}
+
+// TestSetPolicy: a policy put in force binds the next call (a caller
+// without a client certificate, whom no rule admits, is denied from then
+// on, and nothing reaches Dintero); a policy cannot be taken away.
+func TestSetPolicy(t *testing.T) {
+	e := setup(t, credentials)
+	e.fake.AddGrants("T123", "g1", "g2")
+	del := func(id string) error {
+		_, err := e.client.DeleteClientGrant(context.Background(), &authv1.DeleteClientGrantRequest{Oid: "T123", Id: id})
+		return err
+	}
+	if err := del("g1"); err != nil {
+		t.Fatalf("without a policy: %v; want the call made with the facade's credentials", err)
+	}
+	policy, err := service.ParsePolicy([]byte(`rules: [{identity: "spiffe://example.org/allowed", accounts: ["*"], operations: [DeleteClientGrant]}]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.srv.SetPolicy(policy); err != nil {
+		t.Fatal(err)
+	}
+	before := e.fake.Count(dinterotest.OpDelete)
+	if err := del("g2"); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("after SetPolicy: %v; want PermissionDenied", err)
+	}
+	if err := e.srv.SetPolicy(nil); err == nil {
+		t.Error("SetPolicy(nil) was accepted: every caller could act with the facade's credentials")
+	}
+	if err := del("g2"); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("after SetPolicy(nil): %v; want the policy still in force", err)
+	}
+	if n := e.fake.Count(dinterotest.OpDelete) - before; n != 0 {
+		t.Errorf("Dintero got %d deletions from a denied caller; want none", n)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,54 +21,6 @@ import (
 	"github.com/dintero-facade/dintero-facade/internal/dinteromock"
 	"github.com/dintero-facade/dintero-facade/internal/dinterotest"
 )
-
-// secretDir lays out files as Kubernetes mounts a Secret: each file is a
-// symlink through ..data to a versioned directory, and an update swaps
-// ..data atomically.
-type secretDir struct {
-	dir string
-	n   int
-}
-
-func (s *secretDir) file() string { return s.path("credentials.yaml") }
-
-func (s *secretDir) path(name string) string { return filepath.Join(s.dir, name) }
-
-// write makes content the credentials file.
-func (s *secretDir) write(t *testing.T, content string) {
-	t.Helper()
-	s.writeAll(t, map[string][]byte{"credentials.yaml": []byte(content)})
-}
-
-// writeAll makes files the Secret's content, all at once.
-func (s *secretDir) writeAll(t *testing.T, files map[string][]byte) {
-	t.Helper()
-	s.n++
-	version := fmt.Sprintf("..v%d", s.n)
-	if err := os.Mkdir(filepath.Join(s.dir, version), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	for name, content := range files {
-		if err := os.WriteFile(filepath.Join(s.dir, version, name), content, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	tmp := filepath.Join(s.dir, "..data_tmp")
-	if err := os.Symlink(version, tmp); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, filepath.Join(s.dir, "..data")); err != nil {
-		t.Fatal(err)
-	}
-	for name := range files {
-		if _, err := os.Lstat(s.path(name)); err == nil {
-			continue
-		}
-		if err := os.Symlink(filepath.Join("..data", name), s.path(name)); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
 
 // twoClients are a client of each of two accounts at Dintero, besides
 // the test data set's.
@@ -104,10 +57,10 @@ func waitLog(t *testing.T, f *facade, want string, n int) {
 // and the previous credentials stay; SIGHUP reloads too.
 func TestCredentialsReload(t *testing.T) {
 	fake := dinterotest.New(t, dinterotest.Options{Mock: dinteromock.Options{Clients: twoClients("secret-b-0001")}, CountOnly: true})
-	sd := &secretDir{dir: t.TempDir()}
-	sd.write(t, credentialsYAML("secret-b-0001"))
+	sd := dinterotest.NewSecretDir(t)
+	sd.Write(t, map[string][]byte{"credentials.yaml": []byte(credentialsYAML("secret-b-0001"))})
 	reload := make(chan struct{}, 1)
-	f := startFacade(t, fake.URL, []string{"--credentials-file", sd.file()}, nil, func(o *Options) { o.Reload = reload })
+	f := startFacade(t, fake.URL, []string{"--credentials-file", sd.Path("credentials.yaml")}, nil, func(o *Options) { o.Reload = reload })
 
 	var calls, failed atomic.Int64
 	stop := make(chan struct{})
@@ -139,7 +92,7 @@ func TestCredentialsReload(t *testing.T) {
 	if err := fake.Mock.SetClients(twoClients("secret-b-0002")); err != nil {
 		t.Fatal(err)
 	}
-	sd.write(t, credentialsYAML("secret-b-0002"))
+	sd.Write(t, map[string][]byte{"credentials.yaml": []byte(credentialsYAML("secret-b-0002"))})
 	waitLog(t, f, "credentials reloaded", 1)
 	before := calls.Load()
 	for calls.Load() < before+200 {
@@ -149,7 +102,7 @@ func TestCredentialsReload(t *testing.T) {
 		t.Errorf("token fetches: %d for T111, %d for P22222222; want 1 (unchanged) and 2 (changed)", a, b)
 	}
 
-	sd.write(t, "- account_id: nope\n  client_id: x\n  client_secret: leaked-if-logged\n")
+	sd.Write(t, map[string][]byte{"credentials.yaml": []byte("- account_id: nope\n  client_id: x\n  client_secret: leaked-if-logged\n")})
 	waitLog(t, f, "credentials not reloaded", 1)
 	before = calls.Load()
 	for calls.Load() < before+200 {
@@ -249,6 +202,80 @@ func TestPolicy(t *testing.T) {
 	} {
 		if got := metric(t, metrics, "dintero_facade_credential_decisions_total", want.labels...); got != want.n {
 			t.Errorf("decisions%v = %v; want %v", want.labels, got, want.n)
+		}
+	}
+}
+
+// TestPolicyReload: over real mutual TLS, a policy that drops a caller's
+// rule, swapped in as the kubelet updates a ConfigMap, revokes the caller
+// without a restart (PermissionDenied, nothing sent to Dintero); a policy
+// that does not load leaves the last good one in force, logged as an ERROR
+// naming what is wrong; SIGHUP reloads it; the metrics count each outcome.
+func TestPolicyReload(t *testing.T) {
+	pki := dinterotest.NewPKI(t)
+	fake := dinterotest.New(t, dinterotest.Options{Mock: dinteromock.Options{Clients: twoClients("secret-b-0001")}})
+	fake.AddGrants("T111", "g1", "g2", "g3")
+	creds := filepath.Join(t.TempDir(), "credentials.yaml")
+	_ = os.WriteFile(creds, []byte(credentialsYAML("secret-b-0001")), 0o600)
+	const refunds, reports = "spiffe://example.org/ns/payments/sa/refunds", "spiffe://example.org/ns/reports/sa/reports"
+	rule := func(identity string) string {
+		return "  - {identity: \"" + identity + "\", accounts: [\"T*\"], operations: [DeleteClientGrant]}\n"
+	}
+	sd := dinterotest.NewSecretDir(t)
+	sd.Write(t, map[string][]byte{"policy.yaml": []byte("rules:\n" + rule(refunds) + rule(reports))})
+	reload := make(chan struct{}, 1)
+	f := startFacade(t, fake.URL, []string{"--tls-cert", pki.CertFile, "--tls-key", pki.KeyFile, "--client-ca", pki.CAFile, "--credentials-file", creds, "--policy-file", sd.Path("policy.yaml")}, nil,
+		func(o *Options) { o.Reload = reload })
+	client := authv1.NewAuthServiceClient(tlsConn(t, f.grpcAddr, pki.ClientTLS(pki.Client(t, "refunds", refunds))))
+	del := func(id string) error {
+		_, err := client.DeleteClientGrant(context.Background(), &authv1.DeleteClientGrantRequest{Oid: "T111", Id: id})
+		return err
+	}
+	if err := del("g1"); err != nil {
+		t.Fatalf("before the revocation: %v", err)
+	}
+
+	// Revoke refunds.
+	sd.Write(t, map[string][]byte{"policy.yaml": []byte("rules:\n" + rule(reports))})
+	waitLog(t, f, `"msg":"policy reloaded","why":"file changed","rules":1`, 1)
+	deletes := fake.Count(dinterotest.OpDelete)
+	if err := del("g2"); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("after the revocation: %v; want PermissionDenied", err)
+	}
+
+	// A policy that does not load, then SIGHUP: the revocation stands.
+	sd.Write(t, map[string][]byte{"policy.yaml": []byte("rules:\n" + rule(refunds) + "  - {identity: x, accounts: [T*], operations: [DeleteClientGrant], allow: all}\n")})
+	waitLog(t, f, `"msg":"policy not reloaded: keeping the previous one"`, 1)
+	reload <- struct{}{}
+	waitLog(t, f, `"msg":"policy not reloaded: keeping the previous one"`, 2)
+	if !strings.Contains(f.log.String(), `"level":"ERROR","msg":"policy not reloaded: keeping the previous one","why":"SIGHUP","error":"--policy-file: `) ||
+		!strings.Contains(f.log.String(), `unknown field \"allow\"`) {
+		t.Errorf("the refusal does not name what is wrong:\n%s", f.log.String())
+	}
+	if err := del("g3"); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("after a policy that does not load: %v; want PermissionDenied, the last good policy", err)
+	}
+	if n := fake.Count(dinterotest.OpDelete) - deletes; n != 0 {
+		t.Errorf("Dintero got %d deletions from the revoked caller; want none", n)
+	}
+	tr := &http.Transport{TLSClientConfig: pki.ClientTLS(pki.Client(t, "prometheus", "spiffe://example.org/ns/monitoring/sa/prometheus"))}
+	defer tr.CloseIdleConnections()
+	metrics := scrape(t, &http.Client{Transport: tr}, strings.Replace(f.httpURL, "http://", "https://", 1)+"/metrics")
+	for _, want := range []struct {
+		name   string
+		labels []string
+		n      float64
+	}{
+		{"dintero_facade_reloads_total", []string{`file="policy"`, `result="ok"`}, 1},
+		{"dintero_facade_reloads_total", []string{`file="policy"`, `result="error"`}, 2},
+		{"dintero_facade_reload_last_successful", []string{`file="policy"`}, 0},
+		{"dintero_facade_reload_last_successful", []string{`file="credentials"`}, 1},
+		{"dintero_facade_reload_last_successful", []string{`file="tls"`}, 1},
+		{"dintero_facade_tls_certificate_expiry_timestamp_seconds", nil, float64(leafOf(t, pki).NotAfter.Unix())},
+		{"dintero_facade_build_info", []string{`version="test"`, `go_version="` + runtime.Version() + `"`}, 1},
+	} {
+		if got := metric(t, metrics, want.name, want.labels...); got != want.n {
+			t.Errorf("%s%v = %v; want %v", want.name, want.labels, got, want.n)
 		}
 	}
 }

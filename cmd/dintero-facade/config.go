@@ -49,6 +49,14 @@ type Config struct {
 	PolicyFile      string
 	// WarmTimeout bounds the warm-up before health reports SERVING.
 	WarmTimeout time.Duration
+	// MaxConnectionAge, when positive, asks a caller's gRPC connection to
+	// go (GOAWAY) once it is that old, so that callers spread over new
+	// replicas; MaxConnectionAgeGrace is then left to its calls.
+	MaxConnectionAge      time.Duration
+	MaxConnectionAgeGrace time.Duration
+	// KeepaliveMinTime is the shortest interval between a caller's
+	// keepalive pings the gRPC server tolerates.
+	KeepaliveMinTime time.Duration
 	// IDTokenIssuer, when set, must be the iss of authorize's id_tokens.
 	IDTokenIssuer string
 	// KeysAccounts bounds the accounts whose signing keys are kept.
@@ -94,6 +102,9 @@ func (c *Config) options() []flagenv.Option {
 		opt("id-token-keys-accounts", &c.KeysAccounts, 1000, "accounts whose signing keys are kept, the least recently used dropped first (and fetched again before their next Authorize); a caller with its own token brings in at most a quarter of them. Size it above the accounts called within an hour"),
 		opt("reject-invalid-id-token", &c.RejectInvalidIDToken, false, "answer Unauthenticated when authorize's id_token fails verification, instead of the answer marked invalid (the code is spent either way)"),
 		opt("return-oidc-client-secret", &c.ReturnOIDCClientSecret, false, "return the deleted grant's oidc.client_secret (its identity provider's secret) to the caller; by default it is withheld and the audit line says so"),
+		opt("grpc-max-connection-age", &c.MaxConnectionAge, 5*time.Minute, "how long a caller's gRPC connection may last before the server asks it to reconnect (GOAWAY; ±10 % jitter), so that callers spread over new replicas; 0: forever"),
+		opt("grpc-max-connection-age-grace", &c.MaxConnectionAgeGrace, 30*time.Second, "after --grpc-max-connection-age, how long the connection's calls in flight may take before it is closed; keep it above --max-deadline"),
+		opt("grpc-keepalive-min-time", &c.KeepaliveMinTime, 10*time.Second, "the shortest interval between a caller's keepalive pings the gRPC server tolerates, with or without calls in flight; a caller pinging more often is sent GOAWAY (ENHANCE_YOUR_CALM)"),
 	}
 }
 

@@ -220,11 +220,11 @@ func TestTLSReload(t *testing.T) {
 		}
 		return out
 	}
-	sd := &secretDir{dir: t.TempDir()}
-	sd.writeAll(t, files(a))
+	sd := dinterotest.NewSecretDir(t)
+	sd.Write(t, files(a))
 	fake := dinterotest.New(t)
 	fake.AddGrants("T123", "g1", "g2", "g3", "g4")
-	f := startFacade(t, fake.URL, []string{"--tls-cert", sd.path("tls.crt"), "--tls-key", sd.path("tls.key"), "--client-ca", sd.path("ca.crt")}, nil)
+	f := startFacade(t, fake.URL, []string{"--tls-cert", sd.Path("tls.crt"), "--tls-key", sd.Path("tls.key"), "--client-ca", sd.Path("ca.crt")}, nil)
 	roots := x509.NewCertPool()
 	roots.AddCert(caOf(t, a))
 	roots.AddCert(caOf(t, b))
@@ -245,7 +245,7 @@ func TestTLSReload(t *testing.T) {
 		t.Fatalf("before the rotation: got %v, %v; want A's certificate", cert, err)
 	}
 
-	sd.writeAll(t, files(b))
+	sd.Write(t, files(b))
 	waitLog(t, f, "TLS files reloaded", 1)
 	if _, err := call(old, "g2"); err != nil {
 		t.Errorf("the connection open before the rotation: %v; want it kept", err)
@@ -257,7 +257,7 @@ func TestTLSReload(t *testing.T) {
 		t.Error("a client certificate of the old CA on a new connection: accepted")
 	}
 
-	sd.writeAll(t, map[string][]byte{"tls.crt": []byte("not a certificate"), "tls.key": files(b)["tls.key"], "ca.crt": files(b)["ca.crt"]})
+	sd.Write(t, map[string][]byte{"tls.crt": []byte("not a certificate"), "tls.key": files(b)["tls.key"], "ca.crt": files(b)["ca.crt"]})
 	waitLog(t, f, "TLS files not reloaded", 1)
 	if cert, err := call(tlsConn(t, f.grpcAddr, clientOf(b)), "g4"); err != nil || cert.SerialNumber.Cmp(leafOf(t, b).SerialNumber) != 0 {
 		t.Errorf("after a bad file: got %v, %v; want B's certificate still", cert, err)

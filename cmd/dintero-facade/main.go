@@ -36,7 +36,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	audit := telemetry.NewLogger(os.Stderr, slog.LevelInfo)
-	// SIGHUP reloads --credentials-file.
+	// SIGHUP reloads --credentials-file, the TLS files and --policy-file.
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	reload := make(chan struct{}, 1)

@@ -44,8 +44,8 @@ type Options struct {
 	// TracerProvider replaces the OTLP exporter the configuration asks for
 	// (tests record spans in memory with it).
 	TracerProvider trace.TracerProvider
-	// Reload, when it fires, reloads --credentials-file (main sends
-	// SIGHUP here).
+	// Reload, when it fires, reloads --credentials-file, the TLS files and
+	// --policy-file (main sends SIGHUP here).
 	Reload <-chan struct{}
 	// wrap, when set, wraps the service inside the interceptors; tests
 	// inject faults, such as a panic, with it.
@@ -121,7 +121,7 @@ func build(ctx context.Context, o Options) (_ *instance, err error) {
 			f.close()
 		}
 	}()
-	tel, err := telemetry.New(ctx, telemetry.Options{Tracing: o.Config.Tracing, TracerProvider: o.TracerProvider, Version: o.Version})
+	tel, err := telemetry.New(ctx, telemetry.Options{Tracing: o.Config.Tracing, TracerProvider: o.TracerProvider, Version: o.Version, Log: o.Log})
 	if err != nil {
 		return nil, err
 	}
@@ -156,8 +156,14 @@ func build(ctx context.Context, o Options) (_ *instance, err error) {
 	// The watchers stop when the facade stops, for whatever reason.
 	wctx, stopWatching := context.WithCancel(ctx)
 	f.onClose(stopWatching)
+	// One SIGHUP reloads every file the facade reads: the credentials, the
+	// TLS files and the policy.
+	signals := reload.Fanout(wctx, o.Reload, 3)
+	watching := func(i int) reload.Options {
+		return reload.Options{Log: f.log, Signal: signals[i], Metrics: tel.Reload}
+	}
 	if f.cfg.CredentialsFile != "" {
-		if err := reload.WatchCredentials(wctx, f.cfg.CredentialsFile, f.cfg.EnvCredentials, o.Reload, client, f.log); err != nil {
+		if err := reload.WatchCredentials(wctx, f.cfg.CredentialsFile, f.cfg.EnvCredentials, client, watching(0)); err != nil {
 			return nil, err
 		}
 	}
@@ -166,11 +172,17 @@ func build(ctx context.Context, o Options) (_ *instance, err error) {
 		return nil, err
 	}
 	if tlsFiles != nil {
-		if err := tlsFiles.Watch(wctx, f.log); err != nil {
+		if err := tlsFiles.Watch(wctx, watching(1)); err != nil {
 			return nil, err
 		}
 	}
-	var svc authv1.AuthServiceServer = service.New(client, service.Options{Policy: f.cfg.Policy, Counters: tel.Service, RejectInvalidIDToken: f.cfg.RejectInvalidIDToken, ReturnOIDCClientSecret: f.cfg.ReturnOIDCClientSecret})
+	srv := service.New(client, service.Options{Policy: f.cfg.Policy, Counters: tel.Service, RejectInvalidIDToken: f.cfg.RejectInvalidIDToken, ReturnOIDCClientSecret: f.cfg.ReturnOIDCClientSecret})
+	if f.cfg.PolicyFile != "" {
+		if err := reload.WatchPolicy(wctx, f.cfg.PolicyFile, srv, watching(2)); err != nil {
+			return nil, err
+		}
+	}
+	var svc authv1.AuthServiceServer = srv
 	if o.wrap != nil {
 		svc = o.wrap(svc)
 	}
@@ -234,6 +246,9 @@ func (f *instance) logStart(l listeners) {
 	if cfg.CredentialsFile != "" && len(cfg.Credentials) == len(cfg.EnvCredentials) {
 		f.log.Warn("--credentials-file holds no credentials: a call that brings no token of its own is refused (NO_CREDENTIALS) until it does; it is read again on SIGHUP and whenever it changes",
 			"credentials_file", cfg.CredentialsFile)
+	}
+	if cfg.MaxConnectionAge > 0 && cfg.MaxConnectionAgeGrace < cfg.MaxDeadline {
+		f.log.Warn("--grpc-max-connection-age-grace is shorter than --max-deadline: calls on a connection that reaches --grpc-max-connection-age may be cut", "grpc_max_connection_age_grace", cfg.MaxConnectionAgeGrace.String(), "max_deadline", cfg.MaxDeadline.String())
 	}
 	if len(cfg.Credentials) > 0 || cfg.CredentialsFile != "" {
 		holds, once := "the facade holds Dintero client credentials and has ", ""

@@ -10,6 +10,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 
 	"github.com/dintero-facade/dintero-facade/gen/openapiv2"
@@ -45,6 +46,15 @@ func newGRPCServer(cfg Config, register func(grpc.ServiceRegistrar), interceptor
 		// agent must not become a megabyte log line.
 		grpc.MaxHeaderListSize(uint32(cfg.MaxRecvMsgBytes)),
 		grpc.NumStreamWorkers(streamWorkers(cfg)),
+		// A caller may ping to keep its connection (through a proxy, say)
+		// no more often than this; more often is answered with GOAWAY.
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: cfg.KeepaliveMinTime, PermitWithoutStream: true}),
+	}
+	// Behind a Service each caller's connection sticks to one replica: a
+	// connection that has lived MaxConnectionAge is asked to go, and its
+	// caller reconnects, to whichever replica, new ones included.
+	if cfg.MaxConnectionAge > 0 {
+		opts = append(opts, grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionAge: cfg.MaxConnectionAge, MaxConnectionAgeGrace: cfg.MaxConnectionAgeGrace}))
 	}
 	if tf != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(tf.Config("h2"))))
@@ -57,7 +67,7 @@ func newGRPCServer(cfg Config, register func(grpc.ServiceRegistrar), interceptor
 	return gs
 }
 
-// newGatewayServer serves the JSON gateway under /v1/, /healthz,
+// newGatewayServer serves the JSON gateway under /v1/, /healthz, /livez,
 // /openapi.json, and /metrics unless it has a listener of its own. The
 // gateway calls what register registers, through interceptor, as the gRPC
 // server does.
@@ -78,7 +88,7 @@ func newGatewayServer(ctx context.Context, cfg Config, register func(grpc.Servic
 	return &serve.HTTP{Name: "HTTP", Addr: cfg.HTTPAddr, Server: newHTTPServer(mux, cfg, log, tc)}, nil
 }
 
-// httpMux serves /healthz and the OpenAPI document, and the gateway at
+// httpMux serves /healthz, /livez and the OpenAPI document, and the gateway at
 // every other path, so that a path no route takes is answered in
 // Dintero's shape too. The gateway bounds its requests' headers itself;
 // the OpenAPI document's are bounded to limit.
@@ -86,6 +96,7 @@ func httpMux(gw, healthz http.Handler, limit int) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle("/", gw)
 	mux.Handle("GET /healthz", healthz)
+	mux.Handle("GET /livez", probe.Livez())
 	mux.Handle("GET /openapi.json", gateway.LimitHeaders(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(openapiv2.JSON)

@@ -3,19 +3,23 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
@@ -315,4 +319,44 @@ func httpsDelete(t *testing.T, f *facade, fake *dinterotest.Server, id string, c
 		return fmt.Errorf("HTTP %d", resp.StatusCode)
 	}
 	return nil
+}
+
+// TestOTelErrorsAreJSON: with tracing on and the collector down, the
+// exporter's failures reach stderr as the facade's JSON lines (WARN,
+// "OpenTelemetry error"), not as Go log's plain lines: every line of the
+// binary's stderr is JSON.
+func TestOTelErrorsAreJSON(t *testing.T) {
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://"+freeAddr(t)) // nothing listens
+	t.Setenv("OTEL_BSP_SCHEDULE_DELAY", "50")
+	t.Setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "300")
+	fake := dinterotest.New(t)
+	p := startBinary(t, fake.URL)
+	conn, err := grpc.NewClient(p.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	client := authv1.NewAuthServiceClient(conn)
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(p.stderr.String(), `"msg":"OpenTelemetry error"`) {
+		// Each call makes spans to export.
+		_, _ = client.DeleteClientGrant(withBearer(context.Background(), fake, "T123"), &authv1.DeleteClientGrantRequest{Oid: "T123", Id: "missing"})
+		if time.Now().After(deadline) {
+			t.Fatalf("no OpenTelemetry error logged with the collector down:\n%s", p.stderr.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	p.wait(t, 30*time.Second)
+	for _, line := range strings.Split(strings.TrimSpace(p.stderr.String()), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Errorf("a line of stderr is not JSON: %q", line)
+		}
+	}
+	if !strings.Contains(p.stderr.String(), `"level":"WARN","msg":"OpenTelemetry error","error":"traces export: `) {
+		t.Errorf("the exporter's failure is not a WARN line naming it:\n%s", p.stderr.String())
+	}
 }

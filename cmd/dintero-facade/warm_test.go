@@ -88,7 +88,8 @@ func TestNoWarmStart(t *testing.T) {
 }
 
 // TestNotServingWhileWarming: while the warm-up waits for Dintero, the
-// listeners accept but health reports NOT_SERVING (503 on /healthz).
+// listeners accept but health reports NOT_SERVING (503 on /healthz), and
+// /livez says the process is alive.
 func TestNotServingWhileWarming(t *testing.T) {
 	fake := dinterotest.New(t)
 	release := make(chan struct{})
@@ -121,6 +122,15 @@ func TestNotServingWhileWarming(t *testing.T) {
 			resp.Body.Close()
 			if resp.StatusCode != http.StatusServiceUnavailable {
 				t.Errorf("/healthz during the warm-up: got %d; want 503", resp.StatusCode)
+			}
+			// Liveness is not readiness: the process is alive.
+			if resp, err := http.Get("http://" + httpAddr + "/livez"); err != nil {
+				t.Errorf("/livez during the warm-up: %v", err)
+			} else {
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					t.Errorf("/livez during the warm-up: got %d; want 200", resp.StatusCode)
+				}
 			}
 			conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 			if err != nil {

@@ -1,6 +1,8 @@
 // Package probe is what tells an orchestrator whether the facade serves:
 // gRPC health and GET /healthz, from one state, NOT_SERVING until the
-// warm-up is over and again from the start of shutdown.
+// warm-up is over and again from the start of shutdown (readiness); and
+// GET /livez, which says only that the process answers (liveness), so that
+// a slow warm-up or a drain never gets the container restarted.
 package probe
 
 import (
@@ -61,9 +63,19 @@ func (s *State) Healthz() http.Handler {
 	})
 }
 
+// Livez answers 200 whenever the process answers at all: during the
+// warm-up and the drain too, when /healthz answers 503. It is the liveness
+// probe's path: a restart cures neither a slow Dintero nor a shutdown.
+func Livez() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("alive\n"))
+	})
+}
+
 // Handler serves the probes on a plain listener of their own: gRPC health
 // (the kubelet's gRPC probe speaks HTTP/2 without TLS, so the server
-// must allow unencrypted HTTP/2) and GET /healthz. Under mutual TLS the
+// must allow unencrypted HTTP/2), GET /healthz and GET /livez. Under mutual TLS the
 // kubelet, which has no client certificate, could reach neither on the
 // service's listeners. stop stops the gRPC server behind it, which has no
 // listener of its own.
@@ -72,6 +84,7 @@ func (s *State) Handler() (_ http.Handler, stop func()) {
 	s.Register(gs)
 	mux := http.NewServeMux()
 	mux.Handle("GET /healthz", s.Healthz())
+	mux.Handle("GET /livez", Livez())
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.ProtoMajor == 2 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc") {
 			gs.ServeHTTP(w, r)

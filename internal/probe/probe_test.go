@@ -16,7 +16,8 @@ import (
 )
 
 // TestState: health and /healthz start NOT_SERVING, follow Serve and
-// Shutdown together, for the server and the named service.
+// Shutdown together, for the server and the named service; /livez answers
+// 200 throughout, on the probes' own handler too.
 func TestState(t *testing.T) {
 	s := probe.New("svc")
 	l := bufconn.Listen(1 << 16)
@@ -42,6 +43,19 @@ func TestState(t *testing.T) {
 		s.Healthz().ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/healthz", nil))
 		if w.Code != wantHTTP {
 			t.Errorf("%s: /healthz %d; want %d", stage, w.Code, wantHTTP)
+		}
+		h, stop := s.Handler()
+		defer stop()
+		for _, path := range []string{"/healthz", "/livez"} {
+			want := wantHTTP
+			if path == "/livez" {
+				want = http.StatusOK
+			}
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, path, nil))
+			if w.Code != want {
+				t.Errorf("%s: the probes' %s %d; want %d", stage, path, w.Code, want)
+			}
 		}
 	}
 	check("at start", healthpb.HealthCheckResponse_NOT_SERVING, http.StatusServiceUnavailable)

@@ -1,6 +1,6 @@
 // Package reload keeps the facade's file-based configuration current: the
-// credentials file and the TLS files are read at start and again when they
-// change (and the credentials on a signal), and a file that does not load
+// credentials file, the TLS files and the policy are read at start and
+// again when they change or a signal comes, and a file that does not load
 // leaves the previous one in force. The environment's one-account
 // credentials are read here too, so that every source of credentials has
 // one reader.
@@ -10,14 +10,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 
-	"github.com/fsnotify/fsnotify"
 	"sigs.k8s.io/yaml"
 
 	"github.com/dintero-facade/dintero-facade/upstream"
@@ -111,40 +108,24 @@ type CredentialsTarget interface {
 	Accounts() []string
 }
 
-// WatchCredentials reloads --credentials-file into client when reload
-// fires (SIGHUP) and when the file changes, until ctx ends. It watches the directory, so
-// that a Kubernetes Secret, replaced by a symlink swap, is seen too. A file
-// that does not load is logged and ignored: the previous credentials stay.
-func WatchCredentials(ctx context.Context, file string, base []upstream.Credentials, reload <-chan struct{}, client CredentialsTarget, log *slog.Logger) error {
-	w, err := fsnotify.NewWatcher()
-	if err != nil {
-		return fmt.Errorf("watching --credentials-file: %w", err)
-	}
-	dir := filepath.Dir(file)
-	if err := w.Add(dir); err != nil {
-		w.Close()
-		return fmt.Errorf("watching %s: %w", dir, err)
-	}
-	apply := func(why string) {
+// WatchCredentials reloads --credentials-file into client when the file
+// changes and when o.Signal fires (SIGHUP), until ctx ends. A file that
+// does not load is logged and ignored: the previous credentials stay.
+func WatchCredentials(ctx context.Context, file string, base []upstream.Credentials, client CredentialsTarget, o Options) error {
+	k := kind{label: "credentials", reloaded: "credentials reloaded", refused: "credentials not reloaded: keeping the previous ones"}
+	return watch(ctx, k, []string{file}, o, func() ([]any, error) {
 		creds, err := LoadCredentials(file, base)
 		if err == nil {
 			err = client.SetCredentials(creds)
 		}
 		if err != nil {
-			log.Error("credentials not reloaded: keeping the previous ones", "why", why, "error", err.Error())
-			return
+			return nil, err
 		}
 		if len(creds) == len(base) {
-			log.Warn("credentials reloaded: --credentials-file holds no credentials: a call that brings no token of its own is refused (NO_CREDENTIALS) until it does", "why", why, "accounts", client.Accounts())
-			return
+			o.Log.Warn("--credentials-file holds no credentials: a call that brings no token of its own is refused (NO_CREDENTIALS) until it does", "credentials_file", file)
 		}
-		log.Info("credentials reloaded", "why", why, "accounts", client.Accounts())
-	}
-	go func() {
-		defer w.Close()
-		debounce(ctx, w, reload, log, apply)
-	}()
-	return nil
+		return []any{"accounts", client.Accounts()}, nil
+	})
 }
 
 // CredentialVars are the environment variables CredentialsFromEnv reads:

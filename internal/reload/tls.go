@@ -5,13 +5,10 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
-	"log/slog"
 	"os"
-	"path/filepath"
 	"slices"
 	"sync/atomic"
-
-	"github.com/fsnotify/fsnotify"
+	"time"
 )
 
 // TLSFiles are the listeners' TLS: the certificate and key, and the CA that
@@ -77,34 +74,22 @@ func (f *TLSFiles) Config(protos ...string) *tls.Config {
 	}
 }
 
-// Watch reloads the files when their directories change, until ctx ends.
-// Directories are watched, not files, so that a Kubernetes Secret replaced
-// by a symlink swap is seen.
-func (f *TLSFiles) Watch(ctx context.Context, log *slog.Logger) error {
-	w, err := fsnotify.NewWatcher()
-	if err != nil {
-		return fmt.Errorf("watching the TLS files: %w", err)
-	}
-	dirs := map[string]bool{}
-	for _, p := range []string{f.cert, f.key, f.clientCA} {
-		if p == "" || dirs[filepath.Dir(p)] {
-			continue
+// Watch reloads the files when their directories change and when o.Signal
+// fires (SIGHUP), until ctx ends, and shows the served certificate's
+// expiry in o.Metrics.
+func (f *TLSFiles) Watch(ctx context.Context, o Options) error {
+	k := kind{label: "tls", reloaded: "TLS files reloaded", refused: "TLS files not reloaded: keeping the previous ones"}
+	o.Metrics.served(f.NotAfter())
+	return watch(ctx, k, []string{f.cert, f.key, f.clientCA}, o, func() ([]any, error) {
+		if err := f.load(); err != nil {
+			return nil, err
 		}
-		dirs[filepath.Dir(p)] = true
-		if err := w.Add(filepath.Dir(p)); err != nil {
-			w.Close()
-			return fmt.Errorf("watching %s: %w", filepath.Dir(p), err)
-		}
-	}
-	go func() {
-		defer w.Close()
-		debounce(ctx, w, nil, log, func(why string) {
-			if err := f.load(); err != nil {
-				log.Error("TLS files not reloaded: keeping the previous ones", "why", why, "error", err.Error())
-				return
-			}
-			log.Info("TLS files reloaded", "why", why, "tls_cert", f.cert, "client_ca", f.clientCA)
-		})
-	}()
-	return nil
+		o.Metrics.served(f.NotAfter())
+		return []any{"tls_cert", f.cert, "client_ca", f.clientCA, "not_after", f.NotAfter().UTC().Format(time.RFC3339)}, nil
+	})
+}
+
+// NotAfter is when the certificate served expires.
+func (f *TLSFiles) NotAfter() time.Time {
+	return f.current.Load().Certificates[0].Leaf.NotAfter
 }

@@ -7,11 +7,15 @@ import (
 	"encoding/pem"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/dintero-facade/dintero-facade/internal/dinterotest"
 	"github.com/dintero-facade/dintero-facade/internal/reload"
@@ -65,7 +69,7 @@ func TestWatchCredentials(t *testing.T) {
 	defer cancel()
 	tg := &target{}
 	signal := make(chan struct{})
-	if err := reload.WatchCredentials(ctx, file, nil, signal, tg, slog.New(slog.NewJSONHandler(io.Discard, nil))); err != nil {
+	if err := reload.WatchCredentials(ctx, file, nil, tg, reload.Options{Log: slog.New(slog.NewJSONHandler(io.Discard, nil)), Signal: signal}); err != nil {
 		t.Fatal(err)
 	}
 	write("- {account_id: T111, client_id: a, client_secret: s2}\n")
@@ -114,9 +118,15 @@ func TestTLSFilesReload(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	if err := f.Watch(ctx, slog.New(slog.NewJSONHandler(io.Discard, nil))); err != nil {
+	reg := prometheus.NewRegistry()
+	m, err := reload.NewMetrics(reg)
+	if err != nil {
 		t.Fatal(err)
 	}
+	if err := f.Watch(ctx, reload.Options{Log: slog.New(slog.NewJSONHandler(io.Discard, nil)), Metrics: m}); err != nil {
+		t.Fatal(err)
+	}
+	expiry := func() float64 { return gauge(t, reg, "dintero_facade_tls_certificate_expiry_timestamp_seconds", nil) }
 	served := func() *x509.Certificate {
 		tc, err := f.Config("h2").GetConfigForClient(&tls.ClientHelloInfo{})
 		if err != nil {
@@ -131,8 +141,12 @@ func TestTLSFilesReload(t *testing.T) {
 	if err := served().CheckSignatureFrom(caOf(t, a)); err != nil {
 		t.Fatalf("the first certificate is not a's: %v", err)
 	}
+	if got, want := expiry(), float64(served().NotAfter.Unix()); got != want {
+		t.Errorf("certificate expiry %v; want %v, the served certificate's NotAfter", got, want)
+	}
 	put(b)
 	eventually(t, "b's certificate served", func() bool { return served().CheckSignatureFrom(caOf(t, b)) == nil })
+	eventually(t, "b's expiry shown", func() bool { return expiry() == float64(served().NotAfter.Unix()) })
 	if err := os.WriteFile(key, []byte("not a key"), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -172,4 +186,32 @@ func parsePEMCerts(b []byte) ([]*x509.Certificate, error) {
 		}
 		out = append(out, c)
 	}
+}
+
+type metric = *dto.Metric
+
+// metricValue returns value of the metric name with exactly labels; it
+// fails the test when there is none.
+func metricValue(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string, value func(metric) float64) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			got := map[string]string{}
+			for _, l := range m.GetLabel() {
+				got[l.GetName()] = l.GetValue()
+			}
+			if maps.Equal(got, labels) || (len(got) == 0 && labels == nil) {
+				return value(m)
+			}
+		}
+	}
+	t.Fatalf("no metric %s%v", name, labels)
+	return 0
 }

@@ -6,17 +6,21 @@ package telemetry
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"runtime"
 	"time"
 
+	"github.com/go-logr/logr"
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/propagation"
 	sdkresource "go.opentelemetry.io/otel/sdk/resource"
@@ -25,8 +29,12 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 
+	"github.com/dintero-facade/dintero-facade/internal/reload"
 	"github.com/dintero-facade/dintero-facade/service"
 )
+
+// errorLogEvery is how often one OpenTelemetry error is logged at most.
+const errorLogEvery = time.Minute
 
 // Options configure New.
 type Options struct {
@@ -38,6 +46,9 @@ type Options struct {
 	TracerProvider trace.TracerProvider
 	// Version names the build in the traces' resource.
 	Version string
+	// Log takes OpenTelemetry's own errors (an export that failed), as
+	// JSON; required with Tracing.
+	Log *slog.Logger
 }
 
 // Telemetry is the facade's metrics and traces.
@@ -48,6 +59,9 @@ type Telemetry struct {
 	GRPC     *grpcprom.ServerMetrics
 	Upstream *UpstreamMetrics
 	Service  *service.Counters
+	// Reload counts the reloads of the files the facade reads, and shows
+	// the served certificate's expiry.
+	Reload *reload.Metrics
 	// tp is nil when tracing is off.
 	tp   trace.TracerProvider
 	prop propagation.TextMapPropagator
@@ -78,10 +92,31 @@ func New(ctx context.Context, o Options) (*Telemetry, error) {
 	if t.Service, err = service.NewCounters(t.registry); err != nil {
 		return nil, err
 	}
+	if t.Reload, err = reload.NewMetrics(t.registry); err != nil {
+		return nil, err
+	}
+	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "dintero_facade_build_info",
+		Help:        "Always 1: the facade's version and the Go release it was built with, as labels.",
+		ConstLabels: prometheus.Labels{"version": o.Version, "go_version": runtime.Version()},
+	})
+	buildInfo.Set(1)
+	if err := t.registry.Register(buildInfo); err != nil {
+		return nil, err
+	}
 	switch {
 	case o.TracerProvider != nil:
 		t.tp = o.TracerProvider
 	case o.Tracing:
+		if o.Log == nil {
+			return nil, errors.New("tracing needs a log for OpenTelemetry's errors")
+		}
+		// OpenTelemetry reports its own errors (an export that failed)
+		// through a process-wide handler and logger, which by default
+		// write plain lines with Go's log package: they go to the JSON
+		// log instead, each distinct error at most once a minute.
+		otel.SetErrorHandler(newErrorLog(o.Log, errorLogEvery))
+		otel.SetLogger(logr.FromSlogHandler(o.Log.Handler()))
 		exp, err := otlptracegrpc.New(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("OTLP trace exporter: %w", err)
