@@ -30,7 +30,7 @@ func TestGatewayBadAuthorization(t *testing.T) {
 			if code != http.StatusUnauthorized || !strings.Contains(string(body), "BAD_AUTHORIZATION") {
 				t.Errorf("%s with %q: got %d %s; want 401 BAD_AUTHORIZATION", call.method, auth, code, body)
 			}
-			if call.method == http.MethodPost && !strings.Contains(string(body), `"verification_code_sent":"false"`) {
+			if call.method == http.MethodPost && !strings.Contains(string(body), `"verificationCodeSent":"false"`) {
 				t.Errorf("authorize with %q: %s; want verification_code_sent false", auth, body)
 			}
 		}

@@ -173,7 +173,7 @@ func TestGeneratedClient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d.JSON200 == nil || d.JSON200.Id == nil || *d.JSON200.Id != grant || d.JSON200.DeletedAt == nil || d.Headers200 == nil || *d.Headers200.XRequestId != rid {
+	if d.JSON200 == nil || d.JSON200.Grant == nil || d.JSON200.Grant.Id == nil || *d.JSON200.Grant.Id != grant || d.JSON200.Grant.DeletedAt == nil || d.JSON200.Outcome == nil || *d.JSON200.Outcome != httpclient.OUTCOMEDELETED || d.Headers200 == nil || *d.Headers200.XRequestId != rid {
 		t.Errorf("delete: got %d %s; want the deleted grant and the request id", d.StatusCode(), d.Body)
 	}
 	d, err = c.AuthServiceDeleteClientGrantWithResponse(ctx, dinteromock.DefaultAccount, grant, nil)

@@ -77,7 +77,7 @@ func redirect(loc string) func(*dinterotest.Server, string, string) {
 }
 
 func TestOutcomes(t *testing.T) {
-	sent := map[string]string{"verification_code_sent": "true"}
+	sent := map[string]string{"verificationCodeSent": "true"}
 	hasIDToken := func(where string) func(t *testing.T, got map[string]any) {
 		return func(t *testing.T, got map[string]any) {
 			t.Helper()
@@ -98,7 +98,7 @@ func TestOutcomes(t *testing.T) {
 				}
 			}},
 		{name: "OAuth's access_denied", authorize: true, dintero: redirect("https://app.example.com/cb?error=access_denied&error_description=bad+code&state=s1"),
-			wantCode: codes.PermissionDenied, wantHTTP: 403, wantReason: "ACCESS_DENIED", wantMeta: map[string]string{"verification_code_sent": "true", "error_description": "bad code", "state": "s1", "oauth_error": "access_denied"}},
+			wantCode: codes.PermissionDenied, wantHTTP: 403, wantReason: "ACCESS_DENIED", wantMeta: map[string]string{"verificationCodeSent": "true", "error_description": "bad code", "state": "s1", "oauthError": "access_denied"}},
 		{name: "OAuth's access_denied from the mock: a spent code", authorize: true, dintero: func(fake *dinterotest.Server, id, code string) {
 			mockAnswers(dinteromock.Behaviour{})(fake, id, code)
 			if _, _, err := fakeAuthorize(fake, code); err != nil {
@@ -142,7 +142,7 @@ func TestOutcomes(t *testing.T) {
 		{name: "the answer lost after Dintero deleted", dintero: func(fake *dinterotest.Server, id, code string) {
 			fake.AddGrants("T123", id)
 			fake.HandleRaw(dinterotest.OpDelete, dinterotest.Times(1, dinterotest.LoseAnswer(fake.Mock), fake.Mock))
-		}, wantCode: codes.NotFound, wantHTTP: 404, wantReason: service.ErrorReasonNotFoundUncertain, wantMeta: map[string]string{"uncertain_attempts": "no answer: connection failed", "dintero_code": "NOT_FOUND"}},
+		}, wantCode: codes.NotFound, wantHTTP: 404, wantReason: service.ErrorReasonNotFoundUncertain, wantMeta: map[string]string{"uncertainAttempts": "no answer: connection failed", "dinteroCode": "NOT_FOUND"}},
 		{name: "a grant that never was", dintero: func(fake *dinterotest.Server, _, _ string) { fake.Default(dinterotest.OpDelete) }, wantCode: codes.NotFound, wantHTTP: 404, wantReason: "NOT_FOUND", wantGatewayCode: "NOT_FOUND"},
 		{name: "429 beyond the deadline", dintero: answer(429, map[string]string{"Retry-After": "60", "Content-Type": "application/json"}, `{"error":{"code":"RATE_LIMITED","message":"slow down"}}`),
 			wantCode: codes.ResourceExhausted, wantHTTP: 429, wantReason: "RATE_LIMITED", wantHeader: map[string]string{"Retry-After": "60"}},

@@ -106,7 +106,7 @@ func TestRetryAfter(t *testing.T) {
 	srv := &answering{}
 	base := serveGateway(t, srv, gateway.Options{MaxQuery: headerLimit, MaxHeaderBytes: headerLimit})
 	withWait := func(code codes.Code, httpStatus string, wait time.Duration) *status.Status {
-		info := &errdetails.ErrorInfo{Reason: "R", Domain: service.ErrorDomain, Metadata: map[string]string{service.MetadataKeyHTTPStatus: httpStatus}}
+		info := &errdetails.ErrorInfo{Reason: "R", Domain: service.ErrorDomain, Metadata: map[string]string{service.MetadataKeyDinteroHTTPStatus: httpStatus}}
 		st, err := status.New(code, "m").WithDetails(info, &errdetails.RetryInfo{RetryDelay: durationpb.New(wait)})
 		if err != nil {
 			t.Fatal(err)
