@@ -168,13 +168,14 @@ func hasErrorInfo(st *status.Status) bool {
 func errorResponse(st *status.Status) (int, *authv1.ErrorResponse) {
 	body := &authv1.ErrorBody{Message: st.Message(), GrpcCode: rpccode.Code(st.Code()).String(), Details: st.Proto().GetDetails()}
 	httpStatus := runtime.HTTPStatusFromCode(st.Code())
-	var reason string
+	var reason, oauthError string
 	var dintero *authv1.DinteroError
 	var bad *errdetails.BadRequest
 	for _, d := range st.Details() {
 		switch d := d.(type) {
 		case *errdetails.ErrorInfo:
 			reason = d.GetReason()
+			oauthError = d.GetMetadata()[service.MetadataKeyOAuthError]
 			if n, err := strconv.Atoi(d.GetMetadata()[service.MetadataKeyDinteroHTTPStatus]); err == nil && n >= 400 && n <= 599 {
 				httpStatus = n
 			}
@@ -187,6 +188,8 @@ func errorResponse(st *status.Status) (int, *authv1.ErrorResponse) {
 	switch {
 	case dintero.GetCode() != "" && reason != service.ErrorReasonNotFoundUncertain:
 		body.Code = dintero.GetCode()
+	case oauthError != "":
+		body.Code = oauthError
 	case reason != "":
 		body.Code = reason
 	default:

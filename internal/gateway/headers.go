@@ -184,7 +184,13 @@ func checkJSONBody(w http.ResponseWriter, r *http.Request, rt *route, limit int)
 			return invalid(m[1], "unknown field")
 		}
 		if m := badField.FindStringSubmatch(err.Error()); m != nil {
-			return invalid(m[1], "not a value of the field's type")
+			// protojson names the field by its JSON name; the API's are
+			// the proto names.
+			name := m[1]
+			if fd := md.Fields().ByJSONName(name); fd != nil {
+				name = string(fd.Name())
+			}
+			return invalid(name, "not a value of the field's type")
 		}
 		return invalid("body", "want a JSON object of "+string(md.Name())+"'s fields")
 	}
