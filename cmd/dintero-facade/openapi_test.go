@@ -185,7 +185,7 @@ func TestGeneratedClient(t *testing.T) {
 	}
 	redirect, state, timeout := dinteromock.DefaultCallback, "generated", "5S"
 	a, err := c.AuthServiceAuthorizeWithResponse(ctx, dinteromock.DefaultAccount, &httpclient.AuthServiceAuthorizeParams{
-		Audience: dinteromock.Audience(dinteromock.DefaultAccount), ResponseType: httpclient.Authenticate, ClientId: dinteromock.DefaultApp,
+		Audience: dinteromock.Audience(dinteromock.DefaultAccount), ResponseType: httpclient.AuthServiceAuthorizeParamsResponseTypeAuthenticate, ClientId: dinteromock.DefaultApp,
 		VerificationCode: dinteromock.Defaults().Codes[2].Value, RedirectUri: &redirect, State: &state, GrpcTimeout: &timeout,
 	})
 	if err != nil {
@@ -194,9 +194,20 @@ func TestGeneratedClient(t *testing.T) {
 	if a.JSON200 == nil || a.JSON200.IdToken == nil || a.JSON200.IdTokenVerification == nil || *a.JSON200.IdTokenVerification.Result != httpclient.RESULTVERIFIED {
 		t.Errorf("authorize: got %d %s; want a verified id_token", a.StatusCode(), a.Body)
 	}
+	// The :redeem custom method: the code in a JSON body.
+	r, err := c.AuthServiceAuthorize2WithResponse(ctx, dinteromock.DefaultAccount, nil, httpclient.AuthServiceAuthorize2JSONRequestBody{
+		Audience: dinteromock.Audience(dinteromock.DefaultAccount), ResponseType: httpclient.AuthServiceAuthorizeBodyResponseTypeAuthenticate, ClientId: dinteromock.DefaultApp,
+		VerificationCode: dinteromock.Defaults().Codes[1].Value, RedirectUri: &redirect, State: &state,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.JSON200 == nil || r.JSON200.State == nil || *r.JSON200.State != state || *r.JSON200.IdTokenVerification.Result != httpclient.RESULTVERIFIED {
+		t.Errorf(":redeem: got %d %s; want a verified id_token and the state", r.StatusCode(), r.Body)
+	}
 	bad := "soon"
 	a, err = c.AuthServiceAuthorizeWithResponse(ctx, dinteromock.DefaultAccount, &httpclient.AuthServiceAuthorizeParams{
-		Audience: dinteromock.Audience(dinteromock.DefaultAccount), ResponseType: httpclient.Authenticate, ClientId: dinteromock.DefaultApp,
+		Audience: dinteromock.Audience(dinteromock.DefaultAccount), ResponseType: httpclient.AuthServiceAuthorizeParamsResponseTypeAuthenticate, ClientId: dinteromock.DefaultApp,
 		VerificationCode: "999999", GrpcTimeout: &bad,
 	})
 	if err != nil {
