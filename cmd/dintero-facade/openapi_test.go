@@ -60,25 +60,35 @@ func TestOpenAPI(t *testing.T) {
 		params[p.Name] = p
 	}
 	for name, want := range map[string]param{
-		"oid":               {In: "path", Required: true, Pattern: "^[PT](?:[0-9]{3}|[0-9]{8})$"},
-		"audience":          {In: "query", Required: true},
-		"response_type":     {In: "query", Required: true, Enum: []string{"authenticate"}},
-		"client_id":         {In: "query", Required: true},
-		"verification_code": {In: "query", Required: true},
-		"scope":             {In: "query", Enum: []string{"openid"}},
-		"state":             {In: "query"},
-		"redirect_uri":      {In: "query"},
-		"connection":        {In: "query"},
-		"Grpc-Timeout":      {In: "header"},
-		"X-Request-Id":      {In: "header"},
+		"oid":                        {In: "path", Required: true, Pattern: "^[PT](?:[0-9]{3}|[0-9]{8})$"},
+		"audience":                   {In: "query", Required: true},
+		"response_type":              {In: "query", Required: true, Enum: []string{"authenticate"}},
+		"client_id":                  {In: "query", Required: true},
+		"verification_code":          {In: "query", Required: true},
+		"scope":                      {In: "query", Enum: []string{"openid"}},
+		"state":                      {In: "query"},
+		"redirect_uri":               {In: "query"},
+		"connection":                 {In: "query"},
+		"accept_unverified_id_token": {In: "query"},
+		"Grpc-Timeout":               {In: "header"},
+		"X-Request-Id":               {In: "header"},
 	} {
 		got := params[name]
 		if got.In != want.In || got.Required != want.Required || !slices.Equal(got.Enum, want.Enum) || got.Pattern != want.Pattern {
 			t.Errorf("authorize's %s: got %+v; want %+v", name, got, want)
 		}
 	}
-	if len(params) != 11 {
-		t.Errorf("authorize has %d parameters; want 11", len(params))
+	if len(params) != 12 {
+		t.Errorf("authorize has %d parameters; want 12", len(params))
+	}
+	// The :redeem custom method takes the same fields as a JSON body, and
+	// none in the query.
+	var in []string
+	for _, p := range doc.Paths["/v1/accounts/{oid}/auth/authorize:redeem"]["post"].Parameters {
+		in = append(in, p.Name+":"+p.In)
+	}
+	if want := []string{"oid:path", "body:body", "Grpc-Timeout:header", "X-Request-Id:header"}; !slices.Equal(in, want) {
+		t.Errorf(":redeem has parameters %v; want %v", in, want)
 	}
 	if props := doc.Definitions["v1ErrorBody"].Properties; props["code"] == nil || props["message"] == nil || props["errors"] == nil {
 		t.Errorf("the error body has properties %v; want Dintero's code, message and errors", props)
@@ -151,8 +161,8 @@ func TestOpenAPIv3(t *testing.T) {
 			}
 		}
 	}
-	if ops != 2 {
-		t.Errorf("got %d operations; want 2", ops)
+	if ops != 3 {
+		t.Errorf("got %d operations; want 3 (DELETE, authorize, authorize:redeem)", ops)
 	}
 }
 

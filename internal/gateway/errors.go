@@ -176,7 +176,11 @@ func errorResponse(st *status.Status) (int, *authv1.ErrorResponse) {
 		case *errdetails.ErrorInfo:
 			reason = d.GetReason()
 			oauthError = d.GetMetadata()[service.MetadataKeyOAuthError]
-			if n, err := strconv.Atoi(d.GetMetadata()[service.MetadataKeyDinteroHTTPStatus]); err == nil && n >= 400 && n <= 599 {
+			// Dintero's HTTP error passes on with its status; an error
+			// the facade made of Dintero's answer (its credentials
+			// refused, say) has the status of its own code.
+			passed := d.GetReason() == service.ErrorReasonDintero || d.GetReason() == service.ErrorReasonNotFoundUncertain
+			if n, err := strconv.Atoi(d.GetMetadata()[service.MetadataKeyDinteroHTTPStatus]); err == nil && passed && n >= 400 && n <= 599 {
 				httpStatus = n
 			}
 		case *authv1.DinteroError:
