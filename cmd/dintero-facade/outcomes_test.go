@@ -68,17 +68,19 @@ func tamper(edit func(loc string) string) func(*dinterotest.Server, string, stri
 	}
 }
 
-// forgeSignature changes the last character of the id_token's signature
-// in a redirect.
+// forgeSignature changes a character amid the id_token's signature in a
+// redirect (not the last, whose low bits base64url may not carry).
 func forgeSignature(loc string) string {
 	u, _ := url.Parse(loc)
 	q := u.Query()
-	tok := q.Get("id_token")
-	last := "A"
-	if strings.HasSuffix(tok, "A") {
-		last = "B"
+	tok := []byte(q.Get("id_token"))
+	i := len(tok) - 10
+	if tok[i] == 'A' {
+		tok[i] = 'B'
+	} else {
+		tok[i] = 'A'
 	}
-	q.Set("id_token", tok[:len(tok)-2]+last+tok[len(tok)-1:])
+	q.Set("id_token", string(tok))
 	u.RawQuery = q.Encode()
 	return u.String()
 }
@@ -295,7 +297,7 @@ func grpcOutcome(t *testing.T, f *facade, fake *dinterotest.Server, o outcome, i
 	}
 	if err != nil {
 		st := status.Convert(err)
-		checkErrorDetails(t, "grpc", st.Details())
+		checkErrorDetails(t, "grpc", st.Code(), st.Details())
 		return st, nil
 	}
 	got := asJSON(t, resp)
@@ -362,7 +364,7 @@ func gatewayOutcome(t *testing.T, f *facade, fake *dinterotest.Server, o outcome
 	for _, d := range details.Error.Details {
 		types = append(types, d["@type"])
 	}
-	checkErrorDetails(t, "gateway", types)
+	checkErrorDetails(t, "gateway", codeByName(t, e.GrpcCode), types)
 	reason, md := e.Reason()
 	st := status.New(codeByName(t, e.GrpcCode), e.Message)
 	// Rebuild the ErrorInfo from the JSON details, for the shared checks.
@@ -421,11 +423,12 @@ func flatGrant(resp map[string]any) map[string]any {
 }
 
 // checkErrorDetails checks that an error carries the call's request id
-// (google.rpc.RequestInfo) and one ErrorInfo, over gRPC (the details) and
-// through the gateway (their @type names).
-func checkErrorDetails(t *testing.T, via string, details []any) {
+// (google.rpc.RequestInfo) and one ErrorInfo, and a NotFound a
+// google.rpc.ResourceInfo, over gRPC (the details) and through the gateway
+// (their @type names).
+func checkErrorDetails(t *testing.T, via string, code codes.Code, details []any) {
 	t.Helper()
-	var info, request int
+	var info, request, resource int
 	for _, d := range details {
 		switch d := d.(type) {
 		case *errdetails.ErrorInfo:
@@ -434,16 +437,25 @@ func checkErrorDetails(t *testing.T, via string, details []any) {
 			if d.GetRequestId() != "" {
 				request++
 			}
+		case *errdetails.ResourceInfo:
+			if d.GetResourceName() != "" {
+				resource++
+			}
 		case string:
 			switch d {
 			case "type.googleapis.com/google.rpc.ErrorInfo":
 				info++
 			case "type.googleapis.com/google.rpc.RequestInfo":
 				request++
+			case "type.googleapis.com/google.rpc.ResourceInfo":
+				resource++
 			}
 		}
 	}
 	if info != 1 || request != 1 {
 		t.Errorf("%s: got details %v; want one ErrorInfo and one RequestInfo", via, details)
+	}
+	if (code == codes.NotFound) != (resource == 1) {
+		t.Errorf("%s: a %v with %d ResourceInfo; want one on a NotFound only", via, code, resource)
 	}
 }
