@@ -498,8 +498,9 @@ type V1DeleteClientGrantResponse struct {
 
 // V1ErrorBody ErrorBody is the error object of ErrorResponse.
 type V1ErrorBody struct {
-	// Code code is Dintero's error code when Dintero refused, else the reason of
-	// the status's ErrorInfo, else the gRPC code's name.
+	// Code code is Dintero's error code when Dintero refused (OAuth's error, such
+	// as access_denied, for a refusal in authorize's redirect), else the
+	// reason of the status's ErrorInfo (a value of ErrorReason).
 	Code *string `json:"code,omitempty"`
 
 	// Details details are the gRPC status details (google.rpc.ErrorInfo,

@@ -1228,8 +1228,9 @@ func (x *ErrorResponse) GetError() *ErrorBody {
 // ErrorBody is the error object of ErrorResponse.
 type ErrorBody struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// code is Dintero's error code when Dintero refused, else the reason of
-	// the status's ErrorInfo, else the gRPC code's name.
+	// code is Dintero's error code when Dintero refused (OAuth's error, such
+	// as access_denied, for a refusal in authorize's redirect), else the
+	// reason of the status's ErrorInfo (a value of ErrorReason).
 	Code string `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
 	// message is the gRPC status message, which keeps Dintero's.
 	Message string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
