@@ -845,14 +845,14 @@ type ClientInterface interface {
 
 	// AuthServiceAuthorize Redeem a Passwordless verification code
 	//
-	// Dintero's redirect is not followed but taken apart. Every error says in details[ErrorInfo].metadata.verification_code_sent whether the single-use code was sent to Dintero.
+	// Dintero's redirect is not followed but taken apart. An id_token that fails verification is an error (ID_TOKEN_INVALID) unless accept_unverified_id_token is set, and so is a redirect whose state is not the request's (STATE_MISMATCH). Every error says in details[ErrorInfo].metadata.verificationCodeSent whether the single-use code was sent to Dintero. Internal JSON callers should use POST /v1/accounts/{oid}/auth/authorize:redeem, which takes the same fields as a JSON body, so that the code is in no URL.
 	//
 	// Corresponds with POST /v1/accounts/{oid}/auth/authorize (the `AuthServiceAuthorize` operationId).
 	AuthServiceAuthorize(ctx context.Context, oid string, params *AuthServiceAuthorizeParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// AuthServiceAuthorize2WithBody Redeem a Passwordless verification code
 	//
-	// Dintero's redirect is not followed but taken apart. Every error says in details[ErrorInfo].metadata.verification_code_sent whether the single-use code was sent to Dintero.
+	// Dintero's redirect is not followed but taken apart. An id_token that fails verification is an error (ID_TOKEN_INVALID) unless accept_unverified_id_token is set, and so is a redirect whose state is not the request's (STATE_MISMATCH). Every error says in details[ErrorInfo].metadata.verificationCodeSent whether the single-use code was sent to Dintero. Internal JSON callers should use POST /v1/accounts/{oid}/auth/authorize:redeem, which takes the same fields as a JSON body, so that the code is in no URL.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -861,7 +861,7 @@ type ClientInterface interface {
 
 	// AuthServiceAuthorize2 Redeem a Passwordless verification code
 	//
-	// Dintero's redirect is not followed but taken apart. Every error says in details[ErrorInfo].metadata.verification_code_sent whether the single-use code was sent to Dintero.
+	// Dintero's redirect is not followed but taken apart. An id_token that fails verification is an error (ID_TOKEN_INVALID) unless accept_unverified_id_token is set, and so is a redirect whose state is not the request's (STATE_MISMATCH). Every error says in details[ErrorInfo].metadata.verificationCodeSent whether the single-use code was sent to Dintero. Internal JSON callers should use POST /v1/accounts/{oid}/auth/authorize:redeem, which takes the same fields as a JSON body, so that the code is in no URL.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -876,7 +876,7 @@ type ClientInterface interface {
 
 // AuthServiceAuthorize Redeem a Passwordless verification code
 //
-// Dintero's redirect is not followed but taken apart. Every error says in details[ErrorInfo].metadata.verification_code_sent whether the single-use code was sent to Dintero.
+// Dintero's redirect is not followed but taken apart. An id_token that fails verification is an error (ID_TOKEN_INVALID) unless accept_unverified_id_token is set, and so is a redirect whose state is not the request's (STATE_MISMATCH). Every error says in details[ErrorInfo].metadata.verificationCodeSent whether the single-use code was sent to Dintero. Internal JSON callers should use POST /v1/accounts/{oid}/auth/authorize:redeem, which takes the same fields as a JSON body, so that the code is in no URL.
 //
 // Corresponds with POST /v1/accounts/{oid}/auth/authorize (the `AuthServiceAuthorize` operationId).
 func (c *Client) AuthServiceAuthorize(ctx context.Context, oid string, params *AuthServiceAuthorizeParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -893,7 +893,7 @@ func (c *Client) AuthServiceAuthorize(ctx context.Context, oid string, params *A
 
 // AuthServiceAuthorize2WithBody Redeem a Passwordless verification code
 //
-// Dintero's redirect is not followed but taken apart. Every error says in details[ErrorInfo].metadata.verification_code_sent whether the single-use code was sent to Dintero.
+// Dintero's redirect is not followed but taken apart. An id_token that fails verification is an error (ID_TOKEN_INVALID) unless accept_unverified_id_token is set, and so is a redirect whose state is not the request's (STATE_MISMATCH). Every error says in details[ErrorInfo].metadata.verificationCodeSent whether the single-use code was sent to Dintero. Internal JSON callers should use POST /v1/accounts/{oid}/auth/authorize:redeem, which takes the same fields as a JSON body, so that the code is in no URL.
 //
 // Takes any type of body and a specified content type.
 //
@@ -912,7 +912,7 @@ func (c *Client) AuthServiceAuthorize2WithBody(ctx context.Context, oid string, 
 
 // AuthServiceAuthorize2 Redeem a Passwordless verification code
 //
-// Dintero's redirect is not followed but taken apart. Every error says in details[ErrorInfo].metadata.verification_code_sent whether the single-use code was sent to Dintero.
+// Dintero's redirect is not followed but taken apart. An id_token that fails verification is an error (ID_TOKEN_INVALID) unless accept_unverified_id_token is set, and so is a redirect whose state is not the request's (STATE_MISMATCH). Every error says in details[ErrorInfo].metadata.verificationCodeSent whether the single-use code was sent to Dintero. Internal JSON callers should use POST /v1/accounts/{oid}/auth/authorize:redeem, which takes the same fields as a JSON body, so that the code is in no URL.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -1324,7 +1324,7 @@ type ClientWithResponsesInterface interface {
 
 	// AuthServiceAuthorizeWithResponse Redeem a Passwordless verification code
 	//
-	// Dintero's redirect is not followed but taken apart. Every error says in details[ErrorInfo].metadata.verification_code_sent whether the single-use code was sent to Dintero.
+	// Dintero's redirect is not followed but taken apart. An id_token that fails verification is an error (ID_TOKEN_INVALID) unless accept_unverified_id_token is set, and so is a redirect whose state is not the request's (STATE_MISMATCH). Every error says in details[ErrorInfo].metadata.verificationCodeSent whether the single-use code was sent to Dintero. Internal JSON callers should use POST /v1/accounts/{oid}/auth/authorize:redeem, which takes the same fields as a JSON body, so that the code is in no URL.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -1333,7 +1333,7 @@ type ClientWithResponsesInterface interface {
 
 	// AuthServiceAuthorize2WithBodyWithResponse Redeem a Passwordless verification code
 	//
-	// Dintero's redirect is not followed but taken apart. Every error says in details[ErrorInfo].metadata.verification_code_sent whether the single-use code was sent to Dintero.
+	// Dintero's redirect is not followed but taken apart. An id_token that fails verification is an error (ID_TOKEN_INVALID) unless accept_unverified_id_token is set, and so is a redirect whose state is not the request's (STATE_MISMATCH). Every error says in details[ErrorInfo].metadata.verificationCodeSent whether the single-use code was sent to Dintero. Internal JSON callers should use POST /v1/accounts/{oid}/auth/authorize:redeem, which takes the same fields as a JSON body, so that the code is in no URL.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -1342,7 +1342,7 @@ type ClientWithResponsesInterface interface {
 
 	// AuthServiceAuthorize2WithResponse Redeem a Passwordless verification code
 	//
-	// Dintero's redirect is not followed but taken apart. Every error says in details[ErrorInfo].metadata.verification_code_sent whether the single-use code was sent to Dintero.
+	// Dintero's redirect is not followed but taken apart. An id_token that fails verification is an error (ID_TOKEN_INVALID) unless accept_unverified_id_token is set, and so is a redirect whose state is not the request's (STATE_MISMATCH). Every error says in details[ErrorInfo].metadata.verificationCodeSent whether the single-use code was sent to Dintero. Internal JSON callers should use POST /v1/accounts/{oid}/auth/authorize:redeem, which takes the same fields as a JSON body, so that the code is in no URL.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -2142,7 +2142,7 @@ func (r AuthServiceDeleteClientGrantResponse) ContentType() string {
 
 // AuthServiceAuthorizeWithResponse Redeem a Passwordless verification code
 //
-// Dintero's redirect is not followed but taken apart. Every error says in details[ErrorInfo].metadata.verification_code_sent whether the single-use code was sent to Dintero.
+// Dintero's redirect is not followed but taken apart. An id_token that fails verification is an error (ID_TOKEN_INVALID) unless accept_unverified_id_token is set, and so is a redirect whose state is not the request's (STATE_MISMATCH). Every error says in details[ErrorInfo].metadata.verificationCodeSent whether the single-use code was sent to Dintero. Internal JSON callers should use POST /v1/accounts/{oid}/auth/authorize:redeem, which takes the same fields as a JSON body, so that the code is in no URL.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -2157,7 +2157,7 @@ func (c *ClientWithResponses) AuthServiceAuthorizeWithResponse(ctx context.Conte
 
 // AuthServiceAuthorize2WithBodyWithResponse Redeem a Passwordless verification code
 //
-// Dintero's redirect is not followed but taken apart. Every error says in details[ErrorInfo].metadata.verification_code_sent whether the single-use code was sent to Dintero.
+// Dintero's redirect is not followed but taken apart. An id_token that fails verification is an error (ID_TOKEN_INVALID) unless accept_unverified_id_token is set, and so is a redirect whose state is not the request's (STATE_MISMATCH). Every error says in details[ErrorInfo].metadata.verificationCodeSent whether the single-use code was sent to Dintero. Internal JSON callers should use POST /v1/accounts/{oid}/auth/authorize:redeem, which takes the same fields as a JSON body, so that the code is in no URL.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -2172,7 +2172,7 @@ func (c *ClientWithResponses) AuthServiceAuthorize2WithBodyWithResponse(ctx cont
 
 // AuthServiceAuthorize2WithResponse Redeem a Passwordless verification code
 //
-// Dintero's redirect is not followed but taken apart. Every error says in details[ErrorInfo].metadata.verification_code_sent whether the single-use code was sent to Dintero.
+// Dintero's redirect is not followed but taken apart. An id_token that fails verification is an error (ID_TOKEN_INVALID) unless accept_unverified_id_token is set, and so is a redirect whose state is not the request's (STATE_MISMATCH). Every error says in details[ErrorInfo].metadata.verificationCodeSent whether the single-use code was sent to Dintero. Internal JSON callers should use POST /v1/accounts/{oid}/auth/authorize:redeem, which takes the same fields as a JSON body, so that the code is in no URL.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
