@@ -230,8 +230,9 @@ type AuthServiceAuthorizeBody struct {
 	// Optional.
 	Connection *string `json:"connection,omitempty"`
 
-	// RedirectUri redirect_uri is where Dintero redirects after authorization; it must be
-	// a callback URL registered for the client. Optional.
+	// RedirectUri redirect_uri is where Dintero redirects after authorization: an
+	// absolute URL with a host (the facade refuses anything else before
+	// sending), a callback URL registered for the client. Optional.
 	RedirectUri *string `json:"redirect_uri,omitempty"`
 
 	// ResponseType response_type is the kind of token wanted at the end of the flow:
@@ -410,7 +411,8 @@ type V1AuthorizeResponse struct {
 	Fragment *map[string]string `json:"fragment,omitempty"`
 
 	// IdToken id_token is the RS256 JWT from the location's query or fragment
-	// (claims sub, email, name, aud = the redirect_uri, iss, exp, ext_*).
+	// (claims sub, email, name, aud holding the request's redirect_uri or
+	// client_id, iss, exp, ext_*).
 	// Unless the request set accept_unverified_id_token, it passed every
 	// check id_token_verification lists.
 	IdToken             *string                `json:"id_token,omitempty"`
@@ -640,8 +642,9 @@ type AuthServiceAuthorizeParams struct {
 	// STATE_MISMATCH. Optional.
 	State *string `form:"state,omitempty" json:"state,omitempty"`
 
-	// RedirectUri redirect_uri is where Dintero redirects after authorization; it must be
-	// a callback URL registered for the client. Optional.
+	// RedirectUri redirect_uri is where Dintero redirects after authorization: an
+	// absolute URL with a host (the facade refuses anything else before
+	// sending), a callback URL registered for the client. Optional.
 	RedirectUri *string `form:"redirect_uri,omitempty" json:"redirect_uri,omitempty"`
 
 	// VerificationCode verification_code is the one-time code sent to the user by e-mail or

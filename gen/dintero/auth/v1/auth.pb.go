@@ -679,8 +679,9 @@ type AuthorizeRequest struct {
 	// that has none when this is set, or one when this is not) is an error,
 	// STATE_MISMATCH. Optional.
 	State string `protobuf:"bytes,6,opt,name=state,proto3" json:"state,omitempty"`
-	// redirect_uri is where Dintero redirects after authorization; it must be
-	// a callback URL registered for the client. Optional.
+	// redirect_uri is where Dintero redirects after authorization: an
+	// absolute URL with a host (the facade refuses anything else before
+	// sending), a callback URL registered for the client. Optional.
 	RedirectUri string `protobuf:"bytes,7,opt,name=redirect_uri,json=redirectUri,proto3" json:"redirect_uri,omitempty"`
 	// verification_code is the one-time code sent to the user by e-mail or
 	// SMS. Required. It is never logged, and the call is never retried once
@@ -808,7 +809,8 @@ type AuthorizeResponse struct {
 	// the redirect_uri of its JSON answer. It holds the tokens.
 	Location string `protobuf:"bytes,1,opt,name=location,proto3" json:"location,omitempty"`
 	// id_token is the RS256 JWT from the location's query or fragment
-	// (claims sub, email, name, aud = the redirect_uri, iss, exp, ext_*).
+	// (claims sub, email, name, aud holding the request's redirect_uri or
+	// client_id, iss, exp, ext_*).
 	// Unless the request set accept_unverified_id_token, it passed every
 	// check id_token_verification lists.
 	IdToken string `protobuf:"bytes,2,opt,name=id_token,json=idToken,proto3" json:"id_token,omitempty"`
