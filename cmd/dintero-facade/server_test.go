@@ -286,7 +286,7 @@ func TestGatewayErrors(t *testing.T) {
 			if code != tc.dinteroStatus || e.Code != "some_code" || e.Message != "dintero says no" || len(e.Errors) != 2 || e.Errors[0]["field"] != "id" || e.Errors[1]["other"] != 1.0 {
 				t.Errorf("got %d %s; want HTTP %d with Dintero's code, message and errors", code, body, tc.dinteroStatus)
 			}
-			if reason, md := e.Reason(); reason != "SOME_CODE" || md["http_status"] != fmt.Sprint(tc.dinteroStatus) || e.GrpcCode != strings.ToUpper(strings.Join(splitCamel(tc.wantCode.String()), "_")) {
+			if reason, md := e.Reason(); reason != service.ErrorReasonDintero || md["dinteroCode"] != "some_code" || md["dinteroHttpStatus"] != fmt.Sprint(tc.dinteroStatus) || e.GrpcCode != strings.ToUpper(strings.Join(splitCamel(tc.wantCode.String()), "_")) {
 				t.Errorf("got details %v, grpc_code %s; want the ErrorInfo and %v", e.Details, e.GrpcCode, tc.wantCode)
 			}
 			_, err := f.client.DeleteClientGrant(withBearer(context.Background(), fake, "T123"), &authv1.DeleteClientGrantRequest{Oid: "T123", Id: "g"})
