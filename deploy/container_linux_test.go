@@ -815,7 +815,7 @@ func TestContainer(t *testing.T) {
 				Oid: authorizer.account, Audience: dinteromock.Audience(authorizer.account), ResponseType: "authenticate",
 				ClientId: app.ID, Scope: "openid", VerificationCode: "424242", RedirectUri: app.Callbacks[0], State: "s1",
 			})
-			if err != nil || ares.GetIdTokenVerification().GetResult() != authv1.IdTokenVerification_RESULT_VERIFIED || ares.GetQuery()["state"] != "s1" || !m.CodeUsed("424242") {
+			if err != nil || ares.GetIdTokenVerification().GetResult() != authv1.IdTokenVerification_RESULT_VERIFIED || ares.GetState() != "s1" || !m.CodeUsed("424242") {
 				t.Errorf("Authorize as %s: %v, %v", authorizer.identity, ares, err)
 			}
 			// JSON through the gateway, over mutual TLS too.

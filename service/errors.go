@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"unicode"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
@@ -21,66 +20,71 @@ import (
 	"github.com/dintero-facade/dintero-facade/upstream"
 )
 
-// ErrorDomain is the google.rpc.ErrorInfo domain of errors that carry
-// Dintero's answer: its HTTP errors, OAuth's errors in authorize's redirect,
-// and answers the facade cannot use.
-const ErrorDomain = "api.dintero.com"
+// ErrorDomain is the google.rpc.ErrorInfo domain of every error the
+// facade answers, the service's and the JSON gateway's alike (AIP-193: the
+// domain of the service that produces the reason). Dintero's own codes
+// are no reasons: they travel in the metadata and in DinteroError.
+const ErrorDomain = "dintero-facade.internal"
 
-// FacadeDomain is the google.rpc.ErrorInfo domain of errors the facade
-// raises itself, before or instead of an answer from Dintero.
-const FacadeDomain = "dintero-facade"
-
-// The google.rpc.ErrorInfo reasons of FacadeDomain, and the facade's
-// reasons about Dintero's answers.
+// The google.rpc.ErrorInfo reasons the service sets: each is the name of a
+// value of the proto enum dintero.auth.v1.ErrorReason, and docs/api.md
+// lists each (TestErrorReasonsDocumented holds the three together).
 const (
-	ErrorReasonInvalidArgument   = "INVALID_ARGUMENT"
-	ErrorReasonPolicyDenied      = "POLICY_DENIED"
-	ErrorReasonNoCredentials     = "NO_CREDENTIALS"
-	ErrorReasonBadAuthorization  = "BAD_AUTHORIZATION"
-	ErrorReasonBusy              = "FACADE_BUSY"
-	ErrorReasonCircuitOpen       = "CIRCUIT_OPEN"
-	ErrorReasonTransport         = "DINTERO_UNREACHABLE"
-	ErrorReasonDeadline          = "DEADLINE_EXCEEDED"
-	ErrorReasonCanceled          = "CANCELED"
-	ErrorReasonInternal          = "INTERNAL"
-	ErrorReasonUnusableAnswer    = "UNUSABLE_ANSWER"
-	ErrorReasonNotFoundUncertain = "NOT_FOUND_AFTER_UNCERTAIN_ATTEMPT"
-	ErrorReasonUnknownOAuthError = "OAUTH_ERROR"
-	ErrorReasonSigningKeys       = "SIGNING_KEYS_UNAVAILABLE"
-	ErrorReasonIDTokenInvalid    = "ID_TOKEN_INVALID"
+	ErrorReasonInvalidArgument           = "INVALID_ARGUMENT"
+	ErrorReasonPolicyDenied              = "POLICY_DENIED"
+	ErrorReasonNoCredentials             = "NO_CREDENTIALS"
+	ErrorReasonBadAuthorization          = "BAD_AUTHORIZATION"
+	ErrorReasonBusy                      = "FACADE_BUSY"
+	ErrorReasonCircuitOpen               = "CIRCUIT_OPEN"
+	ErrorReasonTransport                 = "DINTERO_UNREACHABLE"
+	ErrorReasonDeadline                  = "DEADLINE_EXCEEDED"
+	ErrorReasonCanceled                  = "CANCELED"
+	ErrorReasonInternal                  = "INTERNAL"
+	ErrorReasonUnusableAnswer            = "UNUSABLE_ANSWER"
+	ErrorReasonNotFoundUncertain         = "NOT_FOUND_AFTER_UNCERTAIN_ATTEMPT"
+	ErrorReasonOAuthError                = "OAUTH_ERROR"
+	ErrorReasonSigningKeys               = "SIGNING_KEYS_UNAVAILABLE"
+	ErrorReasonIDTokenInvalid            = "ID_TOKEN_INVALID"
+	ErrorReasonDintero                   = "DINTERO_ERROR"
+	ErrorReasonFacadeCredentialsRejected = "FACADE_CREDENTIALS_REJECTED"
+	ErrorReasonStateMismatch             = "STATE_MISMATCH"
 )
 
 // The keys of the google.rpc.ErrorInfo metadata, every one the facade sets
-// (the service and the gateway alike): docs/api.md lists the same, and
-// TestMetadataKeysDocumented holds the two together. No key is written
-// but through these.
+// (the service and the gateway alike), lowerCamelCase as AIP-193 asks:
+// docs/api.md lists the same, and TestMetadataKeysDocumented holds the two
+// together. No key is written but through these.
 const (
-	// MetadataKeyHTTPStatus is the HTTP status Dintero answered.
-	MetadataKeyHTTPStatus = "http_status"
-	// MetadataKeyDinteroCode is Dintero's error code.
-	MetadataKeyDinteroCode = "dintero_code"
+	// MetadataKeyDinteroHTTPStatus is the HTTP status of Dintero's answer
+	// the error carries, which is not always the gateway's (OAuth's error
+	// comes in a 302).
+	MetadataKeyDinteroHTTPStatus = "dinteroHttpStatus"
+	// MetadataKeyDinteroCode is Dintero's error code, unchanged.
+	MetadataKeyDinteroCode = "dinteroCode"
 	// MetadataKeyDinteroRequestID is Dintero's request id of its answer.
-	MetadataKeyDinteroRequestID = "dintero_request_id"
-	// MetadataKeyTokenFetch says the error is Dintero's refusal of the
-	// facade's own client credentials.
-	MetadataKeyTokenFetch = "token_fetch"
+	MetadataKeyDinteroRequestID = "dinteroRequestId"
+	// MetadataKeyTokenFetch says the error came from fetching the facade's
+	// own token, not from the operation's call.
+	MetadataKeyTokenFetch = "tokenFetch"
 	// MetadataKeyOAuthError is OAuth's error in authorize's redirect, as
 	// Dintero wrote it.
-	MetadataKeyOAuthError = "oauth_error"
-	// MetadataKeyErrorDescription is OAuth's error_description.
-	MetadataKeyErrorDescription = "error_description"
-	// MetadataKeyErrorURI is OAuth's error_uri.
-	MetadataKeyErrorURI = "error_uri"
-	// MetadataKeyState is the state the redirect carried back.
-	MetadataKeyState = "state"
+	MetadataKeyOAuthError = "oauthError"
+	// MetadataKeyOAuthErrorDescription is OAuth's error_description.
+	MetadataKeyOAuthErrorDescription = "oauthErrorDescription"
+	// MetadataKeyOAuthErrorURI is OAuth's error_uri.
+	MetadataKeyOAuthErrorURI = "oauthErrorUri"
+	// MetadataKeyOAuthState is the state the redirect with OAuth's error
+	// carried back.
+	MetadataKeyOAuthState = "oauthState"
 	// MetadataKeyUncertainAttempts lists the attempts whose outcome is
 	// unknown.
-	MetadataKeyUncertainAttempts = "uncertain_attempts"
-	// MetadataKeyIDTokenReason is the check an id_token failed.
-	MetadataKeyIDTokenReason = "id_token_reason"
+	MetadataKeyUncertainAttempts = "uncertainAttempts"
+	// MetadataKeyIDTokenReason is the check an id_token failed, a value of
+	// IdTokenVerification.Reason.
+	MetadataKeyIDTokenReason = "idTokenReason"
 	// MetadataKeyVerificationCodeSent says whether Authorize's one-time
 	// code may have reached Dintero (its operation's SentKey).
-	MetadataKeyVerificationCodeSent = "verification_code_sent"
+	MetadataKeyVerificationCodeSent = "verificationCodeSent"
 )
 
 // codeForHTTP maps the HTTP status of Dintero's error answer to a gRPC code.
@@ -182,12 +186,34 @@ func statusOf(op string, err error, meta upstream.Meta) *status.Status {
 }
 
 // idTokenInvalid is the error of an id_token that failed verification,
-// when the operator asked for one: Unauthenticated, as the token proves no
-// identity, with the failed check in metadata id_token_reason.
-func idTokenInvalid(meta upstream.Meta, reason string) *status.Status {
-	info := &errdetails.ErrorInfo{Reason: ErrorReasonIDTokenInvalid, Domain: FacadeDomain, Metadata: map[string]string{MetadataKeyIDTokenReason: reason}}
-	return withDetails(opAuthorize, meta, codes.Unauthenticated,
-		"the id_token in Dintero's answer failed verification ("+reason+"), so it proves no identity; the verification code is spent", info)
+// for a request that did not accept unverified ones, with the failed check
+// in metadata idTokenReason. Not Unauthenticated, which generic clients
+// read as "refresh your token": the caller's credentials are not at
+// fault. An audience, an issuer or times that do not fit are
+// FailedPrecondition (the client, the facade's configuration or a clock
+// disagrees with Dintero's token); a token that is malformed or forged
+// (signature, key, algorithm, claims) is Internal: Dintero's answer
+// cannot be trusted.
+func idTokenInvalid(meta upstream.Meta, reason authv1.IdTokenVerification_Reason) *status.Status {
+	code := codes.Internal
+	switch reason {
+	case authv1.IdTokenVerification_REASON_AUDIENCE, authv1.IdTokenVerification_REASON_ISSUER,
+		authv1.IdTokenVerification_REASON_EXPIRED, authv1.IdTokenVerification_REASON_NOT_YET_VALID,
+		authv1.IdTokenVerification_REASON_ISSUED_IN_FUTURE:
+		code = codes.FailedPrecondition
+	}
+	info := &errdetails.ErrorInfo{Reason: ErrorReasonIDTokenInvalid, Domain: ErrorDomain, Metadata: map[string]string{MetadataKeyIDTokenReason: reason.String()}}
+	return withDetails(opAuthorize, meta, code,
+		"the id_token in Dintero's answer failed verification ("+reason.String()+"), so it proves no identity; the verification code is spent"+
+			" (set accept_unverified_id_token to take the answer anyway)", info)
+}
+
+// stateMismatch is the error of a redirect whose state is not the
+// request's: a mix-up of two flows, or a redirect forged for another
+// request. The code was spent.
+func stateMismatch(meta upstream.Meta) *status.Status {
+	return failure(opAuthorize, meta, codes.Internal, ErrorReasonStateMismatch,
+		"the state of Dintero's redirect is not the request's: the answer belongs to another authorization (a mix-up or a forgery) and is withheld; the verification code is spent")
 }
 
 // The bounds of a status, so that one travels in any client's header
@@ -205,9 +231,9 @@ const (
 	maxDinteroError = 1024
 )
 
-// failure is an error of the facade's own, in FacadeDomain.
+// failure is an error of the facade's own, with no answer of Dintero's.
 func failure(op string, meta upstream.Meta, code codes.Code, reason, msg string, extra ...protoadapt.MessageV1) *status.Status {
-	info := &errdetails.ErrorInfo{Reason: reason, Domain: FacadeDomain, Metadata: map[string]string{}}
+	info := &errdetails.ErrorInfo{Reason: reason, Domain: ErrorDomain, Metadata: map[string]string{}}
 	return withDetails(op, meta, code, msg, info, extra...)
 }
 
@@ -263,14 +289,17 @@ func bounded(v any, depth int) any {
 	return v
 }
 
+// dinteroInfo is the ErrorInfo of an error that carries Dintero's answer:
+// the facade's reason, and Dintero's status, code and request id as
+// Dintero gave them.
 func dinteroInfo(reason string, httpStatus int, code, requestID string) *errdetails.ErrorInfo {
 	return &errdetails.ErrorInfo{
 		Reason: reason,
 		Domain: ErrorDomain,
 		Metadata: map[string]string{
-			MetadataKeyHTTPStatus:       strconv.Itoa(httpStatus),
-			MetadataKeyDinteroCode:      code,
-			MetadataKeyDinteroRequestID: requestID,
+			MetadataKeyDinteroHTTPStatus: strconv.Itoa(httpStatus),
+			MetadataKeyDinteroCode:       code,
+			MetadataKeyDinteroRequestID:  requestID,
 		},
 	}
 }
@@ -280,7 +309,7 @@ func dinteroInfo(reason string, httpStatus int, code, requestID string) *errdeta
 // field, and RetryInfo for a 429 or a 503 that said when to retry.
 func httpStatus(op string, e *upstream.Error, meta upstream.Meta, tokenFetch bool) *status.Status {
 	code := codeForHTTP(e.StatusCode)
-	reason := reasonFromCode(e.Code, e.StatusCode)
+	reason := ErrorReasonDintero
 	msg := e.Message
 	if msg == "" {
 		msg = "Dintero answered HTTP " + strconv.Itoa(e.StatusCode) + " " + http.StatusText(e.StatusCode)
@@ -288,9 +317,11 @@ func httpStatus(op string, e *upstream.Error, meta upstream.Meta, tokenFetch boo
 	if tokenFetch {
 		msg = "Dintero refused the facade's client credentials: " + msg
 		// The caller did nothing wrong: the facade's own credentials
-		// were refused. Rate limits and outages keep their codes.
-		if e.StatusCode >= 400 && e.StatusCode < 500 && e.StatusCode != http.StatusTooManyRequests {
-			code = codes.Unauthenticated
+		// were refused, which only the operator can mend. Not
+		// Unauthenticated, which clients read as "refresh your token".
+		// Rate limits and outages keep their codes.
+		if credentialsRejected(e) {
+			code, reason = codes.Internal, ErrorReasonFacadeCredentialsRejected
 		}
 	}
 	if op == opDelete && e.StatusCode == http.StatusNotFound && len(e.Uncertain) > 0 {
@@ -374,67 +405,28 @@ func fieldViolations(items []any) *errdetails.BadRequest {
 	return &br
 }
 
-// oauthStatus maps OAuth's error in authorize's redirect.
+// credentialsRejected says whether e, an error fetching the facade's own
+// token, is Dintero refusing its client credentials: a 4xx other than a
+// rate limit.
+func credentialsRejected(e *upstream.Error) bool {
+	return e.StatusCode >= 400 && e.StatusCode < 500 && e.StatusCode != http.StatusTooManyRequests
+}
+
+// oauthStatus maps OAuth's error in authorize's redirect: reason
+// OAUTH_ERROR whatever the error, which travels as Dintero wrote it in
+// metadata oauthError.
 func oauthStatus(op string, e *upstream.OAuthError, meta upstream.Meta) *status.Status {
-	reason := reasonFromCode(e.Code, 0)
-	if strings.HasPrefix(reason, "HTTP_") {
-		reason = ErrorReasonUnknownOAuthError
-	}
 	msg := "Dintero refused the authorization: " + e.Code
 	if e.Description != "" {
 		msg += ": " + e.Description
 	}
-	info := dinteroInfo(reason, e.StatusCode, "", e.RequestID)
+	info := dinteroInfo(ErrorReasonOAuthError, e.StatusCode, "", e.RequestID)
 	delete(info.Metadata, MetadataKeyDinteroCode)
 	info.Metadata[MetadataKeyOAuthError] = e.Code
-	for k, v := range map[string]string{MetadataKeyErrorDescription: e.Description, MetadataKeyErrorURI: e.URI, MetadataKeyState: e.State} {
+	for k, v := range map[string]string{MetadataKeyOAuthErrorDescription: e.Description, MetadataKeyOAuthErrorURI: e.URI, MetadataKeyOAuthState: e.State} {
 		if v != "" {
 			info.Metadata[k] = v
 		}
 	}
 	return withDetails(op, meta, codeForOAuthError(e.Code), msg, info)
-}
-
-// reasonFromCode turns Dintero's error code into an ErrorInfo reason, which must be
-// UPPER_SNAKE_CASE: "not_found", "notFound" and "not-found" become
-// NOT_FOUND. Without a usable code it is HTTP_<status>.
-func reasonFromCode(code string, httpStatus int) string {
-	var b strings.Builder
-	prevLower := false
-	for _, r := range code {
-		switch {
-		case r > unicode.MaxASCII:
-			prevLower = false
-			if b.Len() > 0 {
-				b.WriteByte('_')
-			}
-		case unicode.IsUpper(r):
-			if prevLower {
-				b.WriteByte('_')
-			}
-			b.WriteRune(r)
-			prevLower = false
-		case unicode.IsLower(r):
-			b.WriteRune(unicode.ToUpper(r))
-			prevLower = true
-		case unicode.IsDigit(r):
-			b.WriteRune(r)
-			prevLower = true
-		default:
-			b.WriteByte('_')
-			prevLower = false
-		}
-	}
-	s := b.String()
-	for strings.Contains(s, "__") {
-		s = strings.ReplaceAll(s, "__", "_")
-	}
-	s = strings.Trim(s, "_")
-	if len(s) > 63 {
-		s = strings.TrimRight(s[:63], "_")
-	}
-	if s == "" || s[0] < 'A' || s[0] > 'Z' {
-		return "HTTP_" + strconv.Itoa(httpStatus)
-	}
-	return s
 }

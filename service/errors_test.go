@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -53,48 +54,48 @@ func TestErrorMapping(t *testing.T) {
 	dintero := func(code, msg string) string {
 		return fmt.Sprintf(`{"error":{"code":%q,"message":%q}}`, code, msg)
 	}
-	const d, f = service.ErrorDomain, service.FacadeDomain
+	const d, f = service.ErrorDomain, service.ErrorDomain
 	cases := []errorCase{
-		{name: "400", status: 400, body: dintero("invalid_request", "scope is not allowed"), wantCode: codes.InvalidArgument, wantMsg: "scope is not allowed", wantDomain: d, wantReason: "INVALID_REQUEST", wantMeta: map[string]string{"http_status": "400", "dintero_code": "invalid_request"}},
+		{name: "400", status: 400, body: dintero("invalid_request", "scope is not allowed"), wantCode: codes.InvalidArgument, wantMsg: "scope is not allowed", wantDomain: d, wantReason: service.ErrorReasonDintero, wantMeta: map[string]string{"dinteroHttpStatus": "400", "dinteroCode": "invalid_request"}},
 		{name: "400 with errors", status: 400, body: `{"error":{"code":"INVALID","message":"bad","errors":[{"field":"id","message":"too long"},{"path":["a","b"],"code":"x"},{"detail":"no field"}]}}`,
-			wantCode: codes.InvalidArgument, wantMsg: "bad", wantDomain: d, wantReason: "INVALID", wantFields: []string{"id", "a.b"}, wantErrors: 3},
-		{name: "401", status: 401, body: dintero("unauthorized", "token expired"), wantCode: codes.Unauthenticated, wantMsg: "token expired", wantDomain: d, wantReason: "UNAUTHORIZED"},
-		{name: "403", status: 403, body: dintero("forbidden", "missing scope"), wantCode: codes.PermissionDenied, wantMsg: "missing scope", wantDomain: d, wantReason: "FORBIDDEN"},
-		{name: "404", status: 404, body: dintero("notFound", "grant not found"), wantCode: codes.NotFound, wantMsg: "grant not found", wantDomain: d, wantReason: "NOT_FOUND"},
-		{name: "409", status: 409, body: dintero("conflict", "busy"), wantCode: codes.Aborted, wantMsg: "busy", wantDomain: d, wantReason: "CONFLICT"},
-		{name: "422", status: 422, body: dintero("", "unprocessable"), wantCode: codes.InvalidArgument, wantMsg: "unprocessable", wantDomain: d, wantReason: "HTTP_422"},
+			wantCode: codes.InvalidArgument, wantMsg: "bad", wantDomain: d, wantReason: service.ErrorReasonDintero, wantFields: []string{"id", "a.b"}, wantErrors: 3},
+		{name: "401", status: 401, body: dintero("unauthorized", "token expired"), wantCode: codes.Unauthenticated, wantMsg: "token expired", wantDomain: d, wantReason: service.ErrorReasonDintero},
+		{name: "403", status: 403, body: dintero("forbidden", "missing scope"), wantCode: codes.PermissionDenied, wantMsg: "missing scope", wantDomain: d, wantReason: service.ErrorReasonDintero},
+		{name: "404", status: 404, body: dintero("notFound", "grant not found"), wantCode: codes.NotFound, wantMsg: "grant not found", wantDomain: d, wantReason: service.ErrorReasonDintero, wantMeta: map[string]string{"dinteroCode": "notFound"}},
+		{name: "409", status: 409, body: dintero("conflict", "busy"), wantCode: codes.Aborted, wantMsg: "busy", wantDomain: d, wantReason: service.ErrorReasonDintero},
+		{name: "422", status: 422, body: dintero("", "unprocessable"), wantCode: codes.InvalidArgument, wantMsg: "unprocessable", wantDomain: d, wantReason: service.ErrorReasonDintero},
 		{name: "429", status: 429, header: map[string]string{"Retry-After": "30"}, body: dintero("rate-limited", "slow down"), mod: func(o *upstream.Options, _ *service.Options) { o.MaxAttempts = 1 },
-			wantCode: codes.ResourceExhausted, wantMsg: "slow down", wantDomain: d, wantReason: "RATE_LIMITED", wantRetry: 30 * time.Second},
-		{name: "500", status: 500, body: dintero("server_error", "oops"), wantCode: codes.Internal, wantMsg: "oops", wantDomain: d, wantReason: "SERVER_ERROR"},
-		{name: "501", status: 501, body: ``, wantCode: codes.Unimplemented, wantMsg: "HTTP 501", wantDomain: d, wantReason: "HTTP_501", wantErrors: -1},
-		{name: "502", status: 502, body: `<html>bad gateway</html>`, wantCode: codes.Unavailable, wantMsg: "HTTP 502 Bad Gateway", wantDomain: d, wantReason: "HTTP_502", wantErrors: -1,
-			wantMeta: map[string]string{"uncertain_attempts": "HTTP 502; HTTP 502; HTTP 502"}},
-		{name: "503", status: 503, body: dintero("", "maintenance"), wantCode: codes.Unavailable, wantMsg: "maintenance", wantDomain: d, wantReason: "HTTP_503"},
-		{name: "504", status: 504, body: ``, wantCode: codes.DeadlineExceeded, wantMsg: "HTTP 504", wantDomain: d, wantReason: "HTTP_504", wantErrors: -1},
-		{name: "418 other 4xx", status: 418, body: ``, wantCode: codes.FailedPrecondition, wantMsg: "HTTP 418", wantDomain: d, wantReason: "HTTP_418", wantErrors: -1},
-		{name: "505 other 5xx", status: 505, body: ``, wantCode: codes.Internal, wantMsg: "HTTP 505", wantDomain: d, wantReason: "HTTP_505", wantErrors: -1},
-		{name: "3xx on delete", status: 302, body: ``, wantCode: codes.Internal, wantMsg: "unexpected response", wantDomain: d, wantReason: service.ErrorReasonUnusableAnswer, wantMeta: map[string]string{"http_status": "302"}, wantErrors: -1},
-		{name: "authorize 400", authorize: true, status: 400, body: dintero("invalid_scope", "scope must be openid"), wantCode: codes.InvalidArgument, wantMsg: "scope must be openid", wantDomain: d, wantReason: "INVALID_SCOPE", wantMeta: map[string]string{"verification_code_sent": "true"}},
-		{name: "authorize 302 without a Location", authorize: true, status: 302, wantCode: codes.Internal, wantMsg: "no redirect", wantDomain: d, wantReason: service.ErrorReasonUnusableAnswer, wantMeta: map[string]string{"verification_code_sent": "true", "http_status": "302"}, wantErrors: -1},
-		{name: "authorize 200 neither a redirect nor JSON", authorize: true, status: 200, body: `<html>`, wantCode: codes.Internal, wantMsg: "no redirect", wantDomain: d, wantReason: service.ErrorReasonUnusableAnswer, wantMeta: map[string]string{"verification_code_sent": "true"}, wantErrors: -1},
-		{name: "authorize: a redirect without a token", authorize: true, status: 302, loc: "https://app.example.com/cb?state=s-1", wantCode: codes.Internal, wantMsg: "neither a token nor an error", wantDomain: d, wantReason: service.ErrorReasonUnusableAnswer, wantMeta: map[string]string{"verification_code_sent": "true"}, wantErrors: -1},
-		{name: "authorize: OAuth's access_denied", authorize: true, status: 302, loc: "https://app.example.com/cb?error=access_denied&error_description=bad+code&state=s1", wantCode: codes.PermissionDenied, wantMsg: "access_denied: bad code", wantDomain: d, wantReason: "ACCESS_DENIED",
-			wantMeta: map[string]string{"verification_code_sent": "true", "oauth_error": "access_denied", "error_description": "bad code", "state": "s1", "http_status": "302"}, wantErrors: -1},
-		{name: "authorize: OAuth's temporarily_unavailable in the fragment", authorize: true, status: 302, loc: "https://app.example.com/cb#error=temporarily_unavailable", wantCode: codes.Unavailable, wantDomain: d, wantReason: "TEMPORARILY_UNAVAILABLE", wantMeta: map[string]string{"verification_code_sent": "true"}, wantErrors: -1},
-		{name: "authorize: an unknown OAuth error", authorize: true, status: 302, loc: "https://app.example.com/cb?error=weird.thing", wantCode: codes.Unknown, wantDomain: d, wantReason: "WEIRD_THING", wantMeta: map[string]string{"oauth_error": "weird.thing"}, wantErrors: -1},
+			wantCode: codes.ResourceExhausted, wantMsg: "slow down", wantDomain: d, wantReason: service.ErrorReasonDintero, wantRetry: 30 * time.Second},
+		{name: "500", status: 500, body: dintero("server_error", "oops"), wantCode: codes.Internal, wantMsg: "oops", wantDomain: d, wantReason: service.ErrorReasonDintero},
+		{name: "501", status: 501, body: ``, wantCode: codes.Unimplemented, wantMsg: "HTTP 501", wantDomain: d, wantReason: service.ErrorReasonDintero, wantErrors: -1},
+		{name: "502", status: 502, body: `<html>bad gateway</html>`, wantCode: codes.Unavailable, wantMsg: "HTTP 502 Bad Gateway", wantDomain: d, wantReason: service.ErrorReasonDintero, wantErrors: -1,
+			wantMeta: map[string]string{"uncertainAttempts": "HTTP 502; HTTP 502; HTTP 502"}},
+		{name: "503", status: 503, body: dintero("", "maintenance"), wantCode: codes.Unavailable, wantMsg: "maintenance", wantDomain: d, wantReason: service.ErrorReasonDintero},
+		{name: "504", status: 504, body: ``, wantCode: codes.DeadlineExceeded, wantMsg: "HTTP 504", wantDomain: d, wantReason: service.ErrorReasonDintero, wantErrors: -1},
+		{name: "418 other 4xx", status: 418, body: ``, wantCode: codes.FailedPrecondition, wantMsg: "HTTP 418", wantDomain: d, wantReason: service.ErrorReasonDintero, wantErrors: -1},
+		{name: "505 other 5xx", status: 505, body: ``, wantCode: codes.Internal, wantMsg: "HTTP 505", wantDomain: d, wantReason: service.ErrorReasonDintero, wantErrors: -1},
+		{name: "3xx on delete", status: 302, body: ``, wantCode: codes.Internal, wantMsg: "unexpected response", wantDomain: d, wantReason: service.ErrorReasonUnusableAnswer, wantMeta: map[string]string{"dinteroHttpStatus": "302"}, wantErrors: -1},
+		{name: "authorize 400", authorize: true, status: 400, body: dintero("invalid_scope", "scope must be openid"), wantCode: codes.InvalidArgument, wantMsg: "scope must be openid", wantDomain: d, wantReason: service.ErrorReasonDintero, wantMeta: map[string]string{"verificationCodeSent": "true"}},
+		{name: "authorize 302 without a Location", authorize: true, status: 302, wantCode: codes.Internal, wantMsg: "no redirect", wantDomain: d, wantReason: service.ErrorReasonUnusableAnswer, wantMeta: map[string]string{"verificationCodeSent": "true", "dinteroHttpStatus": "302"}, wantErrors: -1},
+		{name: "authorize 200 neither a redirect nor JSON", authorize: true, status: 200, body: `<html>`, wantCode: codes.Internal, wantMsg: "no redirect", wantDomain: d, wantReason: service.ErrorReasonUnusableAnswer, wantMeta: map[string]string{"verificationCodeSent": "true"}, wantErrors: -1},
+		{name: "authorize: a redirect without a token", authorize: true, status: 302, loc: "https://app.example.com/cb?state=s-1", wantCode: codes.Internal, wantMsg: "neither a token nor an error", wantDomain: d, wantReason: service.ErrorReasonUnusableAnswer, wantMeta: map[string]string{"verificationCodeSent": "true"}, wantErrors: -1},
+		{name: "authorize: OAuth's access_denied", authorize: true, status: 302, loc: "https://app.example.com/cb?error=access_denied&error_description=bad+code&state=s1", wantCode: codes.PermissionDenied, wantMsg: "access_denied: bad code", wantDomain: d, wantReason: service.ErrorReasonOAuthError,
+			wantMeta: map[string]string{"verificationCodeSent": "true", "oauthError": "access_denied", "oauthErrorDescription": "bad code", "oauthState": "s1", "dinteroHttpStatus": "302"}, wantErrors: -1},
+		{name: "authorize: OAuth's temporarily_unavailable in the fragment", authorize: true, status: 302, loc: "https://app.example.com/cb#error=temporarily_unavailable", wantCode: codes.Unavailable, wantDomain: d, wantReason: service.ErrorReasonOAuthError, wantMeta: map[string]string{"verificationCodeSent": "true"}, wantErrors: -1},
+		{name: "authorize: an unknown OAuth error", authorize: true, status: 302, loc: "https://app.example.com/cb?error=weird.thing", wantCode: codes.Unknown, wantDomain: d, wantReason: service.ErrorReasonOAuthError, wantMeta: map[string]string{"oauthError": "weird.thing"}, wantErrors: -1},
 		{name: "transport failure", raw: func(w http.ResponseWriter, r *http.Request) {
 			c, _, _ := w.(http.Hijacker).Hijack()
 			c.Close()
 		}, wantCode: codes.Unavailable, wantMsg: "transport failure", wantDomain: f, wantReason: service.ErrorReasonTransport, wantErrors: -1},
-		{name: "authorize: transport failure", authorize: true, raw: dinterotest.Reset, wantCode: codes.Unavailable, wantDomain: f, wantReason: service.ErrorReasonTransport, wantMeta: map[string]string{"verification_code_sent": "true"}, wantErrors: -1},
+		{name: "authorize: transport failure", authorize: true, raw: dinterotest.Reset, wantCode: codes.Unavailable, wantDomain: f, wantReason: service.ErrorReasonTransport, wantMeta: map[string]string{"verificationCodeSent": "true"}, wantErrors: -1},
 		{name: "authorize: refused connection", authorize: true, mod: func(o *upstream.Options, _ *service.Options) { o.BaseURL = dinterotest.RefusingURL(t) },
-			wantCode: codes.Unavailable, wantMsg: "transport failure", wantDomain: f, wantReason: service.ErrorReasonSigningKeys, wantMeta: map[string]string{"verification_code_sent": "false"}, wantErrors: -1},
+			wantCode: codes.Unavailable, wantMsg: "transport failure", wantDomain: f, wantReason: service.ErrorReasonSigningKeys, wantMeta: map[string]string{"verificationCodeSent": "false"}, wantErrors: -1},
 		{name: "authorize: the keys endpoint fails", authorize: true, keys: true, status: 503, body: dintero("", "maintenance"),
-			wantCode: codes.Unavailable, wantMsg: "signing keys", wantDomain: f, wantReason: service.ErrorReasonSigningKeys, wantMeta: map[string]string{"verification_code_sent": "false"}, wantErrors: -1},
+			wantCode: codes.Unavailable, wantMsg: "signing keys", wantDomain: f, wantReason: service.ErrorReasonSigningKeys, wantMeta: map[string]string{"verificationCodeSent": "false"}, wantErrors: -1},
 		{name: "authorize: the keys endpoint answers no keys", authorize: true, keys: true, status: 200, body: `<html>`,
-			wantCode: codes.Unavailable, wantMsg: "signing keys", wantDomain: f, wantReason: service.ErrorReasonSigningKeys, wantMeta: map[string]string{"verification_code_sent": "false"}, wantErrors: -1},
+			wantCode: codes.Unavailable, wantMsg: "signing keys", wantDomain: f, wantReason: service.ErrorReasonSigningKeys, wantMeta: map[string]string{"verificationCodeSent": "false"}, wantErrors: -1},
 		{name: "authorize: the keys endpoint refuses the caller's token", authorize: true, keys: true, status: 401, body: dintero("unauthorized", "token expired"),
-			wantCode: codes.Unauthenticated, wantMsg: "token expired", wantDomain: d, wantReason: "UNAUTHORIZED", wantMeta: map[string]string{"verification_code_sent": "false", "http_status": "401"}},
+			wantCode: codes.Unauthenticated, wantMsg: "token expired", wantDomain: d, wantReason: service.ErrorReasonDintero, wantMeta: map[string]string{"verificationCodeSent": "false", "dinteroHttpStatus": "401"}},
 		{name: "our own timeout", raw: dinterotest.Stall, mod: func(o *upstream.Options, _ *service.Options) { o.Timeout = 100 * time.Millisecond }, wantCode: codes.DeadlineExceeded, wantDomain: f, wantReason: service.ErrorReasonDeadline, wantErrors: -1},
 		{name: "caller deadline", raw: dinterotest.Stall, ctx: func() (context.Context, context.CancelFunc) {
 			return context.WithTimeout(context.Background(), 300*time.Millisecond)
@@ -104,9 +105,10 @@ func TestErrorMapping(t *testing.T) {
 		// caller got a bare DeadlineExceeded under load).
 		{name: "authorize: caller deadline, the code sent", authorize: true, raw: dinterotest.Stall, ctx: func() (context.Context, context.CancelFunc) {
 			return context.WithTimeout(context.Background(), time.Second)
-		}, wantCode: codes.DeadlineExceeded, wantDomain: f, wantReason: service.ErrorReasonDeadline, wantMeta: map[string]string{"verification_code_sent": "true"}, wantErrors: -1},
+		}, wantCode: codes.DeadlineExceeded, wantDomain: f, wantReason: service.ErrorReasonDeadline, wantMeta: map[string]string{"verificationCodeSent": "true"}, wantErrors: -1},
 		{name: "the facade's credentials refused with 403", tokenFetch: true, mod: credentials, status: 403, body: dintero("forbidden", "no grant for the audience"),
-			wantCode: codes.Unauthenticated, wantMsg: "Dintero refused the facade's client credentials", wantDomain: d, wantReason: "FORBIDDEN", wantMeta: map[string]string{"token_fetch": "true", "http_status": "403"}},
+			wantCode: codes.Internal, wantMsg: "Dintero refused the facade's client credentials", wantDomain: d, wantReason: service.ErrorReasonFacadeCredentialsRejected,
+			wantMeta: map[string]string{"tokenFetch": "true", "dinteroHttpStatus": "403", "dinteroCode": "forbidden"}},
 		{name: "caller gone", raw: dinterotest.Stall, ctx: func() (context.Context, context.CancelFunc) {
 			ctx, cancel := context.WithCancel(context.Background())
 			time.AfterFunc(100*time.Millisecond, cancel)
@@ -158,7 +160,7 @@ func TestErrorMapping(t *testing.T) {
 			} else {
 				_, err = e.client.DeleteClientGrant(ctx, &authv1.DeleteClientGrantRequest{Oid: "T123", Id: "g"})
 			}
-			if tc.raw == nil && tc.wantDomain == service.ErrorDomain {
+			if tc.raw == nil && slices.Contains([]string{service.ErrorReasonDintero, service.ErrorReasonOAuthError, service.ErrorReasonFacadeCredentialsRejected, service.ErrorReasonUnusableAnswer}, tc.wantReason) {
 				tc.wantRID = "dintero-rid-5"
 			}
 			checkStatus(t, status.Convert(err), tc)
@@ -197,7 +199,7 @@ func checkStatus(t *testing.T, st *status.Status, tc errorCase) {
 	if tc.wantDomain != "" && (infos != 1 || info.GetDomain() != tc.wantDomain || info.GetReason() != tc.wantReason) {
 		t.Errorf("got %d ErrorInfo %v; want one, domain %s, reason %s", infos, info, tc.wantDomain, tc.wantReason)
 	}
-	if tc.wantRID != "" && info.GetMetadata()["dintero_request_id"] != tc.wantRID {
+	if tc.wantRID != "" && info.GetMetadata()["dinteroRequestId"] != tc.wantRID {
 		t.Errorf("got ErrorInfo %v; want Dintero's request id %s", info, tc.wantRID)
 	}
 	for k, v := range tc.wantMeta {
@@ -205,7 +207,7 @@ func checkStatus(t *testing.T, st *status.Status, tc errorCase) {
 			t.Errorf("ErrorInfo metadata %s = %q; want %q (all: %v)", k, got, v, info.GetMetadata())
 		}
 	}
-	_, sent := info.GetMetadata()["verification_code_sent"]
+	_, sent := info.GetMetadata()["verificationCodeSent"]
 	if info != nil && sent != tc.authorize {
 		t.Errorf("verification_code_sent present: %v; want it on Authorize errors only", sent)
 	}
@@ -222,7 +224,7 @@ func checkStatus(t *testing.T, st *status.Status, tc errorCase) {
 	switch {
 	case tc.wantErrors < 0 && dintero != nil:
 		t.Errorf("got DinteroError %v; want none", dintero)
-	case tc.wantErrors >= 0 && tc.wantDomain == service.ErrorDomain && (dintero == nil || len(dintero.GetErrors()) != tc.wantErrors):
+	case tc.wantErrors >= 0 && (dintero == nil || len(dintero.GetErrors()) != tc.wantErrors):
 		t.Errorf("got DinteroError %v; want one with %d errors", dintero, tc.wantErrors)
 	}
 }
@@ -236,9 +238,9 @@ func TestLostAnswerIsNotAPlainNotFound(t *testing.T) {
 	e.fake.HandleRaw(dinterotest.OpDelete, dinterotest.Times(1, dinterotest.ActThen(e.fake.Mock, dinterotest.Status(503)), e.fake.Mock))
 	_, err := e.client.DeleteClientGrant(e.withToken(context.Background(), "T123"), &authv1.DeleteClientGrantRequest{Oid: "T123", Id: "g"})
 	checkStatus(t, status.Convert(err), errorCase{wantCode: codes.NotFound, wantMsg: "may have deleted it", wantDomain: service.ErrorDomain,
-		wantReason: service.ErrorReasonNotFoundUncertain, wantMeta: map[string]string{"uncertain_attempts": "HTTP 503", "http_status": "404", "dintero_code": "NOT_FOUND"}, wantErrors: 0})
+		wantReason: service.ErrorReasonNotFoundUncertain, wantMeta: map[string]string{"uncertainAttempts": "HTTP 503", "dinteroHttpStatus": "404", "dinteroCode": "NOT_FOUND"}, wantErrors: 0})
 	_, err = e.client.DeleteClientGrant(e.withToken(context.Background(), "T123"), &authv1.DeleteClientGrantRequest{Oid: "T123", Id: "never-was"})
-	checkStatus(t, status.Convert(err), errorCase{wantCode: codes.NotFound, wantDomain: service.ErrorDomain, wantReason: "NOT_FOUND", wantErrors: 0})
+	checkStatus(t, status.Convert(err), errorCase{wantCode: codes.NotFound, wantDomain: service.ErrorDomain, wantReason: service.ErrorReasonDintero, wantErrors: 0})
 
 	lines := e.audit.Lines(t, "audit")
 	if len(lines) != 2 || toString(lines[0]["uncertain_attempts"]) != "[HTTP 503]" || lines[0]["reason"] != service.ErrorReasonNotFoundUncertain || lines[1]["uncertain_attempts"] != nil {
@@ -348,27 +350,25 @@ func golden(t *testing.T, name, got string) {
 	}
 }
 
-func TestReason(t *testing.T) {
-	for _, tc := range []struct {
-		code string
-		want string
-	}{
-		{"NOT_FOUND", "NOT_FOUND"},
-		{"not_found", "NOT_FOUND"},
-		{"notFound", "NOT_FOUND"},
-		{"not-found", "NOT_FOUND"},
-		{"invalid grant type", "INVALID_GRANT_TYPE"},
-		{"ERR42x", "ERR42X"},
-		{"__x__", "X"},
-		{"42", "HTTP_404"},
-		{"", "HTTP_404"},
-		{"ünïcode", "N_CODE"},
-		{"Zebra", "ZEBRA"},
-		{"A", "A"},
-		{strings.Repeat("A", 80), strings.Repeat("A", 63)},
-	} {
-		if got := service.ReasonFromCode(tc.code, 404); got != tc.want {
-			t.Errorf("Reason(%q) = %q; want %q", tc.code, got, tc.want)
+// TestDinteroCodeIsNoReason: Dintero's code, whatever its spelling,
+// travels unchanged in the metadata and in DinteroError, and never becomes
+// the reason, which is a constant of the facade's (notFound and not-found
+// were once the same reason; a long code was cut).
+func TestDinteroCodeIsNoReason(t *testing.T) {
+	for _, code := range []string{"NOT_FOUND", "notFound", "not-found", "invalid grant type", strings.Repeat("A", 80), ""} {
+		st := service.StatusOf("DeleteClientGrant", &upstream.Error{StatusCode: 404, Code: code, Message: "no"}, upstream.Meta{Sent: true})
+		info, _ := details(st)
+		if info.GetReason() != service.ErrorReasonDintero || info.GetDomain() != service.ErrorDomain || info.GetMetadata()["dinteroCode"] != code {
+			t.Errorf("code %q: got %v; want reason DINTERO_ERROR, domain %s, dinteroCode unchanged", code, info, service.ErrorDomain)
+		}
+		var de *authv1.DinteroError
+		for _, d := range st.Details() {
+			if x, ok := d.(*authv1.DinteroError); ok {
+				de = x
+			}
+		}
+		if code != "" && de.GetCode() != code {
+			t.Errorf("code %q: DinteroError has %q", code, de.GetCode())
 		}
 	}
 }
@@ -401,7 +401,7 @@ func TestStatusIsBounded(t *testing.T) {
 		if n := base64.StdEncoding.EncodedLen(len(b)) + len(st.Message()); n > 6<<10 {
 			t.Errorf("%s: the status takes %d bytes on the wire; want at most 6 KiB", tc.name, n)
 		}
-		if info, _ := details(st); info.GetMetadata()["verification_code_sent"] != "true" {
+		if info, _ := details(st); info.GetMetadata()["verificationCodeSent"] != "true" {
 			t.Errorf("%s: the cut lost verification_code_sent", tc.name)
 		}
 	}

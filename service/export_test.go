@@ -6,7 +6,6 @@ var (
 	ValidateAuthorize         = validateAuthorize
 	StatusOf                  = statusOf
 	DeadlineBound             = deadlineBound
-	ReasonFromCode            = reasonFromCode
 )
 
 // CodeForHTTP and CodeForOAuthError expose the two mappings to the golden

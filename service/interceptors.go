@@ -40,6 +40,9 @@ type outcome struct {
 	// withheld names the fields of Dintero's answer kept from the caller
 	// (oidc.client_secret); never a value.
 	withheld []string
+	// credentialsRejected: Dintero refused the facade's own client
+	// credentials. The line then says alert, for the operator to act.
+	credentialsRejected bool
 }
 
 // callLine is what the interceptor keeps of one call for its line: the
@@ -126,6 +129,7 @@ func Interceptor(o InterceptorOptions) (grpc.UnaryServerInterceptor, error) {
 		} else {
 			err = badRequestID(op.Name).Err()
 		}
+		err = withRequestInfo(err, l.requestID)
 		if audited(op, l.outcome.decision) {
 			logCall(ctx, audit, "audit", info.FullMethod, l, err, time.Since(start))
 		} else {
@@ -265,6 +269,11 @@ func logCall(ctx context.Context, log *slog.Logger, msg, method string, l *callL
 	if len(ci.withheld) > 0 {
 		attrs = append(attrs, slog.Any("withheld", ci.withheld))
 	}
+	if ci.credentialsRejected {
+		// The line an operator's alert matches: the facade's own
+		// credentials no longer work, and every call needing them fails.
+		attrs = append(attrs, slog.String("alert", "Dintero refused the facade's client credentials for the account: renew them"))
+	}
 	if ci.idToken != "" {
 		attrs = append(attrs, slog.String("id_token", ci.idToken))
 		if ci.idTokenReason != "" {
@@ -376,4 +385,23 @@ func chain(interceptors ...grpc.UnaryServerInterceptor) grpc.UnaryServerIntercep
 		}
 		return handler(ctx, req)
 	}
+}
+
+// withRequestInfo adds a google.rpc.RequestInfo with the call's request id
+// to an error's status, unless it has one: every error names the request
+// a caller reports.
+func withRequestInfo(err error, id string) error {
+	st, ok := status.FromError(err)
+	if err == nil || !ok || id == "" {
+		return err
+	}
+	for _, d := range st.Details() {
+		if _, ok := d.(*errdetails.RequestInfo); ok {
+			return err
+		}
+	}
+	if s, derr := st.WithDetails(&errdetails.RequestInfo{RequestId: id}); derr == nil {
+		return s.Err()
+	}
+	return err
 }

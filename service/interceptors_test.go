@@ -48,7 +48,7 @@ func TestLogLine(t *testing.T) {
 	}
 	want := []map[string]any{
 		{"msg": "audit", "level": "INFO", "method": authv1.AuthService_DeleteClientGrant_FullMethodName, "code": "OK", "oid": "T12345678", "grant_id": "grant-5", "http_status": 200.0, "attempts": 1.0, "request_id": "caller-rid-77", "credentials": "own_token"},
-		{"msg": "audit", "level": "INFO", "code": "NotFound", "oid": "T123", "grant_id": "gone", "http_status": 404.0, "error": "client grant not found", "reason": "NOT_FOUND"},
+		{"msg": "audit", "level": "INFO", "code": "NotFound", "oid": "T123", "grant_id": "gone", "http_status": 404.0, "error": "client grant not found", "reason": "DINTERO_ERROR"},
 	}
 	for i, w := range want {
 		for k, v := range w {
@@ -119,7 +119,7 @@ func TestRecovery(t *testing.T) {
 	}
 	// A handler that panicked returned no outcome: whether the code left
 	// is not known, so the answer is that it may have.
-	if info, _ := details(status.Convert(err)); info.GetReason() != service.ErrorReasonInternal || info.GetMetadata()["verification_code_sent"] != "true" {
+	if info, _ := details(status.Convert(err)); info.GetReason() != service.ErrorReasonInternal || info.GetMetadata()["verificationCodeSent"] != "true" {
 		t.Errorf("got ErrorInfo %v; want INTERNAL saying the code may have been sent", info)
 	}
 	var nilMap map[string]int

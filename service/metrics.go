@@ -5,14 +5,16 @@ import (
 )
 
 // Counters count the service's decisions about the facade's credentials,
-// the parts of Dintero's success answers it could not read, and the
-// verifications of id_tokens. Labels are bounded: the account is one the
+// the parts of Dintero's success answers it could not read, the
+// verifications of id_tokens, and Dintero's refusals of its own client
+// credentials. Labels are bounded: the account is one the
 // facade holds credentials for, or "other"; a part is a field of Dintero's
 // grant, or "body"; a reason is one of upstream's fixed set.
 type Counters struct {
 	decisions       *prometheus.CounterVec
 	undecodedFields *prometheus.CounterVec
 	idTokens        *prometheus.CounterVec
+	credsRejected   *prometheus.CounterVec
 }
 
 // NewCounters registers the service's counters with reg.
@@ -30,8 +32,12 @@ func NewCounters(reg prometheus.Registerer) (*Counters, error) {
 			Name: "dintero_facade_id_token_verifications_total",
 			Help: "Authorize answers by the verification of their id_token: result (verified, invalid, not_checked) and, when invalid, the reason (the failed check).",
 		}, []string{"result", "reason"}),
+		credsRejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dintero_facade_credentials_rejected_total",
+			Help: "Calls that failed because Dintero refused the facade's own client credentials for the account (reason FACADE_CREDENTIALS_REJECTED), by operation and account: alert on any increase.",
+		}, []string{"operation", "account"}),
 	}
-	for _, c := range []prometheus.Collector{m.decisions, m.undecodedFields, m.idTokens} {
+	for _, c := range []prometheus.Collector{m.decisions, m.undecodedFields, m.idTokens, m.credsRejected} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -63,4 +69,13 @@ func (m *Counters) idToken(result, reason string) {
 		return
 	}
 	m.idTokens.WithLabelValues(result, reason).Inc()
+}
+
+// rejected counts a call whose facade credentials Dintero refused; the
+// account is one the facade holds credentials for, so the label is bounded.
+func (m *Counters) rejected(operation, account string) {
+	if m == nil {
+		return
+	}
+	m.credsRejected.WithLabelValues(operation, account).Inc()
 }

@@ -29,7 +29,7 @@ func TestOperations(t *testing.T) {
 		want   service.Operation
 	}{
 		{authv1.AuthService_DeleteClientGrant_FullMethodName, service.Operation{Method: authv1.AuthService_DeleteClientGrant_FullMethodName, Name: "DeleteClientGrant", Idempotent: true, Audited: true, Upstream: upstream.OpDeleteClientGrant}},
-		{authv1.AuthService_Authorize_FullMethodName, service.Operation{Method: authv1.AuthService_Authorize_FullMethodName, Name: "Authorize", SentKey: "verification_code_sent", Upstream: upstream.OpAuthorize}},
+		{authv1.AuthService_Authorize_FullMethodName, service.Operation{Method: authv1.AuthService_Authorize_FullMethodName, Name: "Authorize", SentKey: "verificationCodeSent", Upstream: upstream.OpAuthorize}},
 	} {
 		if got, ok := service.OperationOf(tc.method); !ok || got != tc.want {
 			t.Errorf("OperationOf(%s) = %+v, %v; want %+v", tc.method, got, ok, tc.want)

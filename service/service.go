@@ -6,13 +6,17 @@ package service
 import (
 	"context"
 	"errors"
+	"maps"
+	"net/http"
 	"path"
 	"strings"
 	"sync/atomic"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -46,10 +50,11 @@ type Options struct {
 	// answers it could not read whole and the id_tokens verified; nil
 	// counts nothing.
 	Counters *Counters
-	// RejectInvalidIDToken makes an id_token that fails verification an
-	// error (Unauthenticated, reason ID_TOKEN_INVALID) instead of an answer
-	// marked invalid. The verification code is spent either way.
-	RejectInvalidIDToken bool
+	// IDTokenIssuer is the iss authorize's id_tokens must have, the
+	// upstream client's IDTokenOptions.Issuer: the service does not check
+	// it (upstream does) but lists the check in its answers when it is
+	// set. Empty: the issuer is not checked.
+	IDTokenIssuer string
 	// ReturnOIDCClientSecret returns the deleted grant's oidc.client_secret
 	// to the caller. By default it is withheld, and the call's log line
 	// names the field: it is the secret of the grant's identity provider,
@@ -153,7 +158,17 @@ func (s *Server) deleteClientGrant(ctx context.Context, req *authv1.DeleteClient
 	g, meta, err := s.dintero.DeleteClientGrant(ctx, call, req.GetOid(), req.GetId())
 	out.meta = meta
 	if err != nil {
-		return nil, out, statusOf(opDelete, err, meta).Err()
+		if ue := (*upstream.Error)(nil); req.GetAllowMissing() && errors.As(err, &ue) && ue.Reason == nil && ue.StatusCode == http.StatusNotFound {
+			// AIP-135's allow_missing: gone is what the caller wanted.
+			o := authv1.DeleteClientGrantResponse_OUTCOME_ALREADY_ABSENT
+			if len(ue.Uncertain) > 0 {
+				o = authv1.DeleteClientGrantResponse_OUTCOME_ABSENT_AFTER_UNCERTAIN_ATTEMPT
+			}
+			return &authv1.DeleteClientGrantResponse{Outcome: o}, out, nil
+		}
+		st := statusOf(opDelete, err, meta)
+		s.noteRejected(&out, opDelete, req.GetOid(), err)
+		return nil, out, withResource(st, "dintero.auth.v1.ClientGrant", "accounts/"+req.GetOid()+"/auth/client-grants/"+req.GetId(), req.GetOid()).Err()
 	}
 	s.opts.Counters.undecoded(opDelete, meta.Undecoded)
 	grant := grantToProto(g)
@@ -161,7 +176,7 @@ func (s *Server) deleteClientGrant(ctx context.Context, req *authv1.DeleteClient
 		o.ClientSecret = ""
 		out.withheld = withheldOIDCSecret
 	}
-	return &authv1.DeleteClientGrantResponse{Grant: grant}, out, nil
+	return &authv1.DeleteClientGrantResponse{Grant: grant, Outcome: authv1.DeleteClientGrantResponse_OUTCOME_DELETED}, out, nil
 }
 
 func (s *Server) authorize(ctx context.Context, req *authv1.AuthorizeRequest) (*authv1.AuthorizeResponse, outcome, error) {
@@ -189,22 +204,111 @@ func (s *Server) authorize(ctx context.Context, req *authv1.AuthorizeRequest) (*
 	})
 	out.meta = meta
 	if err != nil {
-		return nil, out, statusOf(opAuthorize, err, meta).Err()
+		st := statusOf(opAuthorize, err, meta)
+		s.noteRejected(&out, opAuthorize, req.GetOid(), err)
+		return nil, out, withResource(st, "dintero.auth.v1.Account", "accounts/"+req.GetOid(), req.GetOid()).Err()
 	}
-	v := verificationToProto(rd.Verification)
-	out.idToken, out.idTokenReason = resultName(v.GetResult()), v.GetReason()
+	v := s.verificationToProto(rd.Verification)
+	out.idToken, out.idTokenReason = resultName(v.GetResult()), rd.Verification.Reason
 	s.opts.Counters.idToken(out.idToken, out.idTokenReason)
-	if s.opts.RejectInvalidIDToken && v.GetResult() == authv1.IdTokenVerification_RESULT_INVALID {
+	state, query, fragment := takeApart(rd)
+	if state != req.GetState() {
+		return nil, out, stateMismatch(meta).Err()
+	}
+	if v.GetResult() == authv1.IdTokenVerification_RESULT_INVALID && !req.GetAcceptUnverifiedIdToken() {
 		return nil, out, idTokenInvalid(meta, v.GetReason()).Err()
 	}
 	return &authv1.AuthorizeResponse{
 		Location: rd.Location, IdToken: rd.IDToken, AccessToken: rd.AccessToken,
-		Query: rd.Query, Fragment: rd.Fragment, IdTokenVerification: v,
+		Query: query, Fragment: fragment, IdTokenVerification: v, State: state,
 	}, out, nil
 }
 
-// verificationToProto translates the id_token's verification.
-func verificationToProto(id idtoken.Verification) *authv1.IdTokenVerification {
+// credentialParams are the parameters of a redirect that are credentials:
+// never repeated in the answer's query and fragment maps, which the proto
+// does not redact. The tokens upstream takes out are among them, so that
+// no change there lets one through.
+var credentialParams = []string{"id_token", "access_token", "code", "refresh_token"}
+
+// stateParam is the redirect's parameter that carries the request's state.
+const stateParam = "state"
+
+// takeApart returns the redirect's state (its query's, else its
+// fragment's) and copies of its query and fragment without the state and
+// the credentials.
+func takeApart(rd *upstream.Redirect) (state string, query, fragment map[string]string) {
+	state, ok := rd.Query[stateParam]
+	if !ok {
+		state = rd.Fragment[stateParam]
+	}
+	clean := func(m map[string]string) map[string]string {
+		if len(m) == 0 {
+			return nil
+		}
+		out := maps.Clone(m)
+		delete(out, stateParam)
+		for _, k := range credentialParams {
+			delete(out, k)
+		}
+		return out
+	}
+	return state, clean(rd.Query), clean(rd.Fragment)
+}
+
+// noteRejected counts and marks for the call's line an error that is
+// Dintero refusing the facade's own client credentials.
+func (s *Server) noteRejected(out *outcome, op, account string, err error) {
+	var ue *upstream.Error
+	if errors.Is(err, upstream.ErrTokenFetch) && errors.As(err, &ue) && ue.Reason == nil && credentialsRejected(ue) {
+		out.credentialsRejected = true
+		s.opts.Counters.rejected(op, account)
+	}
+}
+
+// withResource adds a google.rpc.ResourceInfo to a NotFound: the resource
+// Dintero does not have, by its Dintero path.
+func withResource(st *status.Status, typ, name, owner string) *status.Status {
+	if st.Code() != codes.NotFound {
+		return st
+	}
+	if s, err := st.WithDetails(&errdetails.ResourceInfo{ResourceType: typ, ResourceName: name, Owner: "accounts/" + owner,
+		Description: "Dintero has no such resource, or the token may not see it"}); err == nil {
+		return s
+	}
+	return st
+}
+
+// idTokenReasons are the failed checks of idtoken, as the proto's enum.
+var idTokenReasons = map[string]authv1.IdTokenVerification_Reason{
+	idtoken.ReasonMalformed:      authv1.IdTokenVerification_REASON_MALFORMED,
+	idtoken.ReasonAlgorithm:      authv1.IdTokenVerification_REASON_ALGORITHM,
+	idtoken.ReasonUnknownKey:     authv1.IdTokenVerification_REASON_UNKNOWN_KEY,
+	idtoken.ReasonSignature:      authv1.IdTokenVerification_REASON_SIGNATURE,
+	idtoken.ReasonExpired:        authv1.IdTokenVerification_REASON_EXPIRED,
+	idtoken.ReasonNotYetValid:    authv1.IdTokenVerification_REASON_NOT_YET_VALID,
+	idtoken.ReasonIssuedInFuture: authv1.IdTokenVerification_REASON_ISSUED_IN_FUTURE,
+	idtoken.ReasonAudience:       authv1.IdTokenVerification_REASON_AUDIENCE,
+	idtoken.ReasonIssuer:         authv1.IdTokenVerification_REASON_ISSUER,
+	idtoken.ReasonClaims:         authv1.IdTokenVerification_REASON_CLAIMS,
+	idtoken.ReasonCritical:       authv1.IdTokenVerification_REASON_CRITICAL_HEADER,
+}
+
+// checks are the checks an id_token passes, as the answer lists them.
+func (s *Server) checks() []authv1.IdTokenVerification_Check {
+	c := []authv1.IdTokenVerification_Check{
+		authv1.IdTokenVerification_CHECK_SIGNATURE, authv1.IdTokenVerification_CHECK_TIMES,
+		authv1.IdTokenVerification_CHECK_AUDIENCE, authv1.IdTokenVerification_CHECK_SUBJECT,
+	}
+	if s.opts.IDTokenIssuer != "" {
+		c = append(c, authv1.IdTokenVerification_CHECK_ISSUER)
+	}
+	return c
+}
+
+// verificationToProto translates the id_token's verification. A failed
+// check idtoken names but the proto does not is REASON_CLAIMS, never
+// REASON_UNSPECIFIED.
+func (s *Server) verificationToProto(id idtoken.Verification) *authv1.IdTokenVerification {
 	switch id.Result {
 	case idtoken.Verified:
 		c := id.Claims
@@ -218,9 +322,13 @@ func verificationToProto(id idtoken.Verification) *authv1.IdTokenVerification {
 			// claims still stand.
 			out.Extra, _ = structpb.NewStruct(c.Extra)
 		}
-		return &authv1.IdTokenVerification{Result: authv1.IdTokenVerification_RESULT_VERIFIED, Claims: out}
+		return &authv1.IdTokenVerification{Result: authv1.IdTokenVerification_RESULT_VERIFIED, Claims: out, Checks: s.checks()}
 	case idtoken.Invalid:
-		return &authv1.IdTokenVerification{Result: authv1.IdTokenVerification_RESULT_INVALID, Reason: id.Reason}
+		r, ok := idTokenReasons[id.Reason]
+		if !ok {
+			r = authv1.IdTokenVerification_REASON_CLAIMS
+		}
+		return &authv1.IdTokenVerification{Result: authv1.IdTokenVerification_RESULT_INVALID, Reason: r, Checks: s.checks()}
 	}
 	return &authv1.IdTokenVerification{Result: authv1.IdTokenVerification_RESULT_NOT_CHECKED}
 }

@@ -3,6 +3,8 @@ package service_test
 import (
 	"context"
 	"maps"
+	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -100,7 +102,7 @@ func TestBadAuthorization(t *testing.T) {
 		_, err := e.client.Authorize(ctx, goodAuthorize())
 		st := status.Convert(err)
 		info, _ := details(st)
-		if st.Code() != codes.Unauthenticated || info.GetReason() != service.ErrorReasonBadAuthorization || info.GetMetadata()["verification_code_sent"] != "false" {
+		if st.Code() != codes.Unauthenticated || info.GetReason() != service.ErrorReasonBadAuthorization || info.GetMetadata()["verificationCodeSent"] != "false" {
 			t.Errorf("Authorize with authorization %q: got %v %v; want Unauthenticated, BAD_AUTHORIZATION, not sent", auth, st.Code(), info)
 		}
 		_, err = e.client.DeleteClientGrant(ctx, &authv1.DeleteClientGrantRequest{Oid: "T123", Id: "g"})
@@ -158,6 +160,52 @@ func toString(v any) string {
 	return ""
 }
 
+// TestAuthorizeState: the redirect's state is the answer's state field
+// when it is the request's, and an error after the code was spent when it
+// is not; credentials in the redirect never reach the query and fragment
+// maps.
+func TestAuthorizeState(t *testing.T) {
+	redirect := func(e *env, loc string) {
+		e.fake.Handle(dinterotest.OpAuthorize, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Location", loc)
+			w.WriteHeader(http.StatusFound)
+		})
+	}
+	for _, tc := range []struct {
+		name, state, loc string
+	}{
+		{"another state", "s-1", "?state=s-2"},
+		{"no state back", "s-1", "?keep=1"},
+		{"a state nobody sent", "", "?state=s-1"},
+		{"another state in the fragment", "s-1", "#state=s-2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := setup(t)
+			redirect(e, dinterotest.Callback+tc.loc+"&id_token="+url.QueryEscape(signedToken(t, e, nil)))
+			req := goodAuthorize()
+			req.State = tc.state
+			_, err := e.client.Authorize(e.withToken(context.Background(), "T123"), req)
+			st := status.Convert(err)
+			info, _ := details(st)
+			if st.Code() != codes.Internal || info.GetReason() != service.ErrorReasonStateMismatch || info.GetMetadata()["verificationCodeSent"] != "true" {
+				t.Errorf("got %v (%v); want Internal, STATE_MISMATCH, the code sent", err, info)
+			}
+		})
+	}
+	t.Run("credentials stripped", func(t *testing.T) {
+		e := setup(t)
+		redirect(e, dinterotest.Callback+"?state=s-1&code=C-SECRET&refresh_token=R-SECRET&keep=1&id_token="+url.QueryEscape(signedToken(t, e, nil))+
+			"#access_token=A-SECRET&refresh_token=R2-SECRET&code=C2-SECRET&more=2")
+		resp, err := e.client.Authorize(e.withToken(context.Background(), "T123"), goodAuthorize())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.GetState() != "s-1" || !maps.Equal(resp.GetQuery(), map[string]string{"keep": "1"}) || !maps.Equal(resp.GetFragment(), map[string]string{"more": "2"}) {
+			t.Errorf("got state %q query %v fragment %v; want s-1, keep=1 and more=2 alone", resp.GetState(), resp.GetQuery(), resp.GetFragment())
+		}
+	})
+}
+
 func TestAuthorize(t *testing.T) {
 	for _, shape := range []dinteromock.AuthorizeAnswer{dinteromock.AnswerQuery, dinteromock.AnswerFragment, dinteromock.AnswerJSON} {
 		t.Run(string(shape), func(t *testing.T) {
@@ -172,12 +220,8 @@ func TestAuthorize(t *testing.T) {
 			if _, _, err := jwt.NewParser().ParseUnverified(resp.GetIdToken(), c); err != nil || c["aud"] != dinterotest.Callback {
 				t.Errorf("got id_token %q (%v); want the mock's JWT for the callback", resp.GetIdToken(), err)
 			}
-			params := resp.GetQuery()
-			if shape == dinteromock.AnswerFragment {
-				params = resp.GetFragment()
-			}
-			if params["state"] != "s-1" || len(resp.GetQuery())+len(resp.GetFragment()) != 1 || resp.GetAccessToken() != "" {
-				t.Errorf("got query %v fragment %v; want only the state, where the %s answer puts it", resp.GetQuery(), resp.GetFragment(), shape)
+			if resp.GetState() != "s-1" || len(resp.GetQuery())+len(resp.GetFragment()) != 0 || resp.GetAccessToken() != "" {
+				t.Errorf("got state %q query %v fragment %v; want the state, wherever the %s answer puts it, and nothing else", resp.GetState(), resp.GetQuery(), resp.GetFragment(), shape)
 			}
 			if !strings.HasPrefix(resp.GetLocation(), dinterotest.Callback) {
 				t.Errorf("got location %q", resp.GetLocation())
@@ -228,8 +272,19 @@ func TestAuth(t *testing.T) {
 		_, err := e.client.DeleteClientGrant(context.Background(), &authv1.DeleteClientGrantRequest{Oid: "T123", Id: "g"})
 		st := status.Convert(err)
 		info, _ := details(st)
-		if st.Code() != codes.Unauthenticated || !strings.Contains(st.Message(), "client credentials") || strings.Contains(st.Message(), "wrong-secret") || info.GetMetadata()["token_fetch"] != "true" {
-			t.Errorf("got %v (%v); want Unauthenticated naming the facade's credentials", err, info)
+		if st.Code() != codes.Internal || info.GetReason() != service.ErrorReasonFacadeCredentialsRejected || !strings.Contains(st.Message(), "client credentials") ||
+			strings.Contains(st.Message(), "wrong-secret") || info.GetMetadata()["tokenFetch"] != "true" {
+			t.Errorf("got %v (%v); want Internal, FACADE_CREDENTIALS_REJECTED, naming the facade's credentials", err, info)
+		}
+		lines := e.audit.Lines(t, "audit")
+		if len(lines) != 1 || lines[0]["level"] != "ERROR" || lines[0]["alert"] == nil || lines[0]["reason"] != service.ErrorReasonFacadeCredentialsRejected {
+			t.Errorf("got audit lines %v; want one ERROR line with an alert", lines)
+		}
+		if all := e.log.String() + e.audit.String(); strings.Contains(all, "wrong-secret") {
+			t.Errorf("the secret reached the logs:\n%s", all)
+		}
+		if n := counterOf(t, e, "dintero_facade_credentials_rejected_total", map[string]string{"operation": "DeleteClientGrant", "account": "T123"}); n != 1 {
+			t.Errorf("got %v rejections counted; want 1", n)
 		}
 	})
 	t.Run("neither", func(t *testing.T) {
@@ -237,7 +292,7 @@ func TestAuth(t *testing.T) {
 		_, err := e.client.Authorize(context.Background(), goodAuthorize())
 		st := status.Convert(err)
 		info, _ := details(st)
-		if st.Code() != codes.Unauthenticated || info.GetReason() != service.ErrorReasonNoCredentials || info.GetMetadata()["verification_code_sent"] != "false" {
+		if st.Code() != codes.Unauthenticated || info.GetReason() != service.ErrorReasonNoCredentials || info.GetMetadata()["verificationCodeSent"] != "false" {
 			t.Errorf("got %v (%v); want Unauthenticated, NO_CREDENTIALS, the code not sent", err, info)
 		}
 		if n := len(e.fake.Requests()); n != 0 {

@@ -72,10 +72,10 @@ func TestValidation(t *testing.T) {
 			if fmt.Sprint(got) != fmt.Sprint(tc.wantFields) {
 				t.Errorf("got bad fields %v; want %v", got, tc.wantFields)
 			}
-			if info.GetDomain() != service.FacadeDomain || info.GetReason() != service.ErrorReasonInvalidArgument {
+			if info.GetDomain() != service.ErrorDomain || info.GetReason() != service.ErrorReasonInvalidArgument {
 				t.Errorf("got ErrorInfo %v; want the facade's INVALID_ARGUMENT", info)
 			}
-			if sent, ok := info.GetMetadata()["verification_code_sent"]; ok != tc.authorize || (ok && sent != "false") {
+			if sent, ok := info.GetMetadata()["verificationCodeSent"]; ok != tc.authorize || (ok && sent != "false") {
 				t.Errorf("got verification_code_sent %q (%v); want false on Authorize only", sent, ok)
 			}
 		})

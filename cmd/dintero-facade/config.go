@@ -61,9 +61,6 @@ type Config struct {
 	IDTokenIssuer string
 	// KeysAccounts bounds the accounts whose signing keys are kept.
 	KeysAccounts int
-	// RejectInvalidIDToken makes an id_token that fails verification an
-	// error rather than an answer marked invalid.
-	RejectInvalidIDToken bool
 	// ReturnOIDCClientSecret returns the deleted grant's oidc.client_secret
 	// to the caller instead of withholding it.
 	ReturnOIDCClientSecret bool
@@ -100,7 +97,6 @@ func (c *Config) options() []flagenv.Option {
 		opt("client-ca", &c.ClientCA, "", "PEM CA bundle: require callers' certificates signed by it (mutual TLS; needs --tls-cert)"),
 		opt("id-token-issuer", &c.IDTokenIssuer, "", "the iss authorize's id_tokens must have; empty: iss is not checked"),
 		opt("id-token-keys-accounts", &c.KeysAccounts, 1000, "accounts whose signing keys are kept, the least recently used dropped first (and fetched again before their next Authorize); a caller with its own token brings in at most a quarter of them. Size it above the accounts called within an hour"),
-		opt("reject-invalid-id-token", &c.RejectInvalidIDToken, false, "answer Unauthenticated when authorize's id_token fails verification, instead of the answer marked invalid (the code is spent either way)"),
 		opt("return-oidc-client-secret", &c.ReturnOIDCClientSecret, false, "return the deleted grant's oidc.client_secret (its identity provider's secret) to the caller; by default it is withheld and the audit line says so"),
 		opt("grpc-max-connection-age", &c.MaxConnectionAge, 5*time.Minute, "how long a caller's gRPC connection may last before the server asks it to reconnect (GOAWAY; ±10 % jitter), so that callers spread over new replicas; 0: forever"),
 		opt("grpc-max-connection-age-grace", &c.MaxConnectionAgeGrace, 30*time.Second, "after --grpc-max-connection-age, how long the connection's calls in flight may take before it is closed; keep it above --max-deadline"),

@@ -209,8 +209,8 @@ func wantReason(reason string) func(t *testing.T, st *status.Status) {
 func wantSent(sent string) func(t *testing.T, st *status.Status) {
 	return func(t *testing.T, st *status.Status) {
 		t.Helper()
-		if _, md := errorInfo(st); md["verification_code_sent"] != sent {
-			t.Errorf("got verification_code_sent %q; want %s", md["verification_code_sent"], sent)
+		if _, md := errorInfo(st); md["verificationCodeSent"] != sent {
+			t.Errorf("got verification_code_sent %q; want %s", md["verificationCodeSent"], sent)
 		}
 	}
 }

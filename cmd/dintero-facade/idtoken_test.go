@@ -73,7 +73,7 @@ func TestVerifiedIdentity(t *testing.T) {
 	_, err = f2.client.Authorize(withBearer(context.Background(), fake, "T123"), req)
 	st := status.Convert(err)
 	reason, md := errorInfo(st)
-	if st.Code() != codes.Unavailable || reason != service.ErrorReasonSigningKeys || md["verification_code_sent"] != "false" {
+	if st.Code() != codes.Unavailable || reason != service.ErrorReasonSigningKeys || md["verificationCodeSent"] != "false" {
 		t.Errorf("keys down: got %v (%s %v); want Unavailable, SIGNING_KEYS_UNAVAILABLE, the code not sent", err, reason, md)
 	}
 	if fake.Mock.CodeUsed("vc-id-3") {

@@ -43,7 +43,7 @@ func TestMockMode(t *testing.T) {
 	req := &authv1.AuthorizeRequest{Oid: dinteromock.DefaultAccount, Audience: "https://api.dintero.com/v1/accounts/T12345678", ResponseType: "authenticate",
 		ClientId: dinteromock.DefaultApp, VerificationCode: dinteromock.Defaults().Codes[0].Value, RedirectUri: dinteromock.DefaultCallback, State: "s"}
 	ar, err := f.client.Authorize(ctx, req)
-	if err != nil || strings.Count(ar.GetIdToken(), ".") != 2 || ar.GetQuery()["state"] != "s" {
+	if err != nil || strings.Count(ar.GetIdToken(), ".") != 2 || ar.GetState() != "s" {
 		t.Fatalf("authorize through the mock: %v, %v; want a JWT id_token and the state", ar, err)
 	}
 	_, err = f.client.Authorize(ctx, req)

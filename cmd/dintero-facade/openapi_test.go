@@ -60,25 +60,35 @@ func TestOpenAPI(t *testing.T) {
 		params[p.Name] = p
 	}
 	for name, want := range map[string]param{
-		"oid":               {In: "path", Required: true, Pattern: "^[PT](?:[0-9]{3}|[0-9]{8})$"},
-		"audience":          {In: "query", Required: true},
-		"response_type":     {In: "query", Required: true, Enum: []string{"authenticate"}},
-		"client_id":         {In: "query", Required: true},
-		"verification_code": {In: "query", Required: true},
-		"scope":             {In: "query", Enum: []string{"openid"}},
-		"state":             {In: "query"},
-		"redirect_uri":      {In: "query"},
-		"connection":        {In: "query"},
-		"Grpc-Timeout":      {In: "header"},
-		"X-Request-Id":      {In: "header"},
+		"oid":                        {In: "path", Required: true, Pattern: "^[PT](?:[0-9]{3}|[0-9]{8})$"},
+		"audience":                   {In: "query", Required: true},
+		"response_type":              {In: "query", Required: true, Enum: []string{"authenticate"}},
+		"client_id":                  {In: "query", Required: true},
+		"verification_code":          {In: "query", Required: true},
+		"scope":                      {In: "query", Enum: []string{"openid"}},
+		"state":                      {In: "query"},
+		"redirect_uri":               {In: "query"},
+		"connection":                 {In: "query"},
+		"accept_unverified_id_token": {In: "query"},
+		"Grpc-Timeout":               {In: "header"},
+		"X-Request-Id":               {In: "header"},
 	} {
 		got := params[name]
 		if got.In != want.In || got.Required != want.Required || !slices.Equal(got.Enum, want.Enum) || got.Pattern != want.Pattern {
 			t.Errorf("authorize's %s: got %+v; want %+v", name, got, want)
 		}
 	}
-	if len(params) != 11 {
-		t.Errorf("authorize has %d parameters; want 11", len(params))
+	if len(params) != 12 {
+		t.Errorf("authorize has %d parameters; want 12", len(params))
+	}
+	// The :redeem custom method takes the same fields as a JSON body, and
+	// none in the query.
+	var in []string
+	for _, p := range doc.Paths["/v1/accounts/{oid}/auth/authorize:redeem"]["post"].Parameters {
+		in = append(in, p.Name+":"+p.In)
+	}
+	if want := []string{"oid:path", "body:body", "Grpc-Timeout:header", "X-Request-Id:header"}; !slices.Equal(in, want) {
+		t.Errorf(":redeem has parameters %v; want %v", in, want)
 	}
 	if props := doc.Definitions["v1ErrorBody"].Properties; props["code"] == nil || props["message"] == nil || props["errors"] == nil {
 		t.Errorf("the error body has properties %v; want Dintero's code, message and errors", props)
@@ -151,8 +161,8 @@ func TestOpenAPIv3(t *testing.T) {
 			}
 		}
 	}
-	if ops != 2 {
-		t.Errorf("got %d operations; want 2", ops)
+	if ops != 3 {
+		t.Errorf("got %d operations; want 3 (DELETE, authorize, authorize:redeem)", ops)
 	}
 }
 
@@ -173,7 +183,7 @@ func TestGeneratedClient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d.JSON200 == nil || d.JSON200.Id == nil || *d.JSON200.Id != grant || d.JSON200.DeletedAt == nil || d.Headers200 == nil || *d.Headers200.XRequestId != rid {
+	if d.JSON200 == nil || d.JSON200.Grant == nil || d.JSON200.Grant.Id == nil || *d.JSON200.Grant.Id != grant || d.JSON200.Grant.DeletedAt == nil || d.JSON200.Outcome == nil || *d.JSON200.Outcome != httpclient.OUTCOMEDELETED || d.Headers200 == nil || *d.Headers200.XRequestId != rid {
 		t.Errorf("delete: got %d %s; want the deleted grant and the request id", d.StatusCode(), d.Body)
 	}
 	d, err = c.AuthServiceDeleteClientGrantWithResponse(ctx, dinteromock.DefaultAccount, grant, nil)
@@ -185,7 +195,7 @@ func TestGeneratedClient(t *testing.T) {
 	}
 	redirect, state, timeout := dinteromock.DefaultCallback, "generated", "5S"
 	a, err := c.AuthServiceAuthorizeWithResponse(ctx, dinteromock.DefaultAccount, &httpclient.AuthServiceAuthorizeParams{
-		Audience: dinteromock.Audience(dinteromock.DefaultAccount), ResponseType: httpclient.Authenticate, ClientId: dinteromock.DefaultApp,
+		Audience: dinteromock.Audience(dinteromock.DefaultAccount), ResponseType: httpclient.AuthServiceAuthorizeParamsResponseTypeAuthenticate, ClientId: dinteromock.DefaultApp,
 		VerificationCode: dinteromock.Defaults().Codes[2].Value, RedirectUri: &redirect, State: &state, GrpcTimeout: &timeout,
 	})
 	if err != nil {
@@ -194,9 +204,20 @@ func TestGeneratedClient(t *testing.T) {
 	if a.JSON200 == nil || a.JSON200.IdToken == nil || a.JSON200.IdTokenVerification == nil || *a.JSON200.IdTokenVerification.Result != httpclient.RESULTVERIFIED {
 		t.Errorf("authorize: got %d %s; want a verified id_token", a.StatusCode(), a.Body)
 	}
+	// The :redeem custom method: the code in a JSON body.
+	r, err := c.AuthServiceAuthorize2WithResponse(ctx, dinteromock.DefaultAccount, nil, httpclient.AuthServiceAuthorize2JSONRequestBody{
+		Audience: dinteromock.Audience(dinteromock.DefaultAccount), ResponseType: httpclient.AuthServiceAuthorizeBodyResponseTypeAuthenticate, ClientId: dinteromock.DefaultApp,
+		VerificationCode: dinteromock.Defaults().Codes[1].Value, RedirectUri: &redirect, State: &state,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.JSON200 == nil || r.JSON200.State == nil || *r.JSON200.State != state || *r.JSON200.IdTokenVerification.Result != httpclient.RESULTVERIFIED {
+		t.Errorf(":redeem: got %d %s; want a verified id_token and the state", r.StatusCode(), r.Body)
+	}
 	bad := "soon"
 	a, err = c.AuthServiceAuthorizeWithResponse(ctx, dinteromock.DefaultAccount, &httpclient.AuthServiceAuthorizeParams{
-		Audience: dinteromock.Audience(dinteromock.DefaultAccount), ResponseType: httpclient.Authenticate, ClientId: dinteromock.DefaultApp,
+		Audience: dinteromock.Audience(dinteromock.DefaultAccount), ResponseType: httpclient.AuthServiceAuthorizeParamsResponseTypeAuthenticate, ClientId: dinteromock.DefaultApp,
 		VerificationCode: "999999", GrpcTimeout: &bad,
 	})
 	if err != nil {

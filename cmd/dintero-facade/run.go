@@ -176,7 +176,7 @@ func build(ctx context.Context, o Options) (_ *instance, err error) {
 			return nil, err
 		}
 	}
-	srv := service.New(client, service.Options{Policy: f.cfg.Policy, Counters: tel.Service, RejectInvalidIDToken: f.cfg.RejectInvalidIDToken, ReturnOIDCClientSecret: f.cfg.ReturnOIDCClientSecret})
+	srv := service.New(client, service.Options{Policy: f.cfg.Policy, Counters: tel.Service, IDTokenIssuer: f.cfg.IDTokenIssuer, ReturnOIDCClientSecret: f.cfg.ReturnOIDCClientSecret})
 	if f.cfg.PolicyFile != "" {
 		if err := reload.WatchPolicy(wctx, f.cfg.PolicyFile, srv, watching(2)); err != nil {
 			return nil, err

@@ -149,7 +149,7 @@ func TestServer(t *testing.T) {
 	t.Run("grpc authorize", func(t *testing.T) {
 		fake.AddCode("T123", "v-grpc")
 		resp, err := f.client.Authorize(withBearer(ctx, fake, "T123"), &authv1.AuthorizeRequest{Oid: "T123", Audience: dinteromock.Audience("T123"), ResponseType: "authenticate", ClientId: dinterotest.App, VerificationCode: "v-grpc", State: "st"})
-		if err != nil || strings.Count(resp.GetIdToken(), ".") != 2 || resp.GetQuery()["state"] != "st" {
+		if err != nil || strings.Count(resp.GetIdToken(), ".") != 2 || resp.GetState() != "st" {
 			t.Fatalf("got %v, %v; want the id_token and state", resp, err)
 		}
 	})
@@ -158,10 +158,14 @@ func TestServer(t *testing.T) {
 		if code != 200 {
 			t.Fatalf("got %d %s; want 200", code, body)
 		}
-		var got map[string]any
-		if err := json.Unmarshal(body, &got); err != nil {
-			t.Fatal(err)
+		var resp struct {
+			Grant   map[string]any `json:"grant"`
+			Outcome string         `json:"outcome"`
 		}
+		if err := json.Unmarshal(body, &resp); err != nil || resp.Outcome != "OUTCOME_DELETED" {
+			t.Fatalf("got %s (%v); want the grant and outcome OUTCOME_DELETED", body, err)
+		}
+		got := resp.Grant
 		deleted, _ := got["deleted_at"].(string)
 		want := map[string]any{
 			"id": "g-http", "client_id": "2a6b5f2e-client", "audience": "https://api.dintero.com/v1/accounts/T12345678",
@@ -186,7 +190,7 @@ func TestServer(t *testing.T) {
 		if err := json.Unmarshal(body, &got); err != nil || code != 200 {
 			t.Fatalf("got %d %s; want 200 with JSON", code, body)
 		}
-		if tok, _ := got["id_token"].(string); strings.Count(tok, ".") != 2 || got["query"].(map[string]any)["state"] != "s1" {
+		if tok, _ := got["id_token"].(string); strings.Count(tok, ".") != 2 || got["state"] != "s1" || got["query"] != nil {
 			t.Errorf("got %v", got)
 		}
 		q := fake.Requests()[before].Query
@@ -198,8 +202,8 @@ func TestServer(t *testing.T) {
 		code, _, body := f.do(t, http.MethodDelete, "/v1/accounts/X1/auth/client-grants/g", bearer(fake, "T123"))
 		e := dinterotest.ParseErrorBody(t, body)
 		if code != 400 || e.Code != "INVALID_ARGUMENT" || e.GrpcCode != "INVALID_ARGUMENT" || !strings.Contains(e.Message, "oid") ||
-			len(e.Errors) != 1 || e.Errors[0]["field"] != "oid" || len(e.Details) != 2 {
-			t.Errorf("got %d %s; want 400 in Dintero's shape naming oid, with the gRPC details", code, body)
+			len(e.Errors) != 1 || e.Errors[0]["field"] != "oid" || len(e.Details) != 3 {
+			t.Errorf("got %d %s; want 400 in Dintero's shape naming oid, with the gRPC details (ErrorInfo, BadRequest, RequestInfo)", code, body)
 		}
 	})
 	t.Run("request id round trip", func(t *testing.T) {
@@ -282,7 +286,7 @@ func TestGatewayErrors(t *testing.T) {
 			if code != tc.dinteroStatus || e.Code != "some_code" || e.Message != "dintero says no" || len(e.Errors) != 2 || e.Errors[0]["field"] != "id" || e.Errors[1]["other"] != 1.0 {
 				t.Errorf("got %d %s; want HTTP %d with Dintero's code, message and errors", code, body, tc.dinteroStatus)
 			}
-			if reason, md := e.Reason(); reason != "SOME_CODE" || md["http_status"] != fmt.Sprint(tc.dinteroStatus) || e.GrpcCode != strings.ToUpper(strings.Join(splitCamel(tc.wantCode.String()), "_")) {
+			if reason, md := e.Reason(); reason != service.ErrorReasonDintero || md["dinteroCode"] != "some_code" || md["dinteroHttpStatus"] != fmt.Sprint(tc.dinteroStatus) || e.GrpcCode != strings.ToUpper(strings.Join(splitCamel(tc.wantCode.String()), "_")) {
 				t.Errorf("got details %v, grpc_code %s; want the ErrorInfo and %v", e.Details, e.GrpcCode, tc.wantCode)
 			}
 			_, err := f.client.DeleteClientGrant(withBearer(context.Background(), fake, "T123"), &authv1.DeleteClientGrantRequest{Oid: "T123", Id: "g"})

@@ -4,6 +4,7 @@
 package httpclient
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -15,6 +16,138 @@ import (
 
 	"github.com/oapi-codegen/runtime"
 )
+
+// Defines values for AuthServiceAuthorizeBodyResponseType.
+const (
+	AuthServiceAuthorizeBodyResponseTypeAuthenticate AuthServiceAuthorizeBodyResponseType = "authenticate"
+)
+
+// Valid indicates whether the value is a known member of the AuthServiceAuthorizeBodyResponseType enum.
+func (e AuthServiceAuthorizeBodyResponseType) Valid() bool {
+	switch e {
+	case AuthServiceAuthorizeBodyResponseTypeAuthenticate:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for AuthServiceAuthorizeBodyScope.
+const (
+	AuthServiceAuthorizeBodyScopeOpenid AuthServiceAuthorizeBodyScope = "openid"
+)
+
+// Valid indicates whether the value is a known member of the AuthServiceAuthorizeBodyScope enum.
+func (e AuthServiceAuthorizeBodyScope) Valid() bool {
+	switch e {
+	case AuthServiceAuthorizeBodyScopeOpenid:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for DeleteClientGrantResponseOutcome.
+const (
+	OUTCOMEABSENTAFTERUNCERTAINATTEMPT DeleteClientGrantResponseOutcome = "OUTCOME_ABSENT_AFTER_UNCERTAIN_ATTEMPT"
+	OUTCOMEALREADYABSENT               DeleteClientGrantResponseOutcome = "OUTCOME_ALREADY_ABSENT"
+	OUTCOMEDELETED                     DeleteClientGrantResponseOutcome = "OUTCOME_DELETED"
+	OUTCOMEUNSPECIFIED                 DeleteClientGrantResponseOutcome = "OUTCOME_UNSPECIFIED"
+)
+
+// Valid indicates whether the value is a known member of the DeleteClientGrantResponseOutcome enum.
+func (e DeleteClientGrantResponseOutcome) Valid() bool {
+	switch e {
+	case OUTCOMEABSENTAFTERUNCERTAINATTEMPT:
+		return true
+	case OUTCOMEALREADYABSENT:
+		return true
+	case OUTCOMEDELETED:
+		return true
+	case OUTCOMEUNSPECIFIED:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for IdTokenVerificationCheck.
+const (
+	CHECKAUDIENCE    IdTokenVerificationCheck = "CHECK_AUDIENCE"
+	CHECKISSUER      IdTokenVerificationCheck = "CHECK_ISSUER"
+	CHECKSIGNATURE   IdTokenVerificationCheck = "CHECK_SIGNATURE"
+	CHECKSUBJECT     IdTokenVerificationCheck = "CHECK_SUBJECT"
+	CHECKTIMES       IdTokenVerificationCheck = "CHECK_TIMES"
+	CHECKUNSPECIFIED IdTokenVerificationCheck = "CHECK_UNSPECIFIED"
+)
+
+// Valid indicates whether the value is a known member of the IdTokenVerificationCheck enum.
+func (e IdTokenVerificationCheck) Valid() bool {
+	switch e {
+	case CHECKAUDIENCE:
+		return true
+	case CHECKISSUER:
+		return true
+	case CHECKSIGNATURE:
+		return true
+	case CHECKSUBJECT:
+		return true
+	case CHECKTIMES:
+		return true
+	case CHECKUNSPECIFIED:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for IdTokenVerificationReason.
+const (
+	REASONALGORITHM      IdTokenVerificationReason = "REASON_ALGORITHM"
+	REASONAUDIENCE       IdTokenVerificationReason = "REASON_AUDIENCE"
+	REASONCLAIMS         IdTokenVerificationReason = "REASON_CLAIMS"
+	REASONCRITICALHEADER IdTokenVerificationReason = "REASON_CRITICAL_HEADER"
+	REASONEXPIRED        IdTokenVerificationReason = "REASON_EXPIRED"
+	REASONISSUEDINFUTURE IdTokenVerificationReason = "REASON_ISSUED_IN_FUTURE"
+	REASONISSUER         IdTokenVerificationReason = "REASON_ISSUER"
+	REASONMALFORMED      IdTokenVerificationReason = "REASON_MALFORMED"
+	REASONNOTYETVALID    IdTokenVerificationReason = "REASON_NOT_YET_VALID"
+	REASONSIGNATURE      IdTokenVerificationReason = "REASON_SIGNATURE"
+	REASONUNKNOWNKEY     IdTokenVerificationReason = "REASON_UNKNOWN_KEY"
+	REASONUNSPECIFIED    IdTokenVerificationReason = "REASON_UNSPECIFIED"
+)
+
+// Valid indicates whether the value is a known member of the IdTokenVerificationReason enum.
+func (e IdTokenVerificationReason) Valid() bool {
+	switch e {
+	case REASONALGORITHM:
+		return true
+	case REASONAUDIENCE:
+		return true
+	case REASONCLAIMS:
+		return true
+	case REASONCRITICALHEADER:
+		return true
+	case REASONEXPIRED:
+		return true
+	case REASONISSUEDINFUTURE:
+		return true
+	case REASONISSUER:
+		return true
+	case REASONMALFORMED:
+		return true
+	case REASONNOTYETVALID:
+		return true
+	case REASONSIGNATURE:
+		return true
+	case REASONUNKNOWNKEY:
+		return true
+	case REASONUNSPECIFIED:
+		return true
+	default:
+		return false
+	}
+}
 
 // Defines values for IdTokenVerificationResult.
 const (
@@ -42,13 +175,13 @@ func (e IdTokenVerificationResult) Valid() bool {
 
 // Defines values for AuthServiceAuthorizeParamsScope.
 const (
-	Openid AuthServiceAuthorizeParamsScope = "openid"
+	AuthServiceAuthorizeParamsScopeOpenid AuthServiceAuthorizeParamsScope = "openid"
 )
 
 // Valid indicates whether the value is a known member of the AuthServiceAuthorizeParamsScope enum.
 func (e AuthServiceAuthorizeParamsScope) Valid() bool {
 	switch e {
-	case Openid:
+	case AuthServiceAuthorizeParamsScopeOpenid:
 		return true
 	default:
 		return false
@@ -57,25 +190,148 @@ func (e AuthServiceAuthorizeParamsScope) Valid() bool {
 
 // Defines values for AuthServiceAuthorizeParamsResponseType.
 const (
-	Authenticate AuthServiceAuthorizeParamsResponseType = "authenticate"
+	AuthServiceAuthorizeParamsResponseTypeAuthenticate AuthServiceAuthorizeParamsResponseType = "authenticate"
 )
 
 // Valid indicates whether the value is a known member of the AuthServiceAuthorizeParamsResponseType enum.
 func (e AuthServiceAuthorizeParamsResponseType) Valid() bool {
 	switch e {
-	case Authenticate:
+	case AuthServiceAuthorizeParamsResponseTypeAuthenticate:
 		return true
 	default:
 		return false
 	}
 }
 
+// AuthServiceAuthorizeBody AuthorizeRequest holds the query parameters of Dintero's authorize call.
+// Each of Dintero's fields that is set is sent as the query parameter of
+// the same name; accept_unverified_id_token is the facade's own, and is
+// not sent. Through the JSON gateway the fields are either the query of
+// POST /v1/accounts/{oid}/auth/authorize, as Dintero takes them, or the
+// JSON body of POST /v1/accounts/{oid}/auth/authorize:redeem, which keeps
+// the verification code out of URLs and access logs.
+type AuthServiceAuthorizeBody struct {
+	// AcceptUnverifiedIdToken accept_unverified_id_token takes the answer even when its id_token
+	// fails verification: the answer then says RESULT_INVALID and the
+	// reason, and its id_token proves nothing. By default such an answer is
+	// an error (ID_TOKEN_INVALID): FailedPrecondition for the audience, the
+	// issuer or the token's times, Internal for a malformed or forged token.
+	// Set it only to keep the location of a spent code whatever the token
+	// is worth. Not sent to Dintero.
+	AcceptUnverifiedIdToken *bool `json:"accept_unverified_id_token,omitempty"`
+
+	// Audience audience is the identifier of the API the token is for. Required.
+	Audience string `json:"audience"`
+
+	// ClientId client_id is the id of the application's Dintero client. Required.
+	ClientId string `json:"client_id"`
+
+	// Connection connection is the name of the connection configured for the client.
+	// Optional.
+	Connection *string `json:"connection,omitempty"`
+
+	// RedirectUri redirect_uri is where Dintero redirects after authorization: an
+	// absolute URL with a host (the facade refuses anything else before
+	// sending), a callback URL registered for the client. Optional.
+	RedirectUri *string `json:"redirect_uri,omitempty"`
+
+	// ResponseType response_type is the kind of token wanted at the end of the flow:
+	// authenticate, the one value Dintero's authorize page names. Required.
+	ResponseType AuthServiceAuthorizeBodyResponseType `json:"response_type"`
+
+	// Scope scope is the scope to authorize: openid, the one value Dintero's
+	// authorize page names. Optional.
+	Scope *AuthServiceAuthorizeBodyScope `json:"scope,omitempty"`
+
+	// State state is an opaque value Dintero returns in the redirect. The facade
+	// compares it with the redirect's: a redirect whose state differs (or
+	// that has none when this is set, or one when this is not) is an error,
+	// STATE_MISMATCH. Optional.
+	State *string `json:"state,omitempty"`
+
+	// VerificationCode verification_code is the one-time code sent to the user by e-mail or
+	// SMS. Required. It is never logged, and the call is never retried once
+	// sent, because a second use fails.
+	VerificationCode string `json:"verification_code"`
+}
+
+// AuthServiceAuthorizeBodyResponseType response_type is the kind of token wanted at the end of the flow:
+// authenticate, the one value Dintero's authorize page names. Required.
+type AuthServiceAuthorizeBodyResponseType string
+
+// AuthServiceAuthorizeBodyScope scope is the scope to authorize: openid, the one value Dintero's
+// authorize page names. Optional.
+type AuthServiceAuthorizeBodyScope string
+
+// DeleteClientGrantResponseOutcome Outcome says what became of the grant.
+//
+//   - OUTCOME_UNSPECIFIED: OUTCOME_UNSPECIFIED is never sent.
+//   - OUTCOME_DELETED: OUTCOME_DELETED: Dintero deleted the grant in this call; grant is set.
+//   - OUTCOME_ALREADY_ABSENT: OUTCOME_ALREADY_ABSENT: with allow_missing, Dintero had no such
+//
+// grant, and no attempt of this call can have deleted it; grant is
+// unset.
+//   - OUTCOME_ABSENT_AFTER_UNCERTAIN_ATTEMPT: OUTCOME_ABSENT_AFTER_UNCERTAIN_ATTEMPT: with allow_missing, Dintero
+//
+// has no such grant now, and an earlier attempt of this call, whose
+// answer was lost, may have deleted it; grant is unset.
+type DeleteClientGrantResponseOutcome string
+
+// IdTokenVerificationCheck Check is one check of the verification.
+//
+//   - CHECK_UNSPECIFIED: CHECK_UNSPECIFIED is never sent.
+//   - CHECK_SIGNATURE: CHECK_SIGNATURE: RS256, by a key of the account chosen by kid, no
+//
+// crit header.
+//   - CHECK_TIMES: CHECK_TIMES: exp required; exp, nbf and iat with 30 s of leeway.
+//   - CHECK_AUDIENCE: CHECK_AUDIENCE: aud holds the request's redirect_uri or client_id.
+//   - CHECK_SUBJECT: CHECK_SUBJECT: sub is present, and the documented claims have their
+//
+// types.
+//   - CHECK_ISSUER: CHECK_ISSUER: iss is the facade's --id-token-issuer; listed only on a
+//
+// facade configured with one.
+type IdTokenVerificationCheck string
+
+// IdTokenVerificationReason Reason is the check an id_token failed.
+//
+//   - REASON_UNSPECIFIED: REASON_UNSPECIFIED is never sent: reason is unset unless result is
+//
+// RESULT_INVALID.
+//   - REASON_MALFORMED: REASON_MALFORMED: not a JWT the facade can read.
+//   - REASON_ALGORITHM: REASON_ALGORITHM: signed with another algorithm than RS256 (none,
+//
+// HS256, ...).
+//   - REASON_UNKNOWN_KEY: REASON_UNKNOWN_KEY: its kid is none of the account's keys, even
+//
+// after a fetch of them.
+//   - REASON_SIGNATURE: REASON_SIGNATURE: the signature does not match.
+//   - REASON_EXPIRED: REASON_EXPIRED: exp is past, or missing.
+//   - REASON_NOT_YET_VALID: REASON_NOT_YET_VALID: nbf is ahead.
+//   - REASON_ISSUED_IN_FUTURE: REASON_ISSUED_IN_FUTURE: iat is ahead.
+//   - REASON_AUDIENCE: REASON_AUDIENCE: aud holds neither the request's redirect_uri nor its
+//
+// client_id.
+//   - REASON_ISSUER: REASON_ISSUER: iss is not the facade's --id-token-issuer.
+//   - REASON_CLAIMS: REASON_CLAIMS: a documented claim of the wrong type, no sub, a time
+//
+// outside 1970-9999, or claims nested deeper than 32.
+//   - REASON_CRITICAL_HEADER: REASON_CRITICAL_HEADER: a crit header, which RFC 7515 says makes a
+//
+// token whose extension is not understood invalid.
+type IdTokenVerificationReason string
+
 // IdTokenVerificationResult Result is the outcome of the check.
 //
 //   - RESULT_UNSPECIFIED: RESULT_UNSPECIFIED is never sent.
-//   - RESULT_NOT_CHECKED: RESULT_NOT_CHECKED: the answer carried no id_token.
+//   - RESULT_NOT_CHECKED: RESULT_NOT_CHECKED: the answer carried no id_token (Dintero's
+//
+// redirect carried an access_token alone).
 //   - RESULT_VERIFIED: RESULT_VERIFIED: every check passed; claims holds what the token says.
-//   - RESULT_INVALID: RESULT_INVALID: a check failed; reason says which. The token proves nothing.
+//   - RESULT_INVALID: RESULT_INVALID: a check failed; reason says which. The token proves
+//
+// nothing. Sent only to a request that set accept_unverified_id_token:
+// otherwise the call fails with ErrorInfo reason ID_TOKEN_INVALID.
 type IdTokenVerificationResult string
 
 // ProtobufAny `Any` contains an arbitrary serialized protocol buffer message along with a
@@ -144,32 +400,36 @@ type ProtobufAny struct {
 
 // V1AuthorizeResponse AuthorizeResponse is Dintero's redirect, taken apart.
 type V1AuthorizeResponse struct {
-	// AccessToken access_token is the access token from the location's query or
-	// fragment, when Dintero sent one (as for response_type=token).
+	// AccessToken access_token is an access token from the location's query or fragment,
+	// set only if Dintero's redirect carries one. The one response_type the
+	// facade takes, authenticate, asks for an id_token; Dintero's authorize
+	// page documents no access token in its redirect.
 	AccessToken *string `json:"access_token,omitempty"`
 
 	// Fragment fragment holds the location's other fragment parameters, the first
-	// value of each. The tokens are not repeated here.
+	// value of each, without the credentials and state, as query.
 	Fragment *map[string]string `json:"fragment,omitempty"`
 
 	// IdToken id_token is the RS256 JWT from the location's query or fragment
-	// (claims sub, email, name, aud = the redirect_uri, iss, exp, ext_*).
-	IdToken *string `json:"id_token,omitempty"`
-
-	// IdTokenVerification IdTokenVerification is the facade's check of an id_token: its RS256
-	// signature by a key the account's keys endpoint lists (chosen by kid),
-	// its times (exp, nbf, iat, with a small leeway), its audience (the
-	// request's redirect_uri or client_id) and, when the facade is configured
-	// with one, its issuer.
+	// (claims sub, email, name, aud holding the request's redirect_uri or
+	// client_id, iss, exp, ext_*).
+	// Unless the request set accept_unverified_id_token, it passed every
+	// check id_token_verification lists.
+	IdToken             *string                `json:"id_token,omitempty"`
 	IdTokenVerification *V1IdTokenVerification `json:"id_token_verification,omitempty"`
 
 	// Location location is the redirect URL, whole: the Location of Dintero's 3xx, or
 	// the redirect_uri of its JSON answer. It holds the tokens.
 	Location *string `json:"location,omitempty"`
 
-	// Query query holds the location's other query parameters, such as state: the
-	// first value of each. The tokens are not repeated here.
+	// Query query holds the location's other query parameters, the first value of
+	// each. The credentials (id_token, access_token, code, refresh_token)
+	// and state are never in it.
 	Query *map[string]string `json:"query,omitempty"`
+
+	// State state is the state of Dintero's redirect (its query's, else its
+	// fragment's), which the facade found equal to the request's.
+	State *string `json:"state,omitempty"`
 }
 
 // V1ClientGrant ClientGrant is Dintero's Grant: the permission of an API client to obtain
@@ -215,13 +475,38 @@ type V1ClientGrant struct {
 	UpdatedAt *time.Time `json:"updated_at,omitempty"`
 }
 
+// V1DeleteClientGrantResponse DeleteClientGrantResponse holds the grant Dintero deleted. It is a
+// wrapper, not the grant itself (AIP-135 allows either), and the JSON
+// gateway answers it whole ({"grant": …, "outcome": …}, no response_body
+// in auth_http.yaml): a field added here later reaches JSON callers too,
+// as outcome does.
+type V1DeleteClientGrantResponse struct {
+	// Grant ClientGrant is Dintero's Grant: the permission of an API client to obtain
+	// tokens for an audience with a set of scopes.
+	Grant *V1ClientGrant `json:"grant,omitempty"`
+
+	// Outcome Outcome says what became of the grant.
+	//
+	//  - OUTCOME_UNSPECIFIED: OUTCOME_UNSPECIFIED is never sent.
+	//  - OUTCOME_DELETED: OUTCOME_DELETED: Dintero deleted the grant in this call; grant is set.
+	//  - OUTCOME_ALREADY_ABSENT: OUTCOME_ALREADY_ABSENT: with allow_missing, Dintero had no such
+	// grant, and no attempt of this call can have deleted it; grant is
+	// unset.
+	//  - OUTCOME_ABSENT_AFTER_UNCERTAIN_ATTEMPT: OUTCOME_ABSENT_AFTER_UNCERTAIN_ATTEMPT: with allow_missing, Dintero
+	// has no such grant now, and an earlier attempt of this call, whose
+	// answer was lost, may have deleted it; grant is unset.
+	Outcome *DeleteClientGrantResponseOutcome `json:"outcome,omitempty"`
+}
+
 // V1ErrorBody ErrorBody is the error object of ErrorResponse.
 type V1ErrorBody struct {
-	// Code code is Dintero's error code when Dintero refused, else the reason of
-	// the status's ErrorInfo, else the gRPC code's name.
+	// Code code is Dintero's error code when Dintero refused (OAuth's error, such
+	// as access_denied, for a refusal in authorize's redirect), else the
+	// reason of the status's ErrorInfo (a value of ErrorReason).
 	Code *string `json:"code,omitempty"`
 
-	// Details details are the gRPC status details (google.rpc.ErrorInfo, BadRequest,
+	// Details details are the gRPC status details (google.rpc.ErrorInfo,
+	// RequestInfo, and as the error has them BadRequest, ResourceInfo,
 	// RetryInfo, DinteroError), as a gRPC caller gets them.
 	Details *[]ProtobufAny `json:"details,omitempty"`
 
@@ -276,27 +561,47 @@ type V1IdTokenClaims struct {
 	Sub *string `json:"sub,omitempty"`
 }
 
-// V1IdTokenVerification IdTokenVerification is the facade's check of an id_token: its RS256
-// signature by a key the account's keys endpoint lists (chosen by kid),
-// its times (exp, nbf, iat, with a small leeway), its audience (the
-// request's redirect_uri or client_id) and, when the facade is configured
-// with one, its issuer.
+// V1IdTokenVerification defines model for v1IdTokenVerification.
 type V1IdTokenVerification struct {
+	// Checks checks are the checks this facade runs on an id_token, in order; empty
+	// when result is RESULT_NOT_CHECKED.
+	Checks *[]IdTokenVerificationCheck `json:"checks,omitempty"`
+
 	// Claims IdTokenClaims are the documented claims of a verified id_token, typed.
 	// They are personal data: the facade never logs them.
 	Claims *V1IdTokenClaims `json:"claims,omitempty"`
 
-	// Reason reason names the failed check when result is RESULT_INVALID: malformed,
-	// algorithm, unknown_key, signature, expired, not_yet_valid,
-	// issued_in_future, audience, issuer, claims or critical_header.
-	Reason *string `json:"reason,omitempty"`
+	// Reason Reason is the check an id_token failed.
+	//
+	//  - REASON_UNSPECIFIED: REASON_UNSPECIFIED is never sent: reason is unset unless result is
+	// RESULT_INVALID.
+	//  - REASON_MALFORMED: REASON_MALFORMED: not a JWT the facade can read.
+	//  - REASON_ALGORITHM: REASON_ALGORITHM: signed with another algorithm than RS256 (none,
+	// HS256, ...).
+	//  - REASON_UNKNOWN_KEY: REASON_UNKNOWN_KEY: its kid is none of the account's keys, even
+	// after a fetch of them.
+	//  - REASON_SIGNATURE: REASON_SIGNATURE: the signature does not match.
+	//  - REASON_EXPIRED: REASON_EXPIRED: exp is past, or missing.
+	//  - REASON_NOT_YET_VALID: REASON_NOT_YET_VALID: nbf is ahead.
+	//  - REASON_ISSUED_IN_FUTURE: REASON_ISSUED_IN_FUTURE: iat is ahead.
+	//  - REASON_AUDIENCE: REASON_AUDIENCE: aud holds neither the request's redirect_uri nor its
+	// client_id.
+	//  - REASON_ISSUER: REASON_ISSUER: iss is not the facade's --id-token-issuer.
+	//  - REASON_CLAIMS: REASON_CLAIMS: a documented claim of the wrong type, no sub, a time
+	// outside 1970-9999, or claims nested deeper than 32.
+	//  - REASON_CRITICAL_HEADER: REASON_CRITICAL_HEADER: a crit header, which RFC 7515 says makes a
+	// token whose extension is not understood invalid.
+	Reason *IdTokenVerificationReason `json:"reason,omitempty"`
 
 	// Result Result is the outcome of the check.
 	//
 	//  - RESULT_UNSPECIFIED: RESULT_UNSPECIFIED is never sent.
-	//  - RESULT_NOT_CHECKED: RESULT_NOT_CHECKED: the answer carried no id_token.
+	//  - RESULT_NOT_CHECKED: RESULT_NOT_CHECKED: the answer carried no id_token (Dintero's
+	// redirect carried an access_token alone).
 	//  - RESULT_VERIFIED: RESULT_VERIFIED: every check passed; claims holds what the token says.
-	//  - RESULT_INVALID: RESULT_INVALID: a check failed; reason says which. The token proves nothing.
+	//  - RESULT_INVALID: RESULT_INVALID: a check failed; reason says which. The token proves
+	// nothing. Sent only to a request that set accept_unverified_id_token:
+	// otherwise the call fails with ErrorInfo reason ID_TOKEN_INVALID.
 	Result *IdTokenVerificationResult `json:"result,omitempty"`
 }
 
@@ -331,12 +636,15 @@ type AuthServiceAuthorizeParams struct {
 	// ClientId client_id is the id of the application's Dintero client. Required.
 	ClientId string `form:"client_id" json:"client_id"`
 
-	// State state is an opaque value Dintero returns in the redirect, which the
-	// client must check against CSRF. Optional.
+	// State state is an opaque value Dintero returns in the redirect. The facade
+	// compares it with the redirect's: a redirect whose state differs (or
+	// that has none when this is set, or one when this is not) is an error,
+	// STATE_MISMATCH. Optional.
 	State *string `form:"state,omitempty" json:"state,omitempty"`
 
-	// RedirectUri redirect_uri is where Dintero redirects after authorization; it must be
-	// a callback URL registered for the client. Optional.
+	// RedirectUri redirect_uri is where Dintero redirects after authorization: an
+	// absolute URL with a host (the facade refuses anything else before
+	// sending), a callback URL registered for the client. Optional.
 	RedirectUri *string `form:"redirect_uri,omitempty" json:"redirect_uri,omitempty"`
 
 	// VerificationCode verification_code is the one-time code sent to the user by e-mail or
@@ -347,6 +655,15 @@ type AuthServiceAuthorizeParams struct {
 	// Connection connection is the name of the connection configured for the client.
 	// Optional.
 	Connection *string `form:"connection,omitempty" json:"connection,omitempty"`
+
+	// AcceptUnverifiedIdToken accept_unverified_id_token takes the answer even when its id_token
+	// fails verification: the answer then says RESULT_INVALID and the
+	// reason, and its id_token proves nothing. By default such an answer is
+	// an error (ID_TOKEN_INVALID): FailedPrecondition for the audience, the
+	// issuer or the token's times, Internal for a malformed or forged token.
+	// Set it only to keep the location of a spent code whatever the token
+	// is worth. Not sent to Dintero.
+	AcceptUnverifiedIdToken *bool `form:"accept_unverified_id_token,omitempty" json:"accept_unverified_id_token,omitempty"`
 
 	// GrpcTimeout The call's deadline, in gRPC's form: 1 to 8 digits and a unit, H, M, S, m (milliseconds), u (microseconds) or n (nanoseconds), such as 2S or 200m. Without it, --dintero-timeout; never more than --max-deadline.
 	GrpcTimeout *string `json:"Grpc-Timeout,omitempty"`
@@ -361,14 +678,31 @@ type AuthServiceAuthorizeParamsScope string
 // AuthServiceAuthorizeParamsResponseType defines parameters for AuthServiceAuthorize.
 type AuthServiceAuthorizeParamsResponseType string
 
-// AuthServiceDeleteClientGrantParams defines parameters for AuthServiceDeleteClientGrant.
-type AuthServiceDeleteClientGrantParams struct {
+// AuthServiceAuthorize2Params defines parameters for AuthServiceAuthorize2.
+type AuthServiceAuthorize2Params struct {
 	// GrpcTimeout The call's deadline, in gRPC's form: 1 to 8 digits and a unit, H, M, S, m (milliseconds), u (microseconds) or n (nanoseconds), such as 2S or 200m. Without it, --dintero-timeout; never more than --max-deadline.
 	GrpcTimeout *string `json:"Grpc-Timeout,omitempty"`
 
 	// XRequestId The call's request id, 1 to 128 printable ASCII characters without spaces; passed to Dintero, returned in the answer and written in the log. Without it, the facade makes one.
 	XRequestId *string `json:"X-Request-Id,omitempty"`
 }
+
+// AuthServiceDeleteClientGrantParams defines parameters for AuthServiceDeleteClientGrant.
+type AuthServiceDeleteClientGrantParams struct {
+	// AllowMissing allow_missing (AIP-135) makes a grant Dintero does not have (its 404,
+	// NOT_FOUND_AFTER_UNCERTAIN_ATTEMPT among them) an OK answer without a
+	// grant, whose outcome says the grant was absent, instead of NotFound.
+	AllowMissing *bool `form:"allow_missing,omitempty" json:"allow_missing,omitempty"`
+
+	// GrpcTimeout The call's deadline, in gRPC's form: 1 to 8 digits and a unit, H, M, S, m (milliseconds), u (microseconds) or n (nanoseconds), such as 2S or 200m. Without it, --dintero-timeout; never more than --max-deadline.
+	GrpcTimeout *string `json:"Grpc-Timeout,omitempty"`
+
+	// XRequestId The call's request id, 1 to 128 printable ASCII characters without spaces; passed to Dintero, returned in the answer and written in the log. Without it, the facade makes one.
+	XRequestId *string `json:"X-Request-Id,omitempty"`
+}
+
+// AuthServiceAuthorize2JSONRequestBody defines body for AuthServiceAuthorize2 for application/json ContentType.
+type AuthServiceAuthorize2JSONRequestBody = AuthServiceAuthorizeBody
 
 // Getter for additional properties for ProtobufAny. Returns the specified
 // element and whether it was found
@@ -514,10 +848,28 @@ type ClientInterface interface {
 
 	// AuthServiceAuthorize Redeem a Passwordless verification code
 	//
-	// Dintero's redirect is not followed but taken apart. Every error says in details[ErrorInfo].metadata.verification_code_sent whether the single-use code was sent to Dintero.
+	// Dintero's redirect is not followed but taken apart. An id_token that fails verification is an error (ID_TOKEN_INVALID) unless accept_unverified_id_token is set, and so is a redirect whose state is not the request's (STATE_MISMATCH). Every error says in details[ErrorInfo].metadata.verificationCodeSent whether the single-use code was sent to Dintero. Internal JSON callers should use POST /v1/accounts/{oid}/auth/authorize:redeem, which takes the same fields as a JSON body, so that the code is in no URL.
 	//
 	// Corresponds with POST /v1/accounts/{oid}/auth/authorize (the `AuthServiceAuthorize` operationId).
 	AuthServiceAuthorize(ctx context.Context, oid string, params *AuthServiceAuthorizeParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AuthServiceAuthorize2WithBody Redeem a Passwordless verification code
+	//
+	// Dintero's redirect is not followed but taken apart. An id_token that fails verification is an error (ID_TOKEN_INVALID) unless accept_unverified_id_token is set, and so is a redirect whose state is not the request's (STATE_MISMATCH). Every error says in details[ErrorInfo].metadata.verificationCodeSent whether the single-use code was sent to Dintero. Internal JSON callers should use POST /v1/accounts/{oid}/auth/authorize:redeem, which takes the same fields as a JSON body, so that the code is in no URL.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/accounts/{oid}/auth/authorize:redeem (the `AuthServiceAuthorize2` operationId).
+	AuthServiceAuthorize2WithBody(ctx context.Context, oid string, params *AuthServiceAuthorize2Params, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AuthServiceAuthorize2 Redeem a Passwordless verification code
+	//
+	// Dintero's redirect is not followed but taken apart. An id_token that fails verification is an error (ID_TOKEN_INVALID) unless accept_unverified_id_token is set, and so is a redirect whose state is not the request's (STATE_MISMATCH). Every error says in details[ErrorInfo].metadata.verificationCodeSent whether the single-use code was sent to Dintero. Internal JSON callers should use POST /v1/accounts/{oid}/auth/authorize:redeem, which takes the same fields as a JSON body, so that the code is in no URL.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/accounts/{oid}/auth/authorize:redeem (the `AuthServiceAuthorize2` operationId).
+	AuthServiceAuthorize2(ctx context.Context, oid string, params *AuthServiceAuthorize2Params, body AuthServiceAuthorize2JSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// AuthServiceDeleteClientGrant Delete a client grant
 	//
@@ -527,11 +879,49 @@ type ClientInterface interface {
 
 // AuthServiceAuthorize Redeem a Passwordless verification code
 //
-// Dintero's redirect is not followed but taken apart. Every error says in details[ErrorInfo].metadata.verification_code_sent whether the single-use code was sent to Dintero.
+// Dintero's redirect is not followed but taken apart. An id_token that fails verification is an error (ID_TOKEN_INVALID) unless accept_unverified_id_token is set, and so is a redirect whose state is not the request's (STATE_MISMATCH). Every error says in details[ErrorInfo].metadata.verificationCodeSent whether the single-use code was sent to Dintero. Internal JSON callers should use POST /v1/accounts/{oid}/auth/authorize:redeem, which takes the same fields as a JSON body, so that the code is in no URL.
 //
 // Corresponds with POST /v1/accounts/{oid}/auth/authorize (the `AuthServiceAuthorize` operationId).
 func (c *Client) AuthServiceAuthorize(ctx context.Context, oid string, params *AuthServiceAuthorizeParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewAuthServiceAuthorizeRequest(c.Server, oid, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AuthServiceAuthorize2WithBody Redeem a Passwordless verification code
+//
+// Dintero's redirect is not followed but taken apart. An id_token that fails verification is an error (ID_TOKEN_INVALID) unless accept_unverified_id_token is set, and so is a redirect whose state is not the request's (STATE_MISMATCH). Every error says in details[ErrorInfo].metadata.verificationCodeSent whether the single-use code was sent to Dintero. Internal JSON callers should use POST /v1/accounts/{oid}/auth/authorize:redeem, which takes the same fields as a JSON body, so that the code is in no URL.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/accounts/{oid}/auth/authorize:redeem (the `AuthServiceAuthorize2` operationId).
+func (c *Client) AuthServiceAuthorize2WithBody(ctx context.Context, oid string, params *AuthServiceAuthorize2Params, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAuthServiceAuthorize2RequestWithBody(c.Server, oid, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AuthServiceAuthorize2 Redeem a Passwordless verification code
+//
+// Dintero's redirect is not followed but taken apart. An id_token that fails verification is an error (ID_TOKEN_INVALID) unless accept_unverified_id_token is set, and so is a redirect whose state is not the request's (STATE_MISMATCH). Every error says in details[ErrorInfo].metadata.verificationCodeSent whether the single-use code was sent to Dintero. Internal JSON callers should use POST /v1/accounts/{oid}/auth/authorize:redeem, which takes the same fields as a JSON body, so that the code is in no URL.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/accounts/{oid}/auth/authorize:redeem (the `AuthServiceAuthorize2` operationId).
+func (c *Client) AuthServiceAuthorize2(ctx context.Context, oid string, params *AuthServiceAuthorize2Params, body AuthServiceAuthorize2JSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAuthServiceAuthorize2Request(c.Server, oid, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -672,6 +1062,18 @@ func NewAuthServiceAuthorizeRequest(server string, oid string, params *AuthServi
 
 		}
 
+		if params.AcceptUnverifiedIdToken != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "accept_unverified_id_token", *params.AcceptUnverifiedIdToken, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
 		if encoded := queryValues.Encode(); encoded != "" {
 			rawQueryFragments = append(rawQueryFragments, encoded)
 		}
@@ -682,6 +1084,79 @@ func NewAuthServiceAuthorizeRequest(server string, oid string, params *AuthServi
 	if err != nil {
 		return nil, err
 	}
+
+	if params != nil {
+
+		if params.GrpcTimeout != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Grpc-Timeout", *params.GrpcTimeout, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Grpc-Timeout", headerParam0)
+		}
+
+		if params.XRequestId != nil {
+			var headerParam1 string
+
+			headerParam1, err = runtime.StyleParamWithOptions("simple", false, "X-Request-Id", *params.XRequestId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Request-Id", headerParam1)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewAuthServiceAuthorize2Request calls the generic AuthServiceAuthorize2 builder with application/json body
+func NewAuthServiceAuthorize2Request(server string, oid string, params *AuthServiceAuthorize2Params, body AuthServiceAuthorize2JSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewAuthServiceAuthorize2RequestWithBody(server, oid, params, "application/json", bodyReader)
+}
+
+// NewAuthServiceAuthorize2RequestWithBody constructs an http.Request for the AuthServiceAuthorize2 method, with any body, and a specified content type
+func NewAuthServiceAuthorize2RequestWithBody(server string, oid string, params *AuthServiceAuthorize2Params, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "oid", oid, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/accounts/%s/auth/authorize:redeem", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
 
 	if params != nil {
 
@@ -743,6 +1218,33 @@ func NewAuthServiceDeleteClientGrantRequest(server string, oid string, id string
 	queryURL, err := serverURL.Parse(operationPath)
 	if err != nil {
 		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.AllowMissing != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "allow_missing", *params.AllowMissing, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
 	}
 
 	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
@@ -825,12 +1327,30 @@ type ClientWithResponsesInterface interface {
 
 	// AuthServiceAuthorizeWithResponse Redeem a Passwordless verification code
 	//
-	// Dintero's redirect is not followed but taken apart. Every error says in details[ErrorInfo].metadata.verification_code_sent whether the single-use code was sent to Dintero.
+	// Dintero's redirect is not followed but taken apart. An id_token that fails verification is an error (ID_TOKEN_INVALID) unless accept_unverified_id_token is set, and so is a redirect whose state is not the request's (STATE_MISMATCH). Every error says in details[ErrorInfo].metadata.verificationCodeSent whether the single-use code was sent to Dintero. Internal JSON callers should use POST /v1/accounts/{oid}/auth/authorize:redeem, which takes the same fields as a JSON body, so that the code is in no URL.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/accounts/{oid}/auth/authorize (the `AuthServiceAuthorize` operationId).
 	AuthServiceAuthorizeWithResponse(ctx context.Context, oid string, params *AuthServiceAuthorizeParams, reqEditors ...RequestEditorFn) (*AuthServiceAuthorizeResponse, error)
+
+	// AuthServiceAuthorize2WithBodyWithResponse Redeem a Passwordless verification code
+	//
+	// Dintero's redirect is not followed but taken apart. An id_token that fails verification is an error (ID_TOKEN_INVALID) unless accept_unverified_id_token is set, and so is a redirect whose state is not the request's (STATE_MISMATCH). Every error says in details[ErrorInfo].metadata.verificationCodeSent whether the single-use code was sent to Dintero. Internal JSON callers should use POST /v1/accounts/{oid}/auth/authorize:redeem, which takes the same fields as a JSON body, so that the code is in no URL.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/accounts/{oid}/auth/authorize:redeem (the `AuthServiceAuthorize2` operationId).
+	AuthServiceAuthorize2WithBodyWithResponse(ctx context.Context, oid string, params *AuthServiceAuthorize2Params, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AuthServiceAuthorize2Response, error)
+
+	// AuthServiceAuthorize2WithResponse Redeem a Passwordless verification code
+	//
+	// Dintero's redirect is not followed but taken apart. An id_token that fails verification is an error (ID_TOKEN_INVALID) unless accept_unverified_id_token is set, and so is a redirect whose state is not the request's (STATE_MISMATCH). Every error says in details[ErrorInfo].metadata.verificationCodeSent whether the single-use code was sent to Dintero. Internal JSON callers should use POST /v1/accounts/{oid}/auth/authorize:redeem, which takes the same fields as a JSON body, so that the code is in no URL.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/accounts/{oid}/auth/authorize:redeem (the `AuthServiceAuthorize2` operationId).
+	AuthServiceAuthorize2WithResponse(ctx context.Context, oid string, params *AuthServiceAuthorize2Params, body AuthServiceAuthorize2JSONRequestBody, reqEditors ...RequestEditorFn) (*AuthServiceAuthorize2Response, error)
 
 	// AuthServiceDeleteClientGrantWithResponse Delete a client grant
 	//
@@ -1101,6 +1621,267 @@ func (r AuthServiceAuthorizeResponse) ContentType() string {
 	return ""
 }
 
+// AuthServiceAuthorize2Response200Headers the declared response headers of an HTTP 200 response for AuthServiceAuthorize2
+type AuthServiceAuthorize2Response200Headers struct {
+	XRequestId *string
+}
+
+// AuthServiceAuthorize2Response400Headers the declared response headers of an HTTP 400 response for AuthServiceAuthorize2
+type AuthServiceAuthorize2Response400Headers struct {
+	XRequestId *string
+}
+
+// AuthServiceAuthorize2Response401Headers the declared response headers of an HTTP 401 response for AuthServiceAuthorize2
+type AuthServiceAuthorize2Response401Headers struct {
+	XRequestId *string
+}
+
+// AuthServiceAuthorize2Response403Headers the declared response headers of an HTTP 403 response for AuthServiceAuthorize2
+type AuthServiceAuthorize2Response403Headers struct {
+	XRequestId *string
+}
+
+// AuthServiceAuthorize2Response404Headers the declared response headers of an HTTP 404 response for AuthServiceAuthorize2
+type AuthServiceAuthorize2Response404Headers struct {
+	XRequestId *string
+}
+
+// AuthServiceAuthorize2Response405Headers the declared response headers of an HTTP 405 response for AuthServiceAuthorize2
+type AuthServiceAuthorize2Response405Headers struct {
+	Allow      *string
+	XRequestId *string
+}
+
+// AuthServiceAuthorize2Response409Headers the declared response headers of an HTTP 409 response for AuthServiceAuthorize2
+type AuthServiceAuthorize2Response409Headers struct {
+	XRequestId *string
+}
+
+// AuthServiceAuthorize2Response413Headers the declared response headers of an HTTP 413 response for AuthServiceAuthorize2
+type AuthServiceAuthorize2Response413Headers struct {
+	XRequestId *string
+}
+
+// AuthServiceAuthorize2Response422Headers the declared response headers of an HTTP 422 response for AuthServiceAuthorize2
+type AuthServiceAuthorize2Response422Headers struct {
+	XRequestId *string
+}
+
+// AuthServiceAuthorize2Response429Headers the declared response headers of an HTTP 429 response for AuthServiceAuthorize2
+type AuthServiceAuthorize2Response429Headers struct {
+	RetryAfter *int
+	XRequestId *string
+}
+
+// AuthServiceAuthorize2Response431Headers the declared response headers of an HTTP 431 response for AuthServiceAuthorize2
+type AuthServiceAuthorize2Response431Headers struct {
+	XRequestId *string
+}
+
+// AuthServiceAuthorize2Response500Headers the declared response headers of an HTTP 500 response for AuthServiceAuthorize2
+type AuthServiceAuthorize2Response500Headers struct {
+	XRequestId *string
+}
+
+// AuthServiceAuthorize2Response502Headers the declared response headers of an HTTP 502 response for AuthServiceAuthorize2
+type AuthServiceAuthorize2Response502Headers struct {
+	XRequestId *string
+}
+
+// AuthServiceAuthorize2Response503Headers the declared response headers of an HTTP 503 response for AuthServiceAuthorize2
+type AuthServiceAuthorize2Response503Headers struct {
+	RetryAfter *int
+	XRequestId *string
+}
+
+// AuthServiceAuthorize2Response504Headers the declared response headers of an HTTP 504 response for AuthServiceAuthorize2
+type AuthServiceAuthorize2Response504Headers struct {
+	XRequestId *string
+}
+
+// AuthServiceAuthorize2ResponseDefaultHeaders the declared response headers of an HTTP default response for AuthServiceAuthorize2
+type AuthServiceAuthorize2ResponseDefaultHeaders struct {
+	XRequestId *string
+}
+
+type AuthServiceAuthorize2Response struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *V1AuthorizeResponse
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *V1ErrorResponse
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *V1ErrorResponse
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *V1ErrorResponse
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *V1ErrorResponse
+	// JSON405 the response for an HTTP 405 `application/json` response
+	JSON405 *V1ErrorResponse
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *V1ErrorResponse
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *V1ErrorResponse
+	// JSON422 the response for an HTTP 422 `application/json` response
+	JSON422 *V1ErrorResponse
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *V1ErrorResponse
+	// JSON431 the response for an HTTP 431 `application/json` response
+	JSON431 *V1ErrorResponse
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *V1ErrorResponse
+	// JSON502 the response for an HTTP 502 `application/json` response
+	JSON502 *V1ErrorResponse
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *V1ErrorResponse
+	// JSON504 the response for an HTTP 504 `application/json` response
+	JSON504 *V1ErrorResponse
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *V1ErrorResponse
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *AuthServiceAuthorize2Response200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *AuthServiceAuthorize2Response400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *AuthServiceAuthorize2Response401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *AuthServiceAuthorize2Response403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *AuthServiceAuthorize2Response404Headers
+	// Headers405 the parsed response headers for an HTTP 405 response
+	Headers405 *AuthServiceAuthorize2Response405Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *AuthServiceAuthorize2Response409Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *AuthServiceAuthorize2Response413Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *AuthServiceAuthorize2Response422Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *AuthServiceAuthorize2Response429Headers
+	// Headers431 the parsed response headers for an HTTP 431 response
+	Headers431 *AuthServiceAuthorize2Response431Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *AuthServiceAuthorize2Response500Headers
+	// Headers502 the parsed response headers for an HTTP 502 response
+	Headers502 *AuthServiceAuthorize2Response502Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *AuthServiceAuthorize2Response503Headers
+	// Headers504 the parsed response headers for an HTTP 504 response
+	Headers504 *AuthServiceAuthorize2Response504Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *AuthServiceAuthorize2ResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r AuthServiceAuthorize2Response) GetJSON200() *V1AuthorizeResponse {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r AuthServiceAuthorize2Response) GetJSON400() *V1ErrorResponse {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r AuthServiceAuthorize2Response) GetJSON401() *V1ErrorResponse {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r AuthServiceAuthorize2Response) GetJSON403() *V1ErrorResponse {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r AuthServiceAuthorize2Response) GetJSON404() *V1ErrorResponse {
+	return r.JSON404
+}
+
+// GetJSON405 returns the response for an HTTP 405 `application/json` response
+func (r AuthServiceAuthorize2Response) GetJSON405() *V1ErrorResponse {
+	return r.JSON405
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r AuthServiceAuthorize2Response) GetJSON409() *V1ErrorResponse {
+	return r.JSON409
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r AuthServiceAuthorize2Response) GetJSON413() *V1ErrorResponse {
+	return r.JSON413
+}
+
+// GetJSON422 returns the response for an HTTP 422 `application/json` response
+func (r AuthServiceAuthorize2Response) GetJSON422() *V1ErrorResponse {
+	return r.JSON422
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r AuthServiceAuthorize2Response) GetJSON429() *V1ErrorResponse {
+	return r.JSON429
+}
+
+// GetJSON431 returns the response for an HTTP 431 `application/json` response
+func (r AuthServiceAuthorize2Response) GetJSON431() *V1ErrorResponse {
+	return r.JSON431
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r AuthServiceAuthorize2Response) GetJSON500() *V1ErrorResponse {
+	return r.JSON500
+}
+
+// GetJSON502 returns the response for an HTTP 502 `application/json` response
+func (r AuthServiceAuthorize2Response) GetJSON502() *V1ErrorResponse {
+	return r.JSON502
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r AuthServiceAuthorize2Response) GetJSON503() *V1ErrorResponse {
+	return r.JSON503
+}
+
+// GetJSON504 returns the response for an HTTP 504 `application/json` response
+func (r AuthServiceAuthorize2Response) GetJSON504() *V1ErrorResponse {
+	return r.JSON504
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r AuthServiceAuthorize2Response) GetJSONDefault() *V1ErrorResponse {
+	return r.JSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r AuthServiceAuthorize2Response) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AuthServiceAuthorize2Response) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AuthServiceAuthorize2Response) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AuthServiceAuthorize2Response) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // AuthServiceDeleteClientGrantResponse200Headers the declared response headers of an HTTP 200 response for AuthServiceDeleteClientGrant
 type AuthServiceDeleteClientGrantResponse200Headers struct {
 	XRequestId *string
@@ -1188,7 +1969,7 @@ type AuthServiceDeleteClientGrantResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
-	JSON200 *V1ClientGrant
+	JSON200 *V1DeleteClientGrantResponse
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *V1ErrorResponse
 	// JSON401 the response for an HTTP 401 `application/json` response
@@ -1254,7 +2035,7 @@ type AuthServiceDeleteClientGrantResponse struct {
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
-func (r AuthServiceDeleteClientGrantResponse) GetJSON200() *V1ClientGrant {
+func (r AuthServiceDeleteClientGrantResponse) GetJSON200() *V1DeleteClientGrantResponse {
 	return r.JSON200
 }
 
@@ -1364,7 +2145,7 @@ func (r AuthServiceDeleteClientGrantResponse) ContentType() string {
 
 // AuthServiceAuthorizeWithResponse Redeem a Passwordless verification code
 //
-// Dintero's redirect is not followed but taken apart. Every error says in details[ErrorInfo].metadata.verification_code_sent whether the single-use code was sent to Dintero.
+// Dintero's redirect is not followed but taken apart. An id_token that fails verification is an error (ID_TOKEN_INVALID) unless accept_unverified_id_token is set, and so is a redirect whose state is not the request's (STATE_MISMATCH). Every error says in details[ErrorInfo].metadata.verificationCodeSent whether the single-use code was sent to Dintero. Internal JSON callers should use POST /v1/accounts/{oid}/auth/authorize:redeem, which takes the same fields as a JSON body, so that the code is in no URL.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -1375,6 +2156,36 @@ func (c *ClientWithResponses) AuthServiceAuthorizeWithResponse(ctx context.Conte
 		return nil, err
 	}
 	return ParseAuthServiceAuthorizeResponse(rsp)
+}
+
+// AuthServiceAuthorize2WithBodyWithResponse Redeem a Passwordless verification code
+//
+// Dintero's redirect is not followed but taken apart. An id_token that fails verification is an error (ID_TOKEN_INVALID) unless accept_unverified_id_token is set, and so is a redirect whose state is not the request's (STATE_MISMATCH). Every error says in details[ErrorInfo].metadata.verificationCodeSent whether the single-use code was sent to Dintero. Internal JSON callers should use POST /v1/accounts/{oid}/auth/authorize:redeem, which takes the same fields as a JSON body, so that the code is in no URL.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/accounts/{oid}/auth/authorize:redeem (the `AuthServiceAuthorize2` operationId).
+func (c *ClientWithResponses) AuthServiceAuthorize2WithBodyWithResponse(ctx context.Context, oid string, params *AuthServiceAuthorize2Params, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AuthServiceAuthorize2Response, error) {
+	rsp, err := c.AuthServiceAuthorize2WithBody(ctx, oid, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAuthServiceAuthorize2Response(rsp)
+}
+
+// AuthServiceAuthorize2WithResponse Redeem a Passwordless verification code
+//
+// Dintero's redirect is not followed but taken apart. An id_token that fails verification is an error (ID_TOKEN_INVALID) unless accept_unverified_id_token is set, and so is a redirect whose state is not the request's (STATE_MISMATCH). Every error says in details[ErrorInfo].metadata.verificationCodeSent whether the single-use code was sent to Dintero. Internal JSON callers should use POST /v1/accounts/{oid}/auth/authorize:redeem, which takes the same fields as a JSON body, so that the code is in no URL.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/accounts/{oid}/auth/authorize:redeem (the `AuthServiceAuthorize2` operationId).
+func (c *ClientWithResponses) AuthServiceAuthorize2WithResponse(ctx context.Context, oid string, params *AuthServiceAuthorize2Params, body AuthServiceAuthorize2JSONRequestBody, reqEditors ...RequestEditorFn) (*AuthServiceAuthorize2Response, error) {
+	rsp, err := c.AuthServiceAuthorize2(ctx, oid, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAuthServiceAuthorize2Response(rsp)
 }
 
 // AuthServiceDeleteClientGrantWithResponse Delete a client grant
@@ -1705,6 +2516,321 @@ func ParseAuthServiceAuthorizeResponse(rsp *http.Response) (*AuthServiceAuthoriz
 	return response, nil
 }
 
+// ParseAuthServiceAuthorize2Response parses an HTTP response from a AuthServiceAuthorize2WithResponse call
+func ParseAuthServiceAuthorize2Response(rsp *http.Response) (*AuthServiceAuthorize2Response, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AuthServiceAuthorize2Response{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest V1AuthorizeResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest V1ErrorResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest V1ErrorResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest V1ErrorResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest V1ErrorResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 405:
+		var dest V1ErrorResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON405 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest V1ErrorResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest V1ErrorResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest V1ErrorResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest V1ErrorResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 431:
+		var dest V1ErrorResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON431 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest V1ErrorResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 502:
+		var dest V1ErrorResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON502 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest V1ErrorResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 504:
+		var dest V1ErrorResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON504 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest V1ErrorResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers AuthServiceAuthorize2Response200Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers AuthServiceAuthorize2Response400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers AuthServiceAuthorize2Response401Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers AuthServiceAuthorize2Response403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers AuthServiceAuthorize2Response404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 405:
+		var headers AuthServiceAuthorize2Response405Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers405 = &headers
+	case rsp.StatusCode == 409:
+		var headers AuthServiceAuthorize2Response409Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 413:
+		var headers AuthServiceAuthorize2Response413Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 422:
+		var headers AuthServiceAuthorize2Response422Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 429:
+		var headers AuthServiceAuthorize2Response429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 431:
+		var headers AuthServiceAuthorize2Response431Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers431 = &headers
+	case rsp.StatusCode == 500:
+		var headers AuthServiceAuthorize2Response500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 502:
+		var headers AuthServiceAuthorize2Response502Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers502 = &headers
+	case rsp.StatusCode == 503:
+		var headers AuthServiceAuthorize2Response503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers503 = &headers
+	case rsp.StatusCode == 504:
+		var headers AuthServiceAuthorize2Response504Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers504 = &headers
+	case true:
+		var headers AuthServiceAuthorize2ResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
 // ParseAuthServiceDeleteClientGrantResponse parses an HTTP response from a AuthServiceDeleteClientGrantWithResponse call
 func ParseAuthServiceDeleteClientGrantResponse(rsp *http.Response) (*AuthServiceDeleteClientGrantResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -1720,7 +2846,7 @@ func ParseAuthServiceDeleteClientGrantResponse(rsp *http.Response) (*AuthService
 
 	switch {
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
-		var dest V1ClientGrant
+		var dest V1DeleteClientGrantResponse
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}

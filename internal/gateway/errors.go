@@ -28,12 +28,13 @@ const (
 	reasonMethodNotAllowed = "METHOD_NOT_ALLOWED"
 	reasonHeadersTooLarge  = "HEADERS_TOO_LARGE"
 	reasonContentTooLarge  = "CONTENT_TOO_LARGE"
+	reasonGatewayError     = "GATEWAY_ERROR"
 )
 
 // refusal is an error of the gateway's own, in the facade's domain, with
 // metadata md and details extra.
 func refusal(code codes.Code, reason, msg string, md map[string]string, extra ...protoadapt.MessageV1) *status.Status {
-	info := &errdetails.ErrorInfo{Reason: reason, Domain: service.FacadeDomain, Metadata: md}
+	info := &errdetails.ErrorInfo{Reason: reason, Domain: service.ErrorDomain, Metadata: md}
 	st := status.New(code, msg)
 	if s, err := st.WithDetails(append([]protoadapt.MessageV1{info}, extra...)...); err == nil {
 		return s
@@ -94,7 +95,20 @@ func writeError(ctx context.Context, _ *runtime.ServeMux, m runtime.Marshaler, w
 	if !hasErrorInfo(st) {
 		// The call reached the service when the service gave it its id.
 		called := len(md.HeaderMD.Get(strings.ToLower(requestIDHeader))) > 0
-		st = refusal(st.Code(), rpccode.Code(st.Code()).String(), "the JSON gateway could not take the request ("+st.Code().String()+")", requestOf(ctx).route.sentMetadata(called))
+		// grpc-gateway's own errors carry no ErrorInfo: a body it could
+		// not decode (checkBody has refused the bodies it can judge), or
+		// an answer it could not encode. Their messages may quote what
+		// the caller sent, so they are not passed on.
+		reason := reasonGatewayError
+		if st.Code() == codes.InvalidArgument {
+			reason = service.ErrorReasonInvalidArgument
+		}
+		st = refusal(st.Code(), reason, "the JSON gateway could not take the request ("+st.Code().String()+")", requestOf(ctx).route.sentMetadata(called))
+	}
+	if id := requestOf(ctx).id; id != "" && !hasRequestInfo(st) {
+		if s, err := st.WithDetails(&errdetails.RequestInfo{RequestId: id}); err == nil {
+			st = s
+		}
 	}
 	code, body := errorResponse(st)
 	if httpStatus == 0 {
@@ -154,14 +168,19 @@ func hasErrorInfo(st *status.Status) bool {
 func errorResponse(st *status.Status) (int, *authv1.ErrorResponse) {
 	body := &authv1.ErrorBody{Message: st.Message(), GrpcCode: rpccode.Code(st.Code()).String(), Details: st.Proto().GetDetails()}
 	httpStatus := runtime.HTTPStatusFromCode(st.Code())
-	var reason string
+	var reason, oauthError string
 	var dintero *authv1.DinteroError
 	var bad *errdetails.BadRequest
 	for _, d := range st.Details() {
 		switch d := d.(type) {
 		case *errdetails.ErrorInfo:
 			reason = d.GetReason()
-			if n, err := strconv.Atoi(d.GetMetadata()[service.MetadataKeyHTTPStatus]); err == nil && d.GetDomain() == service.ErrorDomain && n >= 400 && n <= 599 {
+			oauthError = d.GetMetadata()[service.MetadataKeyOAuthError]
+			// Dintero's HTTP error passes on with its status; an error
+			// the facade made of Dintero's answer (its credentials
+			// refused, say) has the status of its own code.
+			passed := d.GetReason() == service.ErrorReasonDintero || d.GetReason() == service.ErrorReasonNotFoundUncertain
+			if n, err := strconv.Atoi(d.GetMetadata()[service.MetadataKeyDinteroHTTPStatus]); err == nil && passed && n >= 400 && n <= 599 {
 				httpStatus = n
 			}
 		case *authv1.DinteroError:
@@ -173,6 +192,8 @@ func errorResponse(st *status.Status) (int, *authv1.ErrorResponse) {
 	switch {
 	case dintero.GetCode() != "" && reason != service.ErrorReasonNotFoundUncertain:
 		body.Code = dintero.GetCode()
+	case oauthError != "":
+		body.Code = oauthError
 	case reason != "":
 		body.Code = reason
 	default:
@@ -190,4 +211,14 @@ func errorResponse(st *status.Status) (int, *authv1.ErrorResponse) {
 		}
 	}
 	return httpStatus, &authv1.ErrorResponse{Error: body}
+}
+
+// hasRequestInfo says whether st carries a google.rpc.RequestInfo.
+func hasRequestInfo(st *status.Status) bool {
+	for _, d := range st.Details() {
+		if _, ok := d.(*errdetails.RequestInfo); ok {
+			return true
+		}
+	}
+	return false
 }

@@ -56,7 +56,7 @@ func TestErrorShapeGolden(t *testing.T) {
 				t.Fatal(err)
 			}
 			srv.st = status.FromProto(&sp)
-			code, _, body := e.do(t, "DELETE", "/v1/accounts/T123/auth/client-grants/g", nil)
+			code, _, body := e.do(t, "DELETE", "/v1/accounts/T123/auth/client-grants/g", map[string]string{"X-Request-Id": "golden-1"})
 			if *update {
 				var r authv1.ErrorResponse
 				if err := protojson.Unmarshal(body, &r); err != nil {

@@ -5,8 +5,9 @@
 // server, through the same interceptor, so that a JSON call is validated,
 // authorised, logged, audited, counted and recovered exactly like a gRPC
 // call, without a second serialisation or HTTP/2 framing. It reads only
-// what an operation takes: no body, bounded headers, a bounded query whose
-// every name the operation's request has; and it answers as HTTP clients
+// what an operation takes: a body only where its HTTP rule has one, and
+// then a bounded JSON object of the request's fields; bounded headers; a
+// bounded query whose every name the operation's request has; and it answers as HTTP clients
 // expect (headers.go, errors.go): an X-Request-Id on every answer,
 // Retry-After, Allow, and the header at fault named.
 package gateway
@@ -37,7 +38,7 @@ import (
 // Options configure the gateway.
 type Options struct {
 	// MaxQuery bounds a request's query in bytes, as a gRPC request is
-	// bounded. Required.
+	// bounded, and the body of a route that takes one. Required.
 	MaxQuery int
 	// MaxHeaderBytes bounds a request's request line and header fields,
 	// counted as HTTP/1.1 sends them; a request over it is refused 431.
@@ -49,8 +50,9 @@ type Options struct {
 // New returns the JSON gateway over the services that register puts on a
 // registrar, called in process through interceptor: hand it the function
 // and the interceptor the gRPC server is given. Requests are bounded
-// before grpc-gateway reads them: headers of at most o.MaxHeaderBytes, no
-// body and a query of at most o.MaxQuery bytes. Every answer carries an
+// before grpc-gateway reads them: headers of at most o.MaxHeaderBytes, a
+// body only on a route whose HTTP rule has one (of at most o.MaxQuery
+// bytes) and a query of at most o.MaxQuery bytes. Every answer carries an
 // X-Request-Id, and every error, the gateway's own included, is answered
 // in Dintero's shape. Mount it at the root, so that it answers the paths
 // no route takes too.
@@ -114,7 +116,7 @@ func (g *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r = r.WithContext(ctx)
 	refused := checkHeaders(r, rt, g.opts.MaxHeaderBytes)
 	if refused == nil {
-		refused = checkBody(w, r, rt)
+		refused = checkBody(w, r, rt, g.opts.MaxQuery)
 	}
 	if refused == nil && len(r.URL.RawQuery) > g.opts.MaxQuery {
 		refused = &refusalError{httpStatus: http.StatusBadRequest, st: refusal(codes.InvalidArgument, service.ErrorReasonInvalidArgument,

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +10,11 @@ import (
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/dynamicpb"
+
+	authv1 "github.com/dintero-facade/dintero-facade/gen/dintero/auth/v1"
 
 	"github.com/dintero-facade/dintero-facade/service"
 )
@@ -112,10 +118,18 @@ func badHeader(rt *route, header, form string) *refusalError {
 	}
 }
 
-// checkBody refuses a request that carries content: no operation takes a
-// body, so the limit of a body is 0 bytes (413). A body of unknown length
-// (chunked) is read as far as its first byte, so an empty one passes.
-func checkBody(w http.ResponseWriter, r *http.Request, rt *route) *refusalError {
+// checkBody refuses a body where the request's route takes none (413, the
+// limit being 0 bytes), and on a route that takes one (its HTTP rule has a
+// body) a body over limit bytes (413), a query (the fields go in the body,
+// so that none is in a URL), or a body that is not a JSON object of the
+// request's fields: an unknown field, a field the path binds, a value of
+// the wrong type (400, naming the field, never quoting a value). Which
+// routes take a body comes from the HTTP rules, through the OpenAPI
+// document (routes.go). A body it keeps is handed on whole.
+func checkBody(w http.ResponseWriter, r *http.Request, rt *route, limit int) *refusalError {
+	if rt.takesBody(r.Method) {
+		return checkJSONBody(w, r, rt, limit)
+	}
 	has := r.ContentLength > 0
 	if r.ContentLength < 0 {
 		var b [1]byte
@@ -129,7 +143,70 @@ func checkBody(w http.ResponseWriter, r *http.Request, rt *route) *refusalError 
 	return &refusalError{
 		httpStatus: http.StatusRequestEntityTooLarge,
 		st: refusal(codes.InvalidArgument, reasonContentTooLarge,
-			"request content over the limit of 0 bytes: the operation takes no body; send its parameters in the path and the query",
+			"request content over the limit of 0 bytes: this route takes no body; send its parameters in the path and the query",
 			rt.sentMetadata(false)),
 	}
+}
+
+// unknownField and badField find the field a protojson error names.
+var (
+	unknownField = regexp.MustCompile(`unknown field "([A-Za-z0-9_]{1,64})"`)
+	badField     = regexp.MustCompile(`field ([A-Za-z0-9_.]{1,64})`)
+)
+
+// checkJSONBody is checkBody on a route that takes a body.
+func checkJSONBody(w http.ResponseWriter, r *http.Request, rt *route, limit int) *refusalError {
+	invalid := func(field, desc string) *refusalError {
+		return &refusalError{httpStatus: http.StatusBadRequest, st: refusal(codes.InvalidArgument, service.ErrorReasonInvalidArgument,
+			"invalid body: "+field+": "+desc, rt.sentMetadata(false),
+			&errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: field, Description: desc}}})}
+	}
+	if r.URL.RawQuery != "" {
+		return invalid("query", "this route takes its fields in the JSON body, not in the query")
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(limit)))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return &refusalError{httpStatus: http.StatusRequestEntityTooLarge, st: refusal(codes.InvalidArgument, reasonContentTooLarge,
+				fmt.Sprintf("request content over the limit of %d bytes", limit), rt.sentMetadata(false))}
+		}
+		return invalid("body", "could not be read")
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	md, ok := requestDescriptor(rt.op.Name)
+	if !ok {
+		return nil
+	}
+	msg := dynamicpb.NewMessage(md)
+	if err := protojson.Unmarshal(body, msg); err != nil {
+		if m := unknownField.FindStringSubmatch(err.Error()); m != nil {
+			return invalid(m[1], "unknown field")
+		}
+		if m := badField.FindStringSubmatch(err.Error()); m != nil {
+			// protojson names the field by its JSON name; the API's are
+			// the proto names.
+			name := m[1]
+			if fd := md.Fields().ByJSONName(name); fd != nil {
+				name = string(fd.Name())
+			}
+			return invalid(name, "not a value of the field's type")
+		}
+		return invalid("body", "want a JSON object of "+string(md.Name())+"'s fields")
+	}
+	for _, p := range rt.pathParams() {
+		if fd := md.Fields().ByName(protoreflect.Name(p)); fd != nil && msg.Has(fd) {
+			return invalid(p, "given in the path, not in the body")
+		}
+	}
+	return nil
+}
+
+// requestDescriptor is the request message of the service's method name.
+func requestDescriptor(name string) (protoreflect.MessageDescriptor, bool) {
+	m := authv1.File_dintero_auth_v1_auth_proto.Services().ByName("AuthService").Methods().ByName(protoreflect.Name(name))
+	if m == nil {
+		return nil, false
+	}
+	return m.Input(), true
 }

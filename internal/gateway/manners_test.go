@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	authv1 "github.com/dintero-facade/dintero-facade/gen/dintero/auth/v1"
@@ -97,6 +98,7 @@ var authorizeQuery = url.Values{"audience": {dinteromock.Audience("T123")}, "res
 const (
 	deletePath    = "/v1/accounts/T123/auth/client-grants/g"
 	authorizePath = "/v1/accounts/T123/auth/authorize"
+	redeemPath    = "/v1/accounts/T123/auth/authorize:redeem"
 )
 
 // TestRetryAfter: a 429 or a 503 whose status says when to retry
@@ -106,7 +108,7 @@ func TestRetryAfter(t *testing.T) {
 	srv := &answering{}
 	base := serveGateway(t, srv, gateway.Options{MaxQuery: headerLimit, MaxHeaderBytes: headerLimit})
 	withWait := func(code codes.Code, httpStatus string, wait time.Duration) *status.Status {
-		info := &errdetails.ErrorInfo{Reason: "R", Domain: service.ErrorDomain, Metadata: map[string]string{service.MetadataKeyHTTPStatus: httpStatus}}
+		info := &errdetails.ErrorInfo{Reason: "R", Domain: service.ErrorDomain, Metadata: map[string]string{service.MetadataKeyDinteroHTTPStatus: httpStatus}}
 		st, err := status.New(code, "m").WithDetails(info, &errdetails.RetryInfo{RetryDelay: durationpb.New(wait)})
 		if err != nil {
 			t.Fatal(err)
@@ -169,6 +171,13 @@ func TestGatewayRefusals(t *testing.T) {
 		{name: "a body on Authorize", method: http.MethodPost, path: authorizePath + "?" + authorizeQuery, body: strings.NewReader(`{"verification_code":"v1"}`), wantHTTP: 413, wantCode: "CONTENT_TOO_LARGE", wantInMsg: "limit of 0 bytes", authorize: true},
 		{name: "a body on DELETE", method: http.MethodDelete, path: deletePath, body: strings.NewReader("x"), wantHTTP: 413, wantCode: "CONTENT_TOO_LARGE", wantInMsg: "limit of 0 bytes"},
 		{name: "a chunked body", method: http.MethodPost, path: authorizePath + "?" + authorizeQuery, body: io.MultiReader(strings.NewReader("v")), wantHTTP: 413, wantCode: "CONTENT_TOO_LARGE", authorize: true},
+		{name: "405 on :redeem", method: http.MethodGet, path: redeemPath, wantHTTP: 405, wantCode: "METHOD_NOT_ALLOWED", wantAllow: "POST", authorize: true},
+		{name: ":redeem: an unknown field", method: http.MethodPost, path: redeemPath, body: strings.NewReader(`{"verificaton_code":"xxxxxxxx"}`), wantHTTP: 400, wantCode: "INVALID_ARGUMENT", wantInMsg: "unknown field", wantField: "verificaton_code", authorize: true},
+		{name: ":redeem: a field the path binds", method: http.MethodPost, path: redeemPath, body: strings.NewReader(`{"oid":"T999","verification_code":"xxxxxxxx"}`), wantHTTP: 400, wantCode: "INVALID_ARGUMENT", wantInMsg: "given in the path", wantField: "oid", authorize: true},
+		{name: ":redeem: a value of the wrong type", method: http.MethodPost, path: redeemPath, body: strings.NewReader(`{"accept_unverified_id_token":"xxxxxxxx"}`), wantHTTP: 400, wantCode: "INVALID_ARGUMENT", wantField: "accept_unverified_id_token", authorize: true},
+		{name: ":redeem: not JSON", method: http.MethodPost, path: redeemPath, body: strings.NewReader(`xxxxxxxx`), wantHTTP: 400, wantCode: "INVALID_ARGUMENT", wantField: "body", authorize: true},
+		{name: ":redeem: a query", method: http.MethodPost, path: redeemPath + "?verification_code=xxxxxxxx", body: strings.NewReader(`{}`), wantHTTP: 400, wantCode: "INVALID_ARGUMENT", wantField: "query", authorize: true},
+		{name: ":redeem: a body over the limit", method: http.MethodPost, path: redeemPath, body: strings.NewReader(`{"state":"` + big + `"}`), wantHTTP: 413, wantCode: "CONTENT_TOO_LARGE", wantInMsg: "limit of 16384 bytes", authorize: true},
 		{name: "a 20 KB header", method: http.MethodDelete, path: deletePath, header: map[string]string{"Authorization": "Bearer " + big}, wantHTTP: 431, wantCode: "HEADERS_TOO_LARGE", wantInMsg: "limit of 16384 bytes (the largest field is Authorization)"},
 		{name: "a 20 KB header on Authorize", method: http.MethodPost, path: authorizePath + "?" + authorizeQuery, header: map[string]string{"X-Padding": big}, wantHTTP: 431, wantCode: "HEADERS_TOO_LARGE", wantInMsg: "16384", authorize: true},
 		{name: "a bad Grpc-Timeout", method: http.MethodDelete, path: deletePath, header: map[string]string{"Grpc-Timeout": "soon"}, wantHTTP: 400, wantCode: "INVALID_ARGUMENT", wantInMsg: "invalid Grpc-Timeout header: want 1 to 8 digits and a unit", wantField: "Grpc-Timeout"},
@@ -347,3 +356,32 @@ func TestEmptyChunkedBody(t *testing.T) {
 
 // discardLog is a logger that writes nothing.
 func discardLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// recording is an AuthService that keeps the Authorize requests it gets.
+type recording struct {
+	authv1.UnimplementedAuthServiceServer
+	got chan *authv1.AuthorizeRequest
+}
+
+func (r *recording) Authorize(_ context.Context, req *authv1.AuthorizeRequest) (*authv1.AuthorizeResponse, error) {
+	r.got <- req
+	return &authv1.AuthorizeResponse{Location: "https://app.example.com/cb"}, nil
+}
+
+// TestRedeem: POST …/authorize:redeem takes Authorize's fields as a JSON
+// body, the path's oid beside them, so the code is in no URL; the body
+// route takes a body where Dintero's path refuses one (TestGatewayRefusals),
+// as the HTTP rules say.
+func TestRedeem(t *testing.T) {
+	srv := &recording{got: make(chan *authv1.AuthorizeRequest, 1)}
+	base := serveGateway(t, srv, gateway.Options{MaxQuery: headerLimit, MaxHeaderBytes: headerLimit})
+	code, _, body := send(t, http.MethodPost, base+redeemPath, strings.NewReader(`{"audience":"a","response_type":"authenticate","client_id":"c",
+		"verification_code":"v1","state":"s","accept_unverified_id_token":true}`), map[string]string{"Content-Type": "application/json"})
+	if code != http.StatusOK {
+		t.Fatalf("got %d %s; want 200", code, body)
+	}
+	want := &authv1.AuthorizeRequest{Oid: "T123", Audience: "a", ResponseType: "authenticate", ClientId: "c", VerificationCode: "v1", State: "s", AcceptUnverifiedIdToken: true}
+	if got := <-srv.got; !proto.Equal(got, want) {
+		t.Errorf("the service got %v; want %v", got, want)
+	}
+}

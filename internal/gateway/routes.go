@@ -18,7 +18,10 @@ import (
 type route struct {
 	segs  []string // "{…}" matches any one segment
 	allow []string // HTTP methods, sorted
-	op    service.Operation
+	// bodies are the methods whose HTTP rule has a body (body: "*"): the
+	// one place the gateway learns which requests may have one.
+	bodies []string
+	op     service.Operation
 }
 
 // routes is the JSON API's routes, as its OpenAPI document lists them:
@@ -31,6 +34,9 @@ func loadRoutes() (routes, error) {
 	var doc struct {
 		Paths map[string]map[string]struct {
 			OperationID string `json:"operationId"`
+			Parameters  []struct {
+				In string `json:"in"`
+			} `json:"parameters"`
 		} `json:"paths"`
 	}
 	if err := json.Unmarshal(openapiv2.JSON, &doc); err != nil {
@@ -41,13 +47,24 @@ func loadRoutes() (routes, error) {
 	for p, methods := range doc.Paths {
 		rt := route{segs: strings.Split(p, "/")}
 		for m, o := range methods {
-			// operationId is <Service>_<Method>.
+			// operationId is <Service>_<Method>, and <Service>_<Method><n>
+			// for the nth binding of a method that has more than one.
 			_, name, _ := strings.Cut(o.OperationID, "_")
+			if _, ok := service.OperationOf("/" + authv1.AuthService_ServiceDesc.ServiceName + "/" + name); !ok {
+				name = strings.TrimRight(name, "0123456789")
+			}
 			op, ok := service.OperationOf("/" + authv1.AuthService_ServiceDesc.ServiceName + "/" + name)
 			if !ok {
 				return nil, fmt.Errorf("gateway: the OpenAPI document's %s %s names no operation of the service (%q)", strings.ToUpper(m), p, o.OperationID)
 			}
 			rt.allow = append(rt.allow, strings.ToUpper(m))
+			if slices.ContainsFunc(o.Parameters, func(p struct {
+				In string `json:"in"`
+			}) bool {
+				return p.In == "body"
+			}) {
+				rt.bodies = append(rt.bodies, strings.ToUpper(m))
+			}
 			rt.op = op
 			found[op.Method] = true
 		}
@@ -99,6 +116,23 @@ func (rt *route) sentMetadata(sent bool) map[string]string {
 		md[rt.op.SentKey] = fmt.Sprint(sent)
 	}
 	return md
+}
+
+// takesBody says whether the route's method takes a body; false for no
+// route.
+func (rt *route) takesBody(method string) bool {
+	return rt != nil && slices.Contains(rt.bodies, method)
+}
+
+// pathParams are the names of the fields the route's path binds.
+func (rt *route) pathParams() []string {
+	var out []string
+	for _, s := range rt.segs {
+		if strings.HasPrefix(s, "{") {
+			out = append(out, strings.Trim(s, "{}"))
+		}
+	}
+	return out
 }
 
 // allowHeader is the Allow of a 405 for rt.

@@ -31,17 +31,81 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// Outcome says what became of the grant.
+type DeleteClientGrantResponse_Outcome int32
+
+const (
+	// OUTCOME_UNSPECIFIED is never sent.
+	DeleteClientGrantResponse_OUTCOME_UNSPECIFIED DeleteClientGrantResponse_Outcome = 0
+	// OUTCOME_DELETED: Dintero deleted the grant in this call; grant is set.
+	DeleteClientGrantResponse_OUTCOME_DELETED DeleteClientGrantResponse_Outcome = 1
+	// OUTCOME_ALREADY_ABSENT: with allow_missing, Dintero had no such
+	// grant, and no attempt of this call can have deleted it; grant is
+	// unset.
+	DeleteClientGrantResponse_OUTCOME_ALREADY_ABSENT DeleteClientGrantResponse_Outcome = 2
+	// OUTCOME_ABSENT_AFTER_UNCERTAIN_ATTEMPT: with allow_missing, Dintero
+	// has no such grant now, and an earlier attempt of this call, whose
+	// answer was lost, may have deleted it; grant is unset.
+	DeleteClientGrantResponse_OUTCOME_ABSENT_AFTER_UNCERTAIN_ATTEMPT DeleteClientGrantResponse_Outcome = 3
+)
+
+// Enum value maps for DeleteClientGrantResponse_Outcome.
+var (
+	DeleteClientGrantResponse_Outcome_name = map[int32]string{
+		0: "OUTCOME_UNSPECIFIED",
+		1: "OUTCOME_DELETED",
+		2: "OUTCOME_ALREADY_ABSENT",
+		3: "OUTCOME_ABSENT_AFTER_UNCERTAIN_ATTEMPT",
+	}
+	DeleteClientGrantResponse_Outcome_value = map[string]int32{
+		"OUTCOME_UNSPECIFIED":                    0,
+		"OUTCOME_DELETED":                        1,
+		"OUTCOME_ALREADY_ABSENT":                 2,
+		"OUTCOME_ABSENT_AFTER_UNCERTAIN_ATTEMPT": 3,
+	}
+)
+
+func (x DeleteClientGrantResponse_Outcome) Enum() *DeleteClientGrantResponse_Outcome {
+	p := new(DeleteClientGrantResponse_Outcome)
+	*p = x
+	return p
+}
+
+func (x DeleteClientGrantResponse_Outcome) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (DeleteClientGrantResponse_Outcome) Descriptor() protoreflect.EnumDescriptor {
+	return file_dintero_auth_v1_auth_proto_enumTypes[0].Descriptor()
+}
+
+func (DeleteClientGrantResponse_Outcome) Type() protoreflect.EnumType {
+	return &file_dintero_auth_v1_auth_proto_enumTypes[0]
+}
+
+func (x DeleteClientGrantResponse_Outcome) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use DeleteClientGrantResponse_Outcome.Descriptor instead.
+func (DeleteClientGrantResponse_Outcome) EnumDescriptor() ([]byte, []int) {
+	return file_dintero_auth_v1_auth_proto_rawDescGZIP(), []int{1, 0}
+}
+
 // Result is the outcome of the check.
 type IdTokenVerification_Result int32
 
 const (
 	// RESULT_UNSPECIFIED is never sent.
 	IdTokenVerification_RESULT_UNSPECIFIED IdTokenVerification_Result = 0
-	// RESULT_NOT_CHECKED: the answer carried no id_token.
+	// RESULT_NOT_CHECKED: the answer carried no id_token (Dintero's
+	// redirect carried an access_token alone).
 	IdTokenVerification_RESULT_NOT_CHECKED IdTokenVerification_Result = 1
 	// RESULT_VERIFIED: every check passed; claims holds what the token says.
 	IdTokenVerification_RESULT_VERIFIED IdTokenVerification_Result = 2
-	// RESULT_INVALID: a check failed; reason says which. The token proves nothing.
+	// RESULT_INVALID: a check failed; reason says which. The token proves
+	// nothing. Sent only to a request that set accept_unverified_id_token:
+	// otherwise the call fails with ErrorInfo reason ID_TOKEN_INVALID.
 	IdTokenVerification_RESULT_INVALID IdTokenVerification_Result = 3
 )
 
@@ -72,11 +136,11 @@ func (x IdTokenVerification_Result) String() string {
 }
 
 func (IdTokenVerification_Result) Descriptor() protoreflect.EnumDescriptor {
-	return file_dintero_auth_v1_auth_proto_enumTypes[0].Descriptor()
+	return file_dintero_auth_v1_auth_proto_enumTypes[1].Descriptor()
 }
 
 func (IdTokenVerification_Result) Type() protoreflect.EnumType {
-	return &file_dintero_auth_v1_auth_proto_enumTypes[0]
+	return &file_dintero_auth_v1_auth_proto_enumTypes[1]
 }
 
 func (x IdTokenVerification_Result) Number() protoreflect.EnumNumber {
@@ -88,6 +152,169 @@ func (IdTokenVerification_Result) EnumDescriptor() ([]byte, []int) {
 	return file_dintero_auth_v1_auth_proto_rawDescGZIP(), []int{6, 0}
 }
 
+// Reason is the check an id_token failed.
+type IdTokenVerification_Reason int32
+
+const (
+	// REASON_UNSPECIFIED is never sent: reason is unset unless result is
+	// RESULT_INVALID.
+	IdTokenVerification_REASON_UNSPECIFIED IdTokenVerification_Reason = 0
+	// REASON_MALFORMED: not a JWT the facade can read.
+	IdTokenVerification_REASON_MALFORMED IdTokenVerification_Reason = 1
+	// REASON_ALGORITHM: signed with another algorithm than RS256 (none,
+	// HS256, ...).
+	IdTokenVerification_REASON_ALGORITHM IdTokenVerification_Reason = 2
+	// REASON_UNKNOWN_KEY: its kid is none of the account's keys, even
+	// after a fetch of them.
+	IdTokenVerification_REASON_UNKNOWN_KEY IdTokenVerification_Reason = 3
+	// REASON_SIGNATURE: the signature does not match.
+	IdTokenVerification_REASON_SIGNATURE IdTokenVerification_Reason = 4
+	// REASON_EXPIRED: exp is past, or missing.
+	IdTokenVerification_REASON_EXPIRED IdTokenVerification_Reason = 5
+	// REASON_NOT_YET_VALID: nbf is ahead.
+	IdTokenVerification_REASON_NOT_YET_VALID IdTokenVerification_Reason = 6
+	// REASON_ISSUED_IN_FUTURE: iat is ahead.
+	IdTokenVerification_REASON_ISSUED_IN_FUTURE IdTokenVerification_Reason = 7
+	// REASON_AUDIENCE: aud holds neither the request's redirect_uri nor its
+	// client_id.
+	IdTokenVerification_REASON_AUDIENCE IdTokenVerification_Reason = 8
+	// REASON_ISSUER: iss is not the facade's --id-token-issuer.
+	IdTokenVerification_REASON_ISSUER IdTokenVerification_Reason = 9
+	// REASON_CLAIMS: a documented claim of the wrong type, no sub, a time
+	// outside 1970-9999, or claims nested deeper than 32.
+	IdTokenVerification_REASON_CLAIMS IdTokenVerification_Reason = 10
+	// REASON_CRITICAL_HEADER: a crit header, which RFC 7515 says makes a
+	// token whose extension is not understood invalid.
+	IdTokenVerification_REASON_CRITICAL_HEADER IdTokenVerification_Reason = 11
+)
+
+// Enum value maps for IdTokenVerification_Reason.
+var (
+	IdTokenVerification_Reason_name = map[int32]string{
+		0:  "REASON_UNSPECIFIED",
+		1:  "REASON_MALFORMED",
+		2:  "REASON_ALGORITHM",
+		3:  "REASON_UNKNOWN_KEY",
+		4:  "REASON_SIGNATURE",
+		5:  "REASON_EXPIRED",
+		6:  "REASON_NOT_YET_VALID",
+		7:  "REASON_ISSUED_IN_FUTURE",
+		8:  "REASON_AUDIENCE",
+		9:  "REASON_ISSUER",
+		10: "REASON_CLAIMS",
+		11: "REASON_CRITICAL_HEADER",
+	}
+	IdTokenVerification_Reason_value = map[string]int32{
+		"REASON_UNSPECIFIED":      0,
+		"REASON_MALFORMED":        1,
+		"REASON_ALGORITHM":        2,
+		"REASON_UNKNOWN_KEY":      3,
+		"REASON_SIGNATURE":        4,
+		"REASON_EXPIRED":          5,
+		"REASON_NOT_YET_VALID":    6,
+		"REASON_ISSUED_IN_FUTURE": 7,
+		"REASON_AUDIENCE":         8,
+		"REASON_ISSUER":           9,
+		"REASON_CLAIMS":           10,
+		"REASON_CRITICAL_HEADER":  11,
+	}
+)
+
+func (x IdTokenVerification_Reason) Enum() *IdTokenVerification_Reason {
+	p := new(IdTokenVerification_Reason)
+	*p = x
+	return p
+}
+
+func (x IdTokenVerification_Reason) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (IdTokenVerification_Reason) Descriptor() protoreflect.EnumDescriptor {
+	return file_dintero_auth_v1_auth_proto_enumTypes[2].Descriptor()
+}
+
+func (IdTokenVerification_Reason) Type() protoreflect.EnumType {
+	return &file_dintero_auth_v1_auth_proto_enumTypes[2]
+}
+
+func (x IdTokenVerification_Reason) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use IdTokenVerification_Reason.Descriptor instead.
+func (IdTokenVerification_Reason) EnumDescriptor() ([]byte, []int) {
+	return file_dintero_auth_v1_auth_proto_rawDescGZIP(), []int{6, 1}
+}
+
+// Check is one check of the verification.
+type IdTokenVerification_Check int32
+
+const (
+	// CHECK_UNSPECIFIED is never sent.
+	IdTokenVerification_CHECK_UNSPECIFIED IdTokenVerification_Check = 0
+	// CHECK_SIGNATURE: RS256, by a key of the account chosen by kid, no
+	// crit header.
+	IdTokenVerification_CHECK_SIGNATURE IdTokenVerification_Check = 1
+	// CHECK_TIMES: exp required; exp, nbf and iat with 30 s of leeway.
+	IdTokenVerification_CHECK_TIMES IdTokenVerification_Check = 2
+	// CHECK_AUDIENCE: aud holds the request's redirect_uri or client_id.
+	IdTokenVerification_CHECK_AUDIENCE IdTokenVerification_Check = 3
+	// CHECK_SUBJECT: sub is present, and the documented claims have their
+	// types.
+	IdTokenVerification_CHECK_SUBJECT IdTokenVerification_Check = 4
+	// CHECK_ISSUER: iss is the facade's --id-token-issuer; listed only on a
+	// facade configured with one.
+	IdTokenVerification_CHECK_ISSUER IdTokenVerification_Check = 5
+)
+
+// Enum value maps for IdTokenVerification_Check.
+var (
+	IdTokenVerification_Check_name = map[int32]string{
+		0: "CHECK_UNSPECIFIED",
+		1: "CHECK_SIGNATURE",
+		2: "CHECK_TIMES",
+		3: "CHECK_AUDIENCE",
+		4: "CHECK_SUBJECT",
+		5: "CHECK_ISSUER",
+	}
+	IdTokenVerification_Check_value = map[string]int32{
+		"CHECK_UNSPECIFIED": 0,
+		"CHECK_SIGNATURE":   1,
+		"CHECK_TIMES":       2,
+		"CHECK_AUDIENCE":    3,
+		"CHECK_SUBJECT":     4,
+		"CHECK_ISSUER":      5,
+	}
+)
+
+func (x IdTokenVerification_Check) Enum() *IdTokenVerification_Check {
+	p := new(IdTokenVerification_Check)
+	*p = x
+	return p
+}
+
+func (x IdTokenVerification_Check) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (IdTokenVerification_Check) Descriptor() protoreflect.EnumDescriptor {
+	return file_dintero_auth_v1_auth_proto_enumTypes[3].Descriptor()
+}
+
+func (IdTokenVerification_Check) Type() protoreflect.EnumType {
+	return &file_dintero_auth_v1_auth_proto_enumTypes[3]
+}
+
+func (x IdTokenVerification_Check) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use IdTokenVerification_Check.Descriptor instead.
+func (IdTokenVerification_Check) EnumDescriptor() ([]byte, []int) {
+	return file_dintero_auth_v1_auth_proto_rawDescGZIP(), []int{6, 2}
+}
+
 // DeleteClientGrantRequest names the grant to delete.
 type DeleteClientGrantRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -96,7 +323,11 @@ type DeleteClientGrantRequest struct {
 	Oid string `protobuf:"bytes,1,opt,name=oid,proto3" json:"oid,omitempty"`
 	// id is the id of the client grant to delete (a UUID in Dintero's API).
 	// It becomes exactly one path segment; "." and ".." are refused.
-	Id            string `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	Id string `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	// allow_missing (AIP-135) makes a grant Dintero does not have (its 404,
+	// NOT_FOUND_AFTER_UNCERTAIN_ATTEMPT among them) an OK answer without a
+	// grant, whose outcome says the grant was absent, instead of NotFound.
+	AllowMissing  bool `protobuf:"varint,3,opt,name=allow_missing,json=allowMissing,proto3" json:"allow_missing,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -145,12 +376,25 @@ func (x *DeleteClientGrantRequest) GetId() string {
 	return ""
 }
 
-// DeleteClientGrantResponse holds the grant Dintero deleted.
+func (x *DeleteClientGrantRequest) GetAllowMissing() bool {
+	if x != nil {
+		return x.AllowMissing
+	}
+	return false
+}
+
+// DeleteClientGrantResponse holds the grant Dintero deleted. It is a
+// wrapper, not the grant itself (AIP-135 allows either), and the JSON
+// gateway answers it whole ({"grant": …, "outcome": …}, no response_body
+// in auth_http.yaml): a field added here later reaches JSON callers too,
+// as outcome does.
 type DeleteClientGrantResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// grant is the deleted grant as Dintero returned it. Through the JSON
-	// gateway the response body is this grant alone, as from Dintero.
-	Grant         *ClientGrant `protobuf:"bytes,1,opt,name=grant,proto3" json:"grant,omitempty"`
+	// grant is the deleted grant as Dintero returned it; unset when the
+	// grant was absent.
+	Grant *ClientGrant `protobuf:"bytes,1,opt,name=grant,proto3" json:"grant,omitempty"`
+	// outcome says whether this call deleted the grant.
+	Outcome       DeleteClientGrantResponse_Outcome `protobuf:"varint,2,opt,name=outcome,proto3,enum=dintero.auth.v1.DeleteClientGrantResponse_Outcome" json:"outcome,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -190,6 +434,13 @@ func (x *DeleteClientGrantResponse) GetGrant() *ClientGrant {
 		return x.Grant
 	}
 	return nil
+}
+
+func (x *DeleteClientGrantResponse) GetOutcome() DeleteClientGrantResponse_Outcome {
+	if x != nil {
+		return x.Outcome
+	}
+	return DeleteClientGrantResponse_OUTCOME_UNSPECIFIED
 }
 
 // ClientGrant is Dintero's Grant: the permission of an API client to obtain
@@ -403,7 +654,12 @@ func (x *Oidc) GetAuthority() string {
 }
 
 // AuthorizeRequest holds the query parameters of Dintero's authorize call.
-// Each field that is set is sent as the query parameter of the same name.
+// Each of Dintero's fields that is set is sent as the query parameter of
+// the same name; accept_unverified_id_token is the facade's own, and is
+// not sent. Through the JSON gateway the fields are either the query of
+// POST /v1/accounts/{oid}/auth/authorize, as Dintero takes them, or the
+// JSON body of POST /v1/accounts/{oid}/auth/authorize:redeem, which keeps
+// the verification code out of URLs and access logs.
 type AuthorizeRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// oid is Dintero's account id: P or T followed by exactly 3 or 8 digits.
@@ -418,11 +674,14 @@ type AuthorizeRequest struct {
 	ResponseType string `protobuf:"bytes,4,opt,name=response_type,json=responseType,proto3" json:"response_type,omitempty"`
 	// client_id is the id of the application's Dintero client. Required.
 	ClientId string `protobuf:"bytes,5,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
-	// state is an opaque value Dintero returns in the redirect, which the
-	// client must check against CSRF. Optional.
+	// state is an opaque value Dintero returns in the redirect. The facade
+	// compares it with the redirect's: a redirect whose state differs (or
+	// that has none when this is set, or one when this is not) is an error,
+	// STATE_MISMATCH. Optional.
 	State string `protobuf:"bytes,6,opt,name=state,proto3" json:"state,omitempty"`
-	// redirect_uri is where Dintero redirects after authorization; it must be
-	// a callback URL registered for the client. Optional.
+	// redirect_uri is where Dintero redirects after authorization: an
+	// absolute URL with a host (the facade refuses anything else before
+	// sending), a callback URL registered for the client. Optional.
 	RedirectUri string `protobuf:"bytes,7,opt,name=redirect_uri,json=redirectUri,proto3" json:"redirect_uri,omitempty"`
 	// verification_code is the one-time code sent to the user by e-mail or
 	// SMS. Required. It is never logged, and the call is never retried once
@@ -430,9 +689,17 @@ type AuthorizeRequest struct {
 	VerificationCode string `protobuf:"bytes,8,opt,name=verification_code,json=verificationCode,proto3" json:"verification_code,omitempty"`
 	// connection is the name of the connection configured for the client.
 	// Optional.
-	Connection    string `protobuf:"bytes,9,opt,name=connection,proto3" json:"connection,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Connection string `protobuf:"bytes,9,opt,name=connection,proto3" json:"connection,omitempty"`
+	// accept_unverified_id_token takes the answer even when its id_token
+	// fails verification: the answer then says RESULT_INVALID and the
+	// reason, and its id_token proves nothing. By default such an answer is
+	// an error (ID_TOKEN_INVALID): FailedPrecondition for the audience, the
+	// issuer or the token's times, Internal for a malformed or forged token.
+	// Set it only to keep the location of a spent code whatever the token
+	// is worth. Not sent to Dintero.
+	AcceptUnverifiedIdToken bool `protobuf:"varint,10,opt,name=accept_unverified_id_token,json=acceptUnverifiedIdToken,proto3" json:"accept_unverified_id_token,omitempty"`
+	unknownFields           protoimpl.UnknownFields
+	sizeCache               protoimpl.SizeCache
 }
 
 func (x *AuthorizeRequest) Reset() {
@@ -528,6 +795,13 @@ func (x *AuthorizeRequest) GetConnection() string {
 	return ""
 }
 
+func (x *AuthorizeRequest) GetAcceptUnverifiedIdToken() bool {
+	if x != nil {
+		return x.AcceptUnverifiedIdToken
+	}
+	return false
+}
+
 // AuthorizeResponse is Dintero's redirect, taken apart.
 type AuthorizeResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -535,22 +809,31 @@ type AuthorizeResponse struct {
 	// the redirect_uri of its JSON answer. It holds the tokens.
 	Location string `protobuf:"bytes,1,opt,name=location,proto3" json:"location,omitempty"`
 	// id_token is the RS256 JWT from the location's query or fragment
-	// (claims sub, email, name, aud = the redirect_uri, iss, exp, ext_*).
+	// (claims sub, email, name, aud holding the request's redirect_uri or
+	// client_id, iss, exp, ext_*).
+	// Unless the request set accept_unverified_id_token, it passed every
+	// check id_token_verification lists.
 	IdToken string `protobuf:"bytes,2,opt,name=id_token,json=idToken,proto3" json:"id_token,omitempty"`
-	// query holds the location's other query parameters, such as state: the
-	// first value of each. The tokens are not repeated here.
+	// query holds the location's other query parameters, the first value of
+	// each. The credentials (id_token, access_token, code, refresh_token)
+	// and state are never in it.
 	Query map[string]string `protobuf:"bytes,3,rep,name=query,proto3" json:"query,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	// access_token is the access token from the location's query or
-	// fragment, when Dintero sent one (as for response_type=token).
+	// access_token is an access token from the location's query or fragment,
+	// set only if Dintero's redirect carries one. The one response_type the
+	// facade takes, authenticate, asks for an id_token; Dintero's authorize
+	// page documents no access token in its redirect.
 	AccessToken string `protobuf:"bytes,4,opt,name=access_token,json=accessToken,proto3" json:"access_token,omitempty"`
 	// fragment holds the location's other fragment parameters, the first
-	// value of each. The tokens are not repeated here.
+	// value of each, without the credentials and state, as query.
 	Fragment map[string]string `protobuf:"bytes,5,rep,name=fragment,proto3" json:"fragment,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	// id_token_verification says whether id_token was verified against the
-	// account's signing keys, and what it proves when it was.
+	// id_token_verification says what the facade checked of id_token, and
+	// what the token proves.
 	IdTokenVerification *IdTokenVerification `protobuf:"bytes,6,opt,name=id_token_verification,json=idTokenVerification,proto3" json:"id_token_verification,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// state is the state of Dintero's redirect (its query's, else its
+	// fragment's), which the facade found equal to the request's.
+	State         string `protobuf:"bytes,7,opt,name=state,proto3" json:"state,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AuthorizeResponse) Reset() {
@@ -625,22 +908,32 @@ func (x *AuthorizeResponse) GetIdTokenVerification() *IdTokenVerification {
 	return nil
 }
 
+func (x *AuthorizeResponse) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
 // IdTokenVerification is the facade's check of an id_token: its RS256
 // signature by a key the account's keys endpoint lists (chosen by kid),
 // its times (exp, nbf, iat, with a small leeway), its audience (the
-// request's redirect_uri or client_id) and, when the facade is configured
-// with one, its issuer.
+// request's redirect_uri or client_id), its subject and, when the facade
+// is configured with one (--id-token-issuer), its issuer. checks lists
+// those that ran.
 type IdTokenVerification struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// result is the outcome.
 	Result IdTokenVerification_Result `protobuf:"varint,1,opt,name=result,proto3,enum=dintero.auth.v1.IdTokenVerification_Result" json:"result,omitempty"`
-	// reason names the failed check when result is RESULT_INVALID: malformed,
-	// algorithm, unknown_key, signature, expired, not_yet_valid,
-	// issued_in_future, audience, issuer, claims or critical_header.
-	Reason string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	// reason names the failed check when result is RESULT_INVALID; unset
+	// (REASON_UNSPECIFIED) otherwise.
+	Reason IdTokenVerification_Reason `protobuf:"varint,2,opt,name=reason,proto3,enum=dintero.auth.v1.IdTokenVerification_Reason" json:"reason,omitempty"`
 	// claims are the verified token's claims, set only when result is
 	// RESULT_VERIFIED.
-	Claims        *IdTokenClaims `protobuf:"bytes,3,opt,name=claims,proto3" json:"claims,omitempty"`
+	Claims *IdTokenClaims `protobuf:"bytes,3,opt,name=claims,proto3" json:"claims,omitempty"`
+	// checks are the checks this facade runs on an id_token, in order; empty
+	// when result is RESULT_NOT_CHECKED.
+	Checks        []IdTokenVerification_Check `protobuf:"varint,4,rep,packed,name=checks,proto3,enum=dintero.auth.v1.IdTokenVerification_Check" json:"checks,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -682,16 +975,23 @@ func (x *IdTokenVerification) GetResult() IdTokenVerification_Result {
 	return IdTokenVerification_RESULT_UNSPECIFIED
 }
 
-func (x *IdTokenVerification) GetReason() string {
+func (x *IdTokenVerification) GetReason() IdTokenVerification_Reason {
 	if x != nil {
 		return x.Reason
 	}
-	return ""
+	return IdTokenVerification_REASON_UNSPECIFIED
 }
 
 func (x *IdTokenVerification) GetClaims() *IdTokenClaims {
 	if x != nil {
 		return x.Claims
+	}
+	return nil
+}
+
+func (x *IdTokenVerification) GetChecks() []IdTokenVerification_Check {
+	if x != nil {
+		return x.Checks
 	}
 	return nil
 }
@@ -930,8 +1230,9 @@ func (x *ErrorResponse) GetError() *ErrorBody {
 // ErrorBody is the error object of ErrorResponse.
 type ErrorBody struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// code is Dintero's error code when Dintero refused, else the reason of
-	// the status's ErrorInfo, else the gRPC code's name.
+	// code is Dintero's error code when Dintero refused (OAuth's error, such
+	// as access_denied, for a refusal in authorize's redirect), else the
+	// reason of the status's ErrorInfo (a value of ErrorReason).
 	Code string `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
 	// message is the gRPC status message, which keeps Dintero's.
 	Message string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
@@ -940,7 +1241,8 @@ type ErrorBody struct {
 	Errors []*structpb.Value `protobuf:"bytes,3,rep,name=errors,proto3" json:"errors,omitempty"`
 	// grpc_code is the gRPC code's name, such as INVALID_ARGUMENT.
 	GrpcCode string `protobuf:"bytes,4,opt,name=grpc_code,json=grpcCode,proto3" json:"grpc_code,omitempty"`
-	// details are the gRPC status details (google.rpc.ErrorInfo, BadRequest,
+	// details are the gRPC status details (google.rpc.ErrorInfo,
+	// RequestInfo, and as the error has them BadRequest, ResourceInfo,
 	// RetryInfo, DinteroError), as a gRPC caller gets them.
 	Details       []*anypb.Any `protobuf:"bytes,5,rep,name=details,proto3" json:"details,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -1016,12 +1318,19 @@ var File_dintero_auth_v1_auth_proto protoreflect.FileDescriptor
 
 const file_dintero_auth_v1_auth_proto_rawDesc = "" +
 	"\n" +
-	"\x1adintero/auth/v1/auth.proto\x12\x0fdintero.auth.v1\x1a\x19google/protobuf/any.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"<\n" +
+	"\x1adintero/auth/v1/auth.proto\x12\x0fdintero.auth.v1\x1a\x19google/protobuf/any.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"a\n" +
 	"\x18DeleteClientGrantRequest\x12\x10\n" +
 	"\x03oid\x18\x01 \x01(\tR\x03oid\x12\x0e\n" +
-	"\x02id\x18\x02 \x01(\tR\x02id\"O\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\x12#\n" +
+	"\rallow_missing\x18\x03 \x01(\bR\fallowMissing\"\x9e\x02\n" +
 	"\x19DeleteClientGrantResponse\x122\n" +
-	"\x05grant\x18\x01 \x01(\v2\x1c.dintero.auth.v1.ClientGrantR\x05grant\"\x9a\x03\n" +
+	"\x05grant\x18\x01 \x01(\v2\x1c.dintero.auth.v1.ClientGrantR\x05grant\x12L\n" +
+	"\aoutcome\x18\x02 \x01(\x0e22.dintero.auth.v1.DeleteClientGrantResponse.OutcomeR\aoutcome\"\x7f\n" +
+	"\aOutcome\x12\x17\n" +
+	"\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x13\n" +
+	"\x0fOUTCOME_DELETED\x10\x01\x12\x1a\n" +
+	"\x16OUTCOME_ALREADY_ABSENT\x10\x02\x12*\n" +
+	"&OUTCOME_ABSENT_AFTER_UNCERTAIN_ATTEMPT\x10\x03\"\x9a\x03\n" +
 	"\vClientGrant\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\tclient_id\x18\x02 \x01(\tR\bclientId\x12\x1a\n" +
@@ -1043,7 +1352,7 @@ const file_dintero_auth_v1_auth_proto_rawDesc = "" +
 	"\x04Oidc\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12(\n" +
 	"\rclient_secret\x18\x02 \x01(\tB\x03\x80\x01\x01R\fclientSecret\x12\x1c\n" +
-	"\tauthority\x18\x03 \x01(\tR\tauthority\"\xa3\x02\n" +
+	"\tauthority\x18\x03 \x01(\tR\tauthority\"\xe0\x02\n" +
 	"\x10AuthorizeRequest\x12\x10\n" +
 	"\x03oid\x18\x01 \x01(\tR\x03oid\x12\x1a\n" +
 	"\baudience\x18\x02 \x01(\tR\baudience\x12\x14\n" +
@@ -1055,30 +1364,55 @@ const file_dintero_auth_v1_auth_proto_rawDesc = "" +
 	"\x11verification_code\x18\b \x01(\tB\x03\x80\x01\x01R\x10verificationCode\x12\x1e\n" +
 	"\n" +
 	"connection\x18\t \x01(\tR\n" +
-	"connection\"\xe0\x03\n" +
+	"connection\x12;\n" +
+	"\x1aaccept_unverified_id_token\x18\n" +
+	" \x01(\bR\x17acceptUnverifiedIdToken\"\xf6\x03\n" +
 	"\x11AuthorizeResponse\x12\x1f\n" +
 	"\blocation\x18\x01 \x01(\tB\x03\x80\x01\x01R\blocation\x12\x1e\n" +
 	"\bid_token\x18\x02 \x01(\tB\x03\x80\x01\x01R\aidToken\x12C\n" +
 	"\x05query\x18\x03 \x03(\v2-.dintero.auth.v1.AuthorizeResponse.QueryEntryR\x05query\x12&\n" +
 	"\faccess_token\x18\x04 \x01(\tB\x03\x80\x01\x01R\vaccessToken\x12L\n" +
 	"\bfragment\x18\x05 \x03(\v20.dintero.auth.v1.AuthorizeResponse.FragmentEntryR\bfragment\x12X\n" +
-	"\x15id_token_verification\x18\x06 \x01(\v2$.dintero.auth.v1.IdTokenVerificationR\x13idTokenVerification\x1a8\n" +
+	"\x15id_token_verification\x18\x06 \x01(\v2$.dintero.auth.v1.IdTokenVerificationR\x13idTokenVerification\x12\x14\n" +
+	"\x05state\x18\a \x01(\tR\x05state\x1a8\n" +
 	"\n" +
 	"QueryEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a;\n" +
 	"\rFragmentEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x8d\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x9c\x06\n" +
 	"\x13IdTokenVerification\x12C\n" +
-	"\x06result\x18\x01 \x01(\x0e2+.dintero.auth.v1.IdTokenVerification.ResultR\x06result\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason\x126\n" +
-	"\x06claims\x18\x03 \x01(\v2\x1e.dintero.auth.v1.IdTokenClaimsR\x06claims\"a\n" +
+	"\x06result\x18\x01 \x01(\x0e2+.dintero.auth.v1.IdTokenVerification.ResultR\x06result\x12C\n" +
+	"\x06reason\x18\x02 \x01(\x0e2+.dintero.auth.v1.IdTokenVerification.ReasonR\x06reason\x126\n" +
+	"\x06claims\x18\x03 \x01(\v2\x1e.dintero.auth.v1.IdTokenClaimsR\x06claims\x12B\n" +
+	"\x06checks\x18\x04 \x03(\x0e2*.dintero.auth.v1.IdTokenVerification.CheckR\x06checks\"a\n" +
 	"\x06Result\x12\x16\n" +
 	"\x12RESULT_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12RESULT_NOT_CHECKED\x10\x01\x12\x13\n" +
 	"\x0fRESULT_VERIFIED\x10\x02\x12\x12\n" +
-	"\x0eRESULT_INVALID\x10\x03\"\x8e\x02\n" +
+	"\x0eRESULT_INVALID\x10\x03\"\x9c\x02\n" +
+	"\x06Reason\x12\x16\n" +
+	"\x12REASON_UNSPECIFIED\x10\x00\x12\x14\n" +
+	"\x10REASON_MALFORMED\x10\x01\x12\x14\n" +
+	"\x10REASON_ALGORITHM\x10\x02\x12\x16\n" +
+	"\x12REASON_UNKNOWN_KEY\x10\x03\x12\x14\n" +
+	"\x10REASON_SIGNATURE\x10\x04\x12\x12\n" +
+	"\x0eREASON_EXPIRED\x10\x05\x12\x18\n" +
+	"\x14REASON_NOT_YET_VALID\x10\x06\x12\x1b\n" +
+	"\x17REASON_ISSUED_IN_FUTURE\x10\a\x12\x13\n" +
+	"\x0fREASON_AUDIENCE\x10\b\x12\x11\n" +
+	"\rREASON_ISSUER\x10\t\x12\x11\n" +
+	"\rREASON_CLAIMS\x10\n" +
+	"\x12\x1a\n" +
+	"\x16REASON_CRITICAL_HEADER\x10\v\"}\n" +
+	"\x05Check\x12\x15\n" +
+	"\x11CHECK_UNSPECIFIED\x10\x00\x12\x13\n" +
+	"\x0fCHECK_SIGNATURE\x10\x01\x12\x0f\n" +
+	"\vCHECK_TIMES\x10\x02\x12\x12\n" +
+	"\x0eCHECK_AUDIENCE\x10\x03\x12\x11\n" +
+	"\rCHECK_SUBJECT\x10\x04\x12\x10\n" +
+	"\fCHECK_ISSUER\x10\x05\"\x8e\x02\n" +
 	"\rIdTokenClaims\x12\x15\n" +
 	"\x03sub\x18\x01 \x01(\tB\x03\x80\x01\x01R\x03sub\x12\x19\n" +
 	"\x05email\x18\x02 \x01(\tB\x03\x80\x01\x01R\x05email\x12\x17\n" +
@@ -1099,10 +1433,10 @@ const file_dintero_auth_v1_auth_proto_rawDesc = "" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12.\n" +
 	"\x06errors\x18\x03 \x03(\v2\x16.google.protobuf.ValueR\x06errors\x12\x1b\n" +
 	"\tgrpc_code\x18\x04 \x01(\tR\bgrpcCode\x12.\n" +
-	"\adetails\x18\x05 \x03(\v2\x14.google.protobuf.AnyR\adetails2\xd2\x01\n" +
+	"\adetails\x18\x05 \x03(\v2\x14.google.protobuf.AnyR\adetails2\xd7\x01\n" +
 	"\vAuthService\x12o\n" +
-	"\x11DeleteClientGrant\x12).dintero.auth.v1.DeleteClientGrantRequest\x1a*.dintero.auth.v1.DeleteClientGrantResponse\"\x03\x90\x02\x02\x12R\n" +
-	"\tAuthorize\x12!.dintero.auth.v1.AuthorizeRequest\x1a\".dintero.auth.v1.AuthorizeResponseBEZCgithub.com/dintero-facade/dintero-facade/gen/dintero/auth/v1;authv1b\x06proto3"
+	"\x11DeleteClientGrant\x12).dintero.auth.v1.DeleteClientGrantRequest\x1a*.dintero.auth.v1.DeleteClientGrantResponse\"\x03\x90\x02\x02\x12W\n" +
+	"\tAuthorize\x12!.dintero.auth.v1.AuthorizeRequest\x1a\".dintero.auth.v1.AuthorizeResponse\"\x03\x90\x02\x00BEZCgithub.com/dintero-facade/dintero-facade/gen/dintero/auth/v1;authv1b\x06proto3"
 
 var (
 	file_dintero_auth_v1_auth_proto_rawDescOnce sync.Once
@@ -1116,55 +1450,61 @@ func file_dintero_auth_v1_auth_proto_rawDescGZIP() []byte {
 	return file_dintero_auth_v1_auth_proto_rawDescData
 }
 
-var file_dintero_auth_v1_auth_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_dintero_auth_v1_auth_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
 var file_dintero_auth_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_dintero_auth_v1_auth_proto_goTypes = []any{
-	(IdTokenVerification_Result)(0),   // 0: dintero.auth.v1.IdTokenVerification.Result
-	(*DeleteClientGrantRequest)(nil),  // 1: dintero.auth.v1.DeleteClientGrantRequest
-	(*DeleteClientGrantResponse)(nil), // 2: dintero.auth.v1.DeleteClientGrantResponse
-	(*ClientGrant)(nil),               // 3: dintero.auth.v1.ClientGrant
-	(*Oidc)(nil),                      // 4: dintero.auth.v1.Oidc
-	(*AuthorizeRequest)(nil),          // 5: dintero.auth.v1.AuthorizeRequest
-	(*AuthorizeResponse)(nil),         // 6: dintero.auth.v1.AuthorizeResponse
-	(*IdTokenVerification)(nil),       // 7: dintero.auth.v1.IdTokenVerification
-	(*IdTokenClaims)(nil),             // 8: dintero.auth.v1.IdTokenClaims
-	(*DinteroError)(nil),              // 9: dintero.auth.v1.DinteroError
-	(*ErrorResponse)(nil),             // 10: dintero.auth.v1.ErrorResponse
-	(*ErrorBody)(nil),                 // 11: dintero.auth.v1.ErrorBody
-	nil,                               // 12: dintero.auth.v1.AuthorizeResponse.QueryEntry
-	nil,                               // 13: dintero.auth.v1.AuthorizeResponse.FragmentEntry
-	(*timestamppb.Timestamp)(nil),     // 14: google.protobuf.Timestamp
-	(*structpb.Struct)(nil),           // 15: google.protobuf.Struct
-	(*structpb.Value)(nil),            // 16: google.protobuf.Value
-	(*anypb.Any)(nil),                 // 17: google.protobuf.Any
+	(DeleteClientGrantResponse_Outcome)(0), // 0: dintero.auth.v1.DeleteClientGrantResponse.Outcome
+	(IdTokenVerification_Result)(0),        // 1: dintero.auth.v1.IdTokenVerification.Result
+	(IdTokenVerification_Reason)(0),        // 2: dintero.auth.v1.IdTokenVerification.Reason
+	(IdTokenVerification_Check)(0),         // 3: dintero.auth.v1.IdTokenVerification.Check
+	(*DeleteClientGrantRequest)(nil),       // 4: dintero.auth.v1.DeleteClientGrantRequest
+	(*DeleteClientGrantResponse)(nil),      // 5: dintero.auth.v1.DeleteClientGrantResponse
+	(*ClientGrant)(nil),                    // 6: dintero.auth.v1.ClientGrant
+	(*Oidc)(nil),                           // 7: dintero.auth.v1.Oidc
+	(*AuthorizeRequest)(nil),               // 8: dintero.auth.v1.AuthorizeRequest
+	(*AuthorizeResponse)(nil),              // 9: dintero.auth.v1.AuthorizeResponse
+	(*IdTokenVerification)(nil),            // 10: dintero.auth.v1.IdTokenVerification
+	(*IdTokenClaims)(nil),                  // 11: dintero.auth.v1.IdTokenClaims
+	(*DinteroError)(nil),                   // 12: dintero.auth.v1.DinteroError
+	(*ErrorResponse)(nil),                  // 13: dintero.auth.v1.ErrorResponse
+	(*ErrorBody)(nil),                      // 14: dintero.auth.v1.ErrorBody
+	nil,                                    // 15: dintero.auth.v1.AuthorizeResponse.QueryEntry
+	nil,                                    // 16: dintero.auth.v1.AuthorizeResponse.FragmentEntry
+	(*timestamppb.Timestamp)(nil),          // 17: google.protobuf.Timestamp
+	(*structpb.Struct)(nil),                // 18: google.protobuf.Struct
+	(*structpb.Value)(nil),                 // 19: google.protobuf.Value
+	(*anypb.Any)(nil),                      // 20: google.protobuf.Any
 }
 var file_dintero_auth_v1_auth_proto_depIdxs = []int32{
-	3,  // 0: dintero.auth.v1.DeleteClientGrantResponse.grant:type_name -> dintero.auth.v1.ClientGrant
-	4,  // 1: dintero.auth.v1.ClientGrant.oidc:type_name -> dintero.auth.v1.Oidc
-	14, // 2: dintero.auth.v1.ClientGrant.created_at:type_name -> google.protobuf.Timestamp
-	14, // 3: dintero.auth.v1.ClientGrant.updated_at:type_name -> google.protobuf.Timestamp
-	14, // 4: dintero.auth.v1.ClientGrant.deleted_at:type_name -> google.protobuf.Timestamp
-	12, // 5: dintero.auth.v1.AuthorizeResponse.query:type_name -> dintero.auth.v1.AuthorizeResponse.QueryEntry
-	13, // 6: dintero.auth.v1.AuthorizeResponse.fragment:type_name -> dintero.auth.v1.AuthorizeResponse.FragmentEntry
-	7,  // 7: dintero.auth.v1.AuthorizeResponse.id_token_verification:type_name -> dintero.auth.v1.IdTokenVerification
-	0,  // 8: dintero.auth.v1.IdTokenVerification.result:type_name -> dintero.auth.v1.IdTokenVerification.Result
-	8,  // 9: dintero.auth.v1.IdTokenVerification.claims:type_name -> dintero.auth.v1.IdTokenClaims
-	14, // 10: dintero.auth.v1.IdTokenClaims.exp:type_name -> google.protobuf.Timestamp
-	14, // 11: dintero.auth.v1.IdTokenClaims.iat:type_name -> google.protobuf.Timestamp
-	15, // 12: dintero.auth.v1.IdTokenClaims.extra:type_name -> google.protobuf.Struct
-	16, // 13: dintero.auth.v1.DinteroError.errors:type_name -> google.protobuf.Value
-	11, // 14: dintero.auth.v1.ErrorResponse.error:type_name -> dintero.auth.v1.ErrorBody
-	16, // 15: dintero.auth.v1.ErrorBody.errors:type_name -> google.protobuf.Value
-	17, // 16: dintero.auth.v1.ErrorBody.details:type_name -> google.protobuf.Any
-	1,  // 17: dintero.auth.v1.AuthService.DeleteClientGrant:input_type -> dintero.auth.v1.DeleteClientGrantRequest
-	5,  // 18: dintero.auth.v1.AuthService.Authorize:input_type -> dintero.auth.v1.AuthorizeRequest
-	2,  // 19: dintero.auth.v1.AuthService.DeleteClientGrant:output_type -> dintero.auth.v1.DeleteClientGrantResponse
-	6,  // 20: dintero.auth.v1.AuthService.Authorize:output_type -> dintero.auth.v1.AuthorizeResponse
-	19, // [19:21] is the sub-list for method output_type
-	17, // [17:19] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	6,  // 0: dintero.auth.v1.DeleteClientGrantResponse.grant:type_name -> dintero.auth.v1.ClientGrant
+	0,  // 1: dintero.auth.v1.DeleteClientGrantResponse.outcome:type_name -> dintero.auth.v1.DeleteClientGrantResponse.Outcome
+	7,  // 2: dintero.auth.v1.ClientGrant.oidc:type_name -> dintero.auth.v1.Oidc
+	17, // 3: dintero.auth.v1.ClientGrant.created_at:type_name -> google.protobuf.Timestamp
+	17, // 4: dintero.auth.v1.ClientGrant.updated_at:type_name -> google.protobuf.Timestamp
+	17, // 5: dintero.auth.v1.ClientGrant.deleted_at:type_name -> google.protobuf.Timestamp
+	15, // 6: dintero.auth.v1.AuthorizeResponse.query:type_name -> dintero.auth.v1.AuthorizeResponse.QueryEntry
+	16, // 7: dintero.auth.v1.AuthorizeResponse.fragment:type_name -> dintero.auth.v1.AuthorizeResponse.FragmentEntry
+	10, // 8: dintero.auth.v1.AuthorizeResponse.id_token_verification:type_name -> dintero.auth.v1.IdTokenVerification
+	1,  // 9: dintero.auth.v1.IdTokenVerification.result:type_name -> dintero.auth.v1.IdTokenVerification.Result
+	2,  // 10: dintero.auth.v1.IdTokenVerification.reason:type_name -> dintero.auth.v1.IdTokenVerification.Reason
+	11, // 11: dintero.auth.v1.IdTokenVerification.claims:type_name -> dintero.auth.v1.IdTokenClaims
+	3,  // 12: dintero.auth.v1.IdTokenVerification.checks:type_name -> dintero.auth.v1.IdTokenVerification.Check
+	17, // 13: dintero.auth.v1.IdTokenClaims.exp:type_name -> google.protobuf.Timestamp
+	17, // 14: dintero.auth.v1.IdTokenClaims.iat:type_name -> google.protobuf.Timestamp
+	18, // 15: dintero.auth.v1.IdTokenClaims.extra:type_name -> google.protobuf.Struct
+	19, // 16: dintero.auth.v1.DinteroError.errors:type_name -> google.protobuf.Value
+	14, // 17: dintero.auth.v1.ErrorResponse.error:type_name -> dintero.auth.v1.ErrorBody
+	19, // 18: dintero.auth.v1.ErrorBody.errors:type_name -> google.protobuf.Value
+	20, // 19: dintero.auth.v1.ErrorBody.details:type_name -> google.protobuf.Any
+	4,  // 20: dintero.auth.v1.AuthService.DeleteClientGrant:input_type -> dintero.auth.v1.DeleteClientGrantRequest
+	8,  // 21: dintero.auth.v1.AuthService.Authorize:input_type -> dintero.auth.v1.AuthorizeRequest
+	5,  // 22: dintero.auth.v1.AuthService.DeleteClientGrant:output_type -> dintero.auth.v1.DeleteClientGrantResponse
+	9,  // 23: dintero.auth.v1.AuthService.Authorize:output_type -> dintero.auth.v1.AuthorizeResponse
+	22, // [22:24] is the sub-list for method output_type
+	20, // [20:22] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_dintero_auth_v1_auth_proto_init() }
@@ -1177,7 +1517,7 @@ func file_dintero_auth_v1_auth_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dintero_auth_v1_auth_proto_rawDesc), len(file_dintero_auth_v1_auth_proto_rawDesc)),
-			NumEnums:      1,
+			NumEnums:      4,
 			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   1,

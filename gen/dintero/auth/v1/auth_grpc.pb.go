@@ -43,13 +43,16 @@ type AuthServiceClient interface {
 	// `DELETE /accounts/{oid}/auth/client-grants/{id}` (operation
 	// aid_auths_client_grants_id_delete, scope admin:accounts or
 	// write:accounts). It answers with the grant as Dintero returns it, with
-	// deleted_at and deleted_by set. Any 2xx from Dintero is a deletion and
-	// answers OK: parts of the grant Dintero sent that cannot be read are left
-	// unset (and logged), and a 204 gives the grant's id alone. It is retried
-	// where that is safe; a NotFound after an attempt whose outcome is unknown
-	// says so (ErrorInfo reason NOT_FOUND_AFTER_UNCERTAIN_ATTEMPT): this very
-	// call may have deleted the grant. Deleting a grant twice leaves it
-	// deleted: the call is idempotent.
+	// deleted_at and deleted_by set, and outcome OUTCOME_DELETED. Any 2xx
+	// from Dintero is a deletion and answers OK: parts of the grant Dintero
+	// sent that cannot be read are left unset (and logged), and a 204 gives
+	// the grant's id alone. The facade retries it where that is safe; a
+	// NotFound after an attempt whose outcome is unknown says so (ErrorInfo
+	// reason NOT_FOUND_AFTER_UNCERTAIN_ATTEMPT): this very call may have
+	// deleted the grant. With allow_missing, a grant Dintero does not have
+	// is OK instead, and outcome says which of the two it was. Deleting a
+	// grant twice leaves it deleted: the call is idempotent, and a caller
+	// may retry it on UNAVAILABLE (docs/service_config.json).
 	DeleteClientGrant(ctx context.Context, in *DeleteClientGrantRequest, opts ...grpc.CallOption) (*DeleteClientGrantResponse, error)
 	// Authorize redeems a one-time Passwordless verification code: Dintero's
 	// `POST /accounts/{oid}/auth/authorize` (operation
@@ -57,10 +60,15 @@ type AuthServiceClient interface {
 	// redirect_uri (a 302, or a JSON {"redirect_uri"}); the facade does not
 	// follow it but returns its location with the tokens and the other
 	// parameters taken out of its query and fragment. A redirect carrying
-	// OAuth's error is an error (ErrorInfo reason: the OAuth error in
-	// UPPER_SNAKE_CASE). It is never retried once sent, because the
-	// verification code is single-use; every error says in its ErrorInfo
-	// metadata whether the code was sent (verification_code_sent).
+	// OAuth's error is an error (ErrorInfo reason OAUTH_ERROR, OAuth's error
+	// as Dintero wrote it in metadata oauthError). A redirect whose state is
+	// not the request's is an error (STATE_MISMATCH), and so is an id_token
+	// that fails verification (ID_TOKEN_INVALID) unless the request sets
+	// accept_unverified_id_token. Neither the facade nor a caller may retry
+	// it once sent, because the verification code is single-use (its
+	// idempotency_level is the default, IDEMPOTENCY_UNKNOWN); every error
+	// says in its ErrorInfo metadata whether the code was sent
+	// (verificationCodeSent).
 	Authorize(ctx context.Context, in *AuthorizeRequest, opts ...grpc.CallOption) (*AuthorizeResponse, error)
 }
 
@@ -105,13 +113,16 @@ type AuthServiceServer interface {
 	// `DELETE /accounts/{oid}/auth/client-grants/{id}` (operation
 	// aid_auths_client_grants_id_delete, scope admin:accounts or
 	// write:accounts). It answers with the grant as Dintero returns it, with
-	// deleted_at and deleted_by set. Any 2xx from Dintero is a deletion and
-	// answers OK: parts of the grant Dintero sent that cannot be read are left
-	// unset (and logged), and a 204 gives the grant's id alone. It is retried
-	// where that is safe; a NotFound after an attempt whose outcome is unknown
-	// says so (ErrorInfo reason NOT_FOUND_AFTER_UNCERTAIN_ATTEMPT): this very
-	// call may have deleted the grant. Deleting a grant twice leaves it
-	// deleted: the call is idempotent.
+	// deleted_at and deleted_by set, and outcome OUTCOME_DELETED. Any 2xx
+	// from Dintero is a deletion and answers OK: parts of the grant Dintero
+	// sent that cannot be read are left unset (and logged), and a 204 gives
+	// the grant's id alone. The facade retries it where that is safe; a
+	// NotFound after an attempt whose outcome is unknown says so (ErrorInfo
+	// reason NOT_FOUND_AFTER_UNCERTAIN_ATTEMPT): this very call may have
+	// deleted the grant. With allow_missing, a grant Dintero does not have
+	// is OK instead, and outcome says which of the two it was. Deleting a
+	// grant twice leaves it deleted: the call is idempotent, and a caller
+	// may retry it on UNAVAILABLE (docs/service_config.json).
 	DeleteClientGrant(context.Context, *DeleteClientGrantRequest) (*DeleteClientGrantResponse, error)
 	// Authorize redeems a one-time Passwordless verification code: Dintero's
 	// `POST /accounts/{oid}/auth/authorize` (operation
@@ -119,10 +130,15 @@ type AuthServiceServer interface {
 	// redirect_uri (a 302, or a JSON {"redirect_uri"}); the facade does not
 	// follow it but returns its location with the tokens and the other
 	// parameters taken out of its query and fragment. A redirect carrying
-	// OAuth's error is an error (ErrorInfo reason: the OAuth error in
-	// UPPER_SNAKE_CASE). It is never retried once sent, because the
-	// verification code is single-use; every error says in its ErrorInfo
-	// metadata whether the code was sent (verification_code_sent).
+	// OAuth's error is an error (ErrorInfo reason OAUTH_ERROR, OAuth's error
+	// as Dintero wrote it in metadata oauthError). A redirect whose state is
+	// not the request's is an error (STATE_MISMATCH), and so is an id_token
+	// that fails verification (ID_TOKEN_INVALID) unless the request sets
+	// accept_unverified_id_token. Neither the facade nor a caller may retry
+	// it once sent, because the verification code is single-use (its
+	// idempotency_level is the default, IDEMPOTENCY_UNKNOWN); every error
+	// says in its ErrorInfo metadata whether the code was sent
+	// (verificationCodeSent).
 	Authorize(context.Context, *AuthorizeRequest) (*AuthorizeResponse, error)
 	mustEmbedUnimplementedAuthServiceServer()
 }
