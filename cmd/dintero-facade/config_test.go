@@ -54,7 +54,7 @@ func TestParseConfig(t *testing.T) {
 		{name: "remote http", args: []string{"--dintero-url", "http://api.dintero.com/v1"}, wantErr: "http is allowed only for a loopback host"},
 		{name: "private http", args: []string{"--dintero-url", "http://10.0.0.1/v1"}, wantErr: "http is allowed only for a loopback host"},
 		{name: "other scheme", args: []string{"--dintero-url", "ftp://api.dintero.com/v1"}, wantErr: "scheme must be https"},
-		{name: "relative", args: []string{"--dintero-url", "/v1"}, wantErr: "not an absolute URL"},
+		{name: "relative", args: []string{"--dintero-url", "/v1"}, wantErr: "not an absolute URL: want one such as https://api.dintero.com/v1"},
 		{name: "bad env value", env: map[string]string{"DINTERO_FACADE_SHUTDOWN_GRACE": "soon"}, wantErr: "DINTERO_FACADE_SHUTDOWN_GRACE"},
 		{name: "partial credentials", env: map[string]string{"DINTERO_CLIENT_ID": "id"}, wantErr: "DINTERO_CLIENT_SECRET, DINTERO_ACCOUNT_ID not set"},
 		{name: "bad account id", env: map[string]string{"DINTERO_CLIENT_ID": "id", "DINTERO_CLIENT_SECRET": "s", "DINTERO_ACCOUNT_ID": "acct-1"}, wantErr: "DINTERO_ACCOUNT_ID"},
