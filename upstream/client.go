@@ -45,7 +45,7 @@ func ValidAccountID(s string) bool { return accountPattern.MatchString(s) }
 func CheckBaseURL(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" || u.Scheme == "" {
-		return errors.New("the base URL of Dintero is not an absolute URL")
+		return errors.New("the base URL of Dintero is not an absolute URL: want one such as https://api.dintero.com/v1")
 	}
 	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
 		// Not quoted: a user part may hold a password.

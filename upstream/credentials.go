@@ -33,6 +33,16 @@ type Credentials struct {
 // (a proxy, a mock).
 func defaultAudience(account string) string { return "https://api.dintero.com/v1/accounts/" + account }
 
+// audience is the audience the tokens are fetched for: Audience, else the
+// account's default. The printed forms show it, so that the startup line
+// says what the facade asks Dintero for rather than an empty field.
+func (c Credentials) audience() string {
+	if c.Audience == "" {
+		return defaultAudience(c.AccountID)
+	}
+	return c.Audience
+}
+
 // Check says what is wrong with the credentials, naming fields, never a
 // value.
 func (c Credentials) Check() error {
@@ -57,7 +67,7 @@ func (c Credentials) Check() error {
 // String prints the credentials with the secret masked, so that a
 // configuration can be printed whole.
 func (c Credentials) String() string {
-	return fmt.Sprintf("{AccountID:%s ClientID:%s ClientSecret:%s Audience:%s}", c.AccountID, c.ClientID, mask.Value(c.ClientSecret), c.Audience)
+	return fmt.Sprintf("{AccountID:%s ClientID:%s ClientSecret:%s Audience:%s}", c.AccountID, c.ClientID, mask.Value(c.ClientSecret), c.audience())
 }
 
 // GoString is String, so that %#v masks the secret too.
@@ -71,12 +81,12 @@ func (c Credentials) MarshalJSON() ([]byte, error) {
 		ClientID     string `json:"client_id"`
 		ClientSecret string `json:"client_secret"`
 		Audience     string `json:"audience"`
-	}{c.AccountID, c.ClientID, mask.Value(c.ClientSecret), c.Audience})
+	}{c.AccountID, c.ClientID, mask.Value(c.ClientSecret), c.audience()})
 }
 
 // LogValue logs the credentials with the secret masked.
 func (c Credentials) LogValue() slog.Value {
-	return slog.GroupValue(slog.String("account_id", c.AccountID), slog.String("client_id", c.ClientID), slog.String("client_secret", mask.Value(c.ClientSecret)), slog.String("audience", c.Audience))
+	return slog.GroupValue(slog.String("account_id", c.AccountID), slog.String("client_id", c.ClientID), slog.String("client_secret", mask.Value(c.ClientSecret)), slog.String("audience", c.audience()))
 }
 
 // TokenSource is the facade's credentials for one account, and the tokens

@@ -29,10 +29,7 @@ type accessToken struct {
 // fetchToken asks Dintero's token endpoint for a client_credentials token
 // with creds, with the retries of an idempotent call.
 func (c *Client) fetchToken(ctx context.Context, creds *Credentials) (tokensource.Token, error) {
-	audience := creds.Audience
-	if audience == "" {
-		audience = defaultAudience(creds.AccountID)
-	}
+	audience := creds.audience()
 	body, err := json.Marshal(struct {
 		GrantType string `json:"grant_type"`
 		Audience  string `json:"audience"`

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
@@ -307,6 +308,29 @@ func TestNew(t *testing.T) {
 		if _, err := upstream.New(upstream.Options{BaseURL: ok}); err != nil {
 			t.Errorf("%s: %v", ok, err)
 		}
+	}
+}
+
+// TestPrintedAudienceIsEffective: the startup line prints the credentials;
+// without an audience of their own it must show the default the token is
+// fetched for, not an empty field.
+func TestPrintedAudienceIsEffective(t *testing.T) {
+	const want = "https://api.dintero.com/v1/accounts/T123"
+	cr := upstream.Credentials{AccountID: "T123", ClientID: "id", ClientSecret: "s"}
+	b, err := cr.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf strings.Builder
+	slog.New(slog.NewJSONHandler(&buf, nil)).Info("x", "c", cr)
+	for _, s := range []string{fmt.Sprint(cr), string(b), buf.String()} {
+		if !strings.Contains(s, want) {
+			t.Errorf("printed %q lacks the effective audience %s", s, want)
+		}
+	}
+	own := upstream.Credentials{AccountID: "T123", ClientID: "id", ClientSecret: "s", Audience: "https://example.com/aud"}
+	if s := fmt.Sprint(own); !strings.Contains(s, "https://example.com/aud") || strings.Contains(s, want) {
+		t.Errorf("printed %q: want the credentials' own audience", s)
 	}
 }
 

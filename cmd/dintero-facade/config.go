@@ -76,8 +76,8 @@ type Config struct {
 func (c *Config) options() []flagenv.Option {
 	return []flagenv.Option{
 		opt("grpc-addr", &c.GRPCAddr, ":9090", "address of the gRPC server"),
-		opt("http-addr", &c.HTTPAddr, ":8080", "address of the JSON gateway, /healthz and /openapi.json"),
-		opt("health-addr", &c.HealthAddr, "", "address of a plain (never TLS) listener for probes: gRPC health and GET /healthz; empty: off"),
+		opt("http-addr", &c.HTTPAddr, ":8080", "address of the JSON gateway, /healthz, /livez and /openapi.json (and /metrics unless --metrics-addr)"),
+		opt("health-addr", &c.HealthAddr, "", "address of a plain (never TLS) listener for probes: gRPC health, GET /healthz and GET /livez; empty: off"),
 		opt("dintero-url", &c.DinteroURL, upstream.DefaultBaseURL, "Dintero's API base URL: https, or http to a loopback host"),
 		opt("dintero-timeout", &c.DinteroTimeout, 10*time.Second, "bound of a call whose caller set no deadline, and of a token fetch"),
 		opt("max-deadline", &c.MaxDeadline, 20*time.Second, "longest a call may take: a caller's longer deadline is cut to it, and the HTTP server's write timeout is set above it"),

@@ -54,10 +54,10 @@ func TestParseConfig(t *testing.T) {
 		{name: "remote http", args: []string{"--dintero-url", "http://api.dintero.com/v1"}, wantErr: "http is allowed only for a loopback host"},
 		{name: "private http", args: []string{"--dintero-url", "http://10.0.0.1/v1"}, wantErr: "http is allowed only for a loopback host"},
 		{name: "other scheme", args: []string{"--dintero-url", "ftp://api.dintero.com/v1"}, wantErr: "scheme must be https"},
-		{name: "relative", args: []string{"--dintero-url", "/v1"}, wantErr: "not an absolute URL"},
+		{name: "relative", args: []string{"--dintero-url", "/v1"}, wantErr: "not an absolute URL: want one such as https://api.dintero.com/v1"},
 		{name: "bad env value", env: map[string]string{"DINTERO_FACADE_SHUTDOWN_GRACE": "soon"}, wantErr: "DINTERO_FACADE_SHUTDOWN_GRACE"},
 		{name: "partial credentials", env: map[string]string{"DINTERO_CLIENT_ID": "id"}, wantErr: "DINTERO_CLIENT_SECRET, DINTERO_ACCOUNT_ID not set"},
-		{name: "bad account id", env: map[string]string{"DINTERO_CLIENT_ID": "id", "DINTERO_CLIENT_SECRET": "s", "DINTERO_ACCOUNT_ID": "acct-1"}, wantErr: "DINTERO_ACCOUNT_ID"},
+		{name: "bad account id", env: map[string]string{"DINTERO_CLIENT_ID": "id", "DINTERO_CLIENT_SECRET": "s", "DINTERO_ACCOUNT_ID": "acct-1"}, wantErr: `DINTERO_ACCOUNT_ID: want a Dintero account id, P or T then 3 or 8 digits, such as P00000001 or T12345678`},
 		{name: "audience alone", env: map[string]string{"DINTERO_AUDIENCE": "a"}, wantErr: "DINTERO_AUDIENCE is set"},
 		{name: "negative grace", args: []string{"--shutdown-grace", "-1s"}, wantErr: "--shutdown-grace (DINTERO_FACADE_SHUTDOWN_GRACE) -1s: want positive, a duration such as 20s"},
 		{name: "no keys kept", args: []string{"--id-token-keys-accounts", "0"}, wantErr: "--id-token-keys-accounts (DINTERO_FACADE_ID_TOKEN_KEYS_ACCOUNTS) 0: want positive, a whole number such as 1000"},
@@ -70,6 +70,10 @@ func TestParseConfig(t *testing.T) {
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("got %v; want an error containing %q", err, tc.wantErr)
+				}
+				// A mistyped variable may hold a secret: its value is never quoted.
+				if v := tc.env["DINTERO_ACCOUNT_ID"]; v != "" && strings.Contains(err.Error(), v) {
+					t.Errorf("error %q quotes DINTERO_ACCOUNT_ID's value", err)
 				}
 				return
 			}

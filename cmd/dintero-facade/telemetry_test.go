@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -127,6 +128,21 @@ func TestMetrics(t *testing.T) {
 			for _, c := range checks {
 				if got := metric(t, text, c.name, c.labels...); got != c.want {
 					t.Errorf("%s%v = %v; want %v", c.name, c.labels, got, c.want)
+				}
+			}
+			// The manual's alert leaves out 0: a facade serving no TLS.
+			if !regexp.MustCompile(`(?m)^dintero_facade_tls_certificate_expiry_timestamp_seconds 0$`).MatchString(text) {
+				t.Error("without TLS, dintero_facade_tls_certificate_expiry_timestamp_seconds is not 0, as docs/operating.md says")
+			}
+			// An operator finds every metric of the facade's own in the
+			// manual: each dintero_* family this scrape shows is named there.
+			doc, err := os.ReadFile(manual)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range regexp.MustCompile(`(?m)^# TYPE (dintero_[a-z_]+) `).FindAllStringSubmatch(text, -1) {
+				if !strings.Contains(string(doc), "`"+m[1]+"`") {
+					t.Errorf("the metric %s is not in docs/operating.md", m[1])
 				}
 			}
 			for _, m := range []string{"go_goroutines", "process_cpu_seconds_total"} {

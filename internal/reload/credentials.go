@@ -163,6 +163,10 @@ func CredentialsFromEnv(getenv func(string) string) (*upstream.Credentials, erro
 		}
 		return nil, nil
 	case 0:
+		if !upstream.ValidAccountID(c.AccountID) {
+			// Not quoted: swapped variables would put the secret there.
+			return nil, errors.New("DINTERO_ACCOUNT_ID: want a Dintero account id, P or T then 3 or 8 digits, such as P00000001 or T12345678")
+		}
 		if err := c.Check(); err != nil {
 			return nil, fmt.Errorf("DINTERO_CLIENT_ID, DINTERO_CLIENT_SECRET, DINTERO_ACCOUNT_ID: %w", err)
 		}
