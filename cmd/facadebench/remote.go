@@ -238,7 +238,7 @@ func runRemote(o options) error {
 	if err != nil {
 		return err
 	}
-	paths = append(paths, path{name: "facade_grpc", call: fg, pid: facade.cmd.Process.Pid, stubPID: stub.cmd.Process.Pid})
+	paths = append(paths, path{name: "facade_grpc", call: fg, pid: facade.cmd.Process.Pid, stubPID: stub.cmd.Process.Pid, metricsURL: "http://" + addrs["http"] + "/metrics"})
 	rf, err := grpcCall(addrs["relay"])
 	if err != nil {
 		return err
@@ -405,4 +405,9 @@ func reportRemote(w io.Writer, o options, paths []path, runs map[string][]remote
 	}
 	fmt.Fprintf(w, "cold_start_max_conns=%d\n", maxConns)
 	fmt.Fprintf(w, "facade_peak_rss_mib=%.1f\n", float64(rss)/(1<<20))
+	for _, conc := range o.remoteConcurrency {
+		printGCShare(w, "facade_grpc_"+strconv.Itoa(conc), med("facade_grpc@"+strconv.Itoa(conc)).sample)
+	}
+	fmt.Fprintln(w)
+	printGoals(w, remoteGoals(med, cold, rss))
 }

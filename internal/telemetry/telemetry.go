@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"regexp"
 	"runtime"
 	"time"
 
@@ -76,7 +77,12 @@ func New(ctx context.Context, o Options) (*Telemetry, error) {
 		prop:     propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}),
 		stop:     func(context.Context) error { return nil },
 	}
-	if err := t.registry.Register(collectors.NewGoCollector()); err != nil {
+	// Beside the Go collector's usual figures, the runtime's account of
+	// its CPU by class: the collector's share of the CPU is what tells
+	// whether the memory limit is too tight for the load.
+	goCollector := collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(
+		collectors.GoRuntimeMetricsRule{Matcher: regexp.MustCompile(`^/cpu/classes/(gc/total|user|scavenge/total):cpu-seconds$`)}))
+	if err := t.registry.Register(goCollector); err != nil {
 		return nil, err
 	}
 	if err := t.registry.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})); err != nil {
