@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -57,7 +56,7 @@ type Telemetry struct {
 	registry *prometheus.Registry
 	// GRPC, Upstream and Service are the metrics of the gRPC server, the
 	// client of Dintero and the service.
-	GRPC     *grpcprom.ServerMetrics
+	GRPC     *GRPCMetrics
 	Upstream *UpstreamMetrics
 	Service  *service.Counters
 	// Reload counts the reloads of the files the facade reads, and shows
@@ -73,7 +72,7 @@ type Telemetry struct {
 func New(ctx context.Context, o Options) (*Telemetry, error) {
 	t := &Telemetry{
 		registry: prometheus.NewRegistry(),
-		GRPC:     grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram()),
+		GRPC:     NewGRPCMetrics(),
 		prop:     propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}),
 		stop:     func(context.Context) error { return nil },
 	}
