@@ -30,7 +30,7 @@ func main() {
 		os.Exit(2)
 	}
 	log := telemetry.NewLogger(os.Stderr, cfg.LogLevel)
-	gctune.Decide(os.Getenv, os.ReadFile).Apply()
+	gctune.Decide(os.Getenv, os.ReadFile, cfg.MaxConcurrent).Apply()
 	gogc, memoryLimit := gctune.InEffect()
 	log.Info("garbage collector", "gogc", gogc, "memory_limit_bytes", memoryLimit)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)

@@ -1,6 +1,7 @@
 // Package gctune chooses the garbage collector's settings at start, unless
 // the operator set GOGC or GOMEMLIMIT: a higher target than Go's default,
-// bounded by a soft memory limit derived from the container's.
+// bounded by a soft memory limit derived from the container's, or outside
+// one from the calls the facade may have in flight.
 package gctune
 
 import (
@@ -17,14 +18,23 @@ import (
 // p99 latency; BENCHMARKS.md has the measurements.
 const defaultGOGC = 400
 
-// defaultMemoryLimit is the soft memory limit when neither GOMEMLIMIT nor
-// a container limit says otherwise: GOGC=400 alone lets a heap of a few
-// tens of MiB at a thousand calls in flight grow five-fold, which on a
-// host without a container limit is memory taken for nothing. The
-// runtime keeps the limit soft: a larger live heap is still served, with
-// more frequent collections.
+// defaultMemoryLimit is the least soft memory limit when neither
+// GOMEMLIMIT nor a container limit says otherwise: GOGC=400 alone lets a
+// heap of a few tens of MiB at a thousand calls in flight grow five-fold,
+// which on a host without a container limit is memory taken for nothing.
+// The runtime keeps the limit soft: a larger live heap is still served,
+// with more frequent collections.
 const defaultMemoryLimit = 80 << 20
 
+// bytesPerCallInFlight is what the limit outside a container allows for
+// each call the facade may have in flight to Dintero: twice what one
+// holds, so that the collector has as much again to work in. At a
+// thousand in flight, a call held about 30 KiB: goroutine stacks (its
+// gRPC stream worker's and HTTP/2's writer's, 29.5 MB for 1,950
+// goroutines) and heap (BENCHMARKS.md, issue 25). Below 1,280 calls
+// defaultMemoryLimit is the larger; above, a fixed limit would be less
+// than twice the working set, and the collector would run without pause.
+const bytesPerCallInFlight = 64 << 10
 // cgroupMemoryFiles hold the container's memory limit: cgroup v2's, then v1's.
 var cgroupMemoryFiles = [...]string{"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"}
 
@@ -38,17 +48,20 @@ type Settings struct {
 	MemoryLimit int64
 }
 
-// Decide chooses the collector settings. Unless GOGC is set, the target
-// is defaultGOGC; because that lets the heap grow to five times the live
-// heap, unless GOMEMLIMIT is set a soft memory limit keeps it in bounds:
-// 90 % of the container's memory limit, or defaultMemoryLimit without one.
-func Decide(getenv func(string) string, readFile func(string) ([]byte, error)) Settings {
+// Decide chooses the collector settings for a facade that may have
+// inFlight calls to Dintero in flight (--max-concurrent-upstream). Unless
+// GOGC is set, the target is defaultGOGC; because that lets the heap grow
+// to five times the live heap, unless GOMEMLIMIT is set a soft memory
+// limit keeps it in bounds: 90 % of the container's memory limit, or
+// without one bytesPerCallInFlight for each call in flight, at least
+// defaultMemoryLimit.
+func Decide(getenv func(string) string, readFile func(string) ([]byte, error), inFlight int) Settings {
 	var s Settings
 	if getenv("GOGC") == "" {
 		s.GOGC = defaultGOGC
 	}
 	if getenv("GOMEMLIMIT") == "" {
-		s.MemoryLimit = defaultMemoryLimit
+		s.MemoryLimit = max(defaultMemoryLimit, int64(inFlight)*bytesPerCallInFlight)
 		if limit := cgroupMemoryLimit(readFile); limit > 0 {
 			s.MemoryLimit = limit / 10 * 9
 		}
