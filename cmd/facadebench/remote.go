@@ -276,6 +276,7 @@ func runRemote(o options) error {
 		}
 	}
 	rss, _ := peakRSS(facade.cmd.Process.Pid)
+	relayRSS, _ := peakRSS(relay.cmd.Process.Pid)
 
 	// The cold start: a fresh facade, hit by cold-calls calls at once.
 	var cold []coldSample
@@ -298,6 +299,9 @@ func runRemote(o options) error {
 		cold = append(cold, cs)
 	}
 	reportRemote(os.Stdout, o, paths, runs, cold, rss)
+	// The floor's memory, with Go's defaults: what any relay on these
+	// libraries holds at this load.
+	fmt.Printf("relay_floor_peak_rss_mib=%.1f\n", float64(relayRSS)/(1<<20))
 	return nil
 }
 

@@ -27,13 +27,13 @@ const defaultGOGC = 400
 const defaultMemoryLimit = 80 << 20
 
 // bytesPerCallInFlight is what the limit outside a container allows for
-// each call the facade may have in flight to Dintero: twice what one
-// holds, so that the collector has as much again to work in. At a
-// thousand in flight, a call held about 30 KiB: goroutine stacks (its
-// gRPC stream worker's and HTTP/2's writer's, 29.5 MB for 1,950
-// goroutines) and heap (BENCHMARKS.md, issue 25). Below 1,280 calls
-// defaultMemoryLimit is the larger; above, a fixed limit would be less
-// than twice the working set, and the collector would run without pause.
+// each call the facade may have in flight to Dintero. At a thousand in
+// flight a call held about 30 KiB of goroutine stacks (its gRPC stream
+// worker's and HTTP/2's writer's: 29.5 MB in all) and some 8 KiB of live
+// heap (BENCHMARKS.md, issue 25); 64 KiB leaves the collector about as
+// much again to work in. Below 1,280 calls defaultMemoryLimit is the
+// larger; above, a fixed limit would leave it less and less, and the
+// collector would run without pause.
 const bytesPerCallInFlight = 64 << 10
 // cgroupMemoryFiles hold the container's memory limit: cgroup v2's, then v1's.
 var cgroupMemoryFiles = [...]string{"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"}
