@@ -35,6 +35,7 @@ const defaultMemoryLimit = 80 << 20
 // larger; above, a fixed limit would leave it less and less, and the
 // collector would run without pause.
 const bytesPerCallInFlight = 64 << 10
+
 // cgroupMemoryFiles hold the container's memory limit: cgroup v2's, then v1's.
 var cgroupMemoryFiles = [...]string{"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"}
 
