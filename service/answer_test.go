@@ -1,6 +1,7 @@
 package service_test
 
 import (
+	"net"
 	"testing"
 	"time"
 
@@ -30,5 +31,27 @@ func TestGrantToProto(t *testing.T) {
 	}
 	if got := service.GrantToProto(&upstream.Grant{ID: "g"}); !proto.Equal(got, &authv1.ClientGrant{Id: "g"}) || got.CreatedAt != nil || got.Oidc != nil {
 		t.Errorf("GrantToProto of a bare grant = %v; want only the id", got)
+	}
+}
+
+// TestAddrText: a peer's address is logged as its String writes it.
+func TestAddrText(t *testing.T) {
+	for _, a := range []net.Addr{
+		&net.TCPAddr{IP: net.ParseIP("127.0.0.1"), Port: 49352},
+		&net.TCPAddr{IP: net.IPv4(10, 1, 2, 3), Port: 1}, // 16 bytes, IPv4 in IPv6
+		&net.TCPAddr{IP: net.ParseIP("::1"), Port: 443},
+		&net.TCPAddr{IP: net.ParseIP("fe80::1"), Port: 8443, Zone: "eth0"},
+		&net.TCPAddr{IP: net.ParseIP("2001:db8::ffff:1.2.3.4"), Port: 0},
+		&net.UnixAddr{Name: "/run/x.sock", Net: "unix"},
+		(*net.TCPAddr)(nil),
+		nil,
+	} {
+		want := ""
+		if a != nil {
+			want = a.String()
+		}
+		if got := service.AddrText(a); got != want {
+			t.Errorf("AddrText(%#v) = %q; want %q", a, got, want)
+		}
 	}
 }

@@ -23,3 +23,6 @@ var (
 
 // GrantToProto translates a grant as DeleteClientGrant answers it.
 func GrantToProto(g *upstream.Grant) *authv1.ClientGrant { return new(deleteAnswer).grant(g) }
+
+// AddrText is how a peer's address is logged.
+var AddrText = addrText
