@@ -3,6 +3,7 @@ package gctune_test
 import (
 	"fmt"
 	"io/fs"
+	"slices"
 	"testing"
 
 	"github.com/dintero-facade/dintero-facade/internal/gctune"
@@ -50,6 +51,33 @@ func TestDecide(t *testing.T) {
 			}
 			if got := gctune.Decide(getenv, readFile, inFlight); got != tt.want {
 				t.Errorf("Decide() = %+v; want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestRestartEnv(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		env     []string
+		want    []string
+		restart bool
+	}{
+		{"no GODEBUG", []string{"PATH=/bin"}, []string{"PATH=/bin", "GODEBUG=gcshrinkstackoff=1"}, true},
+		{"an empty GODEBUG", []string{"GODEBUG=", "PATH=/bin"}, []string{"GODEBUG=gcshrinkstackoff=1", "PATH=/bin"}, true},
+		{"the operator's GODEBUG kept", []string{"GODEBUG=http2debug=1"}, []string{"GODEBUG=http2debug=1,gcshrinkstackoff=1"}, true},
+		{"the operator's choice", []string{"GODEBUG=gctrace=1,gcshrinkstackoff=0"}, nil, false},
+		{"after the restart", []string{"GODEBUG=gcshrinkstackoff=1"}, nil, false},
+		{"the first GODEBUG is the runtime's", []string{"GODEBUG=gctrace=1", "GODEBUG=gcshrinkstackoff=0"}, []string{"GODEBUG=gctrace=1,gcshrinkstackoff=1", "GODEBUG=gcshrinkstackoff=0"}, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			before := slices.Clone(tt.env)
+			got, restart := gctune.RestartEnv(tt.env)
+			if restart != tt.restart || !slices.Equal(got, tt.want) {
+				t.Errorf("RestartEnv(%q) = %q, %v; want %q, %v", tt.env, got, restart, tt.want, tt.restart)
+			}
+			if !slices.Equal(tt.env, before) {
+				t.Errorf("RestartEnv changed its argument to %q", tt.env)
 			}
 		})
 	}
