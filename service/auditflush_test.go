@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	authv1 "github.com/dintero-facade/dintero-facade/gen/dintero/auth/v1"
 	"github.com/dintero-facade/dintero-facade/service"
@@ -61,5 +63,26 @@ func TestAuditLineWrittenBeforeTheAnswer(t *testing.T) {
 		if len(lines) != 1 || !strings.Contains(lines[0], `"msg":"audit"`) || late != 0 {
 			t.Errorf("failed %v: when the call returned, %d lines were written (%d after it): %q; want its audit line, before", fail, len(lines), late, lines)
 		}
+	}
+}
+
+// TestInnerInterceptorReplacingTheContext: an inner interceptor that
+// hands on a context not derived from the call's gets Internal, not a
+// panic, and the handler is not run.
+func TestInnerInterceptorReplacingTheContext(t *testing.T) {
+	replace := func(_ context.Context, req any, _ *grpc.UnaryServerInfo, next grpc.UnaryHandler) (any, error) {
+		return next(context.Background(), req)
+	}
+	ic, err := service.Interceptor(service.InterceptorOptions{Log: slog.New(slog.NewJSONHandler(io.Discard, nil)), Audit: slog.New(slog.NewJSONHandler(io.Discard, nil)),
+		Inner: []grpc.UnaryServerInterceptor{replace}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ran := false
+	ctx := grpc.NewContextWithServerTransportStream(context.Background(), nopStream{})
+	_, err = ic(ctx, &authv1.DeleteClientGrantRequest{}, &grpc.UnaryServerInfo{FullMethod: authv1.AuthService_DeleteClientGrant_FullMethodName},
+		func(context.Context, any) (any, error) { ran = true; return nil, nil })
+	if status.Code(err) != codes.Internal || ran {
+		t.Errorf("got %v, handler ran %v; want Internal without running it", err, ran)
 	}
 }

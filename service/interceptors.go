@@ -207,7 +207,12 @@ func audited(op Operation, decision string) bool {
 // It is one function for every call, which finds the call's handler in
 // the call's line: a closure per call would be an allocation per call.
 func recoverHandler(ctx context.Context, req any) (resp any, err error) {
-	l := ctx.Value(lineKey{}).(*callLine)
+	l, ok := ctx.Value(lineKey{}).(*callLine)
+	if !ok {
+		// An inner interceptor handed on a context not derived from the
+		// call's: a bug, answered as one.
+		return nil, status.Error(codes.Internal, "internal error: the call's context was replaced")
+	}
 	defer func() {
 		if p := recover(); p != nil {
 			attrs := []slog.Attr{slog.String("request_id", l.requestID), slog.String("stack", string(debug.Stack()))}
