@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/x509"
 	"log/slog"
+	"net"
+	"net/netip"
 
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
@@ -36,9 +38,7 @@ func (c caller) LogValue() slog.Value {
 func callerFrom(ctx context.Context) caller {
 	var c caller
 	if p, ok := peer.FromContext(ctx); ok {
-		if p.Addr != nil {
-			c.Addr = p.Addr.String()
-		}
+		c.Addr = addrText(p.Addr)
 		if ti, ok := p.AuthInfo.(credentials.TLSInfo); ok && len(ti.State.VerifiedChains) > 0 && len(ti.State.VerifiedChains[0]) > 0 {
 			c.Identity = certIdentity(ti.State.VerifiedChains[0][0])
 		}
@@ -57,4 +57,25 @@ func certIdentity(cert *x509.Certificate) string {
 		return cert.URIs[0].String()
 	}
 	return cert.Subject.String()
+}
+
+// addrText is addr's String, in one allocation for a TCP address (whose
+// String joins the parts in three): the same text, an IPv4 address mapped
+// into IPv6 written as IPv4.
+func addrText(addr net.Addr) string {
+	switch a := addr.(type) {
+	case nil:
+		return ""
+	case *net.TCPAddr:
+		if a == nil {
+			return a.String()
+		}
+		ap := a.AddrPort()
+		if ap.Addr().Is4In6() {
+			ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+		}
+		var buf [64]byte
+		return string(ap.AppendTo(buf[:0]))
+	}
+	return addr.String()
 }

@@ -52,9 +52,29 @@ type callLine struct {
 	outcome   outcome
 	// returned is false while the handler runs, and after it panicked.
 	returned bool
+	// log, op and handler are what recoverHandler needs.
+	log     *slog.Logger
+	op      string
+	handler grpc.UnaryHandler
 }
 
 type lineKey struct{}
+
+// callContext is the call's context with its line: one allocation for
+// both, where context.WithValue and the line would be two.
+type callContext struct {
+	context.Context
+	line callLine
+}
+
+// Value returns the call's line for lineKey, and else what the parent
+// holds.
+func (c *callContext) Value(key any) any {
+	if _, ok := key.(lineKey); ok {
+		return &c.line
+	}
+	return c.Context.Value(key)
+}
 
 // answer runs handler h and hands its outcome to the call's line: the one
 // place where a handler's outcome reaches the interceptor, so that no
@@ -120,12 +140,12 @@ func Interceptor(o InterceptorOptions) (grpc.UnaryServerInterceptor, error) {
 			defer cancel()
 		}
 		id, usable := incomingRequestID(ctx)
-		l := &callLine{requestID: id}
-		ctx = context.WithValue(ctx, lineKey{}, l)
-		_ = grpc.SetHeader(ctx, metadata.MD{requestIDKey: {l.requestID}})
 		op := operation(path.Base(info.FullMethod))
+		cc := &callContext{Context: ctx, line: callLine{requestID: id, log: log, op: op.Name, handler: handler}}
+		ctx, l := cc, &cc.line
+		_ = grpc.SetHeader(ctx, metadata.MD{requestIDKey: {l.requestID}})
 		if usable {
-			resp, err = chained(ctx, req, info, recovering(log, op.Name, l, handler))
+			resp, err = chained(ctx, req, info, recoverHandler)
 		} else {
 			err = badRequestID(op.Name).Err()
 		}
@@ -180,31 +200,38 @@ func audited(op Operation, decision string) bool {
 	return op.Audited
 }
 
-// recovering wraps handler so that a panic becomes Internal, with the
+// recoverHandler runs the call's handler so that a panic becomes Internal, with the
 // ErrorInfo of every error (INTERNAL; for an operation that is not
 // idempotent, whether the request may have reached Dintero: a handler
 // that panicked returned no outcome, so that is not known, and the answer
 // is true). The panic's value is logged only when it is a runtime error:
 // any other value may have been built from the request, and so may hold a
 // secret.
-func recovering(log *slog.Logger, op string, l *callLine, handler grpc.UnaryHandler) grpc.UnaryHandler {
-	return func(ctx context.Context, req any) (resp any, err error) {
-		defer func() {
-			if p := recover(); p != nil {
-				attrs := []slog.Attr{slog.String("request_id", l.requestID), slog.String("stack", string(debug.Stack()))}
-				if re, ok := p.(runtime.Error); ok {
-					attrs = append(attrs, slog.String("panic", re.Error()))
-				}
-				log.LogAttrs(ctx, slog.LevelError, "recovered from a panic in a handler", attrs...)
-				meta := l.outcome.meta
-				if !l.returned {
-					meta = upstream.Meta{Sent: true}
-				}
-				resp, err = nil, failure(op, meta, codes.Internal, ErrorReasonInternal, "internal error").Err()
-			}
-		}()
-		return handler(ctx, req)
+//
+// It is one function for every call, which finds the call's handler in
+// the call's line: a closure per call would be an allocation per call.
+func recoverHandler(ctx context.Context, req any) (resp any, err error) {
+	l, ok := ctx.Value(lineKey{}).(*callLine)
+	if !ok {
+		// An inner interceptor handed on a context not derived from the
+		// call's: a bug, answered as one.
+		return nil, status.Error(codes.Internal, "internal error: the call's context was replaced")
 	}
+	defer func() {
+		if p := recover(); p != nil {
+			attrs := []slog.Attr{slog.String("request_id", l.requestID), slog.String("stack", string(debug.Stack()))}
+			if re, ok := p.(runtime.Error); ok {
+				attrs = append(attrs, slog.String("panic", re.Error()))
+			}
+			l.log.LogAttrs(ctx, slog.LevelError, "recovered from a panic in a handler", attrs...)
+			meta := l.outcome.meta
+			if !l.returned {
+				meta = upstream.Meta{Sent: true}
+			}
+			resp, err = nil, failure(l.op, meta, codes.Internal, ErrorReasonInternal, "internal error").Err()
+		}
+	}()
+	return l.handler(ctx, req)
 }
 
 // logCall writes the call's one line, msg "call", or "audit" for the audit
@@ -231,8 +258,9 @@ func logCall(ctx context.Context, log *slog.Logger, msg, method string, l *callL
 	if !log.Enabled(ctx, level) {
 		return
 	}
-	attrs := make([]slog.Attr, 0, 12)
-	attrs = append(attrs,
+	// An array on the stack: the record copies the attributes.
+	var buf [16]slog.Attr
+	attrs := append(buf[:0],
 		slog.String("method", method),
 		slog.String("code", code.String()),
 		// An integer: slog's JSON handler formats a float through
@@ -241,7 +269,8 @@ func logCall(ctx context.Context, log *slog.Logger, msg, method string, l *callL
 		slog.String("request_id", l.requestID),
 	)
 	if msg == "audit" {
-		attrs = append(attrs, slog.Any("caller", callerFrom(ctx)))
+		// Its value made here: slog.Any would box the caller first.
+		attrs = append(attrs, slog.Attr{Key: "caller", Value: callerFrom(ctx).LogValue()})
 	}
 	if ci.oid != "" {
 		attrs = append(attrs, slog.String("oid", cut(ci.oid)))
@@ -378,6 +407,15 @@ func ValidRequestID(s string) bool {
 
 // chain composes interceptors into one, the first outermost.
 func chain(interceptors ...grpc.UnaryServerInterceptor) grpc.UnaryServerInterceptor {
+	// None or one need no closures per call.
+	switch len(interceptors) {
+	case 0:
+		return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+			return handler(ctx, req)
+		}
+	case 1:
+		return interceptors[0]
+	}
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		for i := len(interceptors) - 1; i >= 0; i-- {
 			next, ic := handler, interceptors[i]

@@ -133,20 +133,28 @@ func (c *Client) attempt(ctx context.Context, r *request) (*response, error) {
 	// Every call asks for JSON, authorize too: Dintero's errors then come
 	// as its JSON error body, and authorize may answer its redirect either
 	// as a 302 or as {"redirect_uri": …}; both are read the same.
+	// The values share one array, each slice capped at its one value, so
+	// that a transport's Header.Add to one copies it instead of writing
+	// over its neighbour.
+	vals := make([]string, 0, 5)
+	value := func(v string) []string {
+		vals = append(vals, v)
+		return vals[len(vals)-1 : len(vals) : len(vals)]
+	}
 	h := make(http.Header, 5)
-	h["Accept"] = []string{"application/json"}
-	h["User-Agent"] = []string{c.opts.UserAgent}
+	h["Accept"] = value("application/json")
+	h["User-Agent"] = value(c.opts.UserAgent)
 	if r.body != nil {
-		h["Content-Type"] = []string{"application/json"}
+		h["Content-Type"] = value("application/json")
 	}
 	req.Header = h
 	if r.basic != nil {
 		req.SetBasicAuth(r.basic.ClientID, r.basic.ClientSecret)
 	} else {
-		h["Authorization"] = []string{r.auth}
+		h["Authorization"] = value(r.auth)
 	}
 	if r.requestID != "" {
-		h["X-Request-Id"] = []string{r.requestID}
+		h["X-Request-Id"] = value(r.requestID)
 	}
 	resp, err := c.rt.RoundTrip(req)
 	switch {

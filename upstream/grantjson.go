@@ -20,21 +20,30 @@ type grantJSON struct {
 	Scope     []string  `json:"scope"`
 	Type      string    `json:"type"`
 	OIDC      *oidcJSON `json:"oidc"`
-	CreatedAt *stamp    `json:"created_at"`
-	UpdatedAt *stamp    `json:"updated_at"`
-	DeletedAt *stamp    `json:"deleted_at"`
+	CreatedAt stamp     `json:"created_at"`
+	UpdatedAt stamp     `json:"updated_at"`
+	DeletedAt stamp     `json:"deleted_at"`
 	CreatedBy string    `json:"created_by"`
 	DeletedBy string    `json:"deleted_by"`
 }
 
-// stamp is a timestamp of Dintero's JSON, read with parseTimestamp.
-type stamp time.Time
+// stamp is a timestamp of Dintero's JSON, read with parseTimestamp; set
+// is false for none (absent or null). It is a value, not a pointer, so
+// that the decoder allocates nothing for it.
+type stamp struct {
+	t   time.Time
+	set bool
+}
 
-// UnmarshalJSONFrom reads a JSON string as a timestamp.
+// UnmarshalJSONFrom reads a JSON string as a timestamp, and null as none.
 func (s *stamp) UnmarshalJSONFrom(d *jsontext.Decoder) error {
 	tok, err := d.ReadToken()
 	if err != nil {
 		return err
+	}
+	if tok.Kind() == 'n' {
+		*s = stamp{}
+		return nil
 	}
 	if tok.Kind() != '"' {
 		return fmt.Errorf("%w: a timestamp must be a JSON string", ErrDecode)
@@ -43,17 +52,25 @@ func (s *stamp) UnmarshalJSONFrom(d *jsontext.Decoder) error {
 	if err != nil {
 		return err
 	}
-	*s = stamp(t)
+	*s = stamp{t: t, set: true}
 	return nil
 }
 
-// time returns the instant, nil for none.
-func (s *stamp) time() *time.Time {
-	if s == nil {
+// into puts the instant in *t and returns t, or nil for none.
+func (s *stamp) into(t *time.Time) *time.Time {
+	if !s.set {
 		return nil
 	}
-	t := time.Time(*s)
-	return &t
+	*t = s.t
+	return t
+}
+
+// decodedGrant is a decoded grant with what it points to, its timestamps,
+// and the JSON it was decoded from, so that decoding allocates them once.
+type decodedGrant struct {
+	g     Grant
+	times [3]time.Time
+	j     grantJSON
 }
 
 type oidcJSON struct {
@@ -69,20 +86,22 @@ type oidcJSON struct {
 // so that a field Dintero adds later changes nothing. A grant without a
 // type is of Dintero's default type, any.
 func decodeGrant(body []byte, id string) (g *Grant, undecoded []string) {
-	var j grantJSON
 	if b := bytes.TrimSpace(body); len(b) == 0 || b[0] != '{' {
 		return &Grant{ID: id}, []string{"body"}
 	}
-	if err := json.Unmarshal(body, &j); err != nil {
+	d := new(decodedGrant)
+	j := &d.j
+	if err := json.Unmarshal(body, j); err != nil {
 		// The fast path failed: read field by field.
-		j, undecoded = decodeGrantFields(body)
+		*j, undecoded = decodeGrantFields(body)
 	}
-	g = &Grant{
+	g = &d.g
+	*g = Grant{
 		ID: j.ID, ClientID: j.ClientID, Audience: j.Audience, Scope: j.Scope, Type: j.Type,
-		CreatedAt: j.CreatedAt.time(), UpdatedAt: j.UpdatedAt.time(), DeletedAt: j.DeletedAt.time(), CreatedBy: j.CreatedBy, DeletedBy: j.DeletedBy,
-	}
-	if j.OIDC != nil {
-		g.OIDC = &OIDC{ClientID: j.OIDC.ClientID, ClientSecret: j.OIDC.ClientSecret, Authority: j.OIDC.Authority}
+		CreatedAt: j.CreatedAt.into(&d.times[0]), UpdatedAt: j.UpdatedAt.into(&d.times[1]), DeletedAt: j.DeletedAt.into(&d.times[2]),
+		CreatedBy: j.CreatedBy, DeletedBy: j.DeletedBy,
+		// The same fields: the decoded configuration is the grant's.
+		OIDC: (*OIDC)(j.OIDC),
 	}
 	if g.ID == "" {
 		g.ID = id
@@ -108,7 +127,7 @@ func decodeGrantFields(body []byte) (j grantJSON, undecoded []string) {
 		decodeField(fields, name, target, bad)
 	}
 	decodeField(fields, "scope", &j.Scope, bad)
-	for name, target := range map[string]**stamp{"created_at": &j.CreatedAt, "updated_at": &j.UpdatedAt, "deleted_at": &j.DeletedAt} {
+	for name, target := range map[string]*stamp{"created_at": &j.CreatedAt, "updated_at": &j.UpdatedAt, "deleted_at": &j.DeletedAt} {
 		decodeField(fields, name, target, bad)
 	}
 	if v, ok := fields["oidc"]; ok && !bytes.Equal(bytes.TrimSpace(v), []byte("null")) {

@@ -287,3 +287,17 @@ func TestBreakerDefaults(t *testing.T) {
 		}
 	}
 }
+
+// TestDecodeGrantNulls: a null or absent timestamp or oidc is none, not a
+// part that failed to decode, and a present one is read, whichever the
+// others are.
+func TestDecodeGrantNulls(t *testing.T) {
+	g, undecoded := decodeGrant([]byte(`{"id":"g","created_at":null,"oidc":null,"deleted_at":"2023-11-07T05:31:56Z"}`), "x")
+	if len(undecoded) != 0 || g.CreatedAt != nil || g.UpdatedAt != nil || g.OIDC != nil || g.DeletedAt == nil || g.DeletedAt.Unix() != 1699335116 {
+		t.Errorf("decodeGrant = %+v, undecoded %v; want only deleted_at, nothing undecoded", g, undecoded)
+	}
+	g, undecoded = decodeGrant([]byte(`{"id":"g","updated_at":"2023-11-07T05:31:56Z","oidc":{"client_id":"c","client_secret":"s","authority":"a"}}`), "x")
+	if len(undecoded) != 0 || g.CreatedAt != nil || g.UpdatedAt == nil || g.DeletedAt != nil || g.OIDC == nil || *g.OIDC != (OIDC{ClientID: "c", ClientSecret: "s", Authority: "a"}) {
+		t.Errorf("decodeGrant = %+v, undecoded %v; want updated_at and the oidc", g, undecoded)
+	}
+}

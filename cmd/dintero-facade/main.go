@@ -21,6 +21,16 @@ import (
 var version = "dev"
 
 func main() {
+	// The runtime reads GODEBUG only at start: the process starts again
+	// with the collector's stack setting, unless GODEBUG names it.
+	var restartErr error
+	if env, restart := gctune.RestartEnv(os.Environ()); restart {
+		exe, err := os.Executable()
+		if err == nil {
+			err = syscall.Exec(exe, os.Args, env) // returns only on failure
+		}
+		restartErr = err
+	}
 	cfg, err := parseConfig(os.Args[1:], os.Getenv, os.Stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return
@@ -30,9 +40,12 @@ func main() {
 		os.Exit(2)
 	}
 	log := telemetry.NewLogger(os.Stderr, cfg.LogLevel)
-	gctune.Decide(os.Getenv, os.ReadFile).Apply()
+	gctune.Decide(os.Getenv, os.ReadFile, cfg.MaxConcurrent).Apply()
 	gogc, memoryLimit := gctune.InEffect()
-	log.Info("garbage collector", "gogc", gogc, "memory_limit_bytes", memoryLimit)
+	log.Info("garbage collector", "gogc", gogc, "memory_limit_bytes", memoryLimit, "godebug", os.Getenv("GODEBUG"))
+	if restartErr != nil {
+		log.Warn("could not start again with GODEBUG=gcshrinkstackoff=1; the collector shrinks stacks", "error", restartErr.Error())
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	audit := telemetry.NewLogger(os.Stderr, slog.LevelInfo)

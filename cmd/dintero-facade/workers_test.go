@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
@@ -31,7 +30,7 @@ func TestStreamWorkers(t *testing.T) {
 		pass := func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 			return h(ctx, req)
 		}
-		gs := newGRPCServer(Config{MaxConcurrent: tc.limit, MaxRecvMsgBytes: 1 << 20}, func(r grpc.ServiceRegistrar) { authv1.RegisterAuthServiceServer(r, svc) }, pass, nil, &telemetry.Telemetry{GRPC: grpcprom.NewServerMetrics()}, probe.New())
+		gs := newGRPCServer(Config{MaxConcurrent: tc.limit, MaxRecvMsgBytes: 1 << 20}, func(r grpc.ServiceRegistrar) { authv1.RegisterAuthServiceServer(r, svc) }, pass, nil, &telemetry.Telemetry{GRPC: telemetry.NewGRPCMetrics()}, probe.New())
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)

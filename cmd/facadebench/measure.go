@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"slices"
 	"sort"
@@ -23,6 +25,22 @@ type sample struct {
 	// The CPU time per call of the process in the middle, of the stub and
 	// of the load generator (this process).
 	cpuPerCall, stubCPU, loadCPU time.Duration
+	// cpu is the middle process's CPU time over the run; gcCPU and
+	// busyCPU the collector's and all its goroutines' (the collector,
+	// user code and the scavenger) by the runtime's own account, read
+	// from its /metrics; gcCPU is -1 when the path has none.
+	cpu            time.Duration
+	gcCPU, busyCPU float64
+}
+
+// gcShare is the collector's share of the middle process's CPU, by the
+// runtime's account (its CPU classes overestimate against the kernel's
+// figure, so the share is taken within them).
+func (s sample) gcShare() float64 {
+	if s.busyCPU <= 0 {
+		return 0
+	}
+	return s.gcCPU / s.busyCPU
 }
 
 // measure drives p with conc callers for d and returns what it saw.
@@ -31,6 +49,7 @@ func measure(p path, conc int, d time.Duration) sample {
 	defer cancel()
 	self := os.Getpid()
 	cpuBefore, stubBefore, loadBefore := cpuTime(p.pid), cpuTime(p.stubPID), cpuTime(self)
+	gcBefore, busyBefore, gcErr := gcSeconds(p.metricsURL)
 	lats := make([][]time.Duration, conc)
 	var errs atomic.Int64
 	var wg sync.WaitGroup
@@ -53,12 +72,16 @@ func measure(p path, conc int, d time.Duration) sample {
 	wg.Wait()
 	elapsed := time.Since(start)
 	cpu, stubCPU, loadCPU := cpuTime(p.pid)-cpuBefore, cpuTime(p.stubPID)-stubBefore, cpuTime(self)-loadBefore
+	gcAfter, busyAfter, gcErrAfter := gcSeconds(p.metricsURL)
 	var all []time.Duration
 	for _, l := range lats {
 		all = append(all, l...)
 	}
 	slices.Sort(all)
-	s := sample{errors: errs.Load()}
+	s := sample{errors: errs.Load(), cpu: cpu, gcCPU: -1}
+	if gcErr == nil && gcErrAfter == nil && p.metricsURL != "" {
+		s.gcCPU, s.busyCPU = gcAfter-gcBefore, busyAfter-busyBefore
+	}
 	n := len(all)
 	if n == 0 {
 		return s
@@ -68,6 +91,61 @@ func measure(p path, conc int, d time.Duration) sample {
 	calls := time.Duration(n + int(s.errors))
 	s.cpuPerCall, s.stubCPU, s.loadCPU = cpu/calls, stubCPU/calls, loadCPU/calls
 	return s
+}
+
+// The runtime's CPU classes, as the facade's /metrics serves them.
+const (
+	metricGC       = "go_cpu_classes_gc_total_cpu_seconds_total"
+	metricUser     = "go_cpu_classes_user_cpu_seconds_total"
+	metricScavenge = "go_cpu_classes_scavenge_total_cpu_seconds_total"
+)
+
+// gcSeconds reads the collector's CPU seconds and the busy CPU seconds
+// (collector, user code and scavenger) from the Prometheus text at url.
+func gcSeconds(url string) (gc, busy float64, err error) {
+	if url == "" {
+		return 0, 0, errors.New("no metrics")
+	}
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, 0, err
+	}
+	return parseGCSeconds(string(b))
+}
+
+// parseGCSeconds takes the collector's and the busy CPU seconds from
+// Prometheus text.
+func parseGCSeconds(text string) (gc, busy float64, err error) {
+	found := 0
+	for _, line := range strings.Split(text, "\n") {
+		name, v, ok := strings.Cut(line, " ")
+		if !ok {
+			continue
+		}
+		switch name {
+		case metricGC, metricUser, metricScavenge:
+		default:
+			continue
+		}
+		x, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		if err != nil {
+			return 0, 0, fmt.Errorf("%s: %w", name, err)
+		}
+		found++
+		busy += x
+		if name == metricGC {
+			gc = x
+		}
+	}
+	if found != 3 {
+		return 0, 0, fmt.Errorf("the metrics lack the runtime's CPU classes (%s, %s, %s)", metricGC, metricUser, metricScavenge)
+	}
+	return gc, busy, nil
 }
 
 // cpuTime returns the user and system CPU time of pid, from /proc.

@@ -30,6 +30,9 @@ type path struct {
 	pid int
 	// stubPID is the stub Dintero's process, 0 if the path does not reach it.
 	stubPID int
+	// metricsURL is the middle process's /metrics, where the runtime's
+	// CPU classes give the collector's share; empty if it has none.
+	metricsURL string
 }
 
 // pids are the processes the benchmark started; 0 for one that did not run.
@@ -89,9 +92,14 @@ func makePaths(o options, addrs map[string]string, ps pids) ([]path, func(), err
 		grpcDelete("facade_grpc", facade, ps.facade, ps.stub),
 		httpPath("facade_gateway", addrs["http"], ps.facade),
 	)
+	for i := range paths {
+		if paths[i].pid == ps.facade {
+			paths[i].metricsURL = "http://" + addrs["http"] + "/metrics"
+		}
+	}
 	authz := &authv1.AuthorizeRequest{Oid: dinteromock.DefaultAccount, Audience: dinteromock.Audience(dinteromock.DefaultAccount), ResponseType: "authenticate",
 		ClientId: dinteromock.DefaultApp, VerificationCode: "123456", State: "st", RedirectUri: dinteromock.DefaultCallback}
-	paths = append(paths, path{name: "facade_authorize_grpc", pid: ps.facade, stubPID: ps.stub, call: func(ctx context.Context, w int) error {
+	paths = append(paths, path{name: "facade_authorize_grpc", pid: ps.facade, stubPID: ps.stub, metricsURL: "http://" + addrs["http"] + "/metrics", call: func(ctx context.Context, w int) error {
 		resp, err := facade[w%len(facade)].Authorize(metadata.NewOutgoingContext(ctx, md), authz)
 		if err == nil && resp.GetIdToken() == "" {
 			err = errors.New("no id_token")

@@ -238,7 +238,7 @@ func runRemote(o options) error {
 	if err != nil {
 		return err
 	}
-	paths = append(paths, path{name: "facade_grpc", call: fg, pid: facade.cmd.Process.Pid, stubPID: stub.cmd.Process.Pid})
+	paths = append(paths, path{name: "facade_grpc", call: fg, pid: facade.cmd.Process.Pid, stubPID: stub.cmd.Process.Pid, metricsURL: "http://" + addrs["http"] + "/metrics"})
 	rf, err := grpcCall(addrs["relay"])
 	if err != nil {
 		return err
@@ -276,6 +276,7 @@ func runRemote(o options) error {
 		}
 	}
 	rss, _ := peakRSS(facade.cmd.Process.Pid)
+	relayRSS, _ := peakRSS(relay.cmd.Process.Pid)
 
 	// The cold start: a fresh facade, hit by cold-calls calls at once.
 	var cold []coldSample
@@ -298,6 +299,9 @@ func runRemote(o options) error {
 		cold = append(cold, cs)
 	}
 	reportRemote(os.Stdout, o, paths, runs, cold, rss)
+	// The floor's memory, with Go's defaults: what any relay on these
+	// libraries holds at this load.
+	fmt.Printf("relay_floor_peak_rss_mib=%.1f\n", float64(relayRSS)/(1<<20))
 	return nil
 }
 
@@ -405,4 +409,9 @@ func reportRemote(w io.Writer, o options, paths []path, runs map[string][]remote
 	}
 	fmt.Fprintf(w, "cold_start_max_conns=%d\n", maxConns)
 	fmt.Fprintf(w, "facade_peak_rss_mib=%.1f\n", float64(rss)/(1<<20))
+	for _, conc := range o.remoteConcurrency {
+		printGCShare(w, "facade_grpc_"+strconv.Itoa(conc), med("facade_grpc@"+strconv.Itoa(conc)).sample)
+	}
+	fmt.Fprintln(w)
+	printGoals(w, remoteGoals(med, cold, rss))
 }

@@ -78,4 +78,7 @@ func report(w io.Writer, o options, paths []path, sat, lat map[string][]sample, 
 	}
 	fmt.Fprintf(w, "facade_cpu_us_per_call=%.1f\n", float64(grpcS.cpuPerCall)/float64(time.Microsecond))
 	fmt.Fprintf(w, "facade_peak_rss_mib=%.1f\n", float64(rss)/(1<<20))
+	printGCShare(w, "facade_grpc", grpcS)
+	fmt.Fprintln(w)
+	printGoals(w, loopbackGoals(func(name string) sample { return median(sat[name], byRPS) }))
 }

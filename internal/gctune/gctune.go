@@ -1,12 +1,14 @@
 // Package gctune chooses the garbage collector's settings at start, unless
 // the operator set GOGC or GOMEMLIMIT: a higher target than Go's default,
-// bounded by a soft memory limit derived from the container's.
+// bounded by a soft memory limit derived from the container's, or outside
+// one from the calls the facade may have in flight.
 package gctune
 
 import (
 	"math"
 	"runtime/debug"
 	"runtime/metrics"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -17,13 +19,23 @@ import (
 // p99 latency; BENCHMARKS.md has the measurements.
 const defaultGOGC = 400
 
-// defaultMemoryLimit is the soft memory limit when neither GOMEMLIMIT nor
-// a container limit says otherwise: GOGC=400 alone lets a heap of a few
-// tens of MiB at a thousand calls in flight grow five-fold, which on a
-// host without a container limit is memory taken for nothing. The
-// runtime keeps the limit soft: a larger live heap is still served, with
-// more frequent collections.
+// defaultMemoryLimit is the least soft memory limit when neither
+// GOMEMLIMIT nor a container limit says otherwise: GOGC=400 alone lets a
+// heap of a few tens of MiB at a thousand calls in flight grow five-fold,
+// which on a host without a container limit is memory taken for nothing.
+// The runtime keeps the limit soft: a larger live heap is still served,
+// with more frequent collections.
 const defaultMemoryLimit = 80 << 20
+
+// bytesPerCallInFlight is what the limit outside a container allows for
+// each call the facade may have in flight to Dintero. At a thousand in
+// flight a call held about 30 KiB of goroutine stacks (its gRPC stream
+// worker's and HTTP/2's writer's: 29.5 MB in all) and some 8 KiB of live
+// heap (BENCHMARKS.md, issue 25); 64 KiB leaves the collector about as
+// much again to work in. Below 1,280 calls defaultMemoryLimit is the
+// larger; above, a fixed limit would leave it less and less, and the
+// collector would run without pause.
+const bytesPerCallInFlight = 64 << 10
 
 // cgroupMemoryFiles hold the container's memory limit: cgroup v2's, then v1's.
 var cgroupMemoryFiles = [...]string{"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"}
@@ -38,17 +50,20 @@ type Settings struct {
 	MemoryLimit int64
 }
 
-// Decide chooses the collector settings. Unless GOGC is set, the target
-// is defaultGOGC; because that lets the heap grow to five times the live
-// heap, unless GOMEMLIMIT is set a soft memory limit keeps it in bounds:
-// 90 % of the container's memory limit, or defaultMemoryLimit without one.
-func Decide(getenv func(string) string, readFile func(string) ([]byte, error)) Settings {
+// Decide chooses the collector settings for a facade that may have
+// inFlight calls to Dintero in flight (--max-concurrent-upstream). Unless
+// GOGC is set, the target is defaultGOGC; because that lets the heap grow
+// to five times the live heap, unless GOMEMLIMIT is set a soft memory
+// limit keeps it in bounds: 90 % of the container's memory limit, or
+// without one bytesPerCallInFlight for each call in flight, at least
+// defaultMemoryLimit.
+func Decide(getenv func(string) string, readFile func(string) ([]byte, error), inFlight int) Settings {
 	var s Settings
 	if getenv("GOGC") == "" {
 		s.GOGC = defaultGOGC
 	}
 	if getenv("GOMEMLIMIT") == "" {
-		s.MemoryLimit = defaultMemoryLimit
+		s.MemoryLimit = max(defaultMemoryLimit, int64(inFlight)*bytesPerCallInFlight)
 		if limit := cgroupMemoryLimit(readFile); limit > 0 {
 			s.MemoryLimit = limit / 10 * 9
 		}
@@ -97,4 +112,39 @@ func InEffect() (gogc, memoryLimit int64) {
 		memoryLimit = 0
 	}
 	return gogc, memoryLimit
+}
+
+// stackShrinkOff is the GODEBUG setting that keeps the collector from
+// shrinking goroutine stacks. The gRPC server's stream workers park with
+// little of their stack in use, so every collection halved their stacks
+// and the next call grew them back: copying stacks was 5 % of the CPU at
+// a thousand calls in flight. Without it the facade spent 82 and 86 µs
+// per call against 90 and 92, and peaked at 92 MiB against 95 and 97
+// (BENCHMARKS.md, issue 25). The runtime reads it only at start.
+const stackShrinkOff = "gcshrinkstackoff=1"
+
+// RestartEnv returns the environment to start the process again with, so
+// that the runtime starts with stackShrinkOff, and true; or false when
+// GODEBUG already names gcshrinkstackoff (the operator's choice, or the
+// restart's).
+func RestartEnv(environ []string) ([]string, bool) {
+	for i, kv := range environ {
+		v, ok := strings.CutPrefix(kv, "GODEBUG=")
+		if !ok {
+			continue
+		}
+		// The runtime reads the first GODEBUG, as this does.
+		for _, f := range strings.Split(v, ",") {
+			if strings.HasPrefix(strings.TrimSpace(f), "gcshrinkstackoff=") {
+				return nil, false
+			}
+		}
+		env := slices.Clone(environ)
+		env[i] = "GODEBUG=" + stackShrinkOff
+		if v != "" {
+			env[i] = kv + "," + stackShrinkOff
+		}
+		return env, true
+	}
+	return append(slices.Clone(environ), "GODEBUG="+stackShrinkOff), true
 }

@@ -3,6 +3,7 @@ package gctune_test
 import (
 	"fmt"
 	"io/fs"
+	"slices"
 	"testing"
 
 	"github.com/dintero-facade/dintero-facade/internal/gctune"
@@ -15,18 +16,25 @@ func TestDecide(t *testing.T) {
 		env   map[string]string
 		files map[string]string
 		want  gctune.Settings
+		// inFlight is --max-concurrent-upstream; 0 means its default, 256.
+		inFlight int
 	}{
-		{"no setting, no cgroup", nil, nil, gctune.Settings{GOGC: 400, MemoryLimit: 80 << 20}},
-		{"GOGC is the operator's", map[string]string{"GOGC": "150"}, nil, gctune.Settings{MemoryLimit: 80 << 20}},
-		{"GOGC=off is the operator's", map[string]string{"GOGC": "off"}, nil, gctune.Settings{MemoryLimit: 80 << 20}},
-		{"cgroup v2 limit", nil, map[string]string{v2: "134217728\n"}, gctune.Settings{GOGC: 400, MemoryLimit: 120795948}},
-		{"cgroup v2 without a limit", nil, map[string]string{v2: "max\n"}, gctune.Settings{GOGC: 400, MemoryLimit: 80 << 20}},
-		{"cgroup v2 wins over v1", nil, map[string]string{v2: "max\n", v1: "268435456\n"}, gctune.Settings{GOGC: 400, MemoryLimit: 80 << 20}},
-		{"cgroup v1 limit", nil, map[string]string{v1: "268435456\n"}, gctune.Settings{GOGC: 400, MemoryLimit: 241591905}},
-		{"cgroup v1 without a limit", nil, map[string]string{v1: "9223372036854771712\n"}, gctune.Settings{GOGC: 400, MemoryLimit: 80 << 20}},
-		{"unreadable limit", nil, map[string]string{v2: "lots\n"}, gctune.Settings{GOGC: 400, MemoryLimit: 80 << 20}},
-		{"GOMEMLIMIT is the operator's", map[string]string{"GOMEMLIMIT": "100MiB"}, map[string]string{v2: "134217728\n"}, gctune.Settings{GOGC: 400}},
-		{"both the operator's", map[string]string{"GOGC": "200", "GOMEMLIMIT": "1GiB"}, map[string]string{v2: "134217728\n"}, gctune.Settings{}},
+		{"no setting, no cgroup", nil, nil, gctune.Settings{GOGC: 400, MemoryLimit: 80 << 20}, 0},
+		{"GOGC is the operator's", map[string]string{"GOGC": "150"}, nil, gctune.Settings{MemoryLimit: 80 << 20}, 0},
+		{"GOGC=off is the operator's", map[string]string{"GOGC": "off"}, nil, gctune.Settings{MemoryLimit: 80 << 20}, 0},
+		{"cgroup v2 limit", nil, map[string]string{v2: "134217728\n"}, gctune.Settings{GOGC: 400, MemoryLimit: 120795948}, 0},
+		{"cgroup v2 without a limit", nil, map[string]string{v2: "max\n"}, gctune.Settings{GOGC: 400, MemoryLimit: 80 << 20}, 0},
+		{"cgroup v2 wins over v1", nil, map[string]string{v2: "max\n", v1: "268435456\n"}, gctune.Settings{GOGC: 400, MemoryLimit: 80 << 20}, 0},
+		{"cgroup v1 limit", nil, map[string]string{v1: "268435456\n"}, gctune.Settings{GOGC: 400, MemoryLimit: 241591905}, 0},
+		{"cgroup v1 without a limit", nil, map[string]string{v1: "9223372036854771712\n"}, gctune.Settings{GOGC: 400, MemoryLimit: 80 << 20}, 0},
+		{"unreadable limit", nil, map[string]string{v2: "lots\n"}, gctune.Settings{GOGC: 400, MemoryLimit: 80 << 20}, 0},
+		{"GOMEMLIMIT is the operator's", map[string]string{"GOMEMLIMIT": "100MiB"}, map[string]string{v2: "134217728\n"}, gctune.Settings{GOGC: 400}, 0},
+		{"both the operator's", map[string]string{"GOGC": "200", "GOMEMLIMIT": "1GiB"}, map[string]string{v2: "134217728\n"}, gctune.Settings{}, 0},
+		{"1,250 in flight, the least limit", nil, nil, gctune.Settings{GOGC: 400, MemoryLimit: 80 << 20}, 1250},
+		{"1,280 in flight: 64 KiB each is the least limit", nil, nil, gctune.Settings{GOGC: 400, MemoryLimit: 80 << 20}, 1280},
+		{"4,096 in flight: 64 KiB each", nil, nil, gctune.Settings{GOGC: 400, MemoryLimit: 256 << 20}, 4096},
+		{"4,096 in flight in a container: the container's", nil, map[string]string{v2: "134217728\n"}, gctune.Settings{GOGC: 400, MemoryLimit: 120795948}, 4096},
+		{"4,096 in flight, GOMEMLIMIT the operator's", map[string]string{"GOMEMLIMIT": "100MiB"}, nil, gctune.Settings{GOGC: 400}, 4096},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -37,8 +45,39 @@ func TestDecide(t *testing.T) {
 				}
 				return nil, fmt.Errorf("open %s: %w", name, fs.ErrNotExist)
 			}
-			if got := gctune.Decide(getenv, readFile); got != tt.want {
+			inFlight := tt.inFlight
+			if inFlight == 0 {
+				inFlight = 256
+			}
+			if got := gctune.Decide(getenv, readFile, inFlight); got != tt.want {
 				t.Errorf("Decide() = %+v; want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestRestartEnv(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		env     []string
+		want    []string
+		restart bool
+	}{
+		{"no GODEBUG", []string{"PATH=/bin"}, []string{"PATH=/bin", "GODEBUG=gcshrinkstackoff=1"}, true},
+		{"an empty GODEBUG", []string{"GODEBUG=", "PATH=/bin"}, []string{"GODEBUG=gcshrinkstackoff=1", "PATH=/bin"}, true},
+		{"the operator's GODEBUG kept", []string{"GODEBUG=http2debug=1"}, []string{"GODEBUG=http2debug=1,gcshrinkstackoff=1"}, true},
+		{"the operator's choice", []string{"GODEBUG=gctrace=1,gcshrinkstackoff=0"}, nil, false},
+		{"after the restart", []string{"GODEBUG=gcshrinkstackoff=1"}, nil, false},
+		{"the first GODEBUG is the runtime's", []string{"GODEBUG=gctrace=1", "GODEBUG=gcshrinkstackoff=0"}, []string{"GODEBUG=gctrace=1,gcshrinkstackoff=1", "GODEBUG=gcshrinkstackoff=0"}, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			before := slices.Clone(tt.env)
+			got, restart := gctune.RestartEnv(tt.env)
+			if restart != tt.restart || !slices.Equal(got, tt.want) {
+				t.Errorf("RestartEnv(%q) = %q, %v; want %q, %v", tt.env, got, restart, tt.want, tt.restart)
+			}
+			if !slices.Equal(tt.env, before) {
+				t.Errorf("RestartEnv changed its argument to %q", tt.env)
 			}
 		})
 	}

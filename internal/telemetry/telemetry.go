@@ -10,11 +10,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"regexp"
 	"runtime"
 	"time"
 
 	"github.com/go-logr/logr"
-	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -56,7 +56,7 @@ type Telemetry struct {
 	registry *prometheus.Registry
 	// GRPC, Upstream and Service are the metrics of the gRPC server, the
 	// client of Dintero and the service.
-	GRPC     *grpcprom.ServerMetrics
+	GRPC     *GRPCMetrics
 	Upstream *UpstreamMetrics
 	Service  *service.Counters
 	// Reload counts the reloads of the files the facade reads, and shows
@@ -72,11 +72,16 @@ type Telemetry struct {
 func New(ctx context.Context, o Options) (*Telemetry, error) {
 	t := &Telemetry{
 		registry: prometheus.NewRegistry(),
-		GRPC:     grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram()),
+		GRPC:     NewGRPCMetrics(),
 		prop:     propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}),
 		stop:     func(context.Context) error { return nil },
 	}
-	if err := t.registry.Register(collectors.NewGoCollector()); err != nil {
+	// Beside the Go collector's usual figures, the runtime's account of
+	// its CPU by class: the collector's share of the CPU is what tells
+	// whether the memory limit is too tight for the load.
+	goCollector := collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(
+		collectors.GoRuntimeMetricsRule{Matcher: regexp.MustCompile(`^/cpu/classes/(gc/total|user|scavenge/total):cpu-seconds$`)}))
+	if err := t.registry.Register(goCollector); err != nil {
 		return nil, err
 	}
 	if err := t.registry.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})); err != nil {

@@ -1,0 +1,140 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestGoalHolds(t *testing.T) {
+	for _, tc := range []struct {
+		g    goal
+		want bool
+	}{
+		{goal{op: ">=", value: 1, target: 1, measured: true}, true},
+		{goal{op: ">=", value: 0.99, target: 1, measured: true}, false},
+		{goal{op: "<=", value: 1.25, target: 1.25, measured: true}, true},
+		{goal{op: "<=", value: 1.26, target: 1.25, measured: true}, false},
+		{goal{op: ">=", value: 2, target: 1}, false}, // not measured never holds
+	} {
+		if got := tc.g.holds(); got != tc.want {
+			t.Errorf("%+v holds = %v; want %v", tc.g, got, tc.want)
+		}
+	}
+}
+
+// remoteRuns are the medians of a remote run in which some goals hold
+// and some fail, each by a margin the test names.
+func remoteRuns() map[string]remoteSample {
+	return map[string]remoteSample{
+		// 1,000 in flight: the facade is ahead of nginx and behind the
+		// floor, and spends 1.20× the floor's CPU.
+		"facade_grpc@1000": {sample: sample{rps: 11000, cpuPerCall: 84 * time.Microsecond}},
+		"relay_floor@1000": {sample: sample{rps: 12000, cpuPerCall: 70 * time.Microsecond}},
+		"nginx@1000":       {sample: sample{rps: 10000, cpuPerCall: 40 * time.Microsecond}},
+		// 200 in flight: it adds 7 ms of p99 against the floor's 1 ms,
+		// and spends 1.30× its CPU.
+		"direct@200":      {sample: sample{rps: 3900, p99: 60 * time.Millisecond}},
+		"facade_grpc@200": {sample: sample{rps: 3800, p99: 67 * time.Millisecond, cpuPerCall: 130 * time.Microsecond}},
+		"relay_floor@200": {sample: sample{rps: 3850, p99: 61 * time.Millisecond, cpuPerCall: 100 * time.Microsecond}},
+	}
+}
+
+func TestRemoteGoals(t *testing.T) {
+	runs := remoteRuns()
+	med := func(k string) remoteSample { return runs[k] }
+	var out bytes.Buffer
+	printGoals(&out, remoteGoals(med, []coldSample{{conns: 3}, {conns: 40}}, 90<<20))
+	for _, want := range []string{
+		"goal calls_vs_relay_floor_1000: 0.917 >= 1.000 FAILS",
+		"goal calls_vs_nginx_1000: 1.100 >= 1.000 holds",
+		"goal cpu_vs_relay_floor_1000: 1.200 <= 1.250 holds",
+		"goal cold_start_conns: 40.000 <= 32.000 FAILS",
+		"goal peak_rss_mib: 90.000 <= 100.000 holds",
+		"goal added_p99_ms_200: 7.000 <= 6.000 FAILS",
+		"goal cpu_vs_relay_floor_200: 1.300 <= 1.250 FAILS",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("goals lack %q:\n%s", want, out.String())
+		}
+	}
+	if n := strings.Count(out.String(), "goal "); n != 7 {
+		t.Errorf("%d goal lines; want 7:\n%s", n, out.String())
+	}
+	// The same run with the floor's p99 4 ms worse: now the facade's 7 ms
+	// is within the floor's 5 + 5.
+	runs["relay_floor@200"] = remoteSample{sample: sample{rps: 3850, p99: 65 * time.Millisecond, cpuPerCall: 100 * time.Microsecond}}
+	out.Reset()
+	printGoals(&out, remoteGoals(med, nil, 0))
+	for _, want := range []string{
+		"goal added_p99_ms_200: 7.000 <= 10.000 holds",
+		"goal cold_start_conns: not measured",
+		"goal peak_rss_mib: not measured",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("goals lack %q:\n%s", want, out.String())
+		}
+	}
+	// Without nginx, its goal is not measured, and so not held.
+	delete(runs, "nginx@1000")
+	out.Reset()
+	printGoals(&out, remoteGoals(med, nil, 0))
+	if !strings.Contains(out.String(), "goal calls_vs_nginx_1000: not measured") {
+		t.Errorf("without nginx:\n%s", out.String())
+	}
+}
+
+func TestLoopbackGoals(t *testing.T) {
+	sat := map[string]sample{
+		"facade_grpc":    {rps: 12000, cpuPerCall: 70 * time.Microsecond},
+		"relay_floor":    {rps: 13000, cpuPerCall: 64 * time.Microsecond},
+		"nginx":          {rps: 20000},
+		"direct":         {rps: 30000},
+		"facade_gateway": {rps: 10500},
+	}
+	var out bytes.Buffer
+	printGoals(&out, loopbackGoals(func(k string) sample { return sat[k] }))
+	for _, want := range []string{
+		"goal cpu_vs_relay_floor: 1.094 <= 1.150 holds",
+		"goal grpc_vs_nginx_calls: 0.600 >= 0.650 FAILS",
+		"goal gateway_vs_direct_calls: 0.350 >= 0.330 holds",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("goals lack %q:\n%s", want, out.String())
+		}
+	}
+	sat["facade_grpc"] = sample{rps: 13000, cpuPerCall: 80 * time.Microsecond}
+	sat["facade_gateway"] = sample{rps: 9000}
+	out.Reset()
+	printGoals(&out, loopbackGoals(func(k string) sample { return sat[k] }))
+	for _, want := range []string{
+		"goal cpu_vs_relay_floor: 1.250 <= 1.150 FAILS",
+		"goal grpc_vs_nginx_calls: 0.650 >= 0.650 holds",
+		"goal gateway_vs_direct_calls: 0.300 >= 0.330 FAILS",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("goals lack %q:\n%s", want, out.String())
+		}
+	}
+}
+
+func TestParseGCSeconds(t *testing.T) {
+	text := "# HELP go_cpu_classes_gc_total_cpu_seconds_total ...\n" +
+		"go_cpu_classes_gc_total_cpu_seconds_total 1.5\n" +
+		"go_cpu_classes_user_cpu_seconds_total 8\n" +
+		"go_cpu_classes_scavenge_total_cpu_seconds_total 0.5\n" +
+		"go_cpu_classes_idle_cpu_seconds_total 100\n"
+	gc, busy, err := parseGCSeconds(text)
+	if err != nil || gc != 1.5 || busy != 10 {
+		t.Errorf("parseGCSeconds = %v, %v, %v; want 1.5, 10 (idle left out)", gc, busy, err)
+	}
+	if _, _, err := parseGCSeconds("go_cpu_classes_gc_total_cpu_seconds_total 1.5\n"); err == nil {
+		t.Error("metrics without the user and scavenger classes were read as whole")
+	}
+	var out bytes.Buffer
+	printGCShare(&out, "x", sample{cpu: time.Second, cpuPerCall: 100 * time.Microsecond, gcCPU: 1.5, busyCPU: 10})
+	if want := "gc_share_x=0.150 (15.0 µs of 100.0 µs per call)\n"; out.String() != want {
+		t.Errorf("printGCShare = %q; want %q", out.String(), want)
+	}
+}
