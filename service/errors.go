@@ -153,7 +153,7 @@ func statusOf(op string, err error, meta upstream.Meta) *status.Status {
 	isUE, isOAuth := errors.As(err, &ue), errors.As(err, &oe)
 	switch {
 	case errors.Is(err, upstream.ErrNoCredentials):
-		return failure(op, meta, codes.Unauthenticated, ErrorReasonNoCredentials, err.Error()+": send an authorization bearer token")
+		return failure(op, meta, codes.Unauthenticated, ErrorReasonNoCredentials, err.Error()+": send an authorization bearer token, or have the operator give the facade client credentials for the account (DINTERO_CLIENT_ID, DINTERO_CLIENT_SECRET, DINTERO_ACCOUNT_ID, or --credentials-file)")
 	case errors.Is(err, upstream.ErrBadAuthorization):
 		return failure(op, meta, codes.Unauthenticated, ErrorReasonBadAuthorization, err.Error()+`: send "authorization: Bearer <token>", or no authorization to use the facade's credentials`)
 	case errors.Is(err, upstream.ErrBusy):
