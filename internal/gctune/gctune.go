@@ -117,10 +117,10 @@ func InEffect() (gogc, memoryLimit int64) {
 // stackShrinkOff is the GODEBUG setting that keeps the collector from
 // shrinking goroutine stacks. The gRPC server's stream workers park with
 // little of their stack in use, so every collection halved their stacks
-// and the next call grew them back: copying stacks was 5 % of the CPU at
-// a thousand calls in flight. Without it the facade spent 82 and 86 µs
-// per call against 90 and 92, and peaked at 92 MiB against 95 and 97
-// (BENCHMARKS.md, issue 25). The runtime reads it only at start.
+// and the next call grew them back: at many calls in flight, copying
+// stacks was a visible share of the CPU, and turning it off lowered both
+// the CPU per call and the peak memory (BENCHMARKS.md, issue 25). The
+// runtime reads it only at start, hence the restart.
 const stackShrinkOff = "gcshrinkstackoff=1"
 
 // RestartEnv returns the environment to start the process again with, so
