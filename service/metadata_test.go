@@ -30,50 +30,33 @@ var keyPackages = []string{".", "../internal/gateway"}
 // fails here.
 func TestMetadataKeysDocumented(t *testing.T) {
 	declared := map[string]string{} // value → constant
-	fset := token.NewFileSet()
-	for _, dir := range keyPackages {
-		files, err := filepath.Glob(filepath.Join(dir, "*.go"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, file := range files {
-			if strings.HasSuffix(file, "_test.go") {
-				continue
-			}
-			f, err := parser.ParseFile(fset, file, nil, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ast.Inspect(f, func(n ast.Node) bool {
-				switch n := n.(type) {
-				case *ast.ValueSpec:
-					for i, name := range n.Names {
-						if strings.HasPrefix(name.Name, "MetadataKey") && i < len(n.Values) {
-							if lit, ok := n.Values[i].(*ast.BasicLit); ok {
-								v, _ := strconv.Unquote(lit.Value)
-								declared[v] = name.Name
-							}
-						}
+	walkKeyPackages(t, func(fset *token.FileSet, n ast.Node) {
+		switch n := n.(type) {
+		case *ast.ValueSpec:
+			for i, name := range n.Names {
+				if strings.HasPrefix(name.Name, "MetadataKey") && i < len(n.Values) {
+					if lit, ok := n.Values[i].(*ast.BasicLit); ok {
+						v, _ := strconv.Unquote(lit.Value)
+						declared[v] = name.Name
 					}
-				case *ast.IndexExpr:
-					if lit, ok := n.Index.(*ast.BasicLit); ok && lit.Kind == token.STRING {
-						t.Errorf("%s: the string literal %s indexes a map: use a MetadataKey constant", fset.Position(n.Pos()), lit.Value)
-					}
-				case *ast.CompositeLit:
-					if m, ok := n.Type.(*ast.MapType); ok && isIdent(m.Key, "string") && isIdent(m.Value, "string") {
-						for _, e := range n.Elts {
-							if kv, ok := e.(*ast.KeyValueExpr); ok {
-								if lit, ok := kv.Key.(*ast.BasicLit); ok {
-									t.Errorf("%s: the string literal %s keys a map[string]string: use a MetadataKey constant", fset.Position(lit.Pos()), lit.Value)
-								}
-							}
+				}
+			}
+		case *ast.IndexExpr:
+			if lit, ok := n.Index.(*ast.BasicLit); ok && lit.Kind == token.STRING {
+				t.Errorf("%s: the string literal %s indexes a map: use a MetadataKey constant", fset.Position(n.Pos()), lit.Value)
+			}
+		case *ast.CompositeLit:
+			if m, ok := n.Type.(*ast.MapType); ok && isIdent(m.Key, "string") && isIdent(m.Value, "string") {
+				for _, e := range n.Elts {
+					if kv, ok := e.(*ast.KeyValueExpr); ok {
+						if lit, ok := kv.Key.(*ast.BasicLit); ok {
+							t.Errorf("%s: the string literal %s keys a map[string]string: use a MetadataKey constant", fset.Position(lit.Pos()), lit.Value)
 						}
 					}
 				}
-				return true
-			})
+			}
 		}
-	}
+	})
 	documented := documentedKeys(t)
 	var inCode []string
 	for v := range declared {
@@ -107,52 +90,35 @@ func TestMetadataKeysDocumented(t *testing.T) {
 // as a literal instead of a constant.
 func TestErrorReasonsDocumented(t *testing.T) {
 	declared := map[string]string{} // value → constant
-	fset := token.NewFileSet()
-	for _, dir := range keyPackages {
-		files, err := filepath.Glob(filepath.Join(dir, "*.go"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, file := range files {
-			if strings.HasSuffix(file, "_test.go") {
-				continue
-			}
-			f, err := parser.ParseFile(fset, file, nil, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ast.Inspect(f, func(n ast.Node) bool {
-				switch n := n.(type) {
-				case *ast.ValueSpec:
-					for i, name := range n.Names {
-						if (strings.HasPrefix(name.Name, "ErrorReason") || strings.HasPrefix(name.Name, "reason")) && i < len(n.Values) {
-							if lit, ok := n.Values[i].(*ast.BasicLit); ok && lit.Kind == token.STRING {
-								v, _ := strconv.Unquote(lit.Value)
-								declared[v] = name.Name
-							}
-						}
-					}
-				case *ast.KeyValueExpr:
-					if isIdent(n.Key, "Reason") {
-						if _, ok := n.Value.(*ast.BasicLit); ok {
-							t.Errorf("%s: a reason written as a literal: use a reason constant", fset.Position(n.Pos()))
-						}
-					}
-				case *ast.CallExpr:
-					// failure(op, meta, code, reason, …) and refusal(code, reason, …).
-					pos := map[string]int{"failure": 3, "refusal": 1}
-					if id, ok := n.Fun.(*ast.Ident); ok {
-						if i, ok := pos[id.Name]; ok && i < len(n.Args) {
-							if _, ok := n.Args[i].(*ast.BasicLit); ok {
-								t.Errorf("%s: %s given a literal reason: use a reason constant", fset.Position(n.Pos()), id.Name)
-							}
-						}
+	walkKeyPackages(t, func(fset *token.FileSet, n ast.Node) {
+		switch n := n.(type) {
+		case *ast.ValueSpec:
+			for i, name := range n.Names {
+				if (strings.HasPrefix(name.Name, "ErrorReason") || strings.HasPrefix(name.Name, "reason")) && i < len(n.Values) {
+					if lit, ok := n.Values[i].(*ast.BasicLit); ok && lit.Kind == token.STRING {
+						v, _ := strconv.Unquote(lit.Value)
+						declared[v] = name.Name
 					}
 				}
-				return true
-			})
+			}
+		case *ast.KeyValueExpr:
+			if isIdent(n.Key, "Reason") {
+				if _, ok := n.Value.(*ast.BasicLit); ok {
+					t.Errorf("%s: a reason written as a literal: use a reason constant", fset.Position(n.Pos()))
+				}
+			}
+		case *ast.CallExpr:
+			// failure(op, meta, code, reason, …) and refusal(code, reason, …).
+			pos := map[string]int{"failure": 3, "refusal": 1}
+			if id, ok := n.Fun.(*ast.Ident); ok {
+				if i, ok := pos[id.Name]; ok && i < len(n.Args) {
+					if _, ok := n.Args[i].(*ast.BasicLit); ok {
+						t.Errorf("%s: %s given a literal reason: use a reason constant", fset.Position(n.Pos()), id.Name)
+					}
+				}
+			}
 		}
-	}
+	})
 	documented := documentedReasons(t)
 	for v, name := range declared {
 		if _, ok := authv1.ErrorReason_value[v]; !ok || v == authv1.ErrorReason_ERROR_REASON_UNSPECIFIED.String() {
@@ -238,4 +204,30 @@ func documentedKeys(t *testing.T) []string {
 		}
 	}
 	return keys
+}
+
+// walkKeyPackages calls visit with every node of the non-test files of the
+// packages that build ErrorInfo.
+func walkKeyPackages(t *testing.T, visit func(*token.FileSet, ast.Node)) {
+	t.Helper()
+	fset := token.NewFileSet()
+	for _, dir := range keyPackages {
+		files, err := filepath.Glob(filepath.Join(dir, "*.go"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, file := range files {
+			if strings.HasSuffix(file, "_test.go") {
+				continue
+			}
+			f, err := parser.ParseFile(fset, file, nil, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ast.Inspect(f, func(n ast.Node) bool {
+				visit(fset, n)
+				return true
+			})
+		}
+	}
 }
