@@ -24,6 +24,31 @@ func TestGoalHolds(t *testing.T) {
 	}
 }
 
+func TestGoalBelowFloor(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		g       goal
+		floor   goal
+		below   bool
+		verdict string
+	}{
+		{"the floor misses it, the facade does better", goal{op: "<=", value: 1.3, target: 1.25, measured: true}, goal{op: "<=", value: 1.6, target: 1.25, measured: true}, true, "below the floor"},
+		{"the floor misses it, the facade does as well", goal{op: ">=", value: 0.8, target: 1, measured: true}, goal{op: ">=", value: 0.8, target: 1, measured: true}, true, "below the floor"},
+		{"the floor misses it, the facade does worse", goal{op: ">=", value: 0.7, target: 1, measured: true}, goal{op: ">=", value: 0.8, target: 1, measured: true}, false, "FAILS"},
+		{"the floor meets it", goal{op: "<=", value: 1.3, target: 1.25, measured: true}, goal{op: "<=", value: 1.2, target: 1.25, measured: true}, false, "FAILS"},
+		{"the floor not measured", goal{op: "<=", value: 1.3, target: 1.25, measured: true}, goal{op: "<="}, false, "FAILS"},
+		{"the goal holds", goal{op: "<=", value: 1.2, target: 1.25, measured: true}, goal{op: "<=", value: 1.6, target: 1.25, measured: true}, false, "holds"},
+	} {
+		g := withFloor(tc.g, tc.floor)
+		if got := g.belowFloor(); got != tc.below {
+			t.Errorf("%s: belowFloor = %v; want %v", tc.name, got, tc.below)
+		}
+		if !strings.Contains(g.String(), " "+tc.verdict+" (") {
+			t.Errorf("%s: %q; want the verdict %q", tc.name, g.String(), tc.verdict)
+		}
+	}
+}
+
 // remoteRuns are the medians of a remote run in which some goals hold
 // and some fail, each by a margin the test names.
 func remoteRuns() map[string]remoteSample {
@@ -76,6 +101,24 @@ func TestRemoteGoals(t *testing.T) {
 			t.Errorf("goals lack %q:\n%s", want, out.String())
 		}
 	}
+	// The relay with every feature measured too: at 1,000 in flight it is
+	// behind the facade, and so both goals of calls are below the floor;
+	// at 200 it meets the CPU goal the facade misses.
+	runs["relay_features@1000"] = remoteSample{sample: sample{rps: 9000, cpuPerCall: 100 * time.Microsecond}}
+	runs["relay_features@200"] = remoteSample{sample: sample{rps: 3800, p99: 80 * time.Millisecond, cpuPerCall: 120 * time.Microsecond}}
+	out.Reset()
+	printGoals(&out, remoteGoals(med, nil, 0))
+	for _, want := range []string{
+		"goal calls_vs_relay_floor_1000: 0.917 >= 1.000 below the floor (facade's calls/s ÷ the relay floor's, 1,000 in flight; the relay with every feature: 0.750, which misses it too)",
+		"goal calls_vs_nginx_1000: 1.100 >= 1.000 holds",
+		"goal cpu_vs_relay_floor_1000: 1.200 <= 1.250 holds",
+		"goal added_p99_ms_200: 7.000 <= 10.000 holds",
+		"goal cpu_vs_relay_floor_200: 1.300 <= 1.250 FAILS (facade's CPU per call ÷ the relay floor's, 200 in flight; the relay with every feature: 1.200, which meets it)",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("goals lack %q:\n%s", want, out.String())
+		}
+	}
 	// Without nginx, its goal is not measured, and so not held.
 	delete(runs, "nginx@1000")
 	out.Reset()
@@ -112,6 +155,21 @@ func TestLoopbackGoals(t *testing.T) {
 		"goal cpu_vs_relay_floor: 1.250 <= 1.150 FAILS",
 		"goal grpc_vs_nginx_calls: 0.650 >= 0.650 holds",
 		"goal gateway_vs_direct_calls: 0.300 >= 0.330 FAILS",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("goals lack %q:\n%s", want, out.String())
+		}
+	}
+	// With the relay with every feature: dearer than the facade over gRPC,
+	// and behind grpc-gateway slower than the facade's gateway.
+	sat["relay_features"] = sample{rps: 8000, cpuPerCall: 96 * time.Microsecond}
+	sat["relay_features_gateway"] = sample{rps: 6000}
+	out.Reset()
+	printGoals(&out, loopbackGoals(func(k string) sample { return sat[k] }))
+	for _, want := range []string{
+		"goal cpu_vs_relay_floor: 1.250 <= 1.150 below the floor (facade's CPU per call ÷ the relay floor's; the relay with every feature: 1.500, which misses it too)",
+		"goal grpc_vs_nginx_calls: 0.650 >= 0.650 holds",
+		"goal gateway_vs_direct_calls: 0.300 >= 0.330 below the floor (gateway's calls/s ÷ direct's; the relay with every feature: 0.200, which misses it too)",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("goals lack %q:\n%s", want, out.String())

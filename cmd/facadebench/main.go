@@ -40,6 +40,9 @@ func main() {
 		case "relayfloor":
 			fatal(serveRelayFloor(os.Args[2], os.Args[3]))
 			return
+		case "featuresfloor":
+			fatal(serveFeaturesFloor(os.Args[2], os.Args[3], os.Args[4]))
+			return
 		case "tlsstub":
 			latency, err := time.ParseDuration(os.Args[4])
 			fatal(err)
@@ -58,12 +61,12 @@ func main() {
 	flag.BoolVar(&o.nginx, "nginx", true, "include nginx when it is installed")
 	flag.StringVar(&o.facadeArgs, "facade-args", "", "extra flags for the facade, space-separated")
 	flag.StringVar(&o.facadeEnv, "facade-env", "", "extra environment for the facade, space-separated KEY=VALUE (GOGC=200, say)")
-	flag.StringVar(&o.only, "only", "", "comma-separated paths to run (direct, goproxy, nginx, grpc_floor, relay_floor, facade_grpc, facade_gateway, facade_authorize_grpc; remote: direct, nginx, facade_grpc, relay_floor); empty: all")
+	flag.StringVar(&o.only, "only", "", "comma-separated paths to run (direct, goproxy, nginx, grpc_floor, relay_floor, relay_features, relay_features_gateway, facade_grpc, facade_gateway, facade_authorize_grpc; remote: direct, nginx, facade_grpc, relay_floor, relay_features); empty: all")
 	var scenario, conc string
 	flag.StringVar(&scenario, "scenario", "loopback", "loopback: a plain stub on loopback; remote: a TLS stub -latency away, nginx with a TLS upstream, and a cold start")
 	flag.DurationVar(&o.latency, "latency", 50*time.Millisecond, "remote: latency the stub adds to every answer")
 	flag.StringVar(&conc, "remote-concurrency", "200,1000", "remote: comma-separated calls in flight to measure at")
-	flag.IntVar(&o.coldCalls, "cold-calls", 1000, "remote: calls fired at once at a fresh facade")
+	flag.IntVar(&o.coldCalls, "cold-calls", 1000, "remote: calls fired at once at a fresh facade; 0 skips the cold start")
 	flag.Parse()
 	switch scenario {
 	case "loopback":
@@ -122,7 +125,7 @@ func run(o options) error {
 		}
 	}()
 	addrs := map[string]string{}
-	for _, n := range []string{"stub", "goproxy", "nginx", "grpcfloor", "relayfloor", "grpc", "http"} {
+	for _, n := range []string{"stub", "goproxy", "nginx", "grpcfloor", "relayfloor", "featuresfloor", "featureshttp", "grpc", "http"} {
 		if addrs[n], err = freePort(); err != nil {
 			return err
 		}
@@ -147,6 +150,17 @@ func run(o options) error {
 		return err
 	}
 	procs = append(procs, relay)
+	// Its lines go to a file, as the facade's do.
+	featuresLog, err := os.Create(filepath.Join(dir, "featuresfloor.log"))
+	if err != nil {
+		return err
+	}
+	defer featuresLog.Close()
+	features, err := start("featuresfloor", featuresLog, self, "featuresfloor", addrs["featuresfloor"], "http://"+addrs["stub"], addrs["featureshttp"])
+	if err != nil {
+		return err
+	}
+	procs = append(procs, features)
 	facadeArgs := []string{"--grpc-addr", addrs["grpc"], "--http-addr", addrs["http"], "--dintero-url", "http://" + addrs["stub"] + "/v1"}
 	if o.facadeArgs != "" {
 		facadeArgs = append(facadeArgs, strings.Fields(o.facadeArgs)...)
@@ -187,7 +201,7 @@ func run(o options) error {
 
 	paths, closeAll, err := makePaths(o, addrs, pids{
 		stub: stub.cmd.Process.Pid, goproxy: goproxy.cmd.Process.Pid, nginx: nginxWorker,
-		floor: floor.cmd.Process.Pid, relay: relay.cmd.Process.Pid, facade: facade.cmd.Process.Pid,
+		floor: floor.cmd.Process.Pid, relay: relay.cmd.Process.Pid, features: features.cmd.Process.Pid, facade: facade.cmd.Process.Pid,
 	})
 	if err != nil {
 		return err

@@ -10,12 +10,17 @@ import (
 	"os/exec"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	authv1 "github.com/dintero-facade/dintero-facade/gen/dintero/auth/v1"
+	"github.com/dintero-facade/dintero-facade/internal/dinteromock"
 )
 
 func TestMedian(t *testing.T) {
@@ -160,5 +165,73 @@ func TestReportRemoteRatios(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, out.String())
 		}
+	}
+}
+
+func TestFeaturesFloorRelaysWithItsFeatures(t *testing.T) {
+	m, err := dinteromock.New(dinteromock.Options{Stateless: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sent atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sent.Add(1)
+		m.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	token, err := stubTokenAt(srv.URL, srv.Client())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines bytes.Buffer
+	f, err := newFeaturesFloor(srv.URL, &lines)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := &grpc.UnaryServerInfo{FullMethod: "/dintero.auth.v1.AuthService/DeleteClientGrant"}
+	call := func(req *authv1.DeleteClientGrantRequest) (*authv1.DeleteClientGrantResponse, error) {
+		ctx := metadata.NewIncomingContext(context.Background(), metadata.Pairs("authorization", "Bearer "+token, "x-request-id", "rid-1"))
+		resp, err := f.intercept(ctx, req, info, func(ctx context.Context, req any) (any, error) {
+			return f.DeleteClientGrant(ctx, req.(*authv1.DeleteClientGrantRequest))
+		})
+		r, _ := resp.(*authv1.DeleteClientGrantResponse)
+		return r, err
+	}
+	sent.Store(0)
+	resp, err := call(&authv1.DeleteClientGrantRequest{Oid: dinteromock.DefaultAccount, Id: "g-1"})
+	if err != nil {
+		t.Fatalf("got %v; want the grant", err)
+	}
+	if resp.GetGrant().GetId() != "g-1" || resp.GetGrant().GetOidc().GetClientSecret() != "" || resp.GetOutcome() != authv1.DeleteClientGrantResponse_OUTCOME_DELETED {
+		t.Errorf("got %v; want grant g-1, deleted, with no client secret", resp)
+	}
+	if got := strings.Count(lines.String(), "\n"); got != 1 || !strings.Contains(lines.String(), `"request_id":"rid-1"`) || !strings.Contains(lines.String(), `"oid":"T12345678"`) {
+		t.Errorf("lines %q; want one audit line with the request id and oid", lines.String())
+	}
+	if got := sent.Load(); got != 1 {
+		t.Errorf("%d requests sent; want 1", got)
+	}
+	sent.Store(0)
+	if _, err := call(&authv1.DeleteClientGrantRequest{Oid: "X1", Id: "g-1"}); status.Code(err) != codes.InvalidArgument || sent.Load() != 0 {
+		t.Errorf("a bad oid: got %v, %d sent; want InvalidArgument, nothing sent", err, sent.Load())
+	}
+}
+
+func TestFeaturesFloorWithholdsTheClientSecret(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, grantJSON)
+	}))
+	defer srv.Close()
+	f, err := newFeaturesFloor(srv.URL, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := metadata.NewIncomingContext(context.Background(), metadata.Pairs("authorization", "Bearer tok"))
+	resp, err := f.DeleteClientGrant(ctx, &authv1.DeleteClientGrantRequest{Oid: "T12345678", Id: "3d5c2f3a-6a1e-4e55-9d2f-2f1b8f0c9a77"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := resp.GetGrant(); g.GetOidc().GetAuthority() == "" || g.GetOidc().GetClientSecret() != "" || len(g.GetScope()) != 3 || g.GetDeletedAt().AsTime().IsZero() || g.GetDeletedBy() == "" {
+		t.Errorf("got %v; want the whole grant, its client secret withheld", g)
 	}
 }

@@ -37,7 +37,7 @@ type path struct {
 
 // pids are the processes the benchmark started; 0 for one that did not run.
 type pids struct {
-	stub, goproxy, nginx, floor, relay, facade int
+	stub, goproxy, nginx, floor, relay, features, facade int
 }
 
 func makePaths(o options, addrs map[string]string, ps pids) ([]path, func(), error) {
@@ -81,6 +81,11 @@ func makePaths(o options, addrs map[string]string, ps pids) ([]path, func(), err
 		closeAll()
 		return nil, nil, err
 	}
+	features, err := grpcClients(addrs["featuresfloor"])
+	if err != nil {
+		closeAll()
+		return nil, nil, err
+	}
 	facade, err := grpcClients(addrs["grpc"])
 	if err != nil {
 		closeAll()
@@ -89,8 +94,10 @@ func makePaths(o options, addrs map[string]string, ps pids) ([]path, func(), err
 	paths = append(paths,
 		grpcDelete("grpc_floor", floor, ps.floor, 0),
 		grpcDelete("relay_floor", relay, ps.relay, ps.stub),
+		grpcDelete("relay_features", features, ps.features, ps.stub),
 		grpcDelete("facade_grpc", facade, ps.facade, ps.stub),
 		httpPath("facade_gateway", addrs["http"], ps.facade),
+		httpPath("relay_features_gateway", addrs["featureshttp"], ps.features),
 	)
 	for i := range paths {
 		if paths[i].pid == ps.facade {

@@ -148,7 +148,7 @@ func runRemote(o options) error {
 		}
 	}()
 	addrs := map[string]string{}
-	for _, n := range []string{"stub", "stats", "nginx", "grpc", "http", "relay"} {
+	for _, n := range []string{"stub", "stats", "nginx", "grpc", "http", "relay", "features"} {
 		if addrs[n], err = freePort(); err != nil {
 			return err
 		}
@@ -197,6 +197,20 @@ func runRemote(o options) error {
 	if err := waitTCP(addrs["relay"]); err != nil {
 		return fmt.Errorf("relay floor: %w", err)
 	}
+	// Its lines go to a file, as the facade's do.
+	featuresLog, err := os.Create(filepath.Join(dir, "featuresfloor.log"))
+	if err != nil {
+		return err
+	}
+	defer featuresLog.Close()
+	features, err := startEnv("featuresfloor", featuresLog, []string{"SSL_CERT_FILE=" + pki.CAFile}, self, "featuresfloor", addrs["features"], "https://"+addrs["stub"], "")
+	if err != nil {
+		return err
+	}
+	procs = append(procs, features)
+	if err := waitTCP(addrs["features"]); err != nil {
+		return fmt.Errorf("features floor: %w", err)
+	}
 	var nginxWorker int
 	if nginxBin, _ := exec.LookPath("nginx"); o.nginx && nginxBin != "" {
 		p, err := startNginxTLS(nginxBin, dir, addrs["nginx"], addrs["stub"], pki.CAFile, logs)
@@ -244,6 +258,11 @@ func runRemote(o options) error {
 		return err
 	}
 	paths = append(paths, path{name: "relay_floor", call: rf, pid: relay.cmd.Process.Pid, stubPID: stub.cmd.Process.Pid})
+	ff, err := grpcCall(addrs["features"])
+	if err != nil {
+		return err
+	}
+	paths = append(paths, path{name: "relay_features", call: ff, pid: features.cmd.Process.Pid, stubPID: stub.cmd.Process.Pid})
 	if o.only != "" {
 		keep := strings.Split(o.only, ",")
 		paths = slices.DeleteFunc(paths, func(p path) bool { return !slices.Contains(keep, p.name) })
@@ -281,6 +300,9 @@ func runRemote(o options) error {
 	// The cold start: a fresh facade, hit by cold-calls calls at once.
 	var cold []coldSample
 	for r := range o.rounds {
+		if o.coldCalls <= 0 {
+			break
+		}
 		fmt.Fprintf(os.Stderr, "cold start %d of %d ...\n", r+1, o.rounds)
 		facade.stop()
 		// Counted from before the start: the warm-up's connection too.
