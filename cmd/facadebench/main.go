@@ -9,8 +9,12 @@
 //	go run ./cmd/facadebench -rounds 5 -duration 5s
 //
 // It prints a table, with the CPU time per call of every process on each
-// path, and, last, machine-readable "ratio" lines. The gRPC floor's lines
-// bound what any grpc-go facade can reach on the machine.
+// path, and, last, machine-readable "ratio" lines and one "goal" line per
+// goal. The gRPC floor's lines bound what any grpc-go facade can reach on
+// the machine; the relay floor's what any relay on grpc-go and net/http
+// can; the relay with every feature (relay_features) shows what the
+// facade's features cost written the plain way, and a goal the facade
+// misses while doing at least as well as it is reported "below the floor".
 package main
 
 import (
