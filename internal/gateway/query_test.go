@@ -46,6 +46,11 @@ func TestGatewayQuery(t *testing.T) {
 		{"DELETE's id in the query", http.MethodDelete, "/v1/accounts/T123/auth/client-grants/g?id=h", []string{"id"}},
 		{"a value twice", http.MethodPost, "/v1/accounts/T123/auth/authorize?" + with(nil) + "&state=a&state=b", []string{"state"}},
 		{"the code twice", http.MethodPost, "/v1/accounts/T123/auth/authorize?" + with(url.Values{"verification_code": {"SECRET-CODE-1", "SECRET-CODE-2"}}), []string{"verification_code"}},
+		// A name is quoted only when it looks like a field's: a query
+		// encoded twice carries the code in a name, and the refusal's
+		// message reaches the log.
+		{"a query encoded twice", http.MethodPost, "/v1/accounts/T123/auth/authorize?" + strings.Replace(with(nil), "verification_code=v1", "verification_code%3DSECRET-CODE-3", 1), []string{"(a name that is not a field name)"}},
+		{"the code as a name", http.MethodPost, "/v1/accounts/T123/auth/authorize?" + with(nil) + "&SECRET-CODE-4", []string{"(a name that is not a field name)"}},
 		{"an empty name", http.MethodPost, "/v1/accounts/T123/auth/authorize?" + with(nil) + "&=x", []string{"(a parameter without a name)"}},
 		{"twenty unknown", http.MethodPost, "/v1/accounts/T123/auth/authorize?" + with(many(20)), append(firstNames(10), "query")},
 	} {
@@ -88,8 +93,8 @@ func TestGatewayQuery(t *testing.T) {
 	}
 	// Each refusal is logged (the DELETEs as audit lines), and so is the
 	// good call; none quotes the code.
-	if n := len(e.log.Lines(t, "call", "audit")); n != 12 {
-		t.Errorf("got %d call lines; want 12", n)
+	if n := len(e.log.Lines(t, "call", "audit")); n != 14 {
+		t.Errorf("got %d call lines; want 14", n)
 	}
 	if strings.Contains(e.log.String(), "SECRET-CODE") {
 		t.Error("the log quotes the code")
