@@ -6,9 +6,9 @@ package service
 import (
 	"context"
 	"errors"
-	"maps"
 	"net/http"
 	"path"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -22,6 +22,7 @@ import (
 
 	authv1 "github.com/dintero-facade/dintero-facade/gen/dintero/auth/v1"
 	"github.com/dintero-facade/dintero-facade/internal/idtoken"
+	"github.com/dintero-facade/dintero-facade/internal/mask"
 	"github.com/dintero-facade/dintero-facade/upstream"
 )
 
@@ -247,7 +248,7 @@ func (s *Server) authorize(ctx context.Context, req *authv1.AuthorizeRequest) (*
 	v := s.verificationToProto(rd.Verification)
 	out.idToken, out.idTokenReason = resultName(v.GetResult()), rd.Verification.Reason
 	s.opts.Counters.idToken(out.idToken, out.idTokenReason)
-	state, query, fragment := takeApart(rd)
+	state, query, fragment := takeApart(rd, req.GetVerificationCode())
 	if state != req.GetState() {
 		return nil, out, stateMismatch(meta).Err()
 	}
@@ -263,28 +264,41 @@ func (s *Server) authorize(ctx context.Context, req *authv1.AuthorizeRequest) (*
 // credentialParams are the parameters of a redirect that are credentials:
 // never repeated in the answer's query and fragment maps, which the proto
 // does not redact. The tokens upstream takes out are among them, so that
-// no change there lets one through.
-var credentialParams = []string{"id_token", "access_token", "code", "refresh_token"}
+// no change there lets one through; so is the request's own code, which
+// a redirect has no reason to carry.
+var credentialParams = []string{"id_token", "access_token", "code", "refresh_token", "verification_code"}
 
 // stateParam is the redirect's parameter that carries the request's state.
 const stateParam = "state"
 
 // takeApart returns the redirect's state (its query's, else its
 // fragment's) and copies of its query and fragment without the state and
-// the credentials.
-func takeApart(rd *upstream.Redirect) (state string, query, fragment map[string]string) {
+// the credentials: a parameter named as one in any letter case, or whose
+// name holds the request's verification code, is left out, and a value
+// holding the code or a JWT is masked, whatever Dintero echoes where.
+func takeApart(rd *upstream.Redirect, code string) (state string, query, fragment map[string]string) {
 	state, ok := rd.Query[stateParam]
 	if !ok {
 		state = rd.Fragment[stateParam]
 	}
-	clean := func(m map[string]string) map[string]string {
-		if len(m) == 0 {
-			return nil
-		}
-		out := maps.Clone(m)
-		delete(out, stateParam)
-		for _, k := range credentialParams {
-			delete(out, k)
+	var m *mask.Masker // made only for a redirect with parameters to keep
+	clean := func(params map[string]string) map[string]string {
+		var out map[string]string
+		for k, v := range params {
+			if k == stateParam || slices.ContainsFunc(credentialParams, func(c string) bool { return strings.EqualFold(k, c) }) {
+				continue
+			}
+			if m == nil {
+				mk := mask.New(code)
+				m = &mk
+			}
+			if m.Text(k) != k {
+				continue
+			}
+			if out == nil {
+				out = make(map[string]string, len(params))
+			}
+			out[k] = m.Text(v)
 		}
 		return out
 	}

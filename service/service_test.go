@@ -194,14 +194,20 @@ func TestAuthorizeState(t *testing.T) {
 	}
 	t.Run("credentials stripped", func(t *testing.T) {
 		e := setup(t)
-		redirect(e, dinterotest.Callback+"?state=s-1&code=C-SECRET&refresh_token=R-SECRET&keep=1&id_token="+url.QueryEscape(signedToken(t, e, nil))+
-			"#access_token=A-SECRET&refresh_token=R2-SECRET&code=C2-SECRET&more=2")
+		// Besides OAuth's credentials: one in another letter case, and
+		// Dintero echoing the request's code (goodAuthorize's) or a JWT
+		// under names of its own, or as a name.
+		jwt := signedToken(t, e, nil)
+		redirect(e, dinterotest.Callback+"?state=s-1&code=C-SECRET&refresh_token=R-SECRET&keep=1&id_token="+url.QueryEscape(jwt)+
+			"&Code=C3-SECRET&verification_code=vc-4711-secret&session=was-vc-4711-secret&vc-4711-secret=1"+
+			"#access_token=A-SECRET&refresh_token=R2-SECRET&code=C2-SECRET&more=2&ID_TOKEN=I-SECRET&sid="+url.QueryEscape(jwt))
 		resp, err := e.client.Authorize(e.withToken(context.Background(), "T123"), goodAuthorize())
 		if err != nil {
 			t.Fatal(err)
 		}
-		if resp.GetState() != "s-1" || !maps.Equal(resp.GetQuery(), map[string]string{"keep": "1"}) || !maps.Equal(resp.GetFragment(), map[string]string{"more": "2"}) {
-			t.Errorf("got state %q query %v fragment %v; want s-1, keep=1 and more=2 alone", resp.GetState(), resp.GetQuery(), resp.GetFragment())
+		if resp.GetState() != "s-1" || !maps.Equal(resp.GetQuery(), map[string]string{"keep": "1", "session": "was-[REDACTED]"}) ||
+			!maps.Equal(resp.GetFragment(), map[string]string{"more": "2", "sid": "[REDACTED]"}) {
+			t.Errorf("got state %q query %v fragment %v; want s-1, keep=1 and session masked, more=2 and sid masked", resp.GetState(), resp.GetQuery(), resp.GetFragment())
 		}
 	})
 }
