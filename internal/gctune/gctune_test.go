@@ -3,6 +3,7 @@ package gctune_test
 import (
 	"fmt"
 	"io/fs"
+	"math"
 	"slices"
 	"testing"
 
@@ -33,6 +34,8 @@ func TestDecide(t *testing.T) {
 		{"1,250 in flight, the least limit", nil, nil, gctune.Settings{GOGC: 400, MemoryLimit: 80 << 20}, 1250},
 		{"1,280 in flight: 64 KiB each is the least limit", nil, nil, gctune.Settings{GOGC: 400, MemoryLimit: 80 << 20}, 1280},
 		{"4,096 in flight: 64 KiB each", nil, nil, gctune.Settings{GOGC: 400, MemoryLimit: 256 << 20}, 4096},
+		{"2^47 in flight: 64 KiB each is more than int64 holds", nil, nil, gctune.Settings{GOGC: 400, MemoryLimit: math.MaxInt64}, 1 << 47},
+		{"the most int64 holds at 64 KiB each", nil, nil, gctune.Settings{GOGC: 400, MemoryLimit: math.MaxInt64 - 65535}, math.MaxInt64 >> 16},
 		{"4,096 in flight in a container: the container's", nil, map[string]string{v2: "134217728\n"}, gctune.Settings{GOGC: 400, MemoryLimit: 120795948}, 4096},
 		{"4,096 in flight, GOMEMLIMIT the operator's", map[string]string{"GOMEMLIMIT": "100MiB"}, nil, gctune.Settings{GOGC: 400}, 4096},
 	}
