@@ -144,9 +144,10 @@ func RestartEnv(environ []string) ([]string, bool) {
 		if !ok {
 			continue
 		}
-		// The runtime reads the first GODEBUG, as this does.
+		// The runtime reads the first GODEBUG, as this does, and its
+		// names as written: " gcshrinkstackoff=1" names nothing.
 		for _, f := range strings.Split(v, ",") {
-			if strings.HasPrefix(strings.TrimSpace(f), "gcshrinkstackoff=") {
+			if strings.HasPrefix(f, "gcshrinkstackoff=") {
 				return nil, false
 			}
 		}
