@@ -406,3 +406,28 @@ func TestStatusIsBounded(t *testing.T) {
 		}
 	}
 }
+
+// TestNotFoundIsBounded: a NotFound names its resource, and a grant id as
+// long as a request may hold does not make the status too large for a
+// client's header limits.
+func TestNotFoundIsBounded(t *testing.T) {
+	e := setup(t)
+	_, err := e.client.DeleteClientGrant(e.withToken(context.Background(), "T123"), &authv1.DeleteClientGrantRequest{Oid: "T123", Id: strings.Repeat("g", 12<<10)})
+	st := status.Convert(err)
+	var name string
+	for _, d := range st.Details() {
+		if ri, ok := d.(*errdetails.ResourceInfo); ok {
+			name = ri.GetResourceName()
+		}
+	}
+	if st.Code() != codes.NotFound || !strings.HasPrefix(name, "accounts/T123/auth/client-grants/ggg") {
+		t.Fatalf("got %v, resource %.60q; want NotFound naming the grant", st.Code(), name)
+	}
+	b, err := proto.Marshal(st.Proto())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := base64.StdEncoding.EncodedLen(len(b)) + len(st.Message()); n > 6<<10 {
+		t.Errorf("the status takes %d bytes on the wire; want at most 6 KiB", n)
+	}
+}

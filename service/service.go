@@ -316,12 +316,14 @@ func (s *Server) noteRejected(out *outcome, op, account string, err error) {
 }
 
 // withResource adds a google.rpc.ResourceInfo to a NotFound: the resource
-// Dintero does not have, by its Dintero path.
+// Dintero does not have, by its Dintero path, cut as a metadata value is
+// (a grant id may be as long as a request), so that the status stays
+// within a client's header limits.
 func withResource(st *status.Status, typ, name, owner string) *status.Status {
 	if st.Code() != codes.NotFound {
 		return st
 	}
-	if s, err := st.WithDetails(&errdetails.ResourceInfo{ResourceType: typ, ResourceName: name, Owner: "accounts/" + owner,
+	if s, err := st.WithDetails(&errdetails.ResourceInfo{ResourceType: typ, ResourceName: cutN(name, maxMetaValue), Owner: "accounts/" + owner,
 		Description: "Dintero has no such resource, or the token may not see it"}); err == nil {
 		return s
 	}
