@@ -159,8 +159,14 @@ func (s *Server) deleteClientGrant(ctx context.Context, req *authv1.DeleteClient
 	g, meta, err := s.dintero.DeleteClientGrant(ctx, call, req.GetOid(), req.GetId())
 	out.meta = meta
 	if err != nil {
-		if ue := (*upstream.Error)(nil); req.GetAllowMissing() && errors.As(err, &ue) && ue.Reason == nil && ue.StatusCode == http.StatusNotFound {
+		if ue := (*upstream.Error)(nil); req.GetAllowMissing() && errors.As(err, &ue) && ue.Reason == nil && ue.StatusCode == http.StatusNotFound &&
+			!errors.Is(err, upstream.ErrTokenFetch) && ue.Message != "" {
 			// AIP-135's allow_missing: gone is what the caller wanted.
+			// Only Dintero's own 404 to the DELETE says so, with the
+			// error document its API documents for it (a message is
+			// required): one from the fetch of the facade's token, or
+			// a bare 404 (a proxy, a wrong --dintero-url), says nothing
+			// of the grant.
 			o := authv1.DeleteClientGrantResponse_OUTCOME_ALREADY_ABSENT
 			if len(ue.Uncertain) > 0 {
 				o = authv1.DeleteClientGrantResponse_OUTCOME_ABSENT_AFTER_UNCERTAIN_ATTEMPT

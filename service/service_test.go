@@ -418,3 +418,30 @@ func counterOf(t *testing.T, e *env, name string, labels map[string]string) floa
 	}
 	return 0
 }
+
+// TestAllowMissingOnlyForTheGrant: allow_missing takes Dintero's 404 to
+// the DELETE as the grant being gone, and nothing else: a 404 from the
+// fetch of the facade's own token (an account Dintero does not know), or
+// one without Dintero's error document, is an error.
+func TestAllowMissingOnlyForTheGrant(t *testing.T) {
+	e := setup(t, credentials)
+	e.fake.AddGrants("T123", "g")
+	e.fake.HandleRaw(dinterotest.OpToken, func(w http.ResponseWriter, _ *http.Request) {
+		dinterotest.WriteError(w, http.StatusNotFound, "NOT_FOUND", "account not found")
+	})
+	resp, err := e.client.DeleteClientGrant(context.Background(), &authv1.DeleteClientGrantRequest{Oid: "T123", Id: "g", AllowMissing: true})
+	if info, _ := details(status.Convert(err)); err == nil || info.GetReason() != service.ErrorReasonFacadeCredentialsRejected {
+		t.Fatalf("got %v, %v; want FACADE_CREDENTIALS_REJECTED: the grant was never asked about", resp, err)
+	}
+	if n := e.fake.Count(dinterotest.OpDelete); n != 0 {
+		t.Errorf("Dintero got %d DELETEs; want none", n)
+	}
+	// A 404 without Dintero's error document, from a proxy or a wrong
+	// URL, is not Dintero saying the grant is gone.
+	e = setup(t)
+	e.fake.HandleRaw(dinterotest.OpDelete, dinterotest.Body(http.StatusNotFound, "text/html", []byte("<h1>404 Not Found</h1>")))
+	resp, err = e.client.DeleteClientGrant(e.withToken(context.Background(), "T123"), &authv1.DeleteClientGrantRequest{Oid: "T123", Id: "g", AllowMissing: true})
+	if status.Code(err) != codes.NotFound {
+		t.Errorf("a bare 404: got %v, %v; want NotFound, not the grant taken as gone", resp, err)
+	}
+}
