@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync/atomic"
@@ -69,6 +70,17 @@ func TestNoSecretAnywhere(t *testing.T) {
 		case "oauth echo":
 			w.Header().Set("Location", dinterotest.Callback+"?error=access_denied&error_description="+url.QueryEscape("code "+r.URL.RawQuery+" for "+r.Header.Get("Authorization")))
 			w.WriteHeader(http.StatusFound)
+		case "state echo":
+			// Dintero's redirect, with the code echoed as another state:
+			// STATE_MISMATCH, after the code was spent.
+			rec := httptest.NewRecorder()
+			fake.Mock.ServeHTTP(rec, r)
+			loc, _ := url.Parse(rec.Header().Get("Location"))
+			q := loc.Query()
+			q.Set("state", "not-"+r.URL.Query().Get("verification_code"))
+			loc.RawQuery = q.Encode()
+			w.Header().Set("Location", loc.String())
+			w.WriteHeader(rec.Code)
 		case "unauthorized":
 			dinterotest.WriteError(w, 401, "expired", "token "+r.Header.Get("Authorization")+" expired")
 		case "reset":
@@ -149,6 +161,7 @@ func TestNoSecretAnywhere(t *testing.T) {
 		{"echo", true, "T12345678", codes.InvalidArgument, 400},
 		{"echo", false, "T12345678", codes.InvalidArgument, 400},
 		{"oauth echo", true, "T12345678", codes.PermissionDenied, 403},
+		{"state echo", true, "T12345678", codes.Internal, 500},
 		{"unauthorized", false, "T12345678", codes.Unauthenticated, 401}, // drops the cached token
 		{"ok", false, "T12345678", codes.OK, 200},                        // a fresh one is fetched
 		{"reset", true, "T12345678", codes.Unavailable, 503},
