@@ -246,6 +246,13 @@ func (s *Server) authorize(ctx context.Context, req *authv1.AuthorizeRequest) (*
 		Connection:       req.GetConnection(),
 	})
 	out.meta = meta
+	if oe := (*upstream.OAuthError)(nil); errors.As(err, &oe) && oe.State != "" && oe.State != req.GetState() {
+		// OAuth's refusal is a redirect too, and one with another state
+		// is no more this call's answer than a success would be. One
+		// without a state stays OAuth's refusal: Dintero's documents do
+		// not say that its refusals carry the state back.
+		return nil, out, stateMismatch(meta).Err()
+	}
 	if err != nil {
 		st := statusOf(opAuthorize, err, meta)
 		s.noteRejected(&out, opAuthorize, req.GetOid(), err)

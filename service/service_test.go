@@ -192,6 +192,37 @@ func TestAuthorizeState(t *testing.T) {
 			}
 		})
 	}
+	// OAuth's refusal is a redirect too: one carrying another state
+	// belongs to another authorization, and is not this call's answer.
+	for _, tc := range []struct{ name, state, loc string }{
+		{"a refusal with another state", "s-1", "?error=access_denied&state=s-2"},
+		{"a refusal with a state nobody sent", "", "#error=access_denied&state=s-1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := setup(t)
+			redirect(e, dinterotest.Callback+tc.loc)
+			req := goodAuthorize()
+			req.State = tc.state
+			_, err := e.client.Authorize(e.withToken(context.Background(), "T123"), req)
+			info, _ := details(status.Convert(err))
+			if info.GetReason() != service.ErrorReasonStateMismatch || info.GetMetadata()["verificationCodeSent"] != "true" {
+				t.Errorf("got %v (%v); want STATE_MISMATCH, the code sent", err, info)
+			}
+		})
+	}
+	for _, tc := range []struct{ name, loc, wantState string }{
+		{"a refusal with the request's state", "?error=access_denied&state=s-1", "s-1"},
+		{"a refusal without a state", "?error=access_denied", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := setup(t)
+			redirect(e, dinterotest.Callback+tc.loc)
+			_, err := e.client.Authorize(e.withToken(context.Background(), "T123"), goodAuthorize())
+			if info, _ := details(status.Convert(err)); info.GetReason() != service.ErrorReasonOAuthError || info.GetMetadata()["oauthState"] != tc.wantState {
+				t.Errorf("got %v (%v); want OAUTH_ERROR with oauthState %q", err, info, tc.wantState)
+			}
+		})
+	}
 	t.Run("credentials stripped", func(t *testing.T) {
 		e := setup(t)
 		// Besides OAuth's credentials: one in another letter case, and
