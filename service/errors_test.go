@@ -79,8 +79,8 @@ func TestErrorMapping(t *testing.T) {
 		{name: "authorize 302 without a Location", authorize: true, status: 302, wantCode: codes.Internal, wantMsg: "no redirect", wantDomain: d, wantReason: service.ErrorReasonUnusableAnswer, wantMeta: map[string]string{"verificationCodeSent": "true", "dinteroHttpStatus": "302"}, wantErrors: -1},
 		{name: "authorize 200 neither a redirect nor JSON", authorize: true, status: 200, body: `<html>`, wantCode: codes.Internal, wantMsg: "no redirect", wantDomain: d, wantReason: service.ErrorReasonUnusableAnswer, wantMeta: map[string]string{"verificationCodeSent": "true"}, wantErrors: -1},
 		{name: "authorize: a redirect without a token", authorize: true, status: 302, loc: "https://app.example.com/cb?state=s-1", wantCode: codes.Internal, wantMsg: "neither a token nor an error", wantDomain: d, wantReason: service.ErrorReasonUnusableAnswer, wantMeta: map[string]string{"verificationCodeSent": "true"}, wantErrors: -1},
-		{name: "authorize: OAuth's access_denied", authorize: true, status: 302, loc: "https://app.example.com/cb?error=access_denied&error_description=bad+code&state=s1", wantCode: codes.PermissionDenied, wantMsg: "access_denied: bad code", wantDomain: d, wantReason: service.ErrorReasonOAuthError,
-			wantMeta: map[string]string{"verificationCodeSent": "true", "oauthError": "access_denied", "oauthErrorDescription": "bad code", "oauthState": "s1", "dinteroHttpStatus": "302"}, wantErrors: -1},
+		{name: "authorize: OAuth's access_denied", authorize: true, status: 302, loc: "https://app.example.com/cb?error=access_denied&error_description=bad+code&state=s-1", wantCode: codes.PermissionDenied, wantMsg: "access_denied: bad code", wantDomain: d, wantReason: service.ErrorReasonOAuthError,
+			wantMeta: map[string]string{"verificationCodeSent": "true", "oauthError": "access_denied", "oauthErrorDescription": "bad code", "oauthState": "s-1", "dinteroHttpStatus": "302"}, wantErrors: -1},
 		{name: "authorize: OAuth's temporarily_unavailable in the fragment", authorize: true, status: 302, loc: "https://app.example.com/cb#error=temporarily_unavailable", wantCode: codes.Unavailable, wantDomain: d, wantReason: service.ErrorReasonOAuthError, wantMeta: map[string]string{"verificationCodeSent": "true"}, wantErrors: -1},
 		{name: "authorize: an unknown OAuth error", authorize: true, status: 302, loc: "https://app.example.com/cb?error=weird.thing", wantCode: codes.Unknown, wantDomain: d, wantReason: service.ErrorReasonOAuthError, wantMeta: map[string]string{"oauthError": "weird.thing"}, wantErrors: -1},
 		{name: "transport failure", raw: func(w http.ResponseWriter, r *http.Request) {
@@ -404,5 +404,30 @@ func TestStatusIsBounded(t *testing.T) {
 		if info, _ := details(st); info.GetMetadata()["verificationCodeSent"] != "true" {
 			t.Errorf("%s: the cut lost verification_code_sent", tc.name)
 		}
+	}
+}
+
+// TestNotFoundIsBounded: a NotFound names its resource, and a grant id as
+// long as a request may hold does not make the status too large for a
+// client's header limits.
+func TestNotFoundIsBounded(t *testing.T) {
+	e := setup(t)
+	_, err := e.client.DeleteClientGrant(e.withToken(context.Background(), "T123"), &authv1.DeleteClientGrantRequest{Oid: "T123", Id: strings.Repeat("g", 12<<10)})
+	st := status.Convert(err)
+	var name string
+	for _, d := range st.Details() {
+		if ri, ok := d.(*errdetails.ResourceInfo); ok {
+			name = ri.GetResourceName()
+		}
+	}
+	if st.Code() != codes.NotFound || !strings.HasPrefix(name, "accounts/T123/auth/client-grants/ggg") {
+		t.Fatalf("got %v, resource %.60q; want NotFound naming the grant", st.Code(), name)
+	}
+	b, err := proto.Marshal(st.Proto())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := base64.StdEncoding.EncodedLen(len(b)) + len(st.Message()); n > 6<<10 {
+		t.Errorf("the status takes %d bytes on the wire; want at most 6 KiB", n)
 	}
 }

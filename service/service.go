@@ -6,9 +6,9 @@ package service
 import (
 	"context"
 	"errors"
-	"maps"
 	"net/http"
 	"path"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -22,6 +22,7 @@ import (
 
 	authv1 "github.com/dintero-facade/dintero-facade/gen/dintero/auth/v1"
 	"github.com/dintero-facade/dintero-facade/internal/idtoken"
+	"github.com/dintero-facade/dintero-facade/internal/mask"
 	"github.com/dintero-facade/dintero-facade/upstream"
 )
 
@@ -158,8 +159,14 @@ func (s *Server) deleteClientGrant(ctx context.Context, req *authv1.DeleteClient
 	g, meta, err := s.dintero.DeleteClientGrant(ctx, call, req.GetOid(), req.GetId())
 	out.meta = meta
 	if err != nil {
-		if ue := (*upstream.Error)(nil); req.GetAllowMissing() && errors.As(err, &ue) && ue.Reason == nil && ue.StatusCode == http.StatusNotFound {
+		if ue := (*upstream.Error)(nil); req.GetAllowMissing() && errors.As(err, &ue) && ue.Reason == nil && ue.StatusCode == http.StatusNotFound &&
+			!errors.Is(err, upstream.ErrTokenFetch) && ue.Message != "" {
 			// AIP-135's allow_missing: gone is what the caller wanted.
+			// Only Dintero's own 404 to the DELETE says so, with the
+			// error document its API documents for it (a message is
+			// required): one from the fetch of the facade's token, or
+			// a bare 404 (a proxy, a wrong --dintero-url), says nothing
+			// of the grant.
 			o := authv1.DeleteClientGrantResponse_OUTCOME_ALREADY_ABSENT
 			if len(ue.Uncertain) > 0 {
 				o = authv1.DeleteClientGrantResponse_OUTCOME_ABSENT_AFTER_UNCERTAIN_ATTEMPT
@@ -239,6 +246,13 @@ func (s *Server) authorize(ctx context.Context, req *authv1.AuthorizeRequest) (*
 		Connection:       req.GetConnection(),
 	})
 	out.meta = meta
+	if oe := (*upstream.OAuthError)(nil); errors.As(err, &oe) && oe.State != "" && oe.State != req.GetState() {
+		// OAuth's refusal is a redirect too, and one with another state
+		// is no more this call's answer than a success would be. One
+		// without a state stays OAuth's refusal: Dintero's documents do
+		// not say that its refusals carry the state back.
+		return nil, out, stateMismatch(meta).Err()
+	}
 	if err != nil {
 		st := statusOf(opAuthorize, err, meta)
 		s.noteRejected(&out, opAuthorize, req.GetOid(), err)
@@ -247,7 +261,7 @@ func (s *Server) authorize(ctx context.Context, req *authv1.AuthorizeRequest) (*
 	v := s.verificationToProto(rd.Verification)
 	out.idToken, out.idTokenReason = resultName(v.GetResult()), rd.Verification.Reason
 	s.opts.Counters.idToken(out.idToken, out.idTokenReason)
-	state, query, fragment := takeApart(rd)
+	state, query, fragment := takeApart(rd, req.GetVerificationCode())
 	if state != req.GetState() {
 		return nil, out, stateMismatch(meta).Err()
 	}
@@ -263,28 +277,41 @@ func (s *Server) authorize(ctx context.Context, req *authv1.AuthorizeRequest) (*
 // credentialParams are the parameters of a redirect that are credentials:
 // never repeated in the answer's query and fragment maps, which the proto
 // does not redact. The tokens upstream takes out are among them, so that
-// no change there lets one through.
-var credentialParams = []string{"id_token", "access_token", "code", "refresh_token"}
+// no change there lets one through; so is the request's own code, which
+// a redirect has no reason to carry.
+var credentialParams = []string{"id_token", "access_token", "code", "refresh_token", "verification_code"}
 
 // stateParam is the redirect's parameter that carries the request's state.
 const stateParam = "state"
 
 // takeApart returns the redirect's state (its query's, else its
 // fragment's) and copies of its query and fragment without the state and
-// the credentials.
-func takeApart(rd *upstream.Redirect) (state string, query, fragment map[string]string) {
+// the credentials: a parameter named as one in any letter case, or whose
+// name holds the request's verification code, is left out, and a value
+// holding the code or a JWT is masked, whatever Dintero echoes where.
+func takeApart(rd *upstream.Redirect, code string) (state string, query, fragment map[string]string) {
 	state, ok := rd.Query[stateParam]
 	if !ok {
 		state = rd.Fragment[stateParam]
 	}
-	clean := func(m map[string]string) map[string]string {
-		if len(m) == 0 {
-			return nil
-		}
-		out := maps.Clone(m)
-		delete(out, stateParam)
-		for _, k := range credentialParams {
-			delete(out, k)
+	var m *mask.Masker // made only for a redirect with parameters to keep
+	clean := func(params map[string]string) map[string]string {
+		var out map[string]string
+		for k, v := range params {
+			if k == stateParam || slices.ContainsFunc(credentialParams, func(c string) bool { return strings.EqualFold(k, c) }) {
+				continue
+			}
+			if m == nil {
+				mk := mask.New(code)
+				m = &mk
+			}
+			if m.Text(k) != k {
+				continue
+			}
+			if out == nil {
+				out = make(map[string]string, len(params))
+			}
+			out[k] = m.Text(v)
 		}
 		return out
 	}
@@ -302,12 +329,14 @@ func (s *Server) noteRejected(out *outcome, op, account string, err error) {
 }
 
 // withResource adds a google.rpc.ResourceInfo to a NotFound: the resource
-// Dintero does not have, by its Dintero path.
+// Dintero does not have, by its Dintero path, cut as a metadata value is
+// (a grant id may be as long as a request), so that the status stays
+// within a client's header limits.
 func withResource(st *status.Status, typ, name, owner string) *status.Status {
 	if st.Code() != codes.NotFound {
 		return st
 	}
-	if s, err := st.WithDetails(&errdetails.ResourceInfo{ResourceType: typ, ResourceName: name, Owner: "accounts/" + owner,
+	if s, err := st.WithDetails(&errdetails.ResourceInfo{ResourceType: typ, ResourceName: cutN(name, maxMetaValue), Owner: "accounts/" + owner,
 		Description: "Dintero has no such resource, or the token may not see it"}); err == nil {
 		return s
 	}

@@ -192,16 +192,53 @@ func TestAuthorizeState(t *testing.T) {
 			}
 		})
 	}
+	// OAuth's refusal is a redirect too: one carrying another state
+	// belongs to another authorization, and is not this call's answer.
+	for _, tc := range []struct{ name, state, loc string }{
+		{"a refusal with another state", "s-1", "?error=access_denied&state=s-2"},
+		{"a refusal with a state nobody sent", "", "#error=access_denied&state=s-1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := setup(t)
+			redirect(e, dinterotest.Callback+tc.loc)
+			req := goodAuthorize()
+			req.State = tc.state
+			_, err := e.client.Authorize(e.withToken(context.Background(), "T123"), req)
+			info, _ := details(status.Convert(err))
+			if info.GetReason() != service.ErrorReasonStateMismatch || info.GetMetadata()["verificationCodeSent"] != "true" {
+				t.Errorf("got %v (%v); want STATE_MISMATCH, the code sent", err, info)
+			}
+		})
+	}
+	for _, tc := range []struct{ name, loc, wantState string }{
+		{"a refusal with the request's state", "?error=access_denied&state=s-1", "s-1"},
+		{"a refusal without a state", "?error=access_denied", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := setup(t)
+			redirect(e, dinterotest.Callback+tc.loc)
+			_, err := e.client.Authorize(e.withToken(context.Background(), "T123"), goodAuthorize())
+			if info, _ := details(status.Convert(err)); info.GetReason() != service.ErrorReasonOAuthError || info.GetMetadata()["oauthState"] != tc.wantState {
+				t.Errorf("got %v (%v); want OAUTH_ERROR with oauthState %q", err, info, tc.wantState)
+			}
+		})
+	}
 	t.Run("credentials stripped", func(t *testing.T) {
 		e := setup(t)
-		redirect(e, dinterotest.Callback+"?state=s-1&code=C-SECRET&refresh_token=R-SECRET&keep=1&id_token="+url.QueryEscape(signedToken(t, e, nil))+
-			"#access_token=A-SECRET&refresh_token=R2-SECRET&code=C2-SECRET&more=2")
+		// Besides OAuth's credentials: one in another letter case, and
+		// Dintero echoing the request's code (goodAuthorize's) or a JWT
+		// under names of its own, or as a name.
+		jwt := signedToken(t, e, nil)
+		redirect(e, dinterotest.Callback+"?state=s-1&code=C-SECRET&refresh_token=R-SECRET&keep=1&id_token="+url.QueryEscape(jwt)+
+			"&Code=C3-SECRET&verification_code=vc-4711-secret&session=was-vc-4711-secret&vc-4711-secret=1"+
+			"#access_token=A-SECRET&refresh_token=R2-SECRET&code=C2-SECRET&more=2&ID_TOKEN=I-SECRET&sid="+url.QueryEscape(jwt))
 		resp, err := e.client.Authorize(e.withToken(context.Background(), "T123"), goodAuthorize())
 		if err != nil {
 			t.Fatal(err)
 		}
-		if resp.GetState() != "s-1" || !maps.Equal(resp.GetQuery(), map[string]string{"keep": "1"}) || !maps.Equal(resp.GetFragment(), map[string]string{"more": "2"}) {
-			t.Errorf("got state %q query %v fragment %v; want s-1, keep=1 and more=2 alone", resp.GetState(), resp.GetQuery(), resp.GetFragment())
+		if resp.GetState() != "s-1" || !maps.Equal(resp.GetQuery(), map[string]string{"keep": "1", "session": "was-[REDACTED]"}) ||
+			!maps.Equal(resp.GetFragment(), map[string]string{"more": "2", "sid": "[REDACTED]"}) {
+			t.Errorf("got state %q query %v fragment %v; want s-1, keep=1 and session masked, more=2 and sid masked", resp.GetState(), resp.GetQuery(), resp.GetFragment())
 		}
 	})
 }
@@ -411,4 +448,31 @@ func counterOf(t *testing.T, e *env, name string, labels map[string]string) floa
 		}
 	}
 	return 0
+}
+
+// TestAllowMissingOnlyForTheGrant: allow_missing takes Dintero's 404 to
+// the DELETE as the grant being gone, and nothing else: a 404 from the
+// fetch of the facade's own token (an account Dintero does not know), or
+// one without Dintero's error document, is an error.
+func TestAllowMissingOnlyForTheGrant(t *testing.T) {
+	e := setup(t, credentials)
+	e.fake.AddGrants("T123", "g")
+	e.fake.HandleRaw(dinterotest.OpToken, func(w http.ResponseWriter, _ *http.Request) {
+		dinterotest.WriteError(w, http.StatusNotFound, "NOT_FOUND", "account not found")
+	})
+	resp, err := e.client.DeleteClientGrant(context.Background(), &authv1.DeleteClientGrantRequest{Oid: "T123", Id: "g", AllowMissing: true})
+	if info, _ := details(status.Convert(err)); err == nil || info.GetReason() != service.ErrorReasonFacadeCredentialsRejected {
+		t.Fatalf("got %v, %v; want FACADE_CREDENTIALS_REJECTED: the grant was never asked about", resp, err)
+	}
+	if n := e.fake.Count(dinterotest.OpDelete); n != 0 {
+		t.Errorf("Dintero got %d DELETEs; want none", n)
+	}
+	// A 404 without Dintero's error document, from a proxy or a wrong
+	// URL, is not Dintero saying the grant is gone.
+	e = setup(t)
+	e.fake.HandleRaw(dinterotest.OpDelete, dinterotest.Body(http.StatusNotFound, "text/html", []byte("<h1>404 Not Found</h1>")))
+	resp, err = e.client.DeleteClientGrant(e.withToken(context.Background(), "T123"), &authv1.DeleteClientGrantRequest{Oid: "T123", Id: "g", AllowMissing: true})
+	if status.Code(err) != codes.NotFound {
+		t.Errorf("a bare 404: got %v, %v; want NotFound, not the grant taken as gone", resp, err)
+	}
 }

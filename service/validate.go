@@ -3,6 +3,8 @@ package service
 import (
 	"net/url"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
@@ -39,6 +41,15 @@ func (v *violations) required(field, value string) {
 	}
 }
 
+// utf8 refuses a value that is not UTF-8, which a proto3 string must be:
+// a gRPC request could not carry it, but the JSON gateway builds its
+// requests in process from the URL's escapes (%FF), unchecked.
+func (v *violations) utf8(field, value string) {
+	if !utf8.ValidString(value) {
+		v.add(field, "must be valid UTF-8")
+	}
+}
+
 // err returns InvalidArgument naming every bad field in its message and in
 // a google.rpc.BadRequest, or nil when there is none. Nothing was sent.
 func (v violations) err(op, msg string) error {
@@ -69,6 +80,11 @@ func validateDeleteClientGrant(r *authv1.DeleteClientGrantRequest) error {
 		v.add("id", "required: the id of the client grant")
 	case ".", "..":
 		v.add("id", `must not be "." or ".."`)
+	default:
+		// It goes into Dintero's path and the audit line as it is.
+		if !utf8.ValidString(id) || strings.ContainsFunc(id, unicode.IsControl) {
+			v.add("id", "must be valid UTF-8 without control characters")
+		}
 	}
 	return v.err(opDelete, "invalid DeleteClientGrantRequest")
 }
@@ -97,6 +113,12 @@ func validateAuthorize(r *authv1.AuthorizeRequest) error {
 		if u, err := url.Parse(ru); err != nil || !u.IsAbs() || u.Host == "" {
 			v.add("redirect_uri", "must be an absolute URL, a callback registered for the client")
 		}
+	}
+	for _, f := range [...]struct{ name, value string }{
+		{"audience", r.GetAudience()}, {"client_id", r.GetClientId()}, {"state", r.GetState()},
+		{"redirect_uri", r.GetRedirectUri()}, {"verification_code", r.GetVerificationCode()}, {"connection", r.GetConnection()},
+	} {
+		v.utf8(f.name, f.value)
 	}
 	return v.err(opAuthorize, "invalid AuthorizeRequest")
 }

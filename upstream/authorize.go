@@ -51,7 +51,8 @@ type OAuthError struct {
 	// Code is OAuth's error (access_denied, invalid_request, …) as sent.
 	Code string
 	// Description, URI and State are error_description, error_uri and
-	// state, when sent; the description is masked like Dintero's messages.
+	// state, when sent, each masked like Dintero's messages (the state
+	// only when it is not the request's).
 	Description, URI, State string
 	// StatusCode is the HTTP status of the answer that carried it.
 	StatusCode int
@@ -141,6 +142,11 @@ func (c *Client) Authorize(ctx context.Context, call Call, p AuthorizeParams) (*
 			// Only a code of OAuth's own is taken as sent; another may
 			// echo anything, and is masked like a message.
 			code = m.Text(code)
+		}
+		// The state too, unless it is the request's: a redirect that is
+		// not the request's may carry anything in it.
+		if state != p.State {
+			state = m.Text(state)
 		}
 		return nil, meta, &OAuthError{Code: code, Description: m.Text(desc), URI: m.Text(uri), State: state, StatusCode: res.status, RequestID: meta.RequestID}
 	}

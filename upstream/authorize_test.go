@@ -221,14 +221,15 @@ func TestAuthorizeAnswers(t *testing.T) {
 	}
 }
 
-// TestAuthorizeOAuthErrorIsMasked: an error description that echoes the
-// verification code or a token does not carry it on.
+// TestAuthorizeOAuthErrorIsMasked: an error description, URI or state that
+// echoes the verification code or a token does not carry it on.
 func TestAuthorizeOAuthErrorIsMasked(t *testing.T) {
 	fake := dinterotest.New(t)
 	call := callerAt(fake, allParams.OID)
 	fake.HandleRaw(dinterotest.OpAuthorize, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Location", "https://app.example.com/cb?error=access_denied&error_description="+
-			"code+VC-SECRET-9731+refused+for+"+strings.ReplaceAll(call.Authorization, " ", "+"))
+			"code+VC-SECRET-9731+refused+for+"+strings.ReplaceAll(call.Authorization, " ", "+")+
+			"&error_uri=https%3A%2F%2Fx.example%2F%3Fc%3DVC-SECRET-9731&state=st-VC-SECRET-9731")
 		w.WriteHeader(302)
 	})
 	c := newClient(t, fake.URL)
@@ -239,8 +240,8 @@ func TestAuthorizeOAuthErrorIsMasked(t *testing.T) {
 	}
 	_, tok, _ := strings.Cut(call.Authorization, " ")
 	for _, secret := range []string{"VC-SECRET-9731", tok} {
-		if strings.Contains(oe.Description, secret) || strings.Contains(err.Error(), secret) {
-			t.Errorf("the description %q carries a secret", oe.Description)
+		if strings.Contains(oe.Description, secret) || strings.Contains(oe.URI, secret) || strings.Contains(oe.State, secret) || strings.Contains(err.Error(), secret) {
+			t.Errorf("the description %q, URI %q or state %q carries a secret", oe.Description, oe.URI, oe.State)
 		}
 	}
 	if !strings.Contains(oe.Description, "refused") {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync/atomic"
@@ -37,9 +38,11 @@ func (p panicOn) Authorize(ctx context.Context, r *authv1.AuthorizeRequest) (*au
 }
 
 // TestNoSecretAnywhere sets distinctive secrets, drives every path over
-// gRPC and the gateway (success, Dintero errors that echo the secrets, a
-// transport failure, a timeout, validation, a token refresh and a recovered
-// panic) and asserts that no secret appears in the logs, the statuses and
+// gRPC and the gateway, the code in the query and in :redeem's body
+// (success, Dintero errors that echo the secrets, a
+// transport failure, a timeout, validation, a token refresh, a recovered
+// panic, and bodies and queries that hold the code where it does not
+// belong) and asserts that no secret appears in the logs, the statuses and
 // HTTP error bodies, the metrics or the trace spans.
 func TestNoSecretAnywhere(t *testing.T) {
 	// Every verification code holds S3CR3T; so does the panic's.
@@ -67,6 +70,17 @@ func TestNoSecretAnywhere(t *testing.T) {
 		case "oauth echo":
 			w.Header().Set("Location", dinterotest.Callback+"?error=access_denied&error_description="+url.QueryEscape("code "+r.URL.RawQuery+" for "+r.Header.Get("Authorization")))
 			w.WriteHeader(http.StatusFound)
+		case "state echo":
+			// Dintero's redirect, with the code echoed as another state:
+			// STATE_MISMATCH, after the code was spent.
+			rec := httptest.NewRecorder()
+			fake.Mock.ServeHTTP(rec, r)
+			loc, _ := url.Parse(rec.Header().Get("Location"))
+			q := loc.Query()
+			q.Set("state", "not-"+r.URL.Query().Get("verification_code"))
+			loc.RawQuery = q.Encode()
+			w.Header().Set("Location", loc.String())
+			w.WriteHeader(rec.Code)
 		case "unauthorized":
 			dinterotest.WriteError(w, 401, "expired", "token "+r.Header.Get("Authorization")+" expired")
 		case "reset":
@@ -107,13 +121,23 @@ func TestNoSecretAnywhere(t *testing.T) {
 		seen = append(seen, fmt.Sprint(status.Convert(err).Proto()))
 		return status.Code(err)
 	}
-	httpCall := func(withToken bool, r *authv1.AuthorizeRequest) int {
+	// httpCall sends the code in the query, or with redeem in the JSON
+	// body of :redeem.
+	httpCall := func(withToken, redeem bool, r *authv1.AuthorizeRequest) int {
 		q := url.Values{"audience": {r.Audience}, "response_type": {r.ResponseType}, "client_id": {r.ClientId}, "verification_code": {r.VerificationCode}, "redirect_uri": {r.RedirectUri}}
 		h := map[string]string{"Grpc-Timeout": fmt.Sprint(deadline().Milliseconds()) + "m"}
 		if withToken {
 			h["Authorization"] = callerToken
 		}
-		c, _, body := f.do(t, http.MethodPost, "/v1/accounts/"+r.Oid+"/auth/authorize?"+q.Encode(), h)
+		var c int
+		var body []byte
+		if redeem {
+			b, _ := json.Marshal(map[string]string{"audience": r.Audience, "response_type": r.ResponseType, "client_id": r.ClientId, "verification_code": r.VerificationCode, "redirect_uri": r.RedirectUri})
+			h["Content-Type"] = "application/json"
+			c, _, body = dinterotest.DoBody(t, http.DefaultClient, http.MethodPost, f.httpURL+"/v1/accounts/"+r.Oid+"/auth/authorize:redeem", strings.NewReader(string(b)), h)
+		} else {
+			c, _, body = f.do(t, http.MethodPost, "/v1/accounts/"+r.Oid+"/auth/authorize?"+q.Encode(), h)
+		}
 		if c != 200 {
 			seen = append(seen, string(body))
 		}
@@ -137,6 +161,7 @@ func TestNoSecretAnywhere(t *testing.T) {
 		{"echo", true, "T12345678", codes.InvalidArgument, 400},
 		{"echo", false, "T12345678", codes.InvalidArgument, 400},
 		{"oauth echo", true, "T12345678", codes.PermissionDenied, 403},
+		{"state echo", true, "T12345678", codes.Internal, 500},
 		{"unauthorized", false, "T12345678", codes.Unauthenticated, 401}, // drops the cached token
 		{"ok", false, "T12345678", codes.OK, 200},                        // a fresh one is fetched
 		{"reset", true, "T12345678", codes.Unavailable, 503},
@@ -146,7 +171,7 @@ func TestNoSecretAnywhere(t *testing.T) {
 	}
 	for _, s := range steps {
 		mode.Store(s.mode)
-		for _, via := range []string{"grpc", "gateway"} {
+		for _, via := range []string{"grpc", "gateway", ":redeem"} {
 			code := panicCode
 			if s.mode != "panic" {
 				code = nextCode()
@@ -157,10 +182,30 @@ func TestNoSecretAnywhere(t *testing.T) {
 				if got := grpcCall(s.token, r); got != s.wantGRPC {
 					t.Errorf("%s over gRPC: got %v; want %v", s.mode, got, s.wantGRPC)
 				}
-			} else if got := httpCall(s.token, r); got != s.wantHTTP {
+			} else if got := httpCall(s.token, via == ":redeem", r); got != s.wantHTTP {
 				t.Errorf("%s through the gateway: got %d; want %d", s.mode, got, s.wantHTTP)
 			}
 		}
+	}
+	// Bad :redeem bodies and queries, each holding a code: refused
+	// before anything is sent, and never quoting it.
+	mode.Store("ok")
+	for _, bad := range []struct{ path, body string }{
+		{":redeem", `{"verification_code": 12345, "state": "BAD-S3CR3T-1"}`},
+		{":redeem", `{"verification_code": "BAD-S3CR3T-2", "verification_code": "BAD-S3CR3T-2"}`},
+		{":redeem", `{"BAD-S3CR3T-3": "x"}`},
+		{":redeem", `{"field BAD-S3CR3T-4": "x"}`},
+		{":redeem", `{"accept_unverified_id_token": "BAD-S3CR3T-5"}`},
+		{":redeem", "{\"verification_code\": \"BAD-S3CR3T-6\xff\"}"},
+		{":redeem", `{"verification_code": "BAD-S3CR3T-7"} trailing`},
+		{":redeem?verification_code=BAD-S3CR3T-8", `{}`},
+		{"?verification_code%3DBAD-S3CR3T-9&audience=a&response_type=authenticate&client_id=c", ""},
+	} {
+		c, _, body := dinterotest.DoBody(t, http.DefaultClient, http.MethodPost, f.httpURL+"/v1/accounts/T12345678/auth/authorize"+bad.path, strings.NewReader(bad.body), map[string]string{"Content-Type": "application/json"})
+		if c != http.StatusBadRequest {
+			t.Errorf("%s %s: got %d %s; want 400", bad.path, bad.body, c, body)
+		}
+		seen = append(seen, string(body))
 	}
 	// DeleteClientGrant returns the grant's OIDC secret to the caller,
 	// and must log none of it.
@@ -168,11 +213,11 @@ func TestNoSecretAnywhere(t *testing.T) {
 	if err != nil || resp.GetGrant().GetOidc().GetClientSecret() != "oidc-secret-in-grant" {
 		t.Fatalf("got %v, %v; want the grant with its OIDC secret", resp, err)
 	}
-	// The 401 step drops the cached token twice (once per path), so the
-	// facade fetches one at first and two more after.
+	// The 401 step drops the cached token three times (once per path),
+	// so the facade fetches one at first and three more after.
 	issued := fake.Mock.IssuedTokens("T12345678")
-	if len(issued) != 3 {
-		t.Errorf("got %d token fetches; want 3", len(issued))
+	if len(issued) != 4 {
+		t.Errorf("got %d token fetches; want 4", len(issued))
 	}
 	secrets := append([]string{"S3CR3T", strings.TrimPrefix(callerToken, "Bearer "), dinterotest.ClientSecret, "oidc-secret-in-grant"}, issued...)
 	for _, tok := range idTokens {
@@ -180,7 +225,7 @@ func TestNoSecretAnywhere(t *testing.T) {
 			secrets = append(secrets, tok)
 		}
 	}
-	if len(secrets) < 4+3+6 {
+	if len(secrets) < 4+4+9 {
 		t.Errorf("only %d secrets to look for: the successes returned no id_token", len(secrets))
 	}
 

@@ -148,9 +148,12 @@ func checkBody(w http.ResponseWriter, r *http.Request, rt *route, limit int) *re
 	}
 }
 
-// unknownField and badField find the field a protojson error names.
+// unknownField and badField find the field a protojson error names. The
+// name is quoted only when it is field-like (unknown) or the request's
+// (bad): protojson's message quotes the caller's text, in which a secret
+// may stand.
 var (
-	unknownField = regexp.MustCompile(`unknown field "([A-Za-z0-9_]{1,64})"`)
+	unknownField = regexp.MustCompile(`unknown field "(.*?)"`)
 	badField     = regexp.MustCompile(`field ([A-Za-z0-9_.]{1,64})`)
 )
 
@@ -181,16 +184,21 @@ func checkJSONBody(w http.ResponseWriter, r *http.Request, rt *route, limit int)
 	msg := dynamicpb.NewMessage(md)
 	if err := protojson.Unmarshal(body, msg); err != nil {
 		if m := unknownField.FindStringSubmatch(err.Error()); m != nil {
+			if !fieldLike.MatchString(m[1]) {
+				m[1] = unnamed
+			}
 			return invalid(m[1], "unknown field")
 		}
 		if m := badField.FindStringSubmatch(err.Error()); m != nil {
 			// protojson names the field by its JSON name; the API's are
 			// the proto names.
-			name := m[1]
-			if fd := md.Fields().ByJSONName(name); fd != nil {
-				name = string(fd.Name())
+			fd := md.Fields().ByJSONName(m[1])
+			if fd == nil {
+				fd = md.Fields().ByName(protoreflect.Name(m[1]))
 			}
-			return invalid(name, "not a value of the field's type")
+			if fd != nil {
+				return invalid(string(fd.Name()), "not a value of the field's type")
+			}
 		}
 		return invalid("body", "want a JSON object of "+string(md.Name())+"'s fields")
 	}

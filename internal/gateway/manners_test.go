@@ -173,6 +173,10 @@ func TestGatewayRefusals(t *testing.T) {
 		{name: "a chunked body", method: http.MethodPost, path: authorizePath + "?" + authorizeQuery, body: io.MultiReader(strings.NewReader("v")), wantHTTP: 413, wantCode: "CONTENT_TOO_LARGE", authorize: true},
 		{name: "405 on :redeem", method: http.MethodGet, path: redeemPath, wantHTTP: 405, wantCode: "METHOD_NOT_ALLOWED", wantAllow: "POST", authorize: true},
 		{name: ":redeem: an unknown field", method: http.MethodPost, path: redeemPath, body: strings.NewReader(`{"verificaton_code":"xxxxxxxx"}`), wantHTTP: 400, wantCode: "INVALID_ARGUMENT", wantInMsg: "unknown field", wantField: "verificaton_code", authorize: true},
+		// A name is quoted only when it looks like a field's: the code
+		// sent as a name, or in one with a space, stays unquoted.
+		{name: ":redeem: the code as a name", method: http.MethodPost, path: redeemPath, body: strings.NewReader(`{"12345678xxxxxxxx":"v"}`), wantHTTP: 400, wantCode: "INVALID_ARGUMENT", wantInMsg: "unknown field", wantField: "(a name that is not a field name)", authorize: true},
+		{name: ":redeem: a name that reads as protojson's", method: http.MethodPost, path: redeemPath, body: strings.NewReader(`{"field xxxxxxxx":"v"}`), wantHTTP: 400, wantCode: "INVALID_ARGUMENT", wantInMsg: "unknown field", wantField: "(a name that is not a field name)", authorize: true},
 		{name: ":redeem: a field the path binds", method: http.MethodPost, path: redeemPath, body: strings.NewReader(`{"oid":"T999","verification_code":"xxxxxxxx"}`), wantHTTP: 400, wantCode: "INVALID_ARGUMENT", wantInMsg: "given in the path", wantField: "oid", authorize: true},
 		{name: ":redeem: a value of the wrong type", method: http.MethodPost, path: redeemPath, body: strings.NewReader(`{"accept_unverified_id_token":"xxxxxxxx"}`), wantHTTP: 400, wantCode: "INVALID_ARGUMENT", wantField: "accept_unverified_id_token", authorize: true},
 		{name: ":redeem: not JSON", method: http.MethodPost, path: redeemPath, body: strings.NewReader(`xxxxxxxx`), wantHTTP: 400, wantCode: "INVALID_ARGUMENT", wantField: "body", authorize: true},

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"net/url"
+	"regexp"
 	"sort"
 	"strings"
 
@@ -25,6 +26,16 @@ const (
 	maxNamed = 10
 	maxName  = 64
 )
+
+// fieldLike matches what a refusal may quote of a name the request does
+// not have: a field-like name, snake_case or lowerCamelCase. A secret sent
+// in the wrong place (a query encoded twice, verification_code%3D… with
+// its code in the name; a code sent as a name) is unlikely to be one, and
+// a refusal's message reaches the call's log line.
+var fieldLike = regexp.MustCompile(`^[a-z][A-Za-z0-9_]{0,63}$`)
+
+// unnamed stands in a refusal for a name it does not quote.
+const unnamed = "(a name that is not a field name)"
 
 // strictQuery refuses, for the gateway's calls, query parameters the
 // request message does not have (a typo such as verificaton_code, or
@@ -80,8 +91,11 @@ func checkQuery(ctx context.Context, method, raw string, msg proto.Message) erro
 				v = append(v, &errdetails.BadRequest_FieldViolation{Field: "query", Description: "and more parameters"})
 				return invalidQuery(method, v)
 			}
-			if k == "" {
+			switch {
+			case k == "":
 				k = "(a parameter without a name)"
+			case !fieldLike.MatchString(k):
+				k = unnamed
 			}
 			v = append(v, &errdetails.BadRequest_FieldViolation{Field: shorten(k, maxName), Description: group.desc})
 		}

@@ -46,6 +46,11 @@ func TestGatewayQuery(t *testing.T) {
 		{"DELETE's id in the query", http.MethodDelete, "/v1/accounts/T123/auth/client-grants/g?id=h", []string{"id"}},
 		{"a value twice", http.MethodPost, "/v1/accounts/T123/auth/authorize?" + with(nil) + "&state=a&state=b", []string{"state"}},
 		{"the code twice", http.MethodPost, "/v1/accounts/T123/auth/authorize?" + with(url.Values{"verification_code": {"SECRET-CODE-1", "SECRET-CODE-2"}}), []string{"verification_code"}},
+		// A name is quoted only when it looks like a field's: a query
+		// encoded twice carries the code in a name, and the refusal's
+		// message reaches the log.
+		{"a query encoded twice", http.MethodPost, "/v1/accounts/T123/auth/authorize?" + strings.Replace(with(nil), "verification_code=v1", "verification_code%3DSECRET-CODE-3", 1), []string{"(a name that is not a field name)"}},
+		{"the code as a name", http.MethodPost, "/v1/accounts/T123/auth/authorize?" + with(nil) + "&SECRET-CODE-4", []string{"(a name that is not a field name)"}},
 		{"an empty name", http.MethodPost, "/v1/accounts/T123/auth/authorize?" + with(nil) + "&=x", []string{"(a parameter without a name)"}},
 		{"twenty unknown", http.MethodPost, "/v1/accounts/T123/auth/authorize?" + with(many(20)), append(firstNames(10), "query")},
 	} {
@@ -88,8 +93,8 @@ func TestGatewayQuery(t *testing.T) {
 	}
 	// Each refusal is logged (the DELETEs as audit lines), and so is the
 	// good call; none quotes the code.
-	if n := len(e.log.Lines(t, "call", "audit")); n != 12 {
-		t.Errorf("got %d call lines; want 12", n)
+	if n := len(e.log.Lines(t, "call", "audit")); n != 14 {
+		t.Errorf("got %d call lines; want 14", n)
 	}
 	if strings.Contains(e.log.String(), "SECRET-CODE") {
 		t.Error("the log quotes the code")
@@ -161,4 +166,34 @@ func firstNames(n int) []string {
 		out = append(out, fmt.Sprintf("p%02d", i))
 	}
 	return out
+}
+
+// TestGatewayRefusesBytesGRPCCannotCarry: the gateway builds its requests
+// in process from the URL's escapes, so a field may hold what a gRPC
+// request cannot (bytes that are not UTF-8) or what Dintero's path and
+// the audit line should not (a control character). Each is refused 400
+// naming the field, and nothing is sent.
+func TestGatewayRefusesBytesGRPCCannotCarry(t *testing.T) {
+	e := setup(t, nil)
+	e.fake.AddGrants("T123", "g")
+	e.fake.AddCode("T123", "v1")
+	q := url.Values{"audience": {dinteromock.Audience("T123")}, "response_type": {"authenticate"}, "client_id": {dinterotest.App}, "verification_code": {"v1"}}.Encode()
+	for _, tc := range []struct{ name, method, path, field string }{
+		{"a grant id not UTF-8", http.MethodDelete, "/v1/accounts/T123/auth/client-grants/%FF%FE", "id"},
+		{"a grant id with NUL", http.MethodDelete, "/v1/accounts/T123/auth/client-grants/g%00", "id"},
+		{"a grant id with a newline", http.MethodDelete, "/v1/accounts/T123/auth/client-grants/g%0Ah", "id"},
+		{"a state not UTF-8", http.MethodPost, "/v1/accounts/T123/auth/authorize?" + q + "&state=%FF", "state"},
+		{"a client_id not UTF-8", http.MethodPost, "/v1/accounts/T123/auth/authorize?" + strings.Replace(q, "client_id="+dinterotest.App, "client_id=%C3", 1), "client_id"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, _, body := e.do(t, tc.method, tc.path, e.bearer("T123"))
+			eb := dinterotest.ParseErrorBody(t, body)
+			if code != 400 || len(eb.Errors) != 1 || eb.Errors[0]["field"] != tc.field {
+				t.Errorf("got %d %s; want 400 naming %s", code, body, tc.field)
+			}
+		})
+	}
+	if n := e.fake.Count(dinterotest.OpAuthorize) + e.fake.Count(dinterotest.OpDelete); n != 0 {
+		t.Errorf("Dintero got %d calls; want none", n)
+	}
 }

@@ -63,12 +63,23 @@ func Decide(getenv func(string) string, readFile func(string) ([]byte, error), i
 		s.GOGC = defaultGOGC
 	}
 	if getenv("GOMEMLIMIT") == "" {
-		s.MemoryLimit = max(defaultMemoryLimit, int64(inFlight)*bytesPerCallInFlight)
+		s.MemoryLimit = max(defaultMemoryLimit, perCall(inFlight))
 		if limit := cgroupMemoryLimit(readFile); limit > 0 {
 			s.MemoryLimit = limit / 10 * 9
 		}
 	}
 	return s
+}
+
+// perCall is bytesPerCallInFlight for each of inFlight calls, no limit
+// (math.MaxInt64) when that is more than an int64 holds: a product that
+// wrapped would set a small limit, or a negative one, for a large
+// --max-concurrent-upstream.
+func perCall(inFlight int) int64 {
+	if int64(inFlight) > math.MaxInt64/bytesPerCallInFlight {
+		return math.MaxInt64
+	}
+	return int64(inFlight) * bytesPerCallInFlight
 }
 
 // cgroupMemoryLimit returns the memory limit of the process's cgroup in
@@ -133,9 +144,10 @@ func RestartEnv(environ []string) ([]string, bool) {
 		if !ok {
 			continue
 		}
-		// The runtime reads the first GODEBUG, as this does.
+		// The runtime reads the first GODEBUG, as this does, and its
+		// names as written: " gcshrinkstackoff=1" names nothing.
 		for _, f := range strings.Split(v, ",") {
-			if strings.HasPrefix(strings.TrimSpace(f), "gcshrinkstackoff=") {
+			if strings.HasPrefix(f, "gcshrinkstackoff=") {
 				return nil, false
 			}
 		}

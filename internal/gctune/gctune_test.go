@@ -3,7 +3,9 @@ package gctune_test
 import (
 	"fmt"
 	"io/fs"
+	"math"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/dintero-facade/dintero-facade/internal/gctune"
@@ -33,6 +35,8 @@ func TestDecide(t *testing.T) {
 		{"1,250 in flight, the least limit", nil, nil, gctune.Settings{GOGC: 400, MemoryLimit: 80 << 20}, 1250},
 		{"1,280 in flight: 64 KiB each is the least limit", nil, nil, gctune.Settings{GOGC: 400, MemoryLimit: 80 << 20}, 1280},
 		{"4,096 in flight: 64 KiB each", nil, nil, gctune.Settings{GOGC: 400, MemoryLimit: 256 << 20}, 4096},
+		{"2^47 in flight: 64 KiB each is more than int64 holds", nil, nil, gctune.Settings{GOGC: 400, MemoryLimit: math.MaxInt64}, 1 << 47},
+		{"the most int64 holds at 64 KiB each", nil, nil, gctune.Settings{GOGC: 400, MemoryLimit: math.MaxInt64 - 65535}, math.MaxInt64 >> 16},
 		{"4,096 in flight in a container: the container's", nil, map[string]string{v2: "134217728\n"}, gctune.Settings{GOGC: 400, MemoryLimit: 120795948}, 4096},
 		{"4,096 in flight, GOMEMLIMIT the operator's", map[string]string{"GOMEMLIMIT": "100MiB"}, nil, gctune.Settings{GOGC: 400}, 4096},
 	}
@@ -68,6 +72,8 @@ func TestRestartEnv(t *testing.T) {
 		{"the operator's GODEBUG kept", []string{"GODEBUG=http2debug=1"}, []string{"GODEBUG=http2debug=1,gcshrinkstackoff=1"}, true},
 		{"the operator's choice", []string{"GODEBUG=gctrace=1,gcshrinkstackoff=0"}, nil, false},
 		{"after the restart", []string{"GODEBUG=gcshrinkstackoff=1"}, nil, false},
+		// The runtime does not trim names: a spaced one is not its.
+		{"a spaced name the runtime does not read", []string{"GODEBUG=gctrace=1, gcshrinkstackoff=1"}, []string{"GODEBUG=gctrace=1, gcshrinkstackoff=1,gcshrinkstackoff=1"}, true},
 		{"the first GODEBUG is the runtime's", []string{"GODEBUG=gctrace=1", "GODEBUG=gcshrinkstackoff=0"}, []string{"GODEBUG=gctrace=1,gcshrinkstackoff=1", "GODEBUG=gcshrinkstackoff=0"}, true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -81,4 +87,32 @@ func TestRestartEnv(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzRestartEnv: the process starts again at most once. Whatever the
+// environment it was given, the one RestartEnv returns asks for no other
+// restart, and the runtime's GODEBUG in it (the first) ends with the
+// stack setting, which the runtime reads last and so keeps.
+func FuzzRestartEnv(f *testing.F) {
+	for _, seed := range [][2]string{{"", "PATH=/bin"}, {"GODEBUG=", "x"}, {"GODEBUG=a=1,gcshrinkstackoff=0", ""}, {"GODEBUG", "GODEBUG=b=2"}, {"GODEBUG= gcshrinkstackoff=1", "GODEBUG=gcshrinkstackoff=1"}} {
+		f.Add(seed[0], seed[1])
+	}
+	f.Fuzz(func(t *testing.T, a, b string) {
+		env, restart := gctune.RestartEnv([]string{a, b})
+		if !restart {
+			return
+		}
+		if again, twice := gctune.RestartEnv(env); twice {
+			t.Fatalf("RestartEnv(%q) = %q, which restarts again as %q", []string{a, b}, env, again)
+		}
+		for _, kv := range env {
+			if v, ok := strings.CutPrefix(kv, "GODEBUG="); ok {
+				if !strings.HasSuffix(v, "gcshrinkstackoff=1") {
+					t.Fatalf("RestartEnv(%q) = %q: the runtime's GODEBUG does not end with the setting", []string{a, b}, env)
+				}
+				return
+			}
+		}
+		t.Fatalf("RestartEnv(%q) = %q: no GODEBUG", []string{a, b}, env)
+	})
 }

@@ -79,8 +79,13 @@ func New(secrets ...string) Masker {
 }
 
 // Text returns s with every secret of m, every Authorization value and
-// every JWT replaced by Redacted.
+// every JWT replaced by Redacted. JWTs and Authorization values go first,
+// each whole: one that begins as a secret does (the same issuer's JWT
+// header, a token of the same prefix) would otherwise lose that prefix to
+// the secret's mask, no longer read as what it is, and leave the rest.
 func (m Masker) Text(s string) string {
+	s = jwtPattern.ReplaceAllString(s, Redacted)
+	s = credentialPattern.ReplaceAllString(s, "$1 "+Redacted)
 	for _, f := range m.forms {
 		if strings.Contains(s, f) {
 			s = strings.ReplaceAll(s, f, Redacted)
@@ -95,8 +100,7 @@ func (m Masker) Text(s string) string {
 		s = maskFolded(s, l)
 		s = maskPrefixes(s, l)
 	}
-	s = credentialPattern.ReplaceAllString(s, "$1 "+Redacted)
-	return jwtPattern.ReplaceAllString(s, Redacted)
+	return s
 }
 
 // JSON masks every string, keys included, of a decoded JSON value

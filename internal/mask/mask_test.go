@@ -57,6 +57,31 @@ func TestForms(t *testing.T) {
 	}
 }
 
+// TestJWTBesideASecretOfTheSameIssuer: a JWT in the text that begins as
+// a secret JWT does (the same issuer's header: a caller's access token and
+// an id_token) is masked whole, not cut where the secret's prefix ends,
+// which would leave its payload and signature behind for anyone to put
+// the issuer's well-known header back on.
+func TestJWTBesideASecretOfTheSameIssuer(t *testing.T) {
+	const header = "eyJhbGciOiJSUzI1NiIsImtpZCI6ImsxIiwidHlwIjoiSldUIn0"
+	access := header + ".eyJzdWIiOiJjbGllbnQiLCJzY29wZSI6ImFkbWluIn0.c2lnbmF0dXJlLW9mLXRoZS1hY2Nlc3MtdG9rZW4"
+	idToken := header + ".eyJzdWIiOiJ1c2VyLTQyIiwiZW1haWwiOiJ1c2VyQGV4YW1wbGUuY29tIn0.c2lnbmF0dXJlLW9mLXRoZS1pZC10b2tlbg"
+	m := mask.New(access)
+	for _, in := range []string{"token " + access + " and " + idToken, "and " + idToken} {
+		got := m.Text(in)
+		_, payload, _ := strings.Cut(idToken, ".")
+		if strings.Contains(got, payload[:20]) || strings.Contains(got, "c2lnbmF0dXJl") {
+			t.Errorf("Text(%q) = %q; want every JWT masked whole", in, got)
+		}
+	}
+	// The same of an opaque token after Bearer that begins as the
+	// secret does.
+	mo := mask.New("opaque-0123456789-mine")
+	if got := mo.Text("got Bearer opaque-0123456789-theirs-77"); got != "got Bearer [REDACTED]" {
+		t.Errorf("got %q; want the other bearer masked whole", got)
+	}
+}
+
 // TestValue: a secret printed whole says only whether it was set.
 func TestValue(t *testing.T) {
 	if got := mask.Value("very-secret"); got != mask.Redacted {
