@@ -72,6 +72,7 @@ type docBlock struct {
 	line   int    // of the opening fence
 	lang   string // after the fence
 	marker string // the marker's words, such as "doc:run mock"; "" without one
+	indent string // the fence's indentation (a list item's)
 	text   string // the content, freed of the fence's indentation
 }
 
@@ -106,6 +107,7 @@ func parseBlocks(t *testing.T, file string) []docBlock {
 			break
 		}
 		indent := lines[i][:len(lines[i])-len(strings.TrimLeft(lines[i], " "))]
+		blk.indent = indent
 		var body []string
 		closed := false
 		for i++; i < len(lines); i++ {
@@ -183,6 +185,9 @@ func TestDocBlocks(t *testing.T) {
 				}
 				t.Errorf("%s: a block without a marker that says what runs or checks it (see examples_test.go): %q", b, b.marker)
 			}
+			if heredoc.MatchString(b.text) && b.indent != "" {
+				t.Errorf("%s: a block with a heredoc is indented %d spaces (in a list?): pasted from the raw Markdown, its indented end marker does not end the heredoc and the shell waits for input; put the block at column 0", b, len(b.indent))
+			}
 			prev = &b
 		}
 	}
@@ -195,6 +200,10 @@ func TestDocBlocks(t *testing.T) {
 		t.Errorf("found %d blocks; the parser is broken", count)
 	}
 }
+
+// heredoc finds a shell here-document (<<EOF, <<-'EOF'), not a here-string
+// (<<<) or a shift.
+var heredoc = regexp.MustCompile(`(^|[^<])<<-?[ \t]*['"]?[A-Za-z_]`)
 
 // containsLine reports whether text has a line that is cmd, spaces aside.
 func containsLine(text, cmd string) bool {
