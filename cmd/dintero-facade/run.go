@@ -251,7 +251,9 @@ func build(ctx context.Context, o Options) (_ *instance, err error) {
 	gs := newGRPCServer(f.cfg, register, interceptor, tlsFiles, tel, f.probes)
 	// Its stream workers run from the start, whether it serves or not.
 	f.onClose(gs.Stop)
-	gw, err := newGatewayServer(ctx, f.cfg, register, interceptor, tlsFiles, tel, f.probes, f.log)
+	// The group is made below; the gateway asks it for the gRPC address
+	// only when a gRPC call comes, once the servers listen.
+	gw, err := newGatewayServer(ctx, f.cfg, register, interceptor, tlsFiles, tel, f.probes, f.log, func() net.Addr { return f.group.GRPCAddr() })
 	if err != nil {
 		return nil, err
 	}

@@ -102,6 +102,14 @@ func (g *Group) Serve() map[string]net.Addr {
 	return addrs
 }
 
+// GRPCAddr is the gRPC server's bound address; nil before Listen.
+func (g *Group) GRPCAddr() net.Addr {
+	if g.grpcL == nil {
+		return nil
+	}
+	return g.grpcL.Addr()
+}
+
 // Failed reports a server that stopped on its own.
 func (g *Group) Failed() <-chan error { return g.failed }
 
