@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -127,5 +128,22 @@ func TestHTTPPortOverH2C(t *testing.T) {
 	}
 	if code, body, err := do(http.MethodDelete, grant, bearer(fake, "T123"), ""); err != nil || code != http.StatusOK || !strings.Contains(string(body), "OUTCOME_DELETED") {
 		t.Errorf("DELETE over h2c: got %d %s, %v; want 200, deleted", code, body, err)
+	}
+}
+
+// TestWrongPortMessage: a gRPC server on every interface is named by its
+// port alone (":9090", not "[::]:9090", which no caller dials).
+func TestWrongPortMessage(t *testing.T) {
+	for _, tc := range []struct {
+		addr net.Addr
+		want string
+	}{
+		{&net.TCPAddr{IP: net.IPv6unspecified, Port: 9090}, "(:9090)"},
+		{&net.TCPAddr{IP: net.IPv4zero, Port: 9090}, "(:9090)"},
+		{&net.TCPAddr{IP: net.IPv4(10, 0, 0, 7), Port: 9090}, "(10.0.0.7:9090)"},
+	} {
+		if got := wrongPort(tc.addr); !strings.HasSuffix(got, "gRPC is served on --grpc-addr "+tc.want) {
+			t.Errorf("%v: got %q; want it to end in %s", tc.addr, got, tc.want)
+		}
 	}
 }
