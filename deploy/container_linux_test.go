@@ -571,11 +571,12 @@ func credentialsFile(accounts []string, c dinteromock.Client) []byte {
 
 // TestContainer builds the image with the manual's commands and runs it
 // with podman under the Deployment's own settings, read from the rendered
-// kustomization: first with --mock, then as the Deployment runs it, with
-// its Secrets and ConfigMap mounted as the kubelet writes them, mutual TLS
-// from the shipped layout, and the mock Dintero as the upstream. It runs in
-// a network namespace of its own, so the manifest's own ports are free and
-// two runs at once do not collide.
+// kustomization: first with --mock, then with the manual's command to try
+// it (as written), then as the Deployment runs it, with its Secrets and
+// ConfigMap mounted as the kubelet writes them, mutual TLS from the shipped
+// layout, and the mock Dintero as the upstream. Each runs in a network
+// namespace of its own, so the manifest's own ports are free and two runs
+// at once do not collide.
 func TestContainer(t *testing.T) {
 	requireContainerRuntime(t)
 	r := render(t, ".")
