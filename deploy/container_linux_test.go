@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -570,11 +571,12 @@ func credentialsFile(accounts []string, c dinteromock.Client) []byte {
 
 // TestContainer builds the image with the manual's commands and runs it
 // with podman under the Deployment's own settings, read from the rendered
-// kustomization: first with --mock, then as the Deployment runs it, with
-// its Secrets and ConfigMap mounted as the kubelet writes them, mutual TLS
-// from the shipped layout, and the mock Dintero as the upstream. It runs in
-// a network namespace of its own, so the manifest's own ports are free and
-// two runs at once do not collide.
+// kustomization: first with --mock, then with the manual's command to try
+// it (as written), then as the Deployment runs it, with its Secrets and
+// ConfigMap mounted as the kubelet writes them, mutual TLS from the shipped
+// layout, and the mock Dintero as the upstream. Each runs in a network
+// namespace of its own, so the manifest's own ports are free and two runs
+// at once do not collide.
 func TestContainer(t *testing.T) {
 	requireContainerRuntime(t)
 	r := render(t, ".")
@@ -619,6 +621,88 @@ func TestContainer(t *testing.T) {
 		<-ct.exited
 		if ct.err != nil {
 			t.Errorf("--mock exited with %v after SIGTERM; want 0", ct.err)
+		}
+	})
+
+	t.Run("try", func(t *testing.T) {
+		// The manual's block that tries the image, as written, with
+		// podman's global flags for this machine, in a namespace of the
+		// test's own: podman's host network is the namespace's, so the
+		// facade listens on its default ports there without meeting
+		// anything else on the machine. Ctrl-C stops it: SIGINT to the
+		// block's process group, as a terminal sends it.
+		ns := newNetns(t)
+		script := "podman() { command podman " + strings.Join(podmanGlobal, " ") + ` "$@"; }` + "\n" + shipBlock(t, "try")
+		cmd := exec.Command("nsenter", "--net="+ns.Path, "bash", "-ec", script)
+		cmd.Dir = repoRoot
+		cmd.Env = append(os.Environ(), "IMAGE="+image)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		out := &dinterotest.LogBuffer{}
+		cmd.Stdout, cmd.Stderr = out, out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
+		left := func() []string {
+			ids, _ := podman("ps", "--all", "--quiet", "--filter", "ancestor="+image).Output()
+			return strings.Fields(string(ids))
+		}
+		stopped := false
+		t.Cleanup(func() {
+			if !stopped {
+				_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+				<-exited
+			}
+			for _, id := range left() {
+				_ = podman("rm", "--force", "--time", "0", id).Run()
+			}
+			if t.Failed() {
+				t.Logf("the try block's output:\n%s", out)
+			}
+		})
+		for deadline := time.Now().Add(60 * time.Second); !strings.Contains(out.String(), `"msg":"dintero-facade starting"`); {
+			select {
+			case err := <-exited:
+				stopped = true
+				t.Fatalf("the try block exited (%v) before the facade started", err)
+			case <-time.After(100 * time.Millisecond):
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the try block's facade did not start within 60s")
+			}
+		}
+		conn, err := grpc.NewClient("passthrough:///127.0.0.1:9090",
+			grpc.WithContextDialer(func(ctx context.Context, a string) (net.Conn, error) { return ns.Dial(ctx, "tcp", a) }),
+			grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		grant := dinteromock.Defaults().Grants[dinteromock.DefaultAccount][0].ID
+		res, err := authv1.NewAuthServiceClient(conn).DeleteClientGrant(callCtx(t), &authv1.DeleteClientGrantRequest{Oid: dinteromock.DefaultAccount, Id: grant}, grpc.WaitForReady(true))
+		if err != nil || res.GetGrant().GetId() != grant {
+			t.Errorf("DeleteClientGrant on the tried image's 127.0.0.1:9090: %v, %v", res, err)
+		}
+		tr := &http.Transport{DialContext: ns.Dial}
+		defer tr.CloseIdleConnections()
+		if resp, err := (&http.Client{Transport: tr, Timeout: 20 * time.Second}).Get("http://127.0.0.1:8080/healthz"); err != nil {
+			t.Errorf("GET /healthz on the tried image's 127.0.0.1:8080: %v", err)
+		} else if resp.Body.Close(); resp.StatusCode != http.StatusOK {
+			t.Errorf("GET /healthz on the tried image's 127.0.0.1:8080: %d; want 200", resp.StatusCode)
+		}
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGINT)
+		select {
+		case err := <-exited:
+			stopped = true
+			if err != nil {
+				t.Errorf("Ctrl-C: the try block exited with %v; want 0", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("Ctrl-C did not stop the try block within 30s")
+		}
+		if ids := left(); len(ids) > 0 {
+			t.Errorf("containers %v of the image remain after Ctrl-C; want none (--rm)", ids)
 		}
 	})
 

@@ -24,7 +24,7 @@ const manual = "../docs/operating.md"
 
 // shipSteps are the marked blocks of "Shipping it", in the order an
 // operator runs them.
-var shipSteps = []string{"image", "build", "push", "credentials", "overlay", "tracing", "apply", "check", "why", "reloaded"}
+var shipSteps = []string{"image", "build", "try", "push", "credentials", "overlay", "tracing", "apply", "check", "why", "reloaded"}
 
 // shipBlock returns the sh block after <!-- ship:name --> in the manual,
 // its lines freed of the list's indentation.
@@ -193,7 +193,7 @@ func withoutRelease(y, image, baseImage, tag string) string {
 // the overlay, rendered as kubectl apply -k renders it, with the image,
 // version and policy of the operator's and nothing else changed, leaving
 // the clone as it was; the log commands read every pod of the
-// Deployment. TestContainer runs the build and push blocks, and feeds the
+// Deployment. TestContainer runs the build, try and push blocks, and feeds the
 // container's log to the check, why and reloaded blocks.
 func TestShippingDoc(t *testing.T) {
 	doc := string(mustRead(t, manual))

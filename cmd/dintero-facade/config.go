@@ -76,7 +76,7 @@ type Config struct {
 func (c *Config) options() []flagenv.Option {
 	return []flagenv.Option{
 		opt("grpc-addr", &c.GRPCAddr, ":9090", "address of the gRPC server"),
-		opt("http-addr", &c.HTTPAddr, ":8080", "address of the JSON gateway, /healthz, /livez and /openapi.json (and /metrics unless --metrics-addr)"),
+		opt("http-addr", &c.HTTPAddr, ":8080", "address of the JSON gateway, /healthz, /livez and /openapi.json (and /metrics unless --metrics-addr), over HTTP/1.1 and HTTP/2; JSON only: a gRPC call there is refused, naming --grpc-addr"),
 		opt("health-addr", &c.HealthAddr, "", "address of a plain (never TLS) listener for probes: gRPC health, GET /healthz and GET /livez; empty: off"),
 		opt("dintero-url", &c.DinteroURL, upstream.DefaultBaseURL, "Dintero's API base URL: https, or http to a loopback host"),
 		opt("dintero-timeout", &c.DinteroTimeout, 10*time.Second, "bound of a call whose caller set no deadline, and of a token fetch"),

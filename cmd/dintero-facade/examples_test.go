@@ -36,6 +36,7 @@ import (
 //
 //	<!-- doc:start ENV -->   a command that starts a server of ENV; TestDocExamples runs it as written
 //	<!-- doc:run ENV -->     commands run as written against ENV's servers (blank lines part them); each must succeed
+//	<!-- doc:fail ENV -->    a mistake's command, run as written against ENV's servers: it must fail, and say what the answer after it shows
 //	<!-- doc:answer -->      what the last command of the block before it answers; compared, "…" standing for anything
 //	<!-- doc:ci -->          commands .ci/run runs, word for word (TestDocBlocks checks it does)
 //	<!-- doc:config FILE --> a credentials-file or policy-file, read by the facade's own reader
@@ -72,6 +73,7 @@ type docBlock struct {
 	line   int    // of the opening fence
 	lang   string // after the fence
 	marker string // the marker's words, such as "doc:run mock"; "" without one
+	indent string // the fence's indentation (a list item's)
 	text   string // the content, freed of the fence's indentation
 }
 
@@ -106,6 +108,7 @@ func parseBlocks(t *testing.T, file string) []docBlock {
 			break
 		}
 		indent := lines[i][:len(lines[i])-len(strings.TrimLeft(lines[i], " "))]
+		blk.indent = indent
 		var body []string
 		closed := false
 		for i++; i < len(lines); i++ {
@@ -147,7 +150,7 @@ func TestDocBlocks(t *testing.T) {
 			count++
 			kind, arg, _ := strings.Cut(b.marker, " ")
 			switch kind {
-			case "doc:start", "doc:run":
+			case "doc:start", "doc:run", "doc:fail":
 				if !slices.Contains(envs, arg) {
 					t.Errorf("%s: %s %q: the environments are %v", b, kind, arg, envs)
 				}
@@ -160,8 +163,8 @@ func TestDocBlocks(t *testing.T) {
 					t.Errorf("%s: runs in %s before any block starts it", b, arg)
 				}
 			case "doc:answer":
-				if prev == nil || (!strings.HasPrefix(prev.marker, "doc:run ") && !strings.HasPrefix(prev.marker, "doc:start ")) {
-					t.Errorf("%s: an answer must follow a doc:run or doc:start block", b)
+				if prev == nil || (!strings.HasPrefix(prev.marker, "doc:run ") && !strings.HasPrefix(prev.marker, "doc:start ") && !strings.HasPrefix(prev.marker, "doc:fail ")) {
+					t.Errorf("%s: an answer must follow a doc:run, doc:fail or doc:start block", b)
 				}
 			case "doc:ci":
 				for _, cmd := range commands(b.text) {
@@ -183,6 +186,9 @@ func TestDocBlocks(t *testing.T) {
 				}
 				t.Errorf("%s: a block without a marker that says what runs or checks it (see examples_test.go): %q", b, b.marker)
 			}
+			if heredoc.MatchString(b.text) && b.indent != "" {
+				t.Errorf("%s: a block with a heredoc is indented %d spaces (in a list?): pasted from the raw Markdown, its indented end marker does not end the heredoc and the shell waits for input; put the block at column 0", b, len(b.indent))
+			}
 			prev = &b
 		}
 	}
@@ -195,6 +201,10 @@ func TestDocBlocks(t *testing.T) {
 		t.Errorf("found %d blocks; the parser is broken", count)
 	}
 }
+
+// heredoc finds a shell here-document (<<EOF, <<-'EOF'), not a here-string
+// (<<<) or a shift.
+var heredoc = regexp.MustCompile(`(^|[^<])<<-?[ \t]*['"]?[A-Za-z_]`)
 
 // containsLine reports whether text has a line that is cmd, spaces aside.
 func containsLine(text, cmd string) bool {
@@ -338,11 +348,15 @@ func checkBenchmark(t *testing.T, b docBlock, benchFlags []string) {
 	}
 }
 
-// example is a command of a doc:run block, and the answer shown for it.
+// example is a command of a doc:run or doc:fail block, and the answer
+// shown for it.
 type example struct {
 	block  docBlock
 	cmd    string
 	answer *docBlock
+	// fails: the command must fail (doc:fail), and its answer is what it
+	// writes to both outputs.
+	fails bool
 }
 
 // examplesOf collects, in the documents' order, the start and run blocks
@@ -353,7 +367,7 @@ func examplesOf(t *testing.T, env string) (starts, runs []example) {
 		blocks := parseBlocks(t, file)
 		for i, b := range blocks {
 			kind, arg, _ := strings.Cut(b.marker, " ")
-			if arg != env || (kind != "doc:start" && kind != "doc:run") {
+			if arg != env || (kind != "doc:start" && kind != "doc:run" && kind != "doc:fail") {
 				continue
 			}
 			var answer *docBlock
@@ -362,7 +376,7 @@ func examplesOf(t *testing.T, env string) (starts, runs []example) {
 			}
 			cmds := commands(b.text)
 			for j, c := range cmds {
-				e := example{block: b, cmd: c}
+				e := example{block: b, cmd: c, fails: kind == "doc:fail"}
 				if j == len(cmds)-1 {
 					e.answer = answer
 				}
@@ -555,7 +569,8 @@ func checkMockPID(t *testing.T, out *dinterotest.LogBuffer) {
 }
 
 // runExample runs a doc:run command as written and returns its output;
-// it must succeed.
+// it must succeed. A doc:fail command must fail, on its own (not killed),
+// and its output is both of its outputs.
 func runExample(t *testing.T, e example, addrs map[string]string, grpcurl string) []byte {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -563,6 +578,16 @@ func runExample(t *testing.T, e example, addrs map[string]string, grpcurl string
 	cmd := exec.CommandContext(ctx, "bash", "-c", substitute(e.cmd, addrs))
 	cmd.Dir = repoRoot
 	cmd.Env = commandEnv(grpcurl)
+	if e.fails {
+		out, err := cmd.CombinedOutput()
+		if e.answer == nil {
+			t.Errorf("%s: a doc:fail block needs the answer that shows what the mistake is told", e.block)
+		}
+		if ctx.Err() != nil || err == nil {
+			t.Errorf("%s: %s: %v (%v); want it to fail, and at once\n%s", e.block, firstLine(e.cmd), err, ctx.Err(), out)
+		}
+		return out
+	}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
@@ -68,7 +69,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	defer f.close()
 	if err := f.group.Listen(ctx); err != nil {
-		return err
+		return listenError(err)
 	}
 	a := f.group.Serve()
 	addrs := listeners{GRPC: a["gRPC"], HTTP: a["HTTP"], Health: a["health"], Metrics: a["metrics"], Pprof: a["pprof"]}
@@ -87,6 +88,53 @@ func Run(ctx context.Context, o Options) error {
 	case <-ctx.Done():
 	}
 	return f.drain()
+}
+
+// listenError says which flag to change when a listener cannot be bound:
+// "--grpc-addr 127.0.0.1:9090: address already in use; choose another
+// with --grpc-addr or DINTERO_FACADE_GRPC_ADDR". An operator who gets
+// "bind: address already in use" alone has to guess which of up to five
+// addresses it was.
+func listenError(err error) error {
+	var le *serve.ListenError
+	if !errors.As(err, &le) {
+		return err
+	}
+	flag := listenFlag(le.Name)
+	if flag == "" {
+		return err
+	}
+	// The innermost error (address already in use, permission denied, a
+	// malformed address) without net's "listen tcp ADDR: bind:" around it:
+	// the message names the address itself.
+	why := le.Err
+	var op *net.OpError
+	if errors.As(why, &op) {
+		why = op.Err
+	}
+	var sc *os.SyscallError
+	if errors.As(why, &sc) {
+		why = sc.Err
+	}
+	return fmt.Errorf("--%s %s: %w; choose another with --%s or %s", flag, le.Addr, why, flag, envName(flag))
+}
+
+// listenFlag is the flag that sets the address of the server the group
+// calls name, "" for a name it does not know.
+func listenFlag(name string) string {
+	switch name {
+	case "gRPC":
+		return "grpc-addr"
+	case "HTTP":
+		return "http-addr"
+	case "health":
+		return "health-addr"
+	case "metrics":
+		return "metrics-addr"
+	case "pprof":
+		return "pprof-addr"
+	}
+	return ""
 }
 
 // instance is the running facade: its servers, their listeners, and what
@@ -203,7 +251,9 @@ func build(ctx context.Context, o Options) (_ *instance, err error) {
 	gs := newGRPCServer(f.cfg, register, interceptor, tlsFiles, tel, f.probes)
 	// Its stream workers run from the start, whether it serves or not.
 	f.onClose(gs.Stop)
-	gw, err := newGatewayServer(ctx, f.cfg, register, interceptor, tlsFiles, tel, f.probes, f.log)
+	// The group is made below; the gateway asks it for the gRPC address
+	// only when a gRPC call comes, once the servers listen.
+	gw, err := newGatewayServer(ctx, f.cfg, register, interceptor, tlsFiles, tel, f.probes, f.log, func() net.Addr { return f.group.GRPCAddr() })
 	if err != nil {
 		return nil, err
 	}

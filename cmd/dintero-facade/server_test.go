@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -497,23 +498,40 @@ func mustRequest(t *testing.T, method, url string) *http.Request {
 	return r
 }
 
+// TestRunFailsOnBusyPort: an address in use stops Run with an error that
+// names the flag and the variable that set it, for every listener (the
+// newcomer's case: --mock with 9090 taken). Nothing is left listening.
 func TestRunFailsOnBusyPort(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	cfg, err := parseConfig([]string{"--grpc-addr", l.Addr().String(), "--dintero-url", "http://127.0.0.1:1/v1"}, envOf(nil), io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
 	discard := slog.New(slog.NewJSONHandler(io.Discard, nil))
-	err = Run(context.Background(), Options{Config: cfg, Log: discard, Audit: discard, Version: "test"})
-	if err == nil || !strings.Contains(err.Error(), "gRPC listener") {
-		t.Errorf("got %v; want a gRPC listener error", err)
+	for _, tc := range []struct{ flag, env string }{
+		{"--grpc-addr", "DINTERO_FACADE_GRPC_ADDR"},
+		{"--http-addr", "DINTERO_FACADE_HTTP_ADDR"},
+		{"--health-addr", "DINTERO_FACADE_HEALTH_ADDR"},
+		{"--metrics-addr", "DINTERO_FACADE_METRICS_ADDR"},
+		{"--pprof-addr", "DINTERO_FACADE_PPROF_ADDR"},
+	} {
+		t.Run(tc.flag, func(t *testing.T) {
+			busy, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer busy.Close()
+			args := []string{"--mock", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--health-addr", "127.0.0.1:0",
+				"--metrics-addr", "127.0.0.1:0", "--pprof-addr", "127.0.0.1:0", tc.flag, busy.Addr().String()}
+			cfg, err := parseConfig(args, envOf(nil), io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = Run(context.Background(), Options{Config: cfg, Log: discard, Audit: discard, Version: "test"})
+			want := fmt.Sprintf("%s %s: address already in use; choose another with %s or %s", tc.flag, busy.Addr(), tc.flag, tc.env)
+			if err == nil || err.Error() != want || !errors.Is(err, syscall.EADDRINUSE) {
+				t.Errorf("got %v; want %q", err, want)
+			}
+		})
 	}
-	if errors.Is(err, errGraceExpired) {
-		t.Error("wrong error")
+	cfg, err := parseConfig([]string{"--grpc-addr", "127.0.0.1:0", "--dintero-url", "http://127.0.0.1:1/v1"}, envOf(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
 	}
 	if err := Run(context.Background(), Options{Config: cfg, Log: discard, Version: "test"}); err == nil || !strings.Contains(err.Error(), "audit") {
 		t.Errorf("Run without an audit logger: got %v; want an error naming it", err)

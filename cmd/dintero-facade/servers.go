@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/pprof"
 	"time"
@@ -70,8 +71,10 @@ func newGRPCServer(cfg Config, register func(grpc.ServiceRegistrar), interceptor
 // newGatewayServer serves the JSON gateway under /v1/, /healthz, /livez,
 // /openapi.json, and /metrics unless it has a listener of its own. The
 // gateway calls what register registers, through interceptor, as the gRPC
-// server does.
-func newGatewayServer(ctx context.Context, cfg Config, register func(grpc.ServiceRegistrar), interceptor grpc.UnaryServerInterceptor, tf *reload.TLSFiles, tel *telemetry.Telemetry, probes *probe.State, log *slog.Logger) (*serve.HTTP, error) {
+// server does. A gRPC call, which only a client pointed at the wrong port
+// makes, is answered FailedPrecondition with the gRPC server's address,
+// grpcAddr once the servers listen.
+func newGatewayServer(ctx context.Context, cfg Config, register func(grpc.ServiceRegistrar), interceptor grpc.UnaryServerInterceptor, tf *reload.TLSFiles, tel *telemetry.Telemetry, probes *probe.State, log *slog.Logger, grpcAddr func() net.Addr) (*serve.HTTP, error) {
 	gw, err := gateway.New(ctx, register, interceptor, gateway.Options{MaxQuery: cfg.MaxRecvMsgBytes, MaxHeaderBytes: cfg.MaxRecvMsgBytes})
 	if err != nil {
 		return nil, err
@@ -85,7 +88,35 @@ func newGatewayServer(ctx context.Context, cfg Config, register func(grpc.Servic
 	if tf != nil {
 		tc = tf.Config("h2", "http/1.1")
 	}
-	return &serve.HTTP{Name: "HTTP", Addr: cfg.HTTPAddr, Server: newHTTPServer(mux, cfg, log, tc)}, nil
+	srv := newHTTPServer(gateway.RefuseGRPC(mux, func() string { return wrongPort(grpcAddr()) }), cfg, log, tc)
+	// HTTP/2 without TLS too (prior knowledge, as gRPC clients speak it
+	// with -plaintext or insecure credentials), so that such a client gets
+	// RefuseGRPC's answer at once instead of waiting out its deadline on a
+	// connection that never speaks HTTP/2. The same server, so the same
+	// bounds: MaxHeaderBytes bounds HTTP/2's header list, ReadTimeout and
+	// WriteTimeout each stream, IdleTimeout a connection without streams,
+	// and ReadHeaderTimeout the wait for the connection preface.
+	srv.Protocols = new(http.Protocols)
+	srv.Protocols.SetHTTP1(true)
+	srv.Protocols.SetHTTP2(true)
+	srv.Protocols.SetUnencryptedHTTP2(true)
+	return &serve.HTTP{Name: "HTTP", Addr: cfg.HTTPAddr, Server: srv}, nil
+}
+
+// wrongPort is the message of a gRPC call on the HTTP port: which port
+// this is, and the gRPC server's address, grpcAddr (its port alone when it
+// listens on every interface).
+func wrongPort(grpcAddr net.Addr) string {
+	addr := "its port"
+	if grpcAddr != nil {
+		addr = grpcAddr.String()
+		if host, port, err := net.SplitHostPort(addr); err == nil {
+			if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+				addr = ":" + port
+			}
+		}
+	}
+	return "this is the facade's HTTP/JSON port (--http-addr), which serves no gRPC; gRPC is served on --grpc-addr (" + addr + ")"
 }
 
 // httpMux serves /healthz, /livez and the OpenAPI document, and the gateway at

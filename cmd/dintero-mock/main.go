@@ -91,15 +91,17 @@ func run(args []string, getenv func(string) string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprint(out, banner(os.Getpid(), "http://"+l.Addr().String(), mo))
 	log := slog.New(slog.NewTextHandler(out, nil))
 	srv := &http.Server{Handler: m.WithAdmin(), ReadHeaderTimeout: 5 * time.Second}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	// SIGUSR1 is caught before the banner offers it: sent at once on
+	// reading the pid, it would otherwise kill the mock (its default).
 	usr1 := make(chan os.Signal, 1)
 	signal.Notify(usr1, syscall.SIGUSR1)
 	defer signal.Stop(usr1)
 	go rotateOn(ctx, usr1, m, log)
+	fmt.Fprint(out, banner(os.Getpid(), "http://"+l.Addr().String(), mo))
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -8,7 +8,6 @@ package serve
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"net/http"
 	"sync"
@@ -41,8 +40,21 @@ func New(gs *grpc.Server, grpcAddr string, https ...*HTTP) *Group {
 	return &Group{grpc: gs, grpcAddr: grpcAddr, https: https, failed: make(chan error, len(https)+1)}
 }
 
+// ListenError is a listener that could not be bound: the server's name
+// (its name in the group, "gRPC" for the gRPC server), the address it was
+// to listen on, and why, so that the caller can name its own setting of
+// that address.
+type ListenError struct {
+	Name, Addr string
+	Err        error
+}
+
+func (e *ListenError) Error() string { return e.Name + " listener: " + e.Err.Error() }
+
+func (e *ListenError) Unwrap() error { return e.Err }
+
 // Listen binds every listener, or none: on an error it closes those it
-// bound.
+// bound. The error is a *ListenError.
 func (g *Group) Listen(ctx context.Context) (err error) {
 	var lc net.ListenConfig
 	var bound []net.Listener
@@ -56,7 +68,7 @@ func (g *Group) Listen(ctx context.Context) (err error) {
 	bind := func(what, addr string) (net.Listener, error) {
 		l, err := lc.Listen(ctx, "tcp", addr)
 		if err != nil {
-			return nil, fmt.Errorf("%s listener: %w", what, err)
+			return nil, &ListenError{Name: what, Addr: addr, Err: err}
 		}
 		bound = append(bound, l)
 		return l, nil
@@ -88,6 +100,14 @@ func (g *Group) Serve() map[string]net.Addr {
 		}()
 	}
 	return addrs
+}
+
+// GRPCAddr is the gRPC server's bound address; nil before Listen.
+func (g *Group) GRPCAddr() net.Addr {
+	if g.grpcL == nil {
+		return nil
+	}
+	return g.grpcL.Addr()
 }
 
 // Failed reports a server that stopped on its own.

@@ -2,9 +2,11 @@ package serve_test
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/http"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -22,8 +24,10 @@ func TestListenAllOrNone(t *testing.T) {
 	}
 	defer busy.Close()
 	g := serve.New(grpc.NewServer(), "127.0.0.1:0", &serve.HTTP{Name: "HTTP", Addr: "127.0.0.1:0", Server: &http.Server{}}, &serve.HTTP{Name: "metrics", Addr: busy.Addr().String(), Server: &http.Server{}})
-	if err := g.Listen(context.Background()); err == nil || !strings.Contains(err.Error(), "metrics listener") {
-		t.Errorf("got %v; want the metrics listener's error", err)
+	err = g.Listen(context.Background())
+	var le *serve.ListenError
+	if err == nil || !strings.Contains(err.Error(), "metrics listener") || !errors.As(err, &le) || le.Name != "metrics" || le.Addr != busy.Addr().String() || !errors.Is(err, syscall.EADDRINUSE) {
+		t.Errorf("got %#v; want the metrics listener's *serve.ListenError at %s, address in use", err, busy.Addr())
 	}
 }
 
