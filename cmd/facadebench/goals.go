@@ -3,6 +3,9 @@ package main
 import (
 	"fmt"
 	"io"
+	"math"
+	"sort"
+	"strings"
 	"time"
 )
 
@@ -23,6 +26,12 @@ type goal struct {
 	// (relay_features) in the facade's place, measured in the same run;
 	// nil where there is none.
 	floor *goal
+	// whole says the value is of the whole run (a peak, a cold start), the
+	// same in every round.
+	whole bool
+	// rounds are the verdicts of every round, in order, when the goal was
+	// judged round by round (see byRound); empty otherwise.
+	rounds []string
 }
 
 // holds reports whether the goal is met: its value compared with its
@@ -53,19 +62,34 @@ func (g goal) belowFloor() bool {
 	return g.measured && !g.holds() && g.floor != nil && g.floor.measured && g.meets(g.floor.value)
 }
 
+// verdict is "holds", "below the floor" or "FAILS".
+func (g goal) verdict() string {
+	switch {
+	case g.holds():
+		return "holds"
+	case g.belowFloor():
+		return "below the floor"
+	}
+	return "FAILS"
+}
+
+// slack is how far the value is on the good side of the target, as a
+// share of the target: negative when the goal does not hold.
+func (g goal) slack() float64 {
+	d := g.value - g.target
+	if g.op == "<=" {
+		d = -d
+	}
+	return d / max(math.Abs(g.target), 1e-9)
+}
+
 // String is the goal's line: "goal NAME: VALUE OP TARGET holds|FAILS|below
-// the floor (about; the relay with every feature's value)".
+// the floor (about; the relay with every feature's value) [rounds: ...]".
 func (g goal) String() string {
 	if !g.measured {
 		return fmt.Sprintf("goal %s: not measured in this run (%s)", g.name, g.about)
 	}
-	verdict := "FAILS"
-	switch {
-	case g.holds():
-		verdict = "holds"
-	case g.belowFloor():
-		verdict = "below the floor"
-	}
+	verdict := g.verdict()
 	about := g.about
 	if f := g.floor; f != nil && f.measured {
 		meets := "meets it"
@@ -74,7 +98,58 @@ func (g goal) String() string {
 		}
 		about += fmt.Sprintf("; the relay with every feature: %.3f, which %s", f.value, meets)
 	}
-	return fmt.Sprintf("goal %s: %.3f %s %.3f %s (%s)", g.name, g.value, g.op, g.target, verdict, about)
+	line := fmt.Sprintf("goal %s: %.3f %s %.3f %s (%s)", g.name, g.value, g.op, g.target, verdict, about)
+	if len(g.rounds) > 0 {
+		line += " [rounds: " + strings.Join(g.rounds, ", ") + "]"
+	}
+	return line
+}
+
+// byRound judges every goal within each of n rounds, from goalsOf(r): the
+// goals computed from round r's figures alone. Within a round the paths
+// run back to back, so a change in the machine's load between rounds
+// moves both sides of a ratio alike, where a ratio of two paths' medians
+// may pair a quiet round of one with a busy round of the other. Each goal
+// is the round at the median of its rounds by slack (of an even count,
+// the worse of the middle two), judged in full with that round's relay
+// with every feature, and it lists every round's verdict.
+func byRound(n int, goalsOf func(r int) []goal) []goal {
+	var per [][]goal
+	for r := range n {
+		per = append(per, goalsOf(r))
+	}
+	if len(per) == 0 {
+		return nil
+	}
+	out := make([]goal, len(per[0]))
+	for i := range out {
+		var ms []goal
+		var verdicts []string
+		for _, gs := range per {
+			if g := gs[i]; g.measured {
+				ms = append(ms, g)
+				verdicts = append(verdicts, g.verdict())
+			}
+		}
+		if len(ms) == 0 || per[0][i].whole {
+			out[i] = per[0][i]
+			continue
+		}
+		sort.SliceStable(ms, func(a, b int) bool { return ms[a].slack() < ms[b].slack() })
+		out[i] = ms[(len(ms)-1)/2]
+		out[i].rounds = verdicts
+	}
+	return out
+}
+
+// at is round r of a path's samples, or the zero sample (not measured)
+// where the path has no such round.
+func at[S any](ss []S, r int) S {
+	var zero S
+	if r < len(ss) {
+		return ss[r]
+	}
+	return zero
 }
 
 // withFloor returns g with floor, the same goal measured on the relay
@@ -119,8 +194,8 @@ func remoteGoals(med func(string) remoteSample, cold []coldSample, rss int64) []
 		maxConns = max(maxConns, c.conns)
 	}
 	gs = append(gs,
-		goal{name: "cold_start_conns", value: float64(maxConns), op: "<=", target: 32, measured: len(cold) > 0, about: "most TCP connections to Dintero in a cold start"},
-		goal{name: "peak_rss_mib", value: float64(rss) / (1 << 20), op: "<=", target: 100, measured: rss > 0, about: "facade's peak RSS in MiB, its own memory settings"},
+		goal{name: "cold_start_conns", value: float64(maxConns), op: "<=", target: 32, measured: len(cold) > 0, whole: true, about: "most TCP connections to Dintero in a cold start"},
+		goal{name: "peak_rss_mib", value: float64(rss) / (1 << 20), op: "<=", target: 100, measured: rss > 0, whole: true, about: "facade's peak RSS in MiB, its own memory settings"},
 	)
 	rf200, d := med("relay_floor@200"), med("direct@200")
 	added := func(x remoteSample) goal {

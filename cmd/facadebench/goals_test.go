@@ -196,3 +196,45 @@ func TestParseGCSeconds(t *testing.T) {
 		t.Errorf("printGCShare = %q; want %q", out.String(), want)
 	}
 }
+
+// TestGoalsJudgedByRound: the goal lines pair the facade with the floor
+// within each round. The rounds here are run on a machine whose load
+// changes between them; the medians of each path's rounds would pair the
+// facade's busy round with the floor's quiet one and fail the CPU goal,
+// which holds in two of the three rounds.
+func TestGoalsJudgedByRound(t *testing.T) {
+	paths := []path{{name: "facade_grpc", pid: 1}, {name: "relay_floor", pid: 2}}
+	us := time.Microsecond
+	sat := map[string][]sample{
+		"facade_grpc": {{rps: 900, cpuPerCall: 110 * us}, {rps: 1000, cpuPerCall: 60 * us}, {rps: 1100, cpuPerCall: 55 * us}},
+		"relay_floor": {{rps: 900, cpuPerCall: 100 * us}, {rps: 1000, cpuPerCall: 50 * us}, {rps: 1100, cpuPerCall: 52 * us}},
+	}
+	var out bytes.Buffer
+	report(&out, options{rounds: 3, concurrency: 64}, paths, sat, map[string][]sample{}, 40<<20, false)
+	if want := "goal cpu_vs_relay_floor: 1.100 <= 1.150 holds (facade's CPU per call ÷ the relay floor's) [rounds: holds, FAILS, holds]"; !strings.Contains(out.String(), want) {
+		t.Errorf("goals lack %q:\n%s", want, out.String())
+	}
+	// Of two rounds, the worse of the two is the one shown.
+	out.Reset()
+	report(&out, options{rounds: 2, concurrency: 64}, paths, sat, map[string][]sample{}, 40<<20, false)
+	if want := "goal cpu_vs_relay_floor: 1.200 <= 1.150 FAILS (facade's CPU per call ÷ the relay floor's) [rounds: holds, FAILS]"; !strings.Contains(out.String(), want) {
+		t.Errorf("goals lack %q:\n%s", want, out.String())
+	}
+
+	// The remote report too, with the relay with every feature judged in
+	// the same round as the facade: behind it in the median round.
+	runs := map[string][]remoteSample{
+		"facade_grpc@1000":    {{sample: sample{rps: 5000}}, {sample: sample{rps: 8500}}, {sample: sample{rps: 8000}}},
+		"relay_floor@1000":    {{sample: sample{rps: 4000}}, {sample: sample{rps: 10000}}, {sample: sample{rps: 9000}}},
+		"relay_features@1000": {{sample: sample{rps: 3000}}, {sample: sample{rps: 9500}}, {sample: sample{rps: 7000}}},
+	}
+	out.Reset()
+	reportRemote(&out, options{rounds: 3, latency: 50 * time.Millisecond, remoteConcurrency: []int{1000}}, paths, runs, nil, 90<<20)
+	if want := "goal calls_vs_relay_floor_1000: 0.889 >= 1.000 below the floor (facade's calls/s ÷ the relay floor's, 1,000 in flight; the relay with every feature: 0.778, which misses it too) [rounds: holds, FAILS, below the floor]"; !strings.Contains(out.String(), want) {
+		t.Errorf("goals lack %q:\n%s", want, out.String())
+	}
+	// A figure of the whole run, not of a round, lists no rounds.
+	if want := "goal peak_rss_mib: 90.000 <= 100.000 holds (facade's peak RSS in MiB, its own memory settings)\n"; !strings.Contains(out.String(), want) {
+		t.Errorf("goals lack %q:\n%s", want, out.String())
+	}
+}

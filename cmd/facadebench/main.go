@@ -5,8 +5,8 @@
 // own process, and the same DeleteClientGrant work is driven through each,
 // interleaved in rounds, at one call in flight and at saturation.
 //
-//	go run ./cmd/facadebench            # 3 rounds, 64 in flight
-//	go run ./cmd/facadebench -rounds 5 -duration 5s
+//	go run ./cmd/facadebench            # 5 rounds, 64 in flight
+//	go run ./cmd/facadebench -rounds 7 -duration 5s
 //
 // It prints a table, with the CPU time per call of every process on each
 // path, and, last, machine-readable "ratio" lines and one "goal" line per
@@ -55,7 +55,7 @@ func main() {
 		}
 	}
 	var o options
-	flag.IntVar(&o.rounds, "rounds", 3, "interleaved rounds; the report takes the median")
+	flag.IntVar(&o.rounds, "rounds", 5, "interleaved rounds; the tables take each path's median round, the goals the median round of each goal")
 	flag.DurationVar(&o.duration, "duration", 3*time.Second, "length of each saturation run")
 	flag.DurationVar(&o.latencyDuration, "latency-duration", 2*time.Second, "length of each one-in-flight run")
 	flag.DurationVar(&o.warmup, "warmup", time.Second, "warm-up of each path before the rounds")

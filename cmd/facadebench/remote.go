@@ -435,5 +435,8 @@ func reportRemote(w io.Writer, o options, paths []path, runs map[string][]remote
 		printGCShare(w, "facade_grpc_"+strconv.Itoa(conc), med("facade_grpc@"+strconv.Itoa(conc)).sample)
 	}
 	fmt.Fprintln(w)
-	printGoals(w, remoteGoals(med, cold, rss))
+	fmt.Fprintln(w, "\ngoals, each judged within every round from figures measured back to back; the round at the median shown:")
+	printGoals(w, byRound(o.rounds, func(r int) []goal {
+		return remoteGoals(func(k string) remoteSample { return at(runs[k], r) }, cold, rss)
+	}))
 }

@@ -80,5 +80,8 @@ func report(w io.Writer, o options, paths []path, sat, lat map[string][]sample, 
 	fmt.Fprintf(w, "facade_peak_rss_mib=%.1f\n", float64(rss)/(1<<20))
 	printGCShare(w, "facade_grpc", grpcS)
 	fmt.Fprintln(w)
-	printGoals(w, loopbackGoals(func(name string) sample { return median(sat[name], byRPS) }))
+	fmt.Fprintln(w, "\ngoals, each judged within every round from figures measured back to back; the round at the median shown:")
+	printGoals(w, byRound(o.rounds, func(r int) []goal {
+		return loopbackGoals(func(name string) sample { return at(sat[name], r) })
+	}))
 }
