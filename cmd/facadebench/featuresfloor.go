@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
+	"net/http/pprof"
 	"net/url"
 	"os"
 	"regexp"
@@ -61,6 +62,18 @@ func serveFeaturesFloor(addr, target, httpAddr string) error {
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
+	}
+	if a := os.Getenv("FACADEBENCH_FEATURES_PPROF"); a != "" {
+		// Profiles of the relay with every feature, to set beside the
+		// facade's (--pprof-addr): on a listener of their own.
+		pl, err := net.Listen("tcp", a)
+		if err != nil {
+			return fmt.Errorf("FACADEBENCH_FEATURES_PPROF: %w", err)
+		}
+		pm := http.NewServeMux()
+		pm.HandleFunc("/debug/pprof/", pprof.Index)
+		pm.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		go func() { _ = (&http.Server{Handler: pm, ReadHeaderTimeout: 5 * time.Second}).Serve(pl) }()
 	}
 	reg := prometheus.NewRegistry()
 	metrics := grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram())
