@@ -31,7 +31,8 @@ func streamWorkers(cfg Config) uint32 {
 }
 
 // minStreamWorkers and maxStreamWorkers bound streamWorkers: idle workers
-// cost only their stacks, which the collector shrinks.
+// cost only their stacks, which they keep (internal/gctune turns the
+// collector's stack shrinking off), so the bound caps that memory.
 const (
 	minStreamWorkers = 64
 	maxStreamWorkers = 4096
