@@ -118,7 +118,7 @@ func (e *Error) Unwrap() error { return e.Reason }
 func decodeError(status int, h http.Header, body []byte, now time.Time, secrets ...string) *Error {
 	e := &Error{
 		StatusCode: status,
-		RequestID:  requestID(h),
+		RequestID:  requestID(h, secrets...),
 		RetryAfter: parseRetryAfter(h.Get("Retry-After"), now),
 	}
 	// Dintero's error document, {"error":{"code","message","errors"}}, is
@@ -180,7 +180,7 @@ func (c *Client) answerError(r *request, res *response, reason error) *Error {
 	if res.status >= 400 {
 		e = decodeError(res.status, res.header, res.body, c.now(), r.secretValues()...)
 	} else {
-		e = &Error{StatusCode: res.status, RequestID: requestID(res.header), Reason: reason}
+		e = &Error{StatusCode: res.status, RequestID: requestID(res.header, r.secretValues()...), Reason: reason}
 	}
 	if n := len(r.uncertain); n > 0 && !uncertainStatus(res.status) {
 		e.Uncertain = slices.Clone(r.uncertain)
@@ -188,12 +188,36 @@ func (c *Client) answerError(r *request, res *response, reason error) *Error {
 	return e
 }
 
-// requestID reads Dintero's request id from a response.
-func requestID(h http.Header) string {
-	if id := h.Get("Request-Id"); id != "" {
-		return id
+// maxRequestIDLen bounds Dintero's request id as the facade passes it on;
+// the caller's own x-request-id has the same bound.
+const maxRequestIDLen = 128
+
+// requestID reads Dintero's request id from a response, in a form that may
+// travel to callers, logs and errors: the header is the server's text, and
+// a proxy or a broken server may echo there what the request carried. Every
+// form of secrets (what the request carried), any Authorization value and
+// any JWT is masked; a byte that is not printable ASCII without spaces or
+// quotes becomes '_' (no log line can be forged with it); and the id is cut
+// to maxRequestIDLen bytes.
+func requestID(h http.Header, secrets ...string) string {
+	id := h.Get("Request-Id")
+	if id == "" {
+		id = h.Get("X-Request-Id")
 	}
-	return h.Get("X-Request-Id")
+	if id == "" {
+		return ""
+	}
+	id = mask.New(secrets...).Text(id)
+	b := []byte(id)
+	for i, c := range b {
+		if c <= ' ' || c >= 0x7f || c == '"' || c == '\\' {
+			b[i] = '_'
+		}
+	}
+	if len(b) > maxRequestIDLen {
+		b = b[:maxRequestIDLen]
+	}
+	return string(b)
 }
 
 // transportError rewrites an error from the transport so that it can
