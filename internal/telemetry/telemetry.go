@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"regexp"
 	"runtime"
 	"time"
@@ -167,11 +168,31 @@ func (t *Telemetry) GRPCOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{grpc.StatsHandler(otelgrpc.NewServerHandler(otelgrpc.WithTracerProvider(t.tp), otelgrpc.WithPropagators(t.prop)))}
 }
 
-// Handler traces the gateway, when tracing is on.
-func (t *Telemetry) Handler(h http.Handler) http.Handler {
+// Handler traces the gateway, when tracing is on. The span records as the
+// request's path pathOf's answer, never the path itself: a caller chooses
+// the path, and may put a secret in it (a query behind an escaped "?", a
+// code in a segment), which the span's url.path would keep. h still gets
+// the request as it came.
+func (t *Telemetry) Handler(h http.Handler, pathOf func(*http.Request) string) http.Handler {
 	if t.tp == nil {
 		return h
 	}
-	return otelhttp.NewHandler(h, "gateway", otelhttp.WithTracerProvider(t.tp), otelhttp.WithPropagators(t.prop),
+	traced := otelhttp.NewHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if u, ok := r.Context().Value(urlKey{}).(*url.URL); ok {
+			r = r.WithContext(r.Context())
+			r.URL = u
+		}
+		h.ServeHTTP(w, r)
+	}), "gateway", otelhttp.WithTracerProvider(t.tp), otelhttp.WithPropagators(t.prop),
 		otelhttp.WithSpanNameFormatter(func(op string, r *http.Request) string { return op + " " + r.Method }))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		safe := &url.URL{Path: pathOf(r)}
+		r2 := r.WithContext(context.WithValue(r.Context(), urlKey{}, r.URL))
+		r2.URL = safe
+		traced.ServeHTTP(w, r2)
+	})
 }
+
+// urlKey carries a traced request's own URL past the tracing, which sees
+// only the path that may be recorded.
+type urlKey struct{}
