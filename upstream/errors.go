@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
@@ -204,8 +205,10 @@ func requestID(h http.Header, secrets ...string) string {
 	if id == "" {
 		id = h.Get("X-Request-Id")
 	}
-	if id == "" {
-		return ""
+	if id == "" || len(id) <= maxRequestIDLen && safeID(id) && !mayHold(id, secrets) {
+		// Dintero's usual id: nothing to mask, and no masker built for
+		// each answer.
+		return id
 	}
 	id = mask.New(secrets...).Text(id)
 	b := []byte(id)
@@ -218,6 +221,79 @@ func requestID(h http.Header, secrets ...string) string {
 		b = b[:maxRequestIDLen]
 	}
 	return string(b)
+}
+
+// safeID reports whether id is printable ASCII without spaces, quotes or
+// backslashes.
+func safeID(id string) bool {
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; c <= ' ' || c >= 0x7f || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+// mayHold reports whether a mask.Masker of secrets could find anything in
+// id, which safeID took: false only when it surely finds nothing. Every
+// form it masks is looked for here, or is longer than id, or has a space
+// (an Authorization value): a JWT begins "eyJ"; a secret's copy (in any
+// ASCII case) contains it, and so do its escapes when it has nothing to
+// escape; its base64 forms contain the unpadded ones; a cut copy begins
+// with its first 16 bytes.
+func mayHold(id string, secrets []string) bool {
+	if strings.Contains(id, "eyJ") {
+		return true
+	}
+	var buf [maxRequestIDLen]byte
+	for _, s := range secrets {
+		switch {
+		case s == "":
+			continue
+		case len(s) >= 16 && strings.Contains(id, s[:16]):
+			return true
+		case len(s) > len(id):
+			continue
+		case containsFold(id, s) || !unreserved(s):
+			return true
+		}
+		for _, enc := range []*base64.Encoding{base64.RawStdEncoding, base64.RawURLEncoding} {
+			if n := enc.EncodedLen(len(s)); n <= len(id) {
+				enc.Encode(buf[:n], []byte(s))
+				if strings.Contains(id, string(buf[:n])) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// containsFold reports whether s contains sub in any ASCII letter case.
+func containsFold(s, sub string) bool {
+	if sub == "" {
+		return true
+	}
+	first := sub[0] | 0x20 // an ASCII letter's lower case
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if s[i]|0x20 == first && strings.EqualFold(s[i:i+len(sub)], sub) {
+			return true
+		}
+	}
+	return false
+}
+
+// unreserved reports whether s is made of URL-unreserved bytes only
+// (letters, digits, -._~), which no escaping changes.
+func unreserved(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '.', c == '_', c == '~':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // transportError rewrites an error from the transport so that it can
