@@ -65,6 +65,7 @@ func newGRPCServer(cfg Config, register func(grpc.ServiceRegistrar), interceptor
 	probes.Register(gs)
 	reflection.Register(gs)
 	tel.GRPC.InitializeMetrics(gs)
+	tel.TraceMethodsOf(gs)
 	return gs
 }
 
