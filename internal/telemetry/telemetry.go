@@ -180,6 +180,9 @@ func (t *Telemetry) GRPCOptions() []grpc.ServerOption {
 // TraceMethodsOf gives the traces the methods s has registered: call it
 // after the last registration, before s serves.
 func (t *Telemetry) TraceMethodsOf(s *grpc.Server) {
+	if t.tp == nil {
+		return
+	}
 	for service, info := range s.GetServiceInfo() {
 		for _, m := range info.Methods {
 			t.methods["/"+service+"/"+m.Name] = true
