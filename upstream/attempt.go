@@ -183,7 +183,7 @@ func (c *Client) attempt(ctx context.Context, r *request) (*response, error) {
 		return &response{status: resp.StatusCode, header: resp.Header, cut: true}, nil
 	}
 	if int64(len(b)) > c.opts.MaxBodyBytes {
-		return nil, &Error{StatusCode: resp.StatusCode, RequestID: requestID(resp.Header), Reason: fmt.Errorf("%w: over %d bytes", ErrBodyTooLarge, c.opts.MaxBodyBytes)}
+		return nil, &Error{StatusCode: resp.StatusCode, RequestID: requestID(resp.Header, r.secretValues()...), Reason: fmt.Errorf("%w: over %d bytes", ErrBodyTooLarge, c.opts.MaxBodyBytes)}
 	}
 	return &response{status: resp.StatusCode, header: resp.Header, body: b}, nil
 }

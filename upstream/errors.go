@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
@@ -118,7 +119,7 @@ func (e *Error) Unwrap() error { return e.Reason }
 func decodeError(status int, h http.Header, body []byte, now time.Time, secrets ...string) *Error {
 	e := &Error{
 		StatusCode: status,
-		RequestID:  requestID(h),
+		RequestID:  requestID(h, secrets...),
 		RetryAfter: parseRetryAfter(h.Get("Retry-After"), now),
 	}
 	// Dintero's error document, {"error":{"code","message","errors"}}, is
@@ -180,7 +181,7 @@ func (c *Client) answerError(r *request, res *response, reason error) *Error {
 	if res.status >= 400 {
 		e = decodeError(res.status, res.header, res.body, c.now(), r.secretValues()...)
 	} else {
-		e = &Error{StatusCode: res.status, RequestID: requestID(res.header), Reason: reason}
+		e = &Error{StatusCode: res.status, RequestID: requestID(res.header, r.secretValues()...), Reason: reason}
 	}
 	if n := len(r.uncertain); n > 0 && !uncertainStatus(res.status) {
 		e.Uncertain = slices.Clone(r.uncertain)
@@ -188,12 +189,111 @@ func (c *Client) answerError(r *request, res *response, reason error) *Error {
 	return e
 }
 
-// requestID reads Dintero's request id from a response.
-func requestID(h http.Header) string {
-	if id := h.Get("Request-Id"); id != "" {
+// maxRequestIDLen bounds Dintero's request id as the facade passes it on;
+// the caller's own x-request-id has the same bound.
+const maxRequestIDLen = 128
+
+// requestID reads Dintero's request id from a response, in a form that may
+// travel to callers, logs and errors: the header is the server's text, and
+// a proxy or a broken server may echo there what the request carried. Every
+// form of secrets (what the request carried), any Authorization value and
+// any JWT is masked; a byte that is not printable ASCII without spaces or
+// quotes becomes '_' (no log line can be forged with it); and the id is cut
+// to maxRequestIDLen bytes.
+func requestID(h http.Header, secrets ...string) string {
+	id := h.Get("Request-Id")
+	if id == "" {
+		id = h.Get("X-Request-Id")
+	}
+	if id == "" || len(id) <= maxRequestIDLen && safeID(id) && !mayHold(id, secrets) {
+		// Dintero's usual id: nothing to mask, and no masker built for
+		// each answer.
 		return id
 	}
-	return h.Get("X-Request-Id")
+	id = mask.New(secrets...).Text(id)
+	b := []byte(id)
+	for i, c := range b {
+		if c <= ' ' || c >= 0x7f || c == '"' || c == '\\' {
+			b[i] = '_'
+		}
+	}
+	if len(b) > maxRequestIDLen {
+		b = b[:maxRequestIDLen]
+	}
+	return string(b)
+}
+
+// safeID reports whether id is printable ASCII without spaces, quotes or
+// backslashes.
+func safeID(id string) bool {
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; c <= ' ' || c >= 0x7f || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+// mayHold reports whether a mask.Masker of secrets could find anything in
+// id, which safeID took: false only when it surely finds nothing. Every
+// form it masks is looked for here, or is longer than id, or has a space
+// (an Authorization value): a JWT begins "eyJ"; a secret's copy (in any
+// ASCII case) contains it, and so do its escapes when it has nothing to
+// escape; its base64 forms contain the unpadded ones; a cut copy begins
+// with its first 16 bytes.
+func mayHold(id string, secrets []string) bool {
+	if strings.Contains(id, "eyJ") {
+		return true
+	}
+	var buf [maxRequestIDLen]byte
+	for _, s := range secrets {
+		switch {
+		case s == "":
+			continue
+		case len(s) >= 16 && strings.Contains(id, s[:16]):
+			return true
+		case len(s) > len(id):
+			continue
+		case containsFold(id, s) || !unreserved(s):
+			return true
+		}
+		for _, enc := range []*base64.Encoding{base64.RawStdEncoding, base64.RawURLEncoding} {
+			if n := enc.EncodedLen(len(s)); n <= len(id) {
+				enc.Encode(buf[:n], []byte(s))
+				if strings.Contains(id, string(buf[:n])) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// containsFold reports whether s contains sub in any ASCII letter case.
+func containsFold(s, sub string) bool {
+	if sub == "" {
+		return true
+	}
+	first := sub[0] | 0x20 // an ASCII letter's lower case
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if s[i]|0x20 == first && strings.EqualFold(s[i:i+len(sub)], sub) {
+			return true
+		}
+	}
+	return false
+}
+
+// unreserved reports whether s is made of URL-unreserved bytes only
+// (letters, digits, -._~), which no escaping changes.
+func unreserved(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '.', c == '_', c == '~':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // transportError rewrites an error from the transport so that it can

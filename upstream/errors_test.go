@@ -209,3 +209,89 @@ func TestErrorText(t *testing.T) {
 		}
 	}
 }
+
+// TestDinteroRequestIDIsSafe: Dintero's request id is the server's text,
+// passed on to callers, logs and errors. Whatever of the request a proxy or
+// a broken server echoes there (the code, the caller's token, the Basic
+// header of the token fetch, in any form) is masked, and the id is printable
+// ASCII without spaces or quotes and at most 128 bytes, on success and on
+// error alike.
+func TestDinteroRequestIDIsSafe(t *testing.T) {
+	const secret, code = "s3cr3t/client+PW=77", "VC-SECRET/9731+x"
+	const opaque = "opaque-Caller-Token_42"
+	basic := dinterotest.BasicAuth(dinterotest.ClientID, secret)
+	for _, tc := range []struct {
+		name, id string
+		token    bool // answered by the token endpoint, else by authorize
+		status   int
+		want     string // "" when only the secrets' absence is checked
+	}{
+		{"a plain id", "req-7f3a:9/x", false, 400, "req-7f3a:9/x"},
+		{"the code", "id-" + code, false, 400, ""},
+		{"the code, escaped", "id-" + url.QueryEscape(code), false, 400, ""},
+		{"the code on success", code, false, 302, ""},
+		{"the caller's token", opaque, false, 400, ""},
+		{"the Authorization header", "Bearer " + opaque, false, 400, ""},
+		{"a JWT", "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ5In0.c2ln", false, 400, ""},
+		{"the Basic header", basic, true, 401, ""},
+		{"the client secret", secret, true, 401, ""},
+		{"quotes and spaces", `a "b" c\d` + "\té", false, 400, "a__b__c_d___"},
+		{"too long", strings.Repeat("x", 300), false, 400, strings.Repeat("x", 128)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fake := dinterotest.New(t)
+			fake.OpenKeys()
+			answer := func(w http.ResponseWriter, _ *http.Request) {
+				w.Header().Set("Request-Id", tc.id)
+				if tc.status == 302 {
+					w.Header().Set("Location", dinterotest.Callback+"?error=access_denied")
+				}
+				w.WriteHeader(tc.status)
+				_, _ = w.Write([]byte(`{"error":{"message":"no"}}`))
+			}
+			fake.HandleRaw(dinterotest.OpToken, answer)
+			fake.HandleRaw(dinterotest.OpAuthorize, answer)
+			c := newClient(t, fake.URL, func(o *upstream.Options) {
+				o.MaxAttempts = 1
+				o.Credentials = []upstream.Credentials{{AccountID: "P00000000", ClientID: dinterotest.ClientID, ClientSecret: secret}}
+			})
+			p := allParams
+			p.VerificationCode = code
+			call := upstream.Call{Authorization: "Bearer " + opaque}
+			if tc.token {
+				call = facade(c, "P00000000")
+			}
+			_, meta, err := c.Authorize(context.Background(), call, p)
+			if err == nil {
+				t.Fatal("got no error")
+			}
+			var ids []string
+			var e *upstream.Error
+			var oe *upstream.OAuthError
+			switch {
+			case errors.As(err, &e):
+				ids = append(ids, e.RequestID)
+			case errors.As(err, &oe):
+				ids = append(ids, oe.RequestID)
+			default:
+				t.Fatalf("got %v; want Dintero's answer", err)
+			}
+			if !tc.token {
+				ids = append(ids, meta.RequestID)
+			}
+			for _, id := range ids {
+				if tc.want != "" && id != tc.want {
+					t.Errorf("got request id %q; want %q", id, tc.want)
+				}
+				if len(id) > 128 || strings.ContainsFunc(id, func(r rune) bool { return r <= ' ' || r >= 0x7f || r == '"' || r == '\\' }) {
+					t.Errorf("got request id %q; want at most 128 printable ASCII bytes", id)
+				}
+				for _, s := range []string{code, url.QueryEscape(code), opaque, secret, strings.TrimPrefix(basic, "Basic "), "eyJzdWIiOiJ5In0"} {
+					if strings.Contains(id+err.Error(), s) {
+						t.Errorf("%q survives in the request id %q or the error %q", s, id, err)
+					}
+				}
+			}
+		})
+	}
+}

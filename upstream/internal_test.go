@@ -1,12 +1,15 @@
 package upstream
 
 import (
+	"encoding/base64"
 	"errors"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dintero-facade/dintero-facade/internal/mask"
 )
 
 func TestBackoff(t *testing.T) {
@@ -299,5 +302,43 @@ func TestDecodeGrantNulls(t *testing.T) {
 	g, undecoded = decodeGrant([]byte(`{"id":"g","updated_at":"2023-11-07T05:31:56Z","oidc":{"client_id":"c","client_secret":"s","authority":"a"}}`), "x")
 	if len(undecoded) != 0 || g.CreatedAt != nil || g.UpdatedAt == nil || g.DeletedAt != nil || g.OIDC == nil || *g.OIDC != (OIDC{ClientID: "c", ClientSecret: "s", Authority: "a"}) {
 		t.Errorf("decodeGrant = %+v, undecoded %v; want updated_at and the oidc", g, undecoded)
+	}
+}
+
+// TestMayHoldMissesNothing: requestID skips the masker only when mayHold
+// says it would find nothing; every form the masker masks, of secrets of
+// every kind, embedded in an id, is seen by mayHold.
+func TestMayHoldMissesNothing(t *testing.T) {
+	const jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"
+	// "~~~~~~" has nothing to escape, and a base64 ("fn5+fn5+") other
+	// than its base64url ("fn5-fn5-").
+	secrets := []string{"123", "~~~~~~", "VC-SECRET/9731+x", "vc-abcdef1234567890XYZ", "s\xfb\xff?>~", "opaque-Caller-Token_42-and-more", "Bearer " + jwt, jwt, "Basic " + base64.StdEncoding.EncodeToString([]byte("client:s3cr3t"))}
+	for _, s := range secrets {
+		var ids []string
+		forms := []string{s, strings.ToUpper(s), strings.ToLower(s), url.QueryEscape(s), url.PathEscape(s), url.QueryEscape(url.QueryEscape(s)), strings.ToLower(url.QueryEscape(s)),
+			base64.StdEncoding.EncodeToString([]byte(s)), base64.RawStdEncoding.EncodeToString([]byte(s)), base64.URLEncoding.EncodeToString([]byte(s)), base64.RawURLEncoding.EncodeToString([]byte(s))}
+		if len(s) > 16 {
+			forms = append(forms, s[:16], s[:len(s)-1])
+		}
+		for _, f := range forms {
+			ids = append(ids, f, "id-"+f+"-x", "x"+f, f+"y")
+		}
+		ids = append(ids, "3f9c2a7e-5b1d-4c8e-9f00-1234567890ab", "req-123-x", "eyJ", "id-eyJhbGciOiJub25lIn0.eyJzdWIiOiJ5In0")
+		// Each secret alone: one that always takes the masker would hide
+		// what mayHold misses of another.
+		m := mask.New(s)
+		for _, id := range ids {
+			if m.Text(id) != id && !mayHold(id, []string{s}) {
+				t.Errorf("mayHold(%q, %q) = false; the masker masks it: %q", id, s, m.Text(id))
+			}
+		}
+	}
+	// An id that is too long is cut, masker or not.
+	if got := requestID(http.Header{"Request-Id": {strings.Repeat("x", 300)}}, "123456"); got != strings.Repeat("x", maxRequestIDLen) {
+		t.Errorf("a 300-byte id came back as %d bytes; want %d", len(got), maxRequestIDLen)
+	}
+	// A secret with bytes to escape always takes the masker; these not.
+	if mayHold("3f9c2a7e-5b1d-4c8e-9f00-0987654321ab", []string{"123456", "vc-abcdef1234567890XYZ", "Bearer " + jwt, jwt}) {
+		t.Error("mayHold of an id holding no secret = true; want the fast path")
 	}
 }

@@ -156,7 +156,7 @@ func (c *Client) send(ctx context.Context, call Call, account string, r *request
 func (r *request) finish(res *response, err error) (*response, Meta, error) {
 	m := Meta{Attempts: r.attempts, Sent: r.sent, Uncertain: r.uncertain}
 	if res != nil {
-		m.Status, m.RequestID = res.status, requestID(res.header)
+		m.Status, m.RequestID = res.status, requestID(res.header, r.secretValues()...)
 	}
 	if err != nil {
 		var e *Error

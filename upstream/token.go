@@ -51,10 +51,10 @@ func (c *Client) fetchToken(ctx context.Context, creds *Credentials) (tokensourc
 	}
 	var at accessToken
 	if err := json.Unmarshal(res.body, &at); err != nil {
-		return tokensource.Token{}, fmt.Errorf("%w: %w", ErrTokenFetch, &Error{StatusCode: res.status, RequestID: requestID(res.header), Reason: fmt.Errorf("%w: the token answer is not the documented JSON object", ErrDecode)})
+		return tokensource.Token{}, fmt.Errorf("%w: %w", ErrTokenFetch, &Error{StatusCode: res.status, RequestID: requestID(res.header, req.secretValues()...), Reason: fmt.Errorf("%w: the token answer is not the documented JSON object", ErrDecode)})
 	}
 	if at.AccessToken == "" || !httpguts.ValidHeaderFieldValue(at.AccessToken) || (at.TokenType != "" && !strings.EqualFold(at.TokenType, "Bearer")) {
-		return tokensource.Token{}, fmt.Errorf("%w: %w", ErrTokenFetch, &Error{StatusCode: res.status, RequestID: requestID(res.header), Reason: fmt.Errorf("%w: no bearer access_token", ErrUnexpectedResponse)})
+		return tokensource.Token{}, fmt.Errorf("%w: %w", ErrTokenFetch, &Error{StatusCode: res.status, RequestID: requestID(res.header, req.secretValues()...), Reason: fmt.Errorf("%w: no bearer access_token", ErrUnexpectedResponse)})
 	}
 	c.opts.Observer.TokenFetched()
 	return tokensource.Token{Value: at.AccessToken, ExpiresIn: at.ExpiresIn}, nil

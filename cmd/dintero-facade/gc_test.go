@@ -17,6 +17,9 @@ func TestBinaryTunesTheCollector(t *testing.T) {
 		{"", "", `"gogc":400`},
 		{"250", "", `"gogc":250`},
 		{"off", "", `"gogc":-1`},
+		// The runtime ignores a malformed GOGC silently; the facade says
+		// so, once, and applies its own target.
+		{"abc", "", `"gogc":400`},
 		// The process started again with the stack setting, or kept the
 		// operator's.
 		{"", "", `"godebug":"gcshrinkstackoff=1"`},
@@ -37,6 +40,10 @@ func TestBinaryTunesTheCollector(t *testing.T) {
 			}
 			if !strings.Contains(line, tt.want) {
 				t.Errorf("the collector's line = %q; want it to hold %s", line, tt.want)
+			}
+			warned := strings.Count(p.stderr.String(), `"level":"WARN","msg":"GOGC is neither a whole number nor off`)
+			if want := map[bool]int{true: 1}[tt.gogc == "abc"]; warned != want || want == 1 && !strings.Contains(p.stderr.String(), `"GOGC":"\"abc\"","gogc":400`) {
+				t.Errorf("got %d warnings of GOGC=%q; want %d, naming it and the target:\n%s", warned, tt.gogc, want, p.stderr.String())
 			}
 		})
 	}

@@ -40,7 +40,11 @@ func main() {
 		os.Exit(2)
 	}
 	log := telemetry.NewLogger(os.Stderr, cfg.LogLevel)
-	gctune.Decide(os.Getenv, os.ReadFile, cfg.MaxConcurrent).Apply()
+	gc := gctune.Decide(os.Getenv, os.ReadFile, cfg.MaxConcurrent)
+	gc.Apply()
+	if gc.IgnoredGOGC != "" {
+		log.Warn("GOGC is neither a whole number nor off: ignored, the facade's own target applies", "GOGC", gc.IgnoredGOGC, "gogc", gc.GOGC)
+	}
 	gogc, memoryLimit := gctune.InEffect()
 	log.Info("garbage collector", "gogc", gogc, "memory_limit_bytes", memoryLimit, "godebug", os.Getenv("GODEBUG"))
 	if restartErr != nil {

@@ -14,6 +14,7 @@ import (
 
 	"go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -81,6 +82,20 @@ func TestNoSecretAnywhere(t *testing.T) {
 			loc.RawQuery = q.Encode()
 			w.Header().Set("Location", loc.String())
 			w.WriteHeader(rec.Code)
+		case "id echo":
+			// Dintero's request id echoing the code and the token.
+			w.Header().Set("Request-Id", "id-"+r.URL.Query().Get("verification_code")+"-"+r.Header.Get("Authorization"))
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = w.Write([]byte(`{"error":{"code":"bad_code","message":"spent"}}`))
+		case "id echo ok":
+			rec := httptest.NewRecorder()
+			fake.Mock.ServeHTTP(rec, r)
+			for k, v := range rec.Header() {
+				w.Header()[k] = v
+			}
+			w.Header().Set("Request-Id", r.URL.Query().Get("verification_code")+strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer "))
+			w.WriteHeader(rec.Code)
+			_, _ = w.Write(rec.Body.Bytes())
 		case "unauthorized":
 			dinterotest.WriteError(w, 401, "expired", "token "+r.Header.Get("Authorization")+" expired")
 		case "reset":
@@ -116,9 +131,10 @@ func TestNoSecretAnywhere(t *testing.T) {
 		if withToken {
 			ctx = metadata.AppendToOutgoingContext(ctx, "authorization", callerToken)
 		}
-		resp, err := f.client.Authorize(ctx, r)
+		var header, trailer metadata.MD
+		resp, err := f.client.Authorize(ctx, r, grpc.Header(&header), grpc.Trailer(&trailer))
 		idTokens = append(idTokens, resp.GetIdToken())
-		seen = append(seen, fmt.Sprint(status.Convert(err).Proto()))
+		seen = append(seen, fmt.Sprint(status.Convert(err).Proto()), fmt.Sprint(header), fmt.Sprint(trailer))
 		return status.Code(err)
 	}
 	// httpCall sends the code in the query, or with redeem in the JSON
@@ -130,14 +146,16 @@ func TestNoSecretAnywhere(t *testing.T) {
 			h["Authorization"] = callerToken
 		}
 		var c int
+		var header http.Header
 		var body []byte
 		if redeem {
 			b, _ := json.Marshal(map[string]string{"audience": r.Audience, "response_type": r.ResponseType, "client_id": r.ClientId, "verification_code": r.VerificationCode, "redirect_uri": r.RedirectUri})
 			h["Content-Type"] = "application/json"
-			c, _, body = dinterotest.DoBody(t, http.DefaultClient, http.MethodPost, f.httpURL+"/v1/accounts/"+r.Oid+"/auth/authorize:redeem", strings.NewReader(string(b)), h)
+			c, header, body = dinterotest.DoBody(t, http.DefaultClient, http.MethodPost, f.httpURL+"/v1/accounts/"+r.Oid+"/auth/authorize:redeem", strings.NewReader(string(b)), h)
 		} else {
-			c, _, body = f.do(t, http.MethodPost, "/v1/accounts/"+r.Oid+"/auth/authorize?"+q.Encode(), h)
+			c, header, body = f.do(t, http.MethodPost, "/v1/accounts/"+r.Oid+"/auth/authorize?"+q.Encode(), h)
 		}
+		seen = append(seen, fmt.Sprint(header))
 		if c != 200 {
 			seen = append(seen, string(body))
 		}
@@ -161,6 +179,9 @@ func TestNoSecretAnywhere(t *testing.T) {
 		{"echo", true, "T12345678", codes.InvalidArgument, 400},
 		{"echo", false, "T12345678", codes.InvalidArgument, 400},
 		{"oauth echo", true, "T12345678", codes.PermissionDenied, 403},
+		{"id echo", true, "T12345678", codes.InvalidArgument, 400},
+		{"id echo", false, "T12345678", codes.InvalidArgument, 400},
+		{"id echo ok", true, "T12345678", codes.OK, 200},
 		{"state echo", true, "T12345678", codes.Internal, 500},
 		{"unauthorized", false, "T12345678", codes.Unauthenticated, 401}, // drops the cached token
 		{"ok", false, "T12345678", codes.OK, 200},                        // a fresh one is fetched

@@ -66,6 +66,7 @@ func newGRPCServer(cfg Config, register func(grpc.ServiceRegistrar), interceptor
 	probes.Register(gs)
 	reflection.Register(gs)
 	tel.GRPC.InitializeMetrics(gs)
+	tel.TraceMethodsOf(gs)
 	return gs
 }
 
@@ -80,8 +81,12 @@ func newGatewayServer(ctx context.Context, cfg Config, register func(grpc.Servic
 	if err != nil {
 		return nil, err
 	}
+	paths, err := gateway.NewPaths()
+	if err != nil {
+		return nil, err
+	}
 	limit := cfg.MaxRecvMsgBytes
-	mux := httpMux(tel.Handler(gw), gateway.LimitHeaders(probes.Healthz(), limit), limit)
+	mux := httpMux(tel.Handler(gw, paths.Of), gateway.LimitHeaders(probes.Healthz(), limit), limit)
 	if cfg.MetricsAddr == "" {
 		mux.Handle("GET /metrics", gateway.LimitHeaders(tel.MetricsHandler(), limit))
 	}

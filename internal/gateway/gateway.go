@@ -191,15 +191,14 @@ const (
 )
 
 // incomingHeader passes X-Request-Id, User-Agent and Dintero-Mock-Fault
-// as the metadata a gRPC call has them in, and Grpc-Metadata-<key> as
-// <key>, as grpc-gateway does; grpc-gateway passes Authorization itself.
-// Other headers are not metadata: the service reads none.
+// as the metadata a gRPC call has them in; grpc-gateway passes
+// Authorization itself. No other header is metadata: the service reads
+// none, and a Grpc-Metadata-<key>, which grpc-gateway's default passes as
+// <key>, is refused before (checkHeaders).
 func incomingHeader(key string) (string, bool) {
-	switch k := textproto.CanonicalMIMEHeaderKey(key); {
-	case k == requestIDHeader, k == userAgentHeader, k == MockFaultHeader:
+	switch k := textproto.CanonicalMIMEHeaderKey(key); k {
+	case requestIDHeader, userAgentHeader, MockFaultHeader:
 		return strings.ToLower(k), true
-	case strings.HasPrefix(k, runtime.MetadataHeaderPrefix):
-		return k[len(runtime.MetadataHeaderPrefix):], true
 	}
 	return "", false
 }

@@ -7,7 +7,9 @@ import (
 	"io"
 	"net/http"
 	"regexp"
+	"strings"
 
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -84,8 +86,15 @@ func headerBytes(r *http.Request) (n int, largest string) {
 	return n + crlf, largest
 }
 
+// metadataHelp says why a Grpc-Metadata- header is refused.
+const metadataHelp = "none; the JSON API takes Authorization, X-Request-Id and Grpc-Timeout by their own names"
+
 // checkHeaders refuses what the gateway does not take in r's headers:
-// more than limit bytes of them (431), an X-Request-Id the facade cannot
+// more than limit bytes of them (431), any Grpc-Metadata-<key> (400:
+// grpc-gateway would pass it as metadata <key>, a second way to send the
+// authorization, the request id or a reserved grpc- key, past the checks
+// of their own headers; a token sent so and dropped would leave the call
+// on the facade's credentials), an X-Request-Id the facade cannot
 // use (which grpc-gateway would drop unseen and the facade replace), and a
 // Grpc-Timeout that is not gRPC's (grpc-gateway's own error names
 // nothing). It returns nil for headers it takes.
@@ -96,6 +105,11 @@ func checkHeaders(r *http.Request, rt *route, limit int) *refusalError {
 			st: refusal(codes.InvalidArgument, reasonHeadersTooLarge,
 				fmt.Sprintf("the request line and headers are %d bytes, over the limit of %d bytes (the largest field is %s)", n, limit, largest),
 				rt.sentMetadata(false)),
+		}
+	}
+	for k := range r.Header {
+		if len(k) >= len(runtime.MetadataHeaderPrefix) && strings.EqualFold(k[:len(runtime.MetadataHeaderPrefix)], runtime.MetadataHeaderPrefix) {
+			return badHeader(rt, runtime.MetadataHeaderPrefix+"*", metadataHelp)
 		}
 	}
 	if ids := r.Header.Values(requestIDHeader); len(ids) > 0 && !service.ValidRequestID(ids[0]) {

@@ -3,6 +3,7 @@ package gateway
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 
@@ -141,4 +142,54 @@ func (rt *route) allowHeader() string {
 		return ""
 	}
 	return strings.Join(rt.allow, ", ")
+}
+
+// maxRecordedSegments bounds the segments of a path that Paths records.
+const maxRecordedSegments = 12
+
+// Paths tells what a trace or a log may record of a request's path. The
+// caller chooses the path, and may put a secret in it: a query behind an
+// escaped "?" (authorize%3Fverification_code%3D…), a code as a segment. So
+// a path a route takes is recorded as that route's template
+// (/v1/accounts/{oid}/auth/authorize), and any other with each segment that
+// is not a literal of some route's template replaced by "*", cut after
+// maxRecordedSegments segments.
+type Paths struct {
+	routes   routes
+	literals map[string]bool
+}
+
+// NewPaths returns the Paths of the JSON API's routes.
+func NewPaths() (*Paths, error) {
+	rs, err := loadRoutes()
+	if err != nil {
+		return nil, err
+	}
+	p := &Paths{routes: rs, literals: map[string]bool{"": true}}
+	for _, rt := range rs {
+		for _, s := range rt.segs {
+			if !strings.HasPrefix(s, "{") {
+				p.literals[s] = true
+			}
+		}
+	}
+	return p, nil
+}
+
+// Of returns what may be recorded of r's path.
+func (p *Paths) Of(r *http.Request) string {
+	escaped := r.URL.EscapedPath()
+	if rt := p.routes.match(escaped); rt != nil {
+		return strings.Join(rt.segs, "/")
+	}
+	segs := strings.Split(escaped, "/")
+	if len(segs) > maxRecordedSegments+1 {
+		segs = append(segs[:maxRecordedSegments+1], "…")
+	}
+	for i, s := range segs {
+		if !p.literals[s] && s != "…" {
+			segs[i] = "*"
+		}
+	}
+	return strings.Join(segs, "/")
 }

@@ -1,5 +1,7 @@
 // Package gctune chooses the garbage collector's settings at start, unless
-// the operator set GOGC or GOMEMLIMIT: a higher target than Go's default,
+// the operator set GOGC or GOMEMLIMIT (a malformed GOMEMLIMIT stops the
+// runtime before main; a malformed GOGC it ignores, and so does gctune,
+// saying so): a higher target than Go's default,
 // bounded by a soft memory limit derived from the container's, or outside
 // one from the calls the facade may have in flight.
 package gctune
@@ -48,19 +50,35 @@ type Settings struct {
 	GOGC int
 	// MemoryLimit is the soft memory limit in bytes.
 	MemoryLimit int64
+	// IgnoredGOGC is the operator's GOGC, quoted and cut to maxQuoted
+	// bytes, when it is neither a whole number nor "off": the runtime
+	// ignores it silently (and collects at Go's default of 100), so the
+	// facade says so and sets its own target. "" when GOGC is unset or
+	// valid.
+	IgnoredGOGC string
 }
+
+// maxQuoted bounds the operator's value that a warning quotes.
+const maxQuoted = 32
 
 // Decide chooses the collector settings for a facade that may have
 // inFlight calls to Dintero in flight (--max-concurrent-upstream). Unless
-// GOGC is set, the target is defaultGOGC; because that lets the heap grow
+// GOGC is set to a value the runtime takes, the target is defaultGOGC; because that lets the heap grow
 // to five times the live heap, unless GOMEMLIMIT is set a soft memory
 // limit keeps it in bounds: 90 % of the container's memory limit, or
 // without one bytesPerCallInFlight for each call in flight, at least
 // defaultMemoryLimit.
 func Decide(getenv func(string) string, readFile func(string) ([]byte, error), inFlight int) Settings {
 	var s Settings
-	if getenv("GOGC") == "" {
+	switch v := getenv("GOGC"); {
+	case v == "":
 		s.GOGC = defaultGOGC
+	case !validGOGC(v):
+		s.GOGC = defaultGOGC
+		if len(v) > maxQuoted {
+			v = v[:maxQuoted] + "…"
+		}
+		s.IgnoredGOGC = strconv.QuoteToASCII(v)
 	}
 	if getenv("GOMEMLIMIT") == "" {
 		s.MemoryLimit = max(defaultMemoryLimit, perCall(inFlight))
@@ -69,6 +87,17 @@ func Decide(getenv func(string) string, readFile func(string) ([]byte, error), i
 		}
 	}
 	return s
+}
+
+// validGOGC reports whether the runtime takes v as GOGC: "off", or a
+// whole number that fits 32 bits, as strconv reads it (the runtime's own
+// test).
+func validGOGC(v string) bool {
+	if v == "off" {
+		return true
+	}
+	_, err := strconv.ParseInt(v, 10, 32)
+	return err == nil
 }
 
 // perCall is bytesPerCallInFlight for each of inFlight calls, no limit

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"regexp"
 	"runtime"
 	"time"
@@ -28,6 +29,7 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/stats"
 
 	"github.com/dintero-facade/dintero-facade/internal/reload"
 	"github.com/dintero-facade/dintero-facade/service"
@@ -66,6 +68,9 @@ type Telemetry struct {
 	tp   trace.TracerProvider
 	prop propagation.TextMapPropagator
 	stop func(context.Context) error
+	// methods are the full names of the gRPC server's methods
+	// (TraceMethodsOf), written before it serves.
+	methods map[string]bool
 }
 
 // New registers the metrics and, when o asks for it, sets up tracing.
@@ -75,6 +80,7 @@ func New(ctx context.Context, o Options) (*Telemetry, error) {
 		GRPC:     NewGRPCMetrics(),
 		prop:     propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}),
 		stop:     func(context.Context) error { return nil },
+		methods:  map[string]bool{},
 	}
 	// Beside the Go collector's usual figures, the runtime's account of
 	// its CPU by class: the collector's share of the CPU is what tells
@@ -159,19 +165,75 @@ func (t *Telemetry) Transport(base http.RoundTripper) http.RoundTripper {
 	return tracingTransport(base, t.tp, t.prop)
 }
 
-// GRPCOptions traces the gRPC server, when tracing is on.
+// GRPCOptions traces the gRPC server, when tracing is on. A span names
+// its method only when the server has it (TraceMethodsOf): the caller
+// chooses the name, and grpc-go tags a call before it looks the method
+// up, so a code sent as the name of a method that does not exist would
+// be the span's name and rpc.method. Any other is unknownMethod.
 func (t *Telemetry) GRPCOptions() []grpc.ServerOption {
 	if t.tp == nil {
 		return nil
 	}
-	return []grpc.ServerOption{grpc.StatsHandler(otelgrpc.NewServerHandler(otelgrpc.WithTracerProvider(t.tp), otelgrpc.WithPropagators(t.prop)))}
+	return []grpc.ServerOption{grpc.StatsHandler(knownMethods{Handler: otelgrpc.NewServerHandler(otelgrpc.WithTracerProvider(t.tp), otelgrpc.WithPropagators(t.prop)), known: t.methods})}
 }
 
-// Handler traces the gateway, when tracing is on.
-func (t *Telemetry) Handler(h http.Handler) http.Handler {
+// TraceMethodsOf gives the traces the methods s has registered: call it
+// after the last registration, before s serves.
+func (t *Telemetry) TraceMethodsOf(s *grpc.Server) {
+	if t.tp == nil {
+		return
+	}
+	for service, info := range s.GetServiceInfo() {
+		for _, m := range info.Methods {
+			t.methods["/"+service+"/"+m.Name] = true
+		}
+	}
+}
+
+// unknownMethod stands for a method name the server does not have.
+const unknownMethod = "/unknown/unknown"
+
+// knownMethods is a stats.Handler that tags a call of a method not in
+// known as unknownMethod.
+type knownMethods struct {
+	stats.Handler
+	known map[string]bool
+}
+
+func (h knownMethods) TagRPC(ctx context.Context, info *stats.RPCTagInfo) context.Context {
+	if !h.known[info.FullMethodName] {
+		tagged := *info
+		tagged.FullMethodName = unknownMethod
+		info = &tagged
+	}
+	return h.Handler.TagRPC(ctx, info)
+}
+
+// Handler traces the gateway, when tracing is on. The span records as the
+// request's path pathOf's answer, never the path itself: a caller chooses
+// the path, and may put a secret in it (a query behind an escaped "?", a
+// code in a segment), which the span's url.path would keep. h still gets
+// the request as it came.
+func (t *Telemetry) Handler(h http.Handler, pathOf func(*http.Request) string) http.Handler {
 	if t.tp == nil {
 		return h
 	}
-	return otelhttp.NewHandler(h, "gateway", otelhttp.WithTracerProvider(t.tp), otelhttp.WithPropagators(t.prop),
+	traced := otelhttp.NewHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if u, ok := r.Context().Value(urlKey{}).(*url.URL); ok {
+			r = r.WithContext(r.Context())
+			r.URL = u
+		}
+		h.ServeHTTP(w, r)
+	}), "gateway", otelhttp.WithTracerProvider(t.tp), otelhttp.WithPropagators(t.prop),
 		otelhttp.WithSpanNameFormatter(func(op string, r *http.Request) string { return op + " " + r.Method }))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		safe := &url.URL{Path: pathOf(r)}
+		r2 := r.WithContext(context.WithValue(r.Context(), urlKey{}, r.URL))
+		r2.URL = safe
+		traced.ServeHTTP(w, r2)
+	})
 }
+
+// urlKey carries a traced request's own URL past the tracing, which sees
+// only the path that may be recorded.
+type urlKey struct{}
