@@ -93,7 +93,11 @@ func (g goal) String() string {
 	about := g.about
 	if f := g.floor; f != nil && f.measured {
 		meets := "meets it"
-		if !f.holds() {
+		switch {
+		case f.holds():
+		case g.holds():
+			meets = "misses it"
+		default:
 			meets = "misses it too"
 		}
 		about += fmt.Sprintf("; the relay with every feature: %.3f, which %s", f.value, meets)

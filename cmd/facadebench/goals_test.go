@@ -316,3 +316,17 @@ func TestGoalsOfRoundsWithErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestGoalLineSaysWhoMisses: the relay with every feature "misses it too"
+// only beside a facade that misses it; beside one that holds, it misses
+// it, no "too" to read as the facade's miss.
+func TestGoalLineSaysWhoMisses(t *testing.T) {
+	g := withFloor(goal{name: "cpu", op: "<=", value: 1.2, target: 1.25, measured: true}, goal{op: "<=", value: 1.6, target: 1.25, measured: true})
+	if got := g.String(); !strings.Contains(got, " holds (") || !strings.HasSuffix(got, "the relay with every feature: 1.600, which misses it)") {
+		t.Errorf("got %q; want the goal held and the relay with every feature missing it, no too", got)
+	}
+	g.value = 1.3
+	if got := g.String(); !strings.HasSuffix(got, "which misses it too)") {
+		t.Errorf("got %q; want the relay with every feature missing it too", got)
+	}
+}
