@@ -6,6 +6,7 @@ package service
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"path"
 	"slices"
@@ -409,12 +410,18 @@ func resultName(r authv1.IdTokenVerification_Result) string {
 // request id. An authorization that is there but blank is refused: the
 // caller meant to bring a token (an unset $TOKEN, say), and the call must
 // neither go out with an empty one nor fall back to the facade's
-// credentials.
+// credentials. So is more than one (two authorization metadata values, two
+// Authorization headers through the gateway): the call would go out with
+// one, where a proxy in front, or the caller, may have checked or meant
+// the other.
 func callFrom(ctx context.Context, op string) (upstream.Call, error) {
 	var c upstream.Call
 	// ValueFromIncomingContext reads one key; FromIncomingContext would
 	// copy all the metadata on every call.
 	if v := metadata.ValueFromIncomingContext(ctx, "authorization"); len(v) > 0 {
+		if len(v) > 1 {
+			return c, statusOf(op, fmt.Errorf("%w: %d authorizations, want one", upstream.ErrBadAuthorization, len(v)), upstream.Meta{}).Err()
+		}
 		c.Authorization = strings.TrimSpace(v[0])
 		if c.Authorization == "" {
 			return c, statusOf(op, upstream.ErrBadAuthorization, upstream.Meta{}).Err()

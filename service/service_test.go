@@ -115,6 +115,36 @@ func TestBadAuthorization(t *testing.T) {
 	}
 }
 
+// TestRepeatedAuthorization: a call with more than one authorization is
+// refused BAD_AUTHORIZATION before anything is sent, whatever the values
+// and their order: the facade would use one, and a proxy in front, or the
+// caller, may have meant (or checked) the other. The facade's own
+// credentials are at hand, and not used either.
+func TestRepeatedAuthorization(t *testing.T) {
+	e := setup(t, credentials)
+	e.fake.AddCode("T123", goodAuthorize().GetVerificationCode())
+	e.fake.AddGrants("T123", "g")
+	for _, auths := range [][]string{{"Bearer tok-first-77", "Bearer tok-second-88"}, {"Bearer tok-first-77", ""}, {"Bearer tok-first-77", "Bearer tok-first-77"}} {
+		ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", auths[0], "authorization", auths[1])
+		_, err := e.client.Authorize(ctx, goodAuthorize())
+		st := status.Convert(err)
+		info, _ := details(st)
+		if st.Code() != codes.Unauthenticated || info.GetReason() != service.ErrorReasonBadAuthorization || info.GetMetadata()["verificationCodeSent"] != "false" {
+			t.Errorf("Authorize with authorizations %q: got %v %v; want Unauthenticated, BAD_AUTHORIZATION, not sent", auths, st.Code(), info)
+		}
+		if strings.Contains(st.Message(), "tok-") {
+			t.Errorf("the refusal %q quotes an authorization", st.Message())
+		}
+		_, err = e.client.DeleteClientGrant(ctx, &authv1.DeleteClientGrantRequest{Oid: "T123", Id: "g"})
+		if st := status.Convert(err); st.Code() != codes.Unauthenticated {
+			t.Errorf("DELETE with authorizations %q: got %v; want Unauthenticated", auths, st)
+		}
+	}
+	if n := len(e.fake.Requests()); n != 0 {
+		t.Errorf("%d requests reached Dintero; want none", n)
+	}
+}
+
 // TestDeletionReadInPart: a 2xx is a deletion; what cannot be read is
 // left unset, and the call's log line (at warn) and a metric say so.
 func TestDeletionReadInPart(t *testing.T) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -40,6 +41,34 @@ func TestGatewayBadAuthorization(t *testing.T) {
 				t.Errorf("authorize with %q: %s; want verification_code_sent false", auth, body)
 			}
 		}
+	}
+	if n := len(fake.Requests()); n != 0 {
+		t.Errorf("%d requests reached Dintero; want none", n)
+	}
+}
+
+// TestGatewayRepeatedAuthorization: two Authorization headers are refused
+// 401 BAD_AUTHORIZATION before anything reaches Dintero, never quoting
+// either: the call would go out with one of them, where a proxy in front
+// may have checked the other.
+func TestGatewayRepeatedAuthorization(t *testing.T) {
+	fake := dinterotest.New(t)
+	fake.AddGrants("T123", "g")
+	f := startFacade(t, fake.URL, []string{"--warm-timeout", "0"}, map[string]string{"DINTERO_CLIENT_ID": dinterotest.ClientID, "DINTERO_CLIENT_SECRET": dinterotest.ClientSecret, "DINTERO_ACCOUNT_ID": "T123"})
+	req, err := http.NewRequest(http.MethodDelete, f.httpURL+"/v1/accounts/T123/auth/client-grants/g", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Add("Authorization", "Bearer tok-first-77")
+	req.Header.Add("Authorization", "Bearer tok-second-88")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(string(body), "BAD_AUTHORIZATION") || strings.Contains(string(body), "tok-") {
+		t.Errorf("got %d %s; want 401 BAD_AUTHORIZATION, quoting neither", resp.StatusCode, body)
 	}
 	if n := len(fake.Requests()); n != 0 {
 		t.Errorf("%d requests reached Dintero; want none", n)

@@ -452,3 +452,62 @@ func TestGatewaySpanPathHoldsNoSecret(t *testing.T) {
 		}
 	}
 }
+
+// TestDinteroSpanHoldsNoEchoedSecret: a broken Dintero, or a proxy before
+// it, may answer with what the request carried: here the request line,
+// the authorize query with its verification code, and the Authorization
+// header, as the status line and a header line of an answer that does not
+// parse. The transport's error quotes the server's text; the call's error
+// and log line mask it, and so must the span of the call to Dintero (its
+// status, attributes and events), over gRPC and through the gateway.
+func TestDinteroSpanHoldsNoEchoedSecret(t *testing.T) {
+	const code, code2 = "vc-echo-SECRET-6161", "vc-echo-SECRET-6162"
+	fake := dinterotest.New(t)
+	fake.OpenKeys()
+	token := fake.Bearer("T123")[len("Bearer "):]
+	fake.HandleRaw(dinterotest.OpAuthorize, func(w http.ResponseWriter, r *http.Request) {
+		conn, buf, err := w.(http.Hijacker).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer conn.Close()
+		// The request line as the status line: its status code is
+		// the path and query, which net/http quotes.
+		fmt.Fprintf(buf, "%s %s %s\r\n", r.Method, r.URL.RequestURI(), r.Header.Get("Authorization"))
+		_ = buf.Flush()
+	})
+	rec := tracetest.NewSpanRecorder()
+	f := startFacade(t, fake.URL, nil, nil, func(o *Options) { o.TracerProvider = trace.NewTracerProvider(trace.WithSpanProcessor(rec)) })
+	ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+token)
+	_, err := f.client.Authorize(ctx, &authv1.AuthorizeRequest{Oid: "T123", Audience: dinteromock.Audience("T123"), ResponseType: "authenticate", ClientId: dinterotest.App, VerificationCode: code, RedirectUri: dinterotest.Callback})
+	if err == nil {
+		t.Fatal("got no error from a broken answer")
+	}
+	if strings.Contains(err.Error(), "SECRET") || strings.Contains(err.Error(), token) {
+		t.Errorf("the call's error holds a secret: %v", err)
+	}
+	status, _, body := f.do(t, http.MethodPost, "/v1/accounts/T123/auth/authorize?audience=https%3A%2F%2Fapi.dintero.com%2Fv1%2Faccounts%2FT123&response_type=authenticate&client_id=client-1&verification_code="+code2, map[string]string{"Authorization": "Bearer " + token})
+	if status == 200 || strings.Contains(string(body), "SECRET") {
+		t.Errorf("gateway: got %d %s; want an error without the code", status, body)
+	}
+	var dintero int
+	for _, s := range rec.Ended() {
+		text := fmt.Sprintf("%s %v %s", s.Name(), s.Attributes(), s.Status().Description)
+		for _, e := range s.Events() {
+			text += fmt.Sprintf(" %s %v", e.Name, e.Attributes)
+		}
+		if strings.Contains(text, "SECRET") || strings.Contains(text, token) {
+			t.Errorf("span %q holds a secret: %s", s.Name(), text)
+		}
+		if s.Name() == "Dintero POST" {
+			dintero++
+		}
+	}
+	if dintero != 2 {
+		t.Errorf("got %d spans of Dintero's authorize; want 2", dintero)
+	}
+	if logs := f.log.String(); strings.Contains(logs, "SECRET") || strings.Contains(logs, token) {
+		t.Errorf("the log holds a secret:\n%s", logs)
+	}
+}

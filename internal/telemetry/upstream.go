@@ -2,8 +2,12 @@ package telemetry
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -11,6 +15,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/dintero-facade/dintero-facade/internal/mask"
 	"github.com/dintero-facade/dintero-facade/upstream"
 )
 
@@ -19,6 +24,7 @@ import (
 // the whole URL as url.full, and authorize's query holds the one-time
 // verification code; so the query is taken off the request otelhttp sees and
 // put back on the one that goes on the wire.
+// The errors otelhttp records are masked on the way (restoreQuery).
 func tracingTransport(base http.RoundTripper, tp trace.TracerProvider, prop propagation.TextMapPropagator) http.RoundTripper {
 	inner := otelhttp.NewTransport(restoreQuery{next: base},
 		otelhttp.WithTracerProvider(tp),
@@ -38,11 +44,22 @@ type hideQuery struct {
 
 func (h hideQuery) RoundTrip(r *http.Request) (*http.Response, error) {
 	if r.URL.RawQuery == "" {
-		return h.next.RoundTrip(r)
+		res, err := h.next.RoundTrip(r)
+		return res, transportErr(err)
 	}
 	r2 := r.Clone(context.WithValue(r.Context(), queryKey{}, r.URL.RawQuery))
 	r2.URL.RawQuery = ""
-	return h.next.RoundTrip(r2)
+	res, err := h.next.RoundTrip(r2)
+	return res, transportErr(err)
+}
+
+// transportErr is the transport's own error where restoreQuery masked it
+// for the span.
+func transportErr(err error) error {
+	if m, ok := err.(*maskedError); ok {
+		return m.err
+	}
+	return err
 }
 
 // CloseIdleConnections closes the idle connections of the transport
@@ -64,7 +81,16 @@ func (h hideQuery) Warm(ctx context.Context, rawURL string) error {
 	return nil
 }
 
-// restoreQuery puts the query back before the request is sent.
+// restoreQuery puts the query back before the request is sent, and masks
+// the transport's errors, which otelhttp writes into the span as they are
+// (its status, from the round trip and from reading the body). Their text
+// may quote the server's: a status line that does not parse, an HTTP/2
+// GOAWAY's debug data. A broken Dintero, or a proxy before it, may echo
+// there what the request carried: the verification code in authorize's
+// query, the Authorization header. So every value of the query and the
+// Authorization value (with the credential it holds) are masked out of an
+// error, in every form internal/mask knows. hideQuery hands the transport's
+// own error back to the client, which masks it itself.
 type restoreQuery struct{ next http.RoundTripper }
 
 func (h restoreQuery) RoundTrip(r *http.Request) (*http.Response, error) {
@@ -72,7 +98,61 @@ func (h restoreQuery) RoundTrip(r *http.Request) (*http.Response, error) {
 		r = r.Clone(r.Context())
 		r.URL.RawQuery = q
 	}
-	return h.next.RoundTrip(r)
+	res, err := h.next.RoundTrip(r)
+	if err != nil {
+		return res, maskError(err, r)
+	}
+	if res != nil && res.Body != nil && res.Body != http.NoBody {
+		res.Body = &maskedBody{ReadCloser: res.Body, req: r}
+	}
+	return res, nil
+}
+
+// maskedError is a transport's error with the request's secrets masked out
+// of its text. It unwraps to the error, whose type is its ErrorType
+// (otelhttp's error.type).
+type maskedError struct {
+	err  error
+	text string
+}
+
+func (e *maskedError) Error() string     { return e.text }
+func (e *maskedError) Unwrap() error     { return e.err }
+func (e *maskedError) ErrorType() string { return fmt.Sprintf("%T", e.err) }
+
+// maskError masks r's secrets out of err's text.
+func maskError(err error, r *http.Request) error {
+	secrets := []string{r.URL.RawQuery}
+	if q, qerr := url.ParseQuery(r.URL.RawQuery); qerr == nil {
+		for _, vs := range q {
+			secrets = append(secrets, vs...)
+		}
+	}
+	if auth := r.Header.Get("Authorization"); auth != "" {
+		secrets = append(secrets, auth)
+		if _, cred, ok := strings.Cut(auth, " "); ok {
+			secrets = append(secrets, strings.TrimLeft(cred, " "))
+		}
+		if user, pass, ok := r.BasicAuth(); ok {
+			secrets = append(secrets, pass, user+":"+pass)
+		}
+	}
+	return &maskedError{err: err, text: mask.New(secrets...).Text(err.Error())}
+}
+
+// maskedBody masks its request's secrets out of the errors of a response
+// body's reads; io.EOF is passed as it is.
+type maskedBody struct {
+	io.ReadCloser
+	req *http.Request
+}
+
+func (b *maskedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && err != io.EOF {
+		err = maskError(err, b.req)
+	}
+	return n, err
 }
 
 // UpstreamMetrics is the upstream.Observer that exports the client's

@@ -46,7 +46,8 @@ const (
 	// credentials for the account. Nothing was sent.
 	ErrorReason_NO_CREDENTIALS ErrorReason = 3
 	// BAD_AUTHORIZATION: the authorization metadata is blank, of another
-	// scheme than Bearer, or not one token. Nothing was sent.
+	// scheme than Bearer, not one token, or given more than once. Nothing
+	// was sent.
 	ErrorReason_BAD_AUTHORIZATION ErrorReason = 4
 	// FACADE_BUSY: the facade has too many calls to Dintero in flight.
 	ErrorReason_FACADE_BUSY ErrorReason = 5
