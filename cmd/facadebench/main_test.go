@@ -166,6 +166,12 @@ func TestReportRemoteRatios(t *testing.T) {
 			t.Errorf("report lacks %q:\n%s", want, out.String())
 		}
 	}
+	// -cold-calls 0: no cold start, so no figure of one.
+	out.Reset()
+	reportRemote(&out, options{rounds: 1, latency: 50 * time.Millisecond, remoteConcurrency: []int{1000}}, paths, runs, nil, 90<<20)
+	if strings.Contains(out.String(), "cold_start_max_conns") {
+		t.Errorf("a report without a cold start gives its connections:\n%s", out.String())
+	}
 }
 
 func TestFeaturesFloorRelaysWithItsFeatures(t *testing.T) {

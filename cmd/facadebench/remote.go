@@ -425,11 +425,15 @@ func reportRemote(w io.Writer, o options, paths []path, runs map[string][]remote
 		fmt.Fprintf(w, "added_p99_ms_%s=%.2f\n", c, float64(f.p99-d.p99)/float64(time.Millisecond))
 		fmt.Fprintf(w, "facade_cpu_us_%s=%.1f\n", c, float64(f.cpuPerCall)/float64(time.Microsecond))
 	}
-	var maxConns int64
-	for _, c := range cold {
-		maxConns = max(maxConns, c.conns)
+	// Without a cold start (-cold-calls 0) there is no figure: a 0 would
+	// read as a cold start that opened no connection.
+	if len(cold) > 0 {
+		var maxConns int64
+		for _, c := range cold {
+			maxConns = max(maxConns, c.conns)
+		}
+		fmt.Fprintf(w, "cold_start_max_conns=%d\n", maxConns)
 	}
-	fmt.Fprintf(w, "cold_start_max_conns=%d\n", maxConns)
 	fmt.Fprintf(w, "facade_peak_rss_mib=%.1f\n", float64(rss)/(1<<20))
 	for _, conc := range o.remoteConcurrency {
 		printGCShare(w, "facade_grpc_"+strconv.Itoa(conc), med("facade_grpc@"+strconv.Itoa(conc)).sample)
