@@ -174,6 +174,21 @@ func TestReportRemoteRatios(t *testing.T) {
 	}
 }
 
+// TestReportRelayRSS: the relay floor's peak RSS is a figure only when
+// the floor carried the load (-only may leave it out).
+func TestReportRelayRSS(t *testing.T) {
+	var out bytes.Buffer
+	reportRelayRSS(&out, []path{{name: "direct"}, {name: "relay_floor"}}, 15<<20)
+	if got := out.String(); got != "relay_floor_peak_rss_mib=15.0\n" {
+		t.Errorf("with the floor run: got %q", got)
+	}
+	out.Reset()
+	reportRelayRSS(&out, []path{{name: "direct"}, {name: "facade_grpc"}}, 15<<20)
+	if got := out.String(); got != "" {
+		t.Errorf("with the floor left out by -only: got %q; want nothing", got)
+	}
+}
+
 func TestFeaturesFloorRelaysWithItsFeatures(t *testing.T) {
 	m, err := dinteromock.New(dinteromock.Options{Stateless: true})
 	if err != nil {
