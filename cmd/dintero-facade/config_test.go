@@ -102,6 +102,41 @@ func TestHelpListsFlagsAndEnv(t *testing.T) {
 	}
 }
 
+// TestHelpShowsDefaults: --help gives every flag's default that the
+// manual's table gives, the zero-looking ones too (--log-level's INFO is
+// slog.Level's zero, --shutdown-delay's 0s a Duration's, which the flag
+// package left out), and none for an empty string or a switch.
+func TestHelpShowsDefaults(t *testing.T) {
+	var out bytes.Buffer
+	if _, err := parseConfig([]string{"--help"}, envOf(nil), &out); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("got %v; want flag.ErrHelp", err)
+	}
+	entries := map[string]string{}
+	for _, e := range strings.Split(out.String(), "\n  -")[1:] {
+		name, _, _ := strings.Cut(e, "\n")
+		name, _, _ = strings.Cut(name, " ")
+		entries[name] = e
+	}
+	var c Config
+	for _, o := range c.options() {
+		e, ok := entries[o.Name]
+		if !ok {
+			t.Errorf("--help has no -%s:\n%s", o.Name, out.String())
+			continue
+		}
+		want := "(default " + fmt.Sprint(o.Default) + ")"
+		if o.Default == "" || o.Default == false {
+			if strings.Contains(e, "(default") {
+				t.Errorf("-%s: --help gives a default of nothing: %q", o.Name, e)
+			}
+			continue
+		}
+		if !strings.Contains(e, want) {
+			t.Errorf("-%s: --help says %q; want %s, as the manual's table", o.Name, e, want)
+		}
+	}
+}
+
 func TestConfigLogMasksSecret(t *testing.T) {
 	c, err := parseConfig(nil, envOf(map[string]string{"DINTERO_CLIENT_ID": "id", "DINTERO_CLIENT_SECRET": "s3cr3t-value", "DINTERO_ACCOUNT_ID": "T123"}), &bytes.Buffer{})
 	if err != nil {

@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"flag"
 	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -74,4 +77,52 @@ func TestManualFlags(t *testing.T) {
 		return
 	}
 	t.Errorf("%s's flags table is stale; run go test ./cmd/dintero-facade -run TestManualFlags -update\ngot:\n%s\nwant:\n%s", manual, got, want)
+}
+
+// fuzzTarget finds a fuzz target's declaration in a test file.
+var fuzzTarget = regexp.MustCompile(`(?m)^func (Fuzz\w+)\(\w+ \*testing\.F\)`)
+
+// TestFuzzTargetsListed: RELIABILITY.md's fuzzing table has a row for
+// every fuzz target of the module, as the README says ("every target is
+// listed"), named package.Target.
+func TestFuzzTargetsListed(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join(repoRoot, "docs", "RELIABILITY.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, table, ok := strings.Cut(string(doc), "## Hostile input: fuzzing\n")
+	if !ok {
+		t.Fatal("RELIABILITY.md has no section \"Hostile input: fuzzing\"")
+	}
+	table, _, _ = strings.Cut(table, "\n## ")
+	n := 0
+	err = filepath.WalkDir(repoRoot, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == "gen" || d.Name() == "testdata" || strings.HasPrefix(d.Name(), ".") && path != repoRoot) {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for _, m := range fuzzTarget.FindAllStringSubmatch(string(b), -1) {
+			n++
+			name := filepath.Base(filepath.Dir(path)) + "." + m[1]
+			if !strings.Contains(table, "| `"+name+"`") {
+				t.Errorf("%s (%s) has no row in RELIABILITY.md's fuzzing table", name, path)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n < 8 {
+		t.Errorf("found %d fuzz targets; the search is broken", n)
+	}
 }

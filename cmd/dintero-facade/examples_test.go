@@ -11,6 +11,7 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -145,7 +146,7 @@ func TestDocBlocks(t *testing.T) {
 	started := map[string]int{}
 	count := 0
 	for _, file := range docFiles(t) {
-		var prev *docBlock
+		var prev, bench *docBlock
 		for _, b := range parseBlocks(t, file) {
 			count++
 			kind, arg, _ := strings.Cut(b.marker, " ")
@@ -174,9 +175,22 @@ func TestDocBlocks(t *testing.T) {
 				}
 			case "doc:config":
 				checkConfig(t, b, arg)
-			case "doc:dintero", "doc:output", "doc:record", "doc:diagram":
+			case "doc:output":
+				// A report's rounds are those of the benchmark block above
+				// it, with its scenario.
+				for _, m := range roundsReport.FindAllStringSubmatch(b.text, -1) {
+					if bench == nil {
+						t.Errorf("%s: a report of %s rounds under no benchmark block", b, m[2])
+						continue
+					}
+					if got := benchRounds(*bench, benchFlags)[m[1]]; !slices.Contains(got, m[2]) {
+						t.Errorf("%s: the report says %s rounds; the commands of %s (scenario %q) run %v (facadebench's -rounds defaults to %s)", b, m[2], bench, m[1], got, benchFlags["rounds"])
+					}
+				}
+			case "doc:dintero", "doc:record", "doc:diagram":
 			case "doc:benchmark":
 				checkBenchmark(t, b, benchFlags)
+				bench = &b
 			default:
 				if step, ok := strings.CutPrefix(kind, "ship:"); ok {
 					if !slices.Contains(steps, step) {
@@ -224,6 +238,24 @@ func commands(text string) []string {
 		if c := strings.TrimSpace(chunk); c != "" {
 			out = append(out, c)
 		}
+	}
+	return out
+}
+
+// shellLines splits a block into the lines the shell reads, a line ending
+// in a backslash joined with the next; blank lines are left out.
+func shellLines(text string) []string {
+	var out []string
+	cur := ""
+	for _, l := range strings.Split(text, "\n") {
+		if c, ok := strings.CutSuffix(l, "\\"); ok {
+			cur += c + " "
+			continue
+		}
+		if l = strings.TrimSpace(cur + l); l != "" {
+			out = append(out, l)
+		}
+		cur = ""
 	}
 	return out
 }
@@ -286,24 +318,29 @@ func stringList(t *testing.T, file, name string) []string {
 	return out
 }
 
-// facadebenchFlags are the flags cmd/facadebench defines.
-func facadebenchFlags(t *testing.T) []string {
+// facadebenchFlags are the flags cmd/facadebench defines, each with its
+// default as main.go writes it.
+func facadebenchFlags(t *testing.T) map[string]string {
 	t.Helper()
 	f, err := parser.ParseFile(token.NewFileSet(), filepath.Join(repoRoot, "cmd", "facadebench", "main.go"), nil, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []string
+	out := map[string]string{}
 	ast.Inspect(f, func(n ast.Node) bool {
 		call, ok := n.(*ast.CallExpr)
-		if !ok || len(call.Args) < 2 {
+		if !ok || len(call.Args) < 3 {
 			return true
 		}
 		if sel, ok := call.Fun.(*ast.SelectorExpr); ok && strings.HasSuffix(sel.Sel.Name, "Var") {
 			if x, ok := sel.X.(*ast.Ident); ok && x.Name == "flag" {
 				if lit, ok := call.Args[1].(*ast.BasicLit); ok {
 					s, _ := strconv.Unquote(lit.Value)
-					out = append(out, s)
+					def := ""
+					if d, ok := call.Args[2].(*ast.BasicLit); ok {
+						def = d.Value
+					}
+					out[s] = def
 				}
 			}
 		}
@@ -312,18 +349,61 @@ func facadebenchFlags(t *testing.T) []string {
 	return out
 }
 
+// benchRounds gives the rounds of each facadebench command of a benchmark
+// block, by its -scenario ("" for loopback): -rounds, else its default.
+func benchRounds(b docBlock, benchFlags map[string]string) map[string][]string {
+	out := map[string][]string{}
+	for _, cmd := range shellLines(b.text) {
+		cmd, _, _ = strings.Cut(cmd, "#")
+		words := strings.Fields(cmd)
+		if len(words) < 3 || words[0] != "go" || words[1] != "run" || words[2] != "./cmd/facadebench" {
+			continue
+		}
+		scenario, rounds := "", benchFlags["rounds"]
+		for i, w := range words[3:] {
+			name, value, hasValue := strings.Cut(strings.TrimLeft(w, "-"), "=")
+			if !hasValue && 3+i+1 < len(words) {
+				value = words[3+i+1]
+			}
+			switch name {
+			case "scenario":
+				scenario = value
+			case "rounds":
+				rounds = value
+			}
+		}
+		if scenario == "loopback" {
+			scenario = ""
+		}
+		out[scenario] = append(out[scenario], rounds)
+	}
+	return out
+}
+
+// roundsClaim finds what a comment or a report's first line says of the
+// rounds: "3 rounds", and the report's scenario.
+var (
+	roundsComment = regexp.MustCompile(`#.*?\b(\d+) rounds\b`)
+	roundsReport  = regexp.MustCompile(`(?m)^facadebench(?: -scenario (\w+))?: (?:.*?; )?(\d+) rounds\b`)
+)
+
 // checkBenchmark checks a benchmark's commands: facadebench's flags exist,
 // and go test's packages are directories with benchmarks.
-func checkBenchmark(t *testing.T, b docBlock, benchFlags []string) {
+func checkBenchmark(t *testing.T, b docBlock, benchFlags map[string]string) {
 	t.Helper()
-	for _, cmd := range commands(b.text) {
+	for _, cmd := range shellLines(b.text) {
+		if m := roundsComment.FindStringSubmatch(cmd); m != nil {
+			if got := benchRounds(docBlock{text: cmd}, benchFlags); !slices.Contains(slices.Concat(slices.Collect(maps.Values(got))...), m[1]) {
+				t.Errorf("%s: %q says %s rounds; the command runs %v (facadebench's -rounds defaults to %s)", b, cmd, m[1], got, benchFlags["rounds"])
+			}
+		}
 		cmd, _, _ = strings.Cut(cmd, "#")
 		words := strings.Fields(cmd)
 		switch {
 		case len(words) >= 3 && words[0] == "go" && words[1] == "run" && words[2] == "./cmd/facadebench":
 			for _, w := range words[3:] {
 				name, _, _ := strings.Cut(strings.TrimLeft(w, "-"), "=")
-				if strings.HasPrefix(w, "-") && !slices.Contains(benchFlags, name) {
+				if _, ok := benchFlags[name]; strings.HasPrefix(w, "-") && !ok {
 					t.Errorf("%s: facadebench has no flag -%s", b, name)
 				}
 			}

@@ -166,6 +166,27 @@ func TestReportRemoteRatios(t *testing.T) {
 			t.Errorf("report lacks %q:\n%s", want, out.String())
 		}
 	}
+	// -cold-calls 0: no cold start, so no figure of one.
+	out.Reset()
+	reportRemote(&out, options{rounds: 1, latency: 50 * time.Millisecond, remoteConcurrency: []int{1000}}, paths, runs, nil, 90<<20)
+	if strings.Contains(out.String(), "cold_start_max_conns") {
+		t.Errorf("a report without a cold start gives its connections:\n%s", out.String())
+	}
+}
+
+// TestReportRelayRSS: the relay floor's peak RSS is a figure only when
+// the floor carried the load (-only may leave it out).
+func TestReportRelayRSS(t *testing.T) {
+	var out bytes.Buffer
+	reportRelayRSS(&out, []path{{name: "direct"}, {name: "relay_floor"}}, 15<<20)
+	if got := out.String(); got != "relay_floor_peak_rss_mib=15.0\n" {
+		t.Errorf("with the floor run: got %q", got)
+	}
+	out.Reset()
+	reportRelayRSS(&out, []path{{name: "direct"}, {name: "facade_grpc"}}, 15<<20)
+	if got := out.String(); got != "" {
+		t.Errorf("with the floor left out by -only: got %q; want nothing", got)
+	}
 }
 
 func TestFeaturesFloorRelaysWithItsFeatures(t *testing.T) {

@@ -321,9 +321,7 @@ func runRemote(o options) error {
 		cold = append(cold, cs)
 	}
 	reportRemote(os.Stdout, o, paths, runs, cold, rss)
-	// The floor's memory, with Go's defaults: what any relay on these
-	// libraries holds at this load.
-	fmt.Printf("relay_floor_peak_rss_mib=%.1f\n", float64(relayRSS)/(1<<20))
+	reportRelayRSS(os.Stdout, paths, relayRSS)
 	return nil
 }
 
@@ -425,11 +423,15 @@ func reportRemote(w io.Writer, o options, paths []path, runs map[string][]remote
 		fmt.Fprintf(w, "added_p99_ms_%s=%.2f\n", c, float64(f.p99-d.p99)/float64(time.Millisecond))
 		fmt.Fprintf(w, "facade_cpu_us_%s=%.1f\n", c, float64(f.cpuPerCall)/float64(time.Microsecond))
 	}
-	var maxConns int64
-	for _, c := range cold {
-		maxConns = max(maxConns, c.conns)
+	// Without a cold start (-cold-calls 0) there is no figure: a 0 would
+	// read as a cold start that opened no connection.
+	if len(cold) > 0 {
+		var maxConns int64
+		for _, c := range cold {
+			maxConns = max(maxConns, c.conns)
+		}
+		fmt.Fprintf(w, "cold_start_max_conns=%d\n", maxConns)
 	}
-	fmt.Fprintf(w, "cold_start_max_conns=%d\n", maxConns)
 	fmt.Fprintf(w, "facade_peak_rss_mib=%.1f\n", float64(rss)/(1<<20))
 	for _, conc := range o.remoteConcurrency {
 		printGCShare(w, "facade_grpc_"+strconv.Itoa(conc), med("facade_grpc@"+strconv.Itoa(conc)).sample)
@@ -439,4 +441,14 @@ func reportRemote(w io.Writer, o options, paths []path, runs map[string][]remote
 	printGoals(w, byRound(o.rounds, func(r int) []goal {
 		return remoteGoals(func(k string) remoteSample { return at(runs[k], r) }, cold, rss)
 	}))
+}
+
+// reportRelayRSS prints the relay floor's peak RSS, with Go's defaults:
+// what any relay on the facade's libraries holds at this load. When -only
+// left the floor out of paths it carried no load, and its idle memory is
+// no figure: nothing is printed.
+func reportRelayRSS(w io.Writer, paths []path, rss int64) {
+	if slices.ContainsFunc(paths, func(p path) bool { return p.name == "relay_floor" }) {
+		fmt.Fprintf(w, "relay_floor_peak_rss_mib=%.1f\n", float64(rss)/(1<<20))
+	}
 }

@@ -79,17 +79,23 @@ func (v *value[T]) Set(s string) error {
 	return nil
 }
 
+// String is the value's text. The flag package calls it on a value of no
+// field to learn whether a default is worth printing in --help: that is ""
+// (false for a switch), not T's zero, since a zero can be a default that
+// needs saying (slog.Level's zero is INFO, a Duration's 0s).
 func (v *value[T]) String() string {
 	if v == nil || v.p == nil {
-		var zero T
-		return fmt.Sprint(zero)
+		if v.IsBoolFlag() {
+			return "false"
+		}
+		return ""
 	}
 	return fmt.Sprint(*v.p)
 }
 
 // IsBoolFlag lets a bool flag stand alone (--mock).
 func (v *value[T]) IsBoolFlag() bool {
-	_, ok := any(v.p).(*bool)
+	_, ok := any((*T)(nil)).(*bool)
 	return ok
 }
 

@@ -60,21 +60,30 @@ type kind struct {
 	refused  string // the log line of a file that does not load
 }
 
-// watch calls load when a directory of files changes (a burst of events
-// once it settles) and when o.Signal fires, until ctx ends, and logs and
-// counts each outcome. It watches directories, not files, so that a
-// Kubernetes Secret or ConfigMap, replaced by a symlink swap (..data), is
-// seen. load returns the attributes of the reload's log line; on error the
-// previous content stays in force, which is load's to ensure.
+// watch calls load when one of files changes (a burst of events once it
+// settles) and when o.Signal fires, until ctx ends, and logs and counts
+// each outcome. It watches directories, not files, so that a Kubernetes
+// Secret or ConfigMap, replaced by a symlink swap (..data), is seen; an
+// event on any other name in those directories is ignored, since a file
+// written beside them (the facade's own log, redirected there, above all)
+// would otherwise reload them in a loop, every line a reload logs being
+// the next change. load returns the attributes of the reload's log line;
+// on error the previous content stays in force, which is load's to ensure.
 func watch(ctx context.Context, k kind, files []string, o Options, load func() ([]any, error)) error {
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
 		return fmt.Errorf("watching the %s: %w", k.label, err)
 	}
 	dirs := map[string]bool{}
+	watched := map[string]bool{}
 	for _, f := range files {
 		dir := filepath.Dir(f)
-		if f == "" || dirs[dir] {
+		if f == "" {
+			continue
+		}
+		watched[filepath.Clean(f)] = true
+		watched[filepath.Join(dir, "..data")] = true
+		if dirs[dir] {
 			continue
 		}
 		dirs[dir] = true
@@ -86,7 +95,7 @@ func watch(ctx context.Context, k kind, files []string, o Options, load func() (
 	o.Metrics.loaded(k.label)
 	go func() {
 		defer w.Close()
-		debounce(ctx, w, o.Signal, o.Log, func(why string) {
+		debounce(ctx, w, watched, o.Signal, o.Log, func(why string) {
 			attrs, err := load()
 			o.Metrics.reloaded(k.label, err)
 			if err != nil {
@@ -99,10 +108,10 @@ func watch(ctx context.Context, k kind, files []string, o Options, load func() (
 	return nil
 }
 
-// debounce calls changed("file changed") once a burst of w's events has
-// settled (a symlink swap is several events), and changed("SIGHUP") on each
-// signal from reload, until ctx ends.
-func debounce(ctx context.Context, w *fsnotify.Watcher, reload <-chan struct{}, log *slog.Logger, changed func(why string)) {
+// debounce calls changed("file changed") once a burst of w's events on the
+// paths in watched has settled (a symlink swap is several events), and
+// changed("SIGHUP") on each signal from reload, until ctx ends.
+func debounce(ctx context.Context, w *fsnotify.Watcher, watched map[string]bool, reload <-chan struct{}, log *slog.Logger, changed func(why string)) {
 	const settle = 100 * time.Millisecond
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
@@ -117,7 +126,7 @@ func debounce(ctx context.Context, w *fsnotify.Watcher, reload <-chan struct{}, 
 			if !ok {
 				return
 			}
-			if ev.Has(fsnotify.Chmod) && !ev.Has(fsnotify.Write) {
+			if (ev.Has(fsnotify.Chmod) && !ev.Has(fsnotify.Write)) || !watched[filepath.Clean(ev.Name)] {
 				continue
 			}
 			timer.Reset(settle)

@@ -215,3 +215,46 @@ func metricValue(t *testing.T, reg *prometheus.Registry, name string, labels map
 	t.Fatalf("no metric %s%v", name, labels)
 	return 0
 }
+
+// TestWatchIgnoresOtherFiles: other files in the watched directory, the
+// facade's own log redirected there above all, reload nothing. Before,
+// every event in the directory was a change: each line a reload logged
+// into that log was the next change, a reload every settling time for
+// ever ("why":"file changed", the file unchanged).
+func TestWatchIgnoresOtherFiles(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "credentials.yaml")
+	if err := os.WriteFile(file, []byte("- {account_id: T111, client_id: a, client_secret: s1}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	logFile, err := os.Create(filepath.Join(dir, "facade.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logFile.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	tg := &target{}
+	if err := reload.WatchCredentials(ctx, file, nil, tg, reload.Options{Log: slog.New(slog.NewJSONHandler(logFile, nil))}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(file, []byte("- {account_id: T111, client_id: a, client_secret: s2}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the changed file applied", func() bool {
+		c := tg.calls()
+		return len(c) > 0 && c[len(c)-1][0].ClientSecret == "s2"
+	})
+	time.Sleep(300 * time.Millisecond) // past the settling time of the change
+	n := len(tg.calls())
+	for i := range 3 {
+		if err := os.WriteFile(filepath.Join(dir, "other.txt"), []byte{byte(i)}, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond) // several settling times
+	if got := len(tg.calls()); got != n {
+		t.Errorf("%d reloads after other files changed (the log line of each reload written into the directory, another file written); want none", got-n)
+	}
+}
