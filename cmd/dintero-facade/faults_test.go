@@ -119,7 +119,12 @@ func TestFaults(t *testing.T) {
 			} else if st.Code() != tc.wantCode {
 				t.Errorf("got %v; want %v", err, tc.wantCode)
 			}
-			if took > tc.maxTime && !late {
+			// A maxTime of the caller's deadline or more is the deadline's
+			// own: grpc-go ends the call there, and a code other than
+			// DeadlineExceeded proves it came in time, so only a shorter
+			// bound (an answer at once, not a wait for a Retry-After) is
+			// timed, which a busy machine cannot stretch past it.
+			if tc.maxTime < deadline && took > tc.maxTime && !late {
 				t.Errorf("answered after %v; want within %v", took, tc.maxTime)
 			}
 			if tc.wantCalls > 0 {
