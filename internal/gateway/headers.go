@@ -87,7 +87,7 @@ func headerBytes(r *http.Request) (n int, largest string) {
 }
 
 // metadataHelp says why a Grpc-Metadata- header is refused.
-const metadataHelp = "none; the JSON API takes Authorization, X-Request-Id and Grpc-Timeout by their own names"
+const metadataHelp = "none; the JSON API takes Authorization, X-Request-Id, User-Agent and Grpc-Timeout by their own names"
 
 // checkHeaders refuses what the gateway does not take in r's headers:
 // more than limit bytes of them (431), any Grpc-Metadata-<key> (400:

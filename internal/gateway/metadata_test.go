@@ -91,6 +91,13 @@ func TestGatewayMetadataHeaders(t *testing.T) {
 		if code != http.StatusBadRequest || !strings.Contains(string(body), "invalid Grpc-Metadata-* header") || strings.Contains(string(body), "SECRET") {
 			t.Errorf("%d headers %.40v…: got %d %s; want 400 naming Grpc-Metadata-*, quoting nothing", len(h), h, code, body)
 		}
+		// The refusal says which headers to send instead: every one the
+		// JSON API reads by its own name.
+		for _, name := range []string{"Authorization", "X-Request-Id", "User-Agent", "Grpc-Timeout"} {
+			if !strings.Contains(string(body), name) {
+				t.Errorf("%.40v…: got %s; want the headers the API takes, %s among them", h, body, name)
+			}
+		}
 		select {
 		case c := <-rec.calls:
 			t.Errorf("%.40v…: the service was called, with %v", h, c.md)
