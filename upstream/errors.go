@@ -210,17 +210,22 @@ func requestID(h http.Header, secrets ...string) string {
 		// each answer.
 		return id
 	}
-	id = mask.New(secrets...).Text(id)
-	b := []byte(id)
+	// Masked before the replacement, which would spoil the forms with a
+	// space or a backslash (an Authorization value, an escaped copy), and
+	// after it, which can make a secret of what was none: a secret with an
+	// _ echoed with a tab there.
+	m := mask.New(secrets...)
+	b := []byte(m.Text(id))
 	for i, c := range b {
 		if c <= ' ' || c >= 0x7f || c == '"' || c == '\\' {
 			b[i] = '_'
 		}
 	}
-	if len(b) > maxRequestIDLen {
-		b = b[:maxRequestIDLen]
+	id = m.Text(string(b))
+	if len(id) > maxRequestIDLen {
+		id = id[:maxRequestIDLen]
 	}
-	return string(b)
+	return id
 }
 
 // safeID reports whether id is printable ASCII without spaces, quotes or

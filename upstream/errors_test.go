@@ -82,7 +82,7 @@ func TestEchoedSecretsAreMasked(t *testing.T) {
 	const jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"
 	// opaque is a caller's token that is no JWT: no pattern can find it,
 	// only the request's own list of secrets.
-	const opaque = "opaque-Caller-Token_42"
+	const opaque = "op_aque-Caller-Token-42"
 	basic := dinterotest.BasicAuth(dinterotest.ClientID, secret)
 	b64 := strings.TrimPrefix(basic, "Basic ")
 	tests := []struct {
@@ -218,7 +218,7 @@ func TestErrorText(t *testing.T) {
 // error alike.
 func TestDinteroRequestIDIsSafe(t *testing.T) {
 	const secret, code = "s3cr3t/client+PW=77", "VC-SECRET/9731+x"
-	const opaque = "opaque-Caller-Token_42"
+	const opaque = "op_aque-Caller-Token-42"
 	basic := dinterotest.BasicAuth(dinterotest.ClientID, secret)
 	for _, tc := range []struct {
 		name, id string
@@ -231,6 +231,8 @@ func TestDinteroRequestIDIsSafe(t *testing.T) {
 		{"the code, escaped", "id-" + url.QueryEscape(code), false, 400, ""},
 		{"the code on success", code, false, 302, ""},
 		{"the caller's token", opaque, false, 400, ""},
+		// Only the replacement of the tab makes it the token.
+		{"the caller's token, a tab for its _", strings.Replace(opaque, "_", "\t", 1), false, 400, ""},
 		{"the Authorization header", "Bearer " + opaque, false, 400, ""},
 		{"a JWT", "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ5In0.c2ln", false, 400, ""},
 		{"the Basic header", basic, true, 401, ""},
