@@ -156,6 +156,12 @@ var errHTTP1 = errors.New("the host does not speak HTTP/2")
 func (t *Transport) dialTLS(ctx context.Context, network, addr string, h2cfg *tls.Config) (net.Conn, error) {
 	t.pin.Do(t.pinHTTP1)
 	info := t.info(addr)
+	if info.speaksHTTP1() {
+		// A call that looked before the dial that learned it ended
+		// reaches here after: it goes to Std without a connection that
+		// would only say so again.
+		return nil, errHTTP1
+	}
 	info.startDial()
 	defer info.endDial()
 	if t.DialTimeout > 0 {

@@ -354,6 +354,33 @@ func TestHTTP1HostProbedAgain(t *testing.T) {
 	}
 }
 
+// TestHTTP1HostNotDialedAgain: a call that found the host's protocol
+// unknown, and reached H2 after the dial that learned HTTP/1.1 had ended
+// (a window a busy machine widens), dials nothing: H2's dial answers at
+// once, and the call goes to net/http's pool. A second dial cost a
+// connection beyond Std's bound in a cold start.
+func TestHTTP1HostNotDialedAgain(t *testing.T) {
+	fake := dinterotest.New(t, dinterotest.Options{CountOnly: true, Mock: dinteromock.Options{Stateless: true}})
+	srv, counts := tlsServer(t, fake, 0, false)
+	c, tr := tlsClient(t, srv, 5*time.Second)
+	if _, _, err := c.DeleteClientGrant(context.Background(), caller(fake), "T123", "g"); err != nil {
+		t.Fatal(err)
+	}
+	before := counts.accepted.Load()
+	req, err := http.NewRequest(http.MethodDelete, srv.URL+"/v1/accounts/T123/auth/users/g", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// As the late call does: straight to H2.
+	if resp, err := tr.H2.RoundTrip(req); err == nil {
+		resp.Body.Close()
+		t.Fatal("H2 reached an HTTP/1.1 host")
+	}
+	if n := counts.accepted.Load() - before; n != 0 {
+		t.Errorf("a late call to a host known to speak HTTP/1.1 made %d connections; want none", n)
+	}
+}
+
 // TestHTTP1DialBurstBounded: at a cold start, 500 calls at once to a host
 // that speaks HTTP/1.1 only open at most Std.MaxConnsPerHost connections
 // (and the one that learned the protocol), and all succeed, the others
