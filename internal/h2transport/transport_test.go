@@ -372,6 +372,7 @@ func TestHTTP1HostNotDialedAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 	// As the late call does: straight to H2.
+	//lint:ignore SA1019 the transport's own x/net Transport, as RoundTrip uses it
 	if resp, err := tr.H2.RoundTrip(req); err == nil {
 		resp.Body.Close()
 		t.Fatal("H2 reached an HTTP/1.1 host")
