@@ -21,6 +21,7 @@ import (
 
 	authv1 "github.com/dintero-facade/dintero-facade/gen/dintero/auth/v1"
 	"github.com/dintero-facade/dintero-facade/internal/dinterotest"
+	"github.com/dintero-facade/dintero-facade/internal/mask"
 	"github.com/dintero-facade/dintero-facade/service"
 	"github.com/dintero-facade/dintero-facade/upstream"
 )
@@ -429,5 +430,25 @@ func TestNotFoundIsBounded(t *testing.T) {
 	}
 	if n := base64.StdEncoding.EncodedLen(len(b)) + len(st.Message()); n > 6<<10 {
 		t.Errorf("the status takes %d bytes on the wire; want at most 6 KiB", n)
+	}
+}
+
+// TestStatusCutFreesNoCode: the status quotes Dintero's message cut, and
+// what Dintero echoed of the call is masked before it; a short code is
+// masked only as a word of its own, so a cut that takes away the rest of
+// its word must not leave it standing alone. Wherever the cut falls.
+func TestStatusCutFreesNoCode(t *testing.T) {
+	const code = "123"
+	m := mask.New(code)
+	for pad := range 1200 {
+		msg := strings.Repeat("x", pad) + "-" + code + "4567" + strings.Repeat("y", 1200)
+		st := service.StatusOf("Authorize", &upstream.Error{StatusCode: 400, Code: msg, Message: msg}, upstream.Meta{Sent: true})
+		b, err := protojson.Marshal(st.Proto())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := string(b); m.Text(got) != got {
+			t.Fatalf("cut after %d bytes: the status shows the code: %s", pad, m.Text(got))
+		}
 	}
 }

@@ -10,7 +10,6 @@ import (
 	"runtime"
 	"runtime/debug"
 	"time"
-	"unicode/utf8"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
@@ -18,6 +17,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/dintero-facade/dintero-facade/internal/mask"
 	"github.com/dintero-facade/dintero-facade/upstream"
 )
 
@@ -334,16 +334,14 @@ const (
 // cut shortens s to maxLogged bytes.
 func cut(s string) string { return cutN(s, maxLogged) }
 
-// cutN shortens s to at most n bytes, on a rune boundary, marking the cut.
+// cutN shortens s to at most n bytes, marking the cut. mask.Cut makes it:
+// what it cuts is often Dintero's text with the call's secrets masked, and
+// a plain cut could free a short one.
 func cutN(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
-	i := n
-	for i > 0 && !utf8.RuneStart(s[i]) {
-		i--
-	}
-	return s[:i] + "…(cut)"
+	return mask.Cut(s, n) + "…(cut)"
 }
 
 // reasonOf returns the reason of a status's ErrorInfo.

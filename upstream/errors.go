@@ -199,7 +199,7 @@ const maxRequestIDLen = 128
 // form of secrets (what the request carried), any Authorization value and
 // any JWT is masked; a byte that is not printable ASCII without spaces or
 // quotes becomes '_' (no log line can be forged with it); and the id is cut
-// to maxRequestIDLen bytes, or dropped when masking cannot keep it there.
+// to maxRequestIDLen bytes by mask.Cut, which frees no secret.
 func requestID(h http.Header, secrets ...string) string {
 	id := h.Get("Request-Id")
 	if id == "" {
@@ -221,23 +221,7 @@ func requestID(h http.Header, secrets ...string) string {
 			b[i] = '_'
 		}
 	}
-	id = m.Text(string(b))
-	// The cut can make a secret of what was none: a short one, masked
-	// only as a word of its own, whose neighbour the cut takes away. So
-	// the cut id is masked again, and cut again if the mask made it too
-	// long; a cut that falls in a mask exposes nothing, so this ends at
-	// once unless the secrets are made of the mask itself, when no id is
-	// passed on rather than one that may show them.
-	for range 4 {
-		if len(id) <= maxRequestIDLen {
-			return id
-		}
-		id = m.Text(id[:maxRequestIDLen])
-	}
-	if len(id) <= maxRequestIDLen {
-		return id
-	}
-	return ""
+	return mask.Cut(m.Text(string(b)), maxRequestIDLen)
 }
 
 // safeID reports whether id is printable ASCII without spaces, quotes or

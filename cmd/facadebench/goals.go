@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -227,16 +228,11 @@ func remoteGoals(sampleOf func(string) remoteSample, cold []coldSample, rss int6
 	}
 	f, ff := med("facade_grpc@1000"), med("relay_features@1000")
 	gs := []goal{withFloor(callsVsFloor(f), callsVsFloor(ff)), withFloor(callsVsNginx(f), callsVsNginx(ff)), withFloor(cpu1000(f), cpu1000(ff))}
-	var maxConns int64
-	coldMeasured := len(cold) > 0
-	for _, c := range cold {
-		maxConns = max(maxConns, c.conns)
-		// A cold start whose calls failed may have opened fewer
-		// connections than one that served them.
-		coldMeasured = coldMeasured && c.errors == 0
-	}
+	// A cold start whose calls failed may have opened fewer connections
+	// than one that served them.
+	coldMeasured := len(cold) > 0 && !slices.ContainsFunc(cold, func(c coldSample) bool { return c.errors > 0 })
 	gs = append(gs,
-		goal{name: "cold_start_conns", value: float64(maxConns), op: "<=", target: 32, measured: coldMeasured, whole: true, about: "most TCP connections to Dintero in a cold start"},
+		goal{name: "cold_start_conns", value: float64(maxConns(cold)), op: "<=", target: 32, measured: coldMeasured, whole: true, about: "most TCP connections to Dintero in a cold start"},
 		goal{name: "peak_rss_mib", value: float64(rss) / (1 << 20), op: "<=", target: 100, measured: rss > 0, whole: true, about: "facade's peak RSS in MiB, its own memory settings"},
 	)
 	rf200, d := med("relay_floor@200"), med("direct@200")

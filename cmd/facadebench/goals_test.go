@@ -246,27 +246,25 @@ func TestGoalsJudgedByRound(t *testing.T) {
 // "below the floor" would excuse a miss that two rounds of three say is
 // the facade's own.
 func TestGoalVerdictIsMostRounds(t *testing.T) {
-	rounds := []struct{ facade, features float64 }{{1.30, 1.20}, {1.25, 1.40}, {1.20, 1.10}}
-	got := byRound(len(rounds), func(r int) []goal {
-		g := goal{name: "cpu", op: "<=", target: 1.15, measured: true}
-		f := g
-		g.value, f.value = rounds[r].facade, rounds[r].features
-		return []goal{withFloor(g, f)}
-	})
-	if v := got[0].verdict(); v != "FAILS" {
-		t.Errorf("verdict %q of rounds %v; want FAILS, two rounds of three", v, got[0].rounds)
-	}
-	// And the other way: below the floor in two rounds of three, the
-	// goal is below the floor, whichever round has the median slack.
-	rounds = []struct{ facade, features float64 }{{1.30, 1.40}, {1.25, 1.20}, {1.20, 1.30}}
-	got = byRound(len(rounds), func(r int) []goal {
-		g := goal{name: "cpu", op: "<=", target: 1.15, measured: true}
-		f := g
-		g.value, f.value = rounds[r].facade, rounds[r].features
-		return []goal{withFloor(g, f)}
-	})
-	if v := got[0].verdict(); v != "below the floor" {
-		t.Errorf("verdict %q of rounds %v; want below the floor, two rounds of three", v, got[0].rounds)
+	type round struct{ facade, features float64 }
+	for _, tc := range []struct {
+		rounds []round
+		want   string
+	}{
+		{[]round{{1.30, 1.20}, {1.25, 1.40}, {1.20, 1.10}}, "FAILS"},
+		// And the other way: below the floor in two rounds of three, the
+		// goal is below the floor, whichever round has the median slack.
+		{[]round{{1.30, 1.40}, {1.25, 1.20}, {1.20, 1.30}}, "below the floor"},
+	} {
+		got := byRound(len(tc.rounds), func(r int) []goal {
+			g := goal{name: "cpu", op: "<=", target: 1.15, measured: true}
+			f := g
+			g.value, f.value = tc.rounds[r].facade, tc.rounds[r].features
+			return []goal{withFloor(g, f)}
+		})
+		if v := got[0].verdict(); v != tc.want {
+			t.Errorf("verdict %q of rounds %v; want %q, two rounds of three", v, got[0].rounds, tc.want)
+		}
 	}
 }
 

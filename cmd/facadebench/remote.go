@@ -426,11 +426,7 @@ func reportRemote(w io.Writer, o options, paths []path, runs map[string][]remote
 	// Without a cold start (-cold-calls 0) there is no figure: a 0 would
 	// read as a cold start that opened no connection.
 	if len(cold) > 0 {
-		var maxConns int64
-		for _, c := range cold {
-			maxConns = max(maxConns, c.conns)
-		}
-		fmt.Fprintf(w, "cold_start_max_conns=%d\n", maxConns)
+		fmt.Fprintf(w, "cold_start_max_conns=%d\n", maxConns(cold))
 	}
 	fmt.Fprintf(w, "facade_peak_rss_mib=%.1f\n", float64(rss)/(1<<20))
 	for _, conc := range o.remoteConcurrency {
@@ -451,4 +447,13 @@ func reportRelayRSS(w io.Writer, paths []path, rss int64) {
 	if slices.ContainsFunc(paths, func(p path) bool { return p.name == "relay_floor" }) {
 		fmt.Fprintf(w, "relay_floor_peak_rss_mib=%.1f\n", float64(rss)/(1<<20))
 	}
+}
+
+// maxConns is the most TCP connections to Dintero any of cold opened.
+func maxConns(cold []coldSample) int64 {
+	var n int64
+	for _, c := range cold {
+		n = max(n, c.conns)
+	}
+	return n
 }

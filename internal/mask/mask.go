@@ -51,6 +51,10 @@ type Masker struct {
 // minPrefix is the shortest cut copy of a secret that is masked.
 const minPrefix = 16
 
+// minForm is the shortest secret masked in every form, wherever it
+// stands; a shorter one is masked only as a word of its own.
+const minForm = 4
+
 // New returns a Masker of secrets; empty ones are ignored.
 func New(secrets ...string) Masker {
 	var forms, words, long []string
@@ -58,7 +62,7 @@ func New(secrets ...string) Masker {
 		switch {
 		case s == "":
 			continue
-		case len(s) < 4:
+		case len(s) < minForm:
 			words = append(words, s)
 			continue
 		}
@@ -125,25 +129,58 @@ func (m Masker) JSON(v any) any {
 	return v
 }
 
+// Cut shortens text that Text masked to at most n bytes, on a rune
+// boundary, without freeing a secret. A short secret is masked only where
+// it stands as a word, so a cut between two letters or digits could free
+// one that ended there: when the cut splits a run of letters and digits
+// and keeps fewer than minForm bytes of it, it drops them too.
+func Cut(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	if next, _ := utf8.DecodeRuneInString(s[n:]); !isWordRune(next) {
+		return s[:n]
+	}
+	start := n
+	for start > 0 && n-start < minForm {
+		r, size := utf8.DecodeLastRuneInString(s[:start])
+		if !isWordRune(r) {
+			break
+		}
+		start -= size
+	}
+	if n-start < minForm {
+		n = start
+	}
+	return s[:n]
+}
+
 // maskWord masks w in s wherever it stands as a word: no letter or digit
-// touches it.
+// touches a letter or digit at either of its ends (another would make it
+// part of a longer word).
 func maskWord(s, w string) string {
+	first, _ := utf8.DecodeRuneInString(w)
+	last, _ := utf8.DecodeLastRuneInString(w)
 	var b strings.Builder
-	for {
-		i := strings.Index(s, w)
+	for from := 0; ; {
+		i := strings.Index(s[from:], w)
 		if i < 0 {
-			b.WriteString(s)
+			b.WriteString(s[from:])
 			return b.String()
 		}
+		i += from
 		before, _ := utf8.DecodeLastRuneInString(s[:i])
 		after, _ := utf8.DecodeRuneInString(s[i+len(w):])
-		b.WriteString(s[:i])
-		if i > 0 && isWordRune(before) || i+len(w) < len(s) && isWordRune(after) {
+		b.WriteString(s[from:i])
+		if i > 0 && isWordRune(first) && isWordRune(before) || i+len(w) < len(s) && isWordRune(last) && isWordRune(after) {
 			b.WriteString(w)
 		} else {
 			b.WriteString(Redacted)
 		}
-		s = s[i+len(w):]
+		from = i + len(w)
 	}
 }
 

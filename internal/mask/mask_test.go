@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/dintero-facade/dintero-facade/internal/mask"
 )
@@ -30,6 +31,7 @@ func TestForms(t *testing.T) {
 		{"cut before 16 bytes: kept", "got " + secret[:15] + " then", "got " + secret[:15] + " then"},
 		{"a short secret as a word", "code ab refused", "code [REDACTED] refused"},
 		{"a short secret inside a word: kept", "absent", "absent"},
+		{"a short secret twice in a word: kept", "abab", "abab"},
 		{"any Authorization value", "header Basic Zm9vOmJhcg== echoed", "header Basic [REDACTED] echoed"},
 		{"a bearer after a tab", "bearer\tabcdefgh", "bearer [REDACTED]"},
 		{"a word after bearer: kept", "no Bearer token", "no Bearer token"},
@@ -110,4 +112,67 @@ func FuzzMask(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestCutFreesNoSecret: whatever the masked text and wherever the cut, Cut
+// keeps a prefix of at most n bytes on a rune boundary in which the masker
+// finds nothing more: a short secret, masked only as a word of its own,
+// is not freed by taking away its neighbour. Every text of up to five
+// runes over an alphabet of word and other runes, one and several bytes
+// long, is cut at every length, under secrets that begin or end with
+// either kind.
+func TestCutFreesNoSecret(t *testing.T) {
+	alphabet := []string{"1", "2", "-", " ", "é", "…"}
+	secrets := [][]string{{"12"}, {"1"}, {"1-"}, {"-1"}, {"2é"}, {"…1"}, {"1", "2-"}}
+	var texts []string
+	var grow func(s string, runes int)
+	grow = func(s string, runes int) {
+		texts = append(texts, s)
+		if runes == 5 {
+			return
+		}
+		for _, a := range alphabet {
+			grow(s+a, runes+1)
+		}
+	}
+	grow("", 0)
+	for _, ss := range secrets {
+		m := mask.New(ss...)
+		for _, text := range texts {
+			masked := m.Text(text)
+			for n := range len(masked) + 1 {
+				got := mask.Cut(masked, n)
+				switch {
+				case len(got) > n || !strings.HasPrefix(masked, got) || !utf8.ValidString(got):
+					t.Fatalf("Cut(%q, %d) = %q; want a prefix of at most %d bytes on a rune boundary", masked, n, got, n)
+				case m.Text(got) != got:
+					t.Fatalf("secrets %q: Cut(%q, %d) = %q frees a secret: %q", ss, masked, n, got, m.Text(got))
+				}
+			}
+		}
+	}
+}
+
+// TestCutKeeps: Cut drops no more than it must.
+func TestCutKeeps(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		n    int
+		want string
+	}{
+		{"request failed because the code was wrong", 36, "request failed because the code was "},
+		{strings.Repeat("x", 20), 10, strings.Repeat("x", 10)},
+		{"3f9c2a7e-5b1d-4c8e-9f00-1234567890ab", 20, "3f9c2a7e-5b1d-4c8e-"},
+		{"xxxx-1234567", 8, "xxxx-"},
+		{"xxxx-1234567", 9, "xxxx-1234"},
+		{"ab cd", 4, "ab "},
+		{"ab cd", 3, "ab "},
+		{"a1-2b", 4, "a1-"},
+		{"xy abé", 5, "xy "},
+		{"short", 10, "short"},
+	} {
+		if got := mask.Cut(tc.in, tc.n); got != tc.want {
+			t.Errorf("Cut(%q, %d) = %q; want %q", tc.in, tc.n, got, tc.want)
+		}
+	}
 }
